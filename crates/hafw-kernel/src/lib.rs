@@ -1,0 +1,1 @@
+//! Drivers, one module per kernel interface.

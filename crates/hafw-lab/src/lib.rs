@@ -1,0 +1,1 @@
+//! The emulated VPC and its test hosts.

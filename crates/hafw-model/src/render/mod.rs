@@ -1,0 +1,4 @@
+//! Pure renderings of a validated deployment.
+pub mod nft;
+pub mod node;
+pub mod terraform;
