@@ -1,1 +1,8 @@
 //! The emulated VPC and its test hosts.
+
+pub mod controller;
+pub mod havip;
+pub mod hosts;
+pub mod lab;
+mod neigh;
+pub mod topology;

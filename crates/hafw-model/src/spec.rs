@@ -123,6 +123,17 @@ impl EniRole {
             EniRole::Data => "data",
         }
     }
+    /// The interface name the role has inside a firewall (the lab names the
+    /// instance end of each ENI this way; the node plan uses the same names).
+    pub fn ifname(self) -> &'static str {
+        match self {
+            EniRole::Management => "mgmt",
+            EniRole::Untrust => "untrust",
+            EniRole::Trust => "trust",
+            EniRole::Ha2 => "ha2",
+            EniRole::Data => "data",
+        }
+    }
     /// Roles that carry customer traffic through the firewall.
     pub fn is_data(self) -> bool {
         matches!(self, EniRole::Untrust | EniRole::Trust | EniRole::Data)

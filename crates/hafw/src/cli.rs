@@ -34,3 +34,51 @@ pub fn validate(file: &Path) -> ExitCode {
         Err(code) => code,
     }
 }
+
+pub fn plan_terraform(file: &Path, output: Option<&Path>) -> ExitCode {
+    let dep = match load(file) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let files = hafw_model::render::terraform::render(&dep);
+    match output {
+        None => {
+            for (name, text) in files {
+                println!("# ---- {name}\n{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                eprintln!("error: cannot create {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            for (name, text) in files {
+                let path = dir.join(&name);
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+pub fn plan_node(file: &Path, node: &str) -> ExitCode {
+    let dep = match load(file) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    match hafw_model::render::node::plan(&dep, node) {
+        Ok(plan) => {
+            print!("{plan}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: error: {e}", file.display());
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}

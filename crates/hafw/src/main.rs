@@ -6,10 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cli;
+mod lab;
+mod node;
 
 #[derive(Parser)]
-#[command(name = "hafw", version, about = "Active/passive HA firewall for cloud VPCs")]
+#[command(name = "hafw", version, about = "Active/passive HA firewall pair for cloud VPCs (Alibaba Cloud HAVIP)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,15 +20,50 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a deployment file against the cloud's rules.
-    ///
-    /// Example: hafw validate examples/alicloud-havip.toml
+    /// Check a deployment file against the cloud's rules; exit 2 if it breaks any.
+    #[command(after_help = "Example: hafw validate examples/alicloud-havip.toml")]
     Validate { file: PathBuf },
+    /// Render what a deployment turns into.
+    #[command(subcommand)]
+    Plan(Plan),
+    /// Run a firewall node (needs root, nft).
+    #[command(after_help = "Example: hafw run --config examples/alicloud-havip.toml --node fw-a --standalone")]
+    Run(node::RunArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+    /// The emulated VPC in network namespaces (needs root).
+    #[command(subcommand)]
+    Lab(lab::LabCmd),
+}
+
+#[derive(Subcommand)]
+enum Plan {
+    /// Terraform for the aliyun/alicloud provider.
+    #[command(after_help = "Example: hafw plan terraform examples/alicloud-havip.toml -o tf/")]
+    Terraform {
+        file: PathBuf,
+        /// Write main.tf, variables.tf and outputs.tf here instead of printing them.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// One node's effective configuration: interfaces, addresses, routes, sysctls, nftables ruleset.
+    #[command(after_help = "Example: hafw plan node examples/alicloud-havip.toml --node fw-a")]
+    Node {
+        file: PathBuf,
+        #[arg(long)]
+        node: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { file } => cli::validate(&file),
+        Command::Plan(Plan::Terraform { file, output }) => cli::plan_terraform(&file, output.as_deref()),
+        Command::Plan(Plan::Node { file, node }) => cli::plan_node(&file, &node),
+        Command::Lab(cmd) => lab::run(cmd),
+        Command::Run(args) => node::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -1,1 +1,329 @@
-//! TODO
+//! The plan one firewall node applies: its interfaces, floating addresses,
+//! routes, sysctls, HA endpoints and timers, and the nftables ruleset. Pure:
+//! `hafw plan node` prints it and `hafw run` carries it out.
+
+mod display;
+mod sysctl;
+#[cfg(test)]
+mod tests;
+
+use crate::addr::{Cidr, Ip};
+use crate::render::nft::{self, HaPeer, Ruleset};
+use crate::spec::{Deployment, EniRole, Ha, HaProfile, Instance, Node};
+
+pub use sysctl::Sysctl;
+
+/// Everything one node needs, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePlan {
+    pub deployment: String,
+    pub node: String,
+    pub priority: u8,
+    pub key_file: String,
+    /// The other `[[node]]` of the pair; `None` for a lone node.
+    pub peer: Option<String>,
+    pub ha: HaPlan,
+    pub interfaces: Vec<Interface>,
+    /// Held only while the node is active.
+    pub floating: Vec<FloatingAddress>,
+    pub routes: Vec<RoutePlan>,
+    pub sysctls: Vec<Sysctl>,
+    pub ruleset: Ruleset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaPlan {
+    /// UDP heartbeats and the TCP session-sync stream both use it.
+    pub port: u16,
+    pub timers: HaTimers,
+    /// One heartbeat path per role in `policy.ha.paths`, in that order.
+    pub paths: Vec<HaPath>,
+}
+
+/// A heartbeat endpoint pair: this node's primary IP on the role's ENI and
+/// the peer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaPath {
+    pub role: EniRole,
+    pub ifname: String,
+    pub local: Ip,
+    pub peer: Option<Ip>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HaTimers {
+    pub profile: HaProfile,
+    pub heartbeat_interval_ms: u32,
+    /// Heartbeats missed on every path before the peer counts as lost.
+    pub miss_count: u32,
+}
+
+/// `default` must never fail over spuriously on a loaded 2-vCPU VM, where a
+/// scheduling stall of a few hundred milliseconds is ordinary: 200 ms x 5
+/// detects a dead peer in 1 s. The VPC's own HAVIP move is measured in
+/// seconds (alicloud-havip.md), so a faster detector buys little there.
+pub const DEFAULT_HEARTBEAT_MS: u32 = 200;
+pub const DEFAULT_MISS_COUNT: u32 = 5;
+/// `fast` is for idle hosts and the lab: 5 ms x 3 = 15 ms detection.
+pub const FAST_HEARTBEAT_MS: u32 = 5;
+pub const FAST_MISS_COUNT: u32 = 3;
+
+impl HaTimers {
+    /// The profile's timers, each overridden by an explicit setting.
+    pub fn resolve(ha: &Ha) -> HaTimers {
+        let (interval, misses) = match ha.profile {
+            HaProfile::Default => (DEFAULT_HEARTBEAT_MS, DEFAULT_MISS_COUNT),
+            HaProfile::Fast => (FAST_HEARTBEAT_MS, FAST_MISS_COUNT),
+        };
+        HaTimers {
+            profile: ha.profile,
+            heartbeat_interval_ms: ha.heartbeat_interval_ms.unwrap_or(interval),
+            miss_count: ha.miss_count.unwrap_or(misses),
+        }
+    }
+
+    /// How long after the peer's last heartbeat it is declared lost.
+    pub fn detection_ms(&self) -> u64 {
+        u64::from(self.heartbeat_interval_ms) * u64::from(self.miss_count)
+    }
+}
+
+/// One ENI as the node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub role: EniRole,
+    pub eni: String,
+    /// Deterministic Linux name (at most 15 bytes): the role's name, with a
+    /// number appended for a second ENI of the same role.
+    pub ifname: String,
+    pub vswitch: String,
+    /// The vSwitch CIDR: the connected network.
+    pub network: Cidr,
+    pub address: Ip,
+    pub gateway: Ip,
+    pub source_dest_check: bool,
+}
+
+impl Interface {
+    pub fn prefix_len(&self) -> u8 {
+        self.network.prefix_len()
+    }
+}
+
+/// A HAVIP address the active node adds to a data interface.
+///
+/// It is added as a /32, not with the vSwitch prefix: the primary IP already
+/// gives the connected route, a /32 adds only a local route, so the routing
+/// table is identical on the active and the passive node, and locally
+/// originated traffic (heartbeats, probes) keeps the primary IP as its
+/// source. With the vSwitch prefix it would be a secondary address of that
+/// subnet, which the kernel deletes with the primary unless promotion is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloatingAddress {
+    pub role: EniRole,
+    pub ifname: String,
+    pub address: Ip,
+}
+
+impl FloatingAddress {
+    pub const PREFIX_LEN: u8 = 32;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    pub destination: Cidr,
+    pub gateway: Ip,
+    pub ifname: String,
+}
+
+/// The plan for `node` (a `[[node]]` name). The deployment should have
+/// passed validation; a reference that still does not resolve is an error
+/// naming it, never a guess.
+pub fn plan(dep: &Deployment, node: &str) -> Result<NodePlan, String> {
+    let me = dep.node(node).ok_or_else(|| unknown_node(dep, node))?;
+    let instance = instance_of(dep, me)?;
+    let peer = dep.nodes.iter().find(|n| n.name != me.name);
+    let peer_instance = peer.map(|p| instance_of(dep, p)).transpose()?;
+    let interfaces = interfaces_of(dep, instance)?;
+    let peer_interfaces = peer_instance.map(|i| interfaces_of(dep, i)).transpose()?;
+    let ha = ha_plan(dep, &interfaces, peer_interfaces.as_deref())?;
+    let floating = floating(dep, &interfaces)?;
+    let routes = routes(dep, &interfaces)?;
+    let ha_peers = ha_peers(&ha, &interfaces, peer_interfaces.as_deref());
+    let ruleset = nft::ruleset(dep, &me.name, &interfaces, &ha_peers)?;
+    Ok(NodePlan {
+        deployment: dep.name.clone(),
+        node: me.name.clone(),
+        priority: me.priority,
+        key_file: me.key_file.clone(),
+        peer: peer.map(|p| p.name.clone()),
+        ha,
+        sysctls: sysctl::sysctls(&interfaces),
+        interfaces,
+        floating,
+        routes,
+        ruleset,
+    })
+}
+
+fn unknown_node(dep: &Deployment, node: &str) -> String {
+    let known: Vec<&str> = dep.nodes.iter().map(|n| n.name.as_str()).collect();
+    if known.is_empty() {
+        return format!("no node `{node}`: the deployment has no [[node]]; add one per firewall");
+    }
+    format!(
+        "no node `{node}` in the deployment; the nodes are: {}",
+        known.join(", ")
+    )
+}
+
+fn instance_of<'d>(dep: &'d Deployment, node: &Node) -> Result<&'d Instance, String> {
+    dep.instance(&node.name).ok_or_else(|| {
+        format!(
+            "node `{}` has no [[cloud.instance]] of that name; a node runs on the instance it is named after, so add the instance or rename the node (`hafw validate` lists every such error)",
+            node.name
+        )
+    })
+}
+
+/// The instance's ENIs in file order, named after their roles.
+fn interfaces_of(dep: &Deployment, instance: &Instance) -> Result<Vec<Interface>, String> {
+    let mut out: Vec<Interface> = Vec::with_capacity(instance.enis.len());
+    for eni in &instance.enis {
+        let vswitch = dep.vswitch(&eni.vswitch).ok_or_else(|| {
+            format!(
+                "ENI `{}` names vSwitch `{}`, which is not a [[cloud.vswitch]]; correct the name",
+                eni.name, eni.vswitch
+            )
+        })?;
+        let same_role = out.iter().filter(|i| i.role == eni.role).count();
+        // Role names are at most 7 bytes, so a numeric suffix stays far below
+        // the kernel's 15-byte limit (IFNAMSIZ - 1).
+        let ifname = match same_role {
+            0 => eni.role.ifname().to_string(),
+            n => format!("{}{n}", eni.role.ifname()),
+        };
+        out.push(Interface {
+            role: eni.role,
+            eni: eni.name.clone(),
+            ifname,
+            vswitch: vswitch.name.clone(),
+            network: vswitch.cidr,
+            address: eni.primary_ip,
+            gateway: vswitch.gateway(),
+            source_dest_check: eni.source_dest_check,
+        });
+    }
+    Ok(out)
+}
+
+fn by_role(interfaces: &[Interface], role: EniRole) -> Option<&Interface> {
+    interfaces.iter().find(|i| i.role == role)
+}
+
+fn ha_plan(
+    dep: &Deployment,
+    mine: &[Interface],
+    peer: Option<&[Interface]>,
+) -> Result<HaPlan, String> {
+    let ha = &dep.policy.ha;
+    let mut paths = Vec::with_capacity(ha.paths.len());
+    for &role in &ha.paths {
+        let local = by_role(mine, role).ok_or_else(|| {
+            format!(
+                "policy.ha.paths lists `{}`, but this node has no ENI with that role; add the ENI or remove the path",
+                role.as_str()
+            )
+        })?;
+        let peer_addr = match peer {
+            None => None,
+            Some(p) => Some(by_role(p, role).map(|i| i.address).ok_or_else(|| {
+                format!(
+                    "policy.ha.paths lists `{}`, but the peer node has no ENI with that role; add the ENI or remove the path",
+                    role.as_str()
+                )
+            })?),
+        };
+        paths.push(HaPath {
+            role,
+            ifname: local.ifname.clone(),
+            local: local.address,
+            peer: peer_addr,
+        });
+    }
+    Ok(HaPlan {
+        port: ha.port,
+        timers: HaTimers::resolve(ha),
+        paths,
+    })
+}
+
+/// Where the input chain accepts HA traffic from: the peer's end of every
+/// heartbeat path, and its HA2 address, which carries session sync even
+/// when HA2 is not a heartbeat path.
+fn ha_peers(ha: &HaPlan, mine: &[Interface], peer: Option<&[Interface]>) -> Vec<HaPeer> {
+    let mut out: Vec<HaPeer> = ha
+        .paths
+        .iter()
+        .filter_map(|p| {
+            p.peer.map(|address| HaPeer {
+                ifname: p.ifname.clone(),
+                address,
+            })
+        })
+        .collect();
+    let ha2 = by_role(mine, EniRole::Ha2).zip(peer.and_then(|p| by_role(p, EniRole::Ha2)));
+    if let Some((local, remote)) = ha2 {
+        let entry = HaPeer {
+            ifname: local.ifname.clone(),
+            address: remote.address,
+        };
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+fn floating(dep: &Deployment, mine: &[Interface]) -> Result<Vec<FloatingAddress>, String> {
+    let mut out = Vec::new();
+    for role in [EniRole::Untrust, EniRole::Trust, EniRole::Data] {
+        let Some(address) = dep.floating(role) else {
+            continue;
+        };
+        let iface = by_role(mine, role).ok_or_else(|| {
+            format!(
+                "policy.interface.{} has a floating address, but this node has no `{}` ENI; add the ENI or remove the floating address",
+                role.as_str(),
+                role.as_str()
+            )
+        })?;
+        out.push(FloatingAddress {
+            role,
+            ifname: iface.ifname.clone(),
+            address,
+        });
+    }
+    Ok(out)
+}
+
+fn routes(dep: &Deployment, mine: &[Interface]) -> Result<Vec<RoutePlan>, String> {
+    dep.policy
+        .routes
+        .iter()
+        .map(|r| {
+            let iface = by_role(mine, r.via).ok_or_else(|| {
+                format!(
+                    "the route to {} leaves via `{}`, but this node has no ENI with that role; correct `via`",
+                    r.destination,
+                    r.via.as_str()
+                )
+            })?;
+            Ok(RoutePlan {
+                destination: r.destination,
+                gateway: r.gateway.unwrap_or(iface.gateway),
+                ifname: iface.ifname.clone(),
+            })
+        })
+        .collect()
+}

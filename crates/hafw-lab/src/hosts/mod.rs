@@ -1,0 +1,30 @@
+//! The lab's test hosts, built into our own binary so a lab namespace needs
+//! no curl, ping or python: a web server and its client ([`web`],
+//! [`fetch`]), an echo host that tells each client the source address it saw
+//! ([`echo`], [`ask`]), and a prober that measures loss and outages through
+//! a failover ([`prober`], [`report`]).
+//!
+//! Everything here uses the standard library only and blocking sockets with
+//! threads: the hosts are small and their timing must not depend on a
+//! runtime's scheduler. Each program is a function that takes a config and a
+//! [`Stop`] and returns a `Result`.
+
+pub mod ask;
+pub mod echo;
+mod error;
+pub mod fetch;
+mod http;
+pub mod prober;
+pub mod report;
+mod sock;
+mod stop;
+pub mod web;
+
+pub use ask::{ask, ask_via};
+pub use echo::{serve_echo, EchoConfig, EchoServer, EchoStats};
+pub use error::HostError;
+pub use fetch::{fetch, Fetched};
+pub use prober::{probe, ProbeConfig};
+pub use report::{ProbeReport, ProbeResult};
+pub use stop::Stop;
+pub use web::{serve_web, WebConfig, WebServer, WebStats};

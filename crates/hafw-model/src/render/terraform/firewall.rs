@@ -1,0 +1,241 @@
+//! The firewall pair: its security group, the instances and their secondary
+//! ENIs.
+
+use super::hcl::{Block, Expr, File};
+use super::{label, reference};
+use crate::spec::{Action, Deployment, Instance, PortRange, Protocol, L4};
+
+pub const SECURITY_GROUP: &str = "firewall";
+
+pub fn security_group_id() -> String {
+    reference("alicloud_security_group", SECURITY_GROUP, "id")
+}
+
+/// One security group holds every firewall ENI. Intra-group traffic is
+/// dropped so that only the flows listed below reach a firewall: the HA
+/// heartbeats and what the policy accepts.
+pub fn security_group(dep: &Deployment, vpc_id: &str, f: &mut File) {
+    f.comment(
+        "One security group for every firewall ENI. Members of a group may talk\n\
+         freely unless inner_access_policy is Drop; it is, so only the rules below\n\
+         reach a firewall. The firewall's own policy still decides; these rules only\n\
+         keep out what the policy could never accept. Security groups are stateful,\n\
+         so replies need no rule; egress is open by default.",
+    );
+    f.block(
+        Block::new("resource", &["alicloud_security_group", SECURITY_GROUP])
+            .str("security_group_name", &format!("{}-firewall", dep.name))
+            .raw("vpc_id", vpc_id)
+            .str("inner_access_policy", "Drop"),
+    );
+    for rule in ingress_rules(dep) {
+        let ports = rule.ports.map_or("any".to_string(), |p| p.to_string());
+        let l = label::label(&["allow", rule.proto, &label::cidr(&rule.cidr), &ports]);
+        f.comment(&rule.why.join("; "));
+        f.block(
+            Block::new("resource", &["alicloud_security_group_rule", &l])
+                .str("type", "ingress")
+                .str("ip_protocol", rule.proto)
+                .str("nic_type", "intranet")
+                .str("policy", "accept")
+                .str("port_range", &port_range(rule.ports))
+                .raw("priority", "1")
+                .raw("security_group_id", security_group_id())
+                .str("cidr_ip", &rule.cidr),
+        );
+    }
+}
+
+struct Ingress {
+    proto: &'static str,
+    cidr: String,
+    ports: Option<PortRange>,
+    why: Vec<String>,
+}
+
+/// Ingress rules in a stable order: heartbeats (nodes, then paths, as
+/// written), then the policy's accept rules as written. Identical rules are
+/// merged, because the cloud refuses a duplicate rule in one group.
+fn ingress_rules(dep: &Deployment) -> Vec<Ingress> {
+    let mut out: Vec<Ingress> = Vec::new();
+    let mut add =
+        |proto: &'static str, cidr: String, ports: Option<PortRange>, why: String| match out
+            .iter_mut()
+            .find(|r| r.proto == proto && r.cidr == cidr && r.ports == ports)
+        {
+            Some(r) => r.why.push(why),
+            None => out.push(Ingress {
+                proto,
+                cidr,
+                ports,
+                why: vec![why],
+            }),
+        };
+    let ha = &dep.policy.ha;
+    let port = PortRange {
+        first: ha.port,
+        last: ha.port,
+    };
+    for node in &dep.nodes {
+        let Some(inst) = dep.instance(&node.name) else {
+            continue;
+        };
+        for role in &ha.paths {
+            if let Some(eni) = inst.eni_by_role(*role) {
+                let why = format!(
+                    "HA heartbeats (UDP {}) from {} over its {} path",
+                    ha.port,
+                    node.name,
+                    role.as_str()
+                );
+                add("udp", format!("{}/32", eni.primary_ip), Some(port), why);
+            }
+        }
+    }
+    for rule in dep
+        .policy
+        .rules
+        .iter()
+        .filter(|r| r.action == Action::Accept)
+    {
+        let sources: Vec<String> = if rule.source.is_empty() {
+            vec!["0.0.0.0/0".into()]
+        } else {
+            rule.source.iter().map(|p| p.0.to_string()).collect()
+        };
+        let (proto, ports) = match rule.protocol {
+            Protocol::Any => ("all", vec![None]),
+            Protocol::Icmp => ("icmp", vec![None]),
+            Protocol::Tcp => ("tcp", arrival_ports(dep, rule, L4::Tcp)),
+            Protocol::Udp => ("udp", arrival_ports(dep, rule, L4::Udp)),
+        };
+        for src in &sources {
+            for p in &ports {
+                add(proto, src.clone(), *p, format!("policy rule {}", rule.name));
+            }
+        }
+    }
+    out
+}
+
+/// The ports a rule's traffic has when it reaches the ENI. A rule names the
+/// port after DNAT; the security group sees the one before it, so a DNAT
+/// that translates into the rule adds its outside port.
+fn arrival_ports(dep: &Deployment, rule: &crate::spec::Rule, proto: L4) -> Vec<Option<PortRange>> {
+    if rule.ports.is_empty() {
+        return vec![Some(PortRange {
+            first: 1,
+            last: 65535,
+        })];
+    }
+    let mut out: Vec<Option<PortRange>> = rule.ports.iter().map(|p| Some(*p)).collect();
+    for d in dep.policy.nat.dnat.iter().filter(|d| d.protocol == proto) {
+        let inside = d.to_port.unwrap_or(d.port);
+        let to_rule_port = rule
+            .ports
+            .iter()
+            .any(|p| p.first <= inside && inside <= p.last);
+        let to_rule_dest = rule.destination.is_empty()
+            || rule.destination.iter().any(|p| p.contains(d.to_address));
+        let outside = Some(PortRange {
+            first: d.port,
+            last: d.port,
+        });
+        if to_rule_port && to_rule_dest && !out.contains(&outside) {
+            out.push(outside);
+        }
+    }
+    out
+}
+
+fn port_range(p: Option<PortRange>) -> String {
+    match p {
+        Some(p) => format!("{}/{}", p.first, p.last),
+        None => "-1/-1".into(),
+    }
+}
+
+/// The instance with its primary ENI (the first one written), then each
+/// further ENI and its attachment.
+pub fn instance(inst: &Instance, f: &mut File) {
+    let inst_label = label::name(&inst.name);
+    let Some((primary, rest)) = inst.enis.split_first() else {
+        f.comment(&format!(
+            "instance {} has no ENI and is not rendered; give it one (hafw validate)",
+            inst.name
+        ));
+        return;
+    };
+    let mut note = format!(
+        "Firewall {}. Its primary ENI {} ({}) is created with the instance.",
+        inst.name,
+        primary.name,
+        primary.role.as_str()
+    );
+    if !primary.source_dest_check {
+        note.push_str(
+            "\nThe file turns this ENI's source/destination check off, but alicloud_instance\n\
+             has no argument for the primary ENI's check: after apply, turn it off with\n\
+             ModifyNetworkInterfaceAttribute (SourceDestCheck=false) or in the console.",
+        );
+    }
+    f.comment(&note);
+    f.block(
+        Block::new("resource", &["alicloud_instance", &inst_label])
+            .str("instance_name", &inst.name)
+            .str("instance_type", &inst.instance_type)
+            .raw("image_id", "var.image_id")
+            .raw("key_name", "var.key_pair_name")
+            .raw("system_disk_category", "var.system_disk_category")
+            .raw(
+                "vswitch_id",
+                reference("alicloud_vswitch", &label::name(&primary.vswitch), "id"),
+            )
+            .str("private_ip", &primary.primary_ip.to_string())
+            .attr(
+                "security_groups",
+                Expr::List(vec![Expr::Raw(security_group_id())]),
+            ),
+    );
+    let mut previous: Option<String> = None;
+    for eni in rest {
+        let l = label::name(&eni.name);
+        f.block(
+            Block::new("resource", &["alicloud_ecs_network_interface", &l])
+                .str("network_interface_name", &eni.name)
+                .raw(
+                    "vswitch_id",
+                    reference("alicloud_vswitch", &label::name(&eni.vswitch), "id"),
+                )
+                .str("primary_ip_address", &eni.primary_ip.to_string())
+                .attr(
+                    "security_group_ids",
+                    Expr::List(vec![Expr::Raw(security_group_id())]),
+                )
+                .raw("source_dest_check", eni.source_dest_check.to_string()),
+        );
+        let attachment = Block::new(
+            "resource",
+            &["alicloud_ecs_network_interface_attachment", &l],
+        )
+        .raw(
+            "network_interface_id",
+            reference("alicloud_ecs_network_interface", &l, "id"),
+        )
+        .raw(
+            "instance_id",
+            reference("alicloud_instance", &inst_label, "id"),
+        );
+        let attachment = match &previous {
+            // Attaching one at a time, in the file's order, gives the guest
+            // its interfaces in that order and avoids the ECS
+            // OperationConflict error on parallel attachments.
+            Some(prev) => attachment.depends_on(vec![format!(
+                "alicloud_ecs_network_interface_attachment.{prev}"
+            )]),
+            None => attachment,
+        };
+        f.block(attachment);
+        previous = Some(l);
+    }
+}

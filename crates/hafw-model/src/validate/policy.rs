@@ -1,0 +1,412 @@
+//! Policy and nodes (rules 9 and 15): every role the policy names is an
+//! interface of every firewall, zones and rules refer to each other, and
+//! each node is one the HA pair can run.
+
+use std::collections::HashMap;
+
+use super::context::{names, use_one_of, Context, Report};
+use crate::spec::{EniRole, Instance, Protocol};
+
+pub(super) fn check(cx: &Context, r: &mut Report) {
+    roles(cx, r);
+    zones(cx, r);
+    rules(cx, r);
+    gateways(cx, r);
+    ha(cx, r);
+    nodes(cx, r);
+}
+
+/// Reports, in one diagnostic, the firewalls that have no ENI of `role`,
+/// which `what` uses.
+fn role_on_firewalls(cx: &Context, r: &mut Report, path: &str, what: &str, role: EniRole) {
+    let lacking: Vec<&Instance> = cx
+        .firewalls
+        .iter()
+        .map(|&i| cx.instance_at(i))
+        .filter(|inst| inst.eni_by_role(role).is_none())
+        .collect();
+    let Some(first) = lacking.first() else { return };
+    // Roles every lacking firewall has: the ones `what` could use instead.
+    let mut common: Vec<EniRole> = first.enis.iter().map(|e| e.role).collect();
+    common.sort();
+    common.dedup();
+    common.retain(|c| lacking.iter().all(|inst| inst.eni_by_role(*c).is_some()));
+    let common: Vec<&str> = common.iter().map(|c| c.as_str()).collect();
+    let role = role.as_str();
+    let lacking_names: Vec<&str> = lacking.iter().map(|i| i.name.as_str()).collect();
+    let (who, to, theirs) = match lacking_names.as_slice() {
+        [one] => (
+            format!("firewall `{one}` has"),
+            format!("`{one}`"),
+            "one of its roles",
+        ),
+        many => (
+            format!("firewalls {} have", names(many)),
+            "each".to_string(),
+            "a role they have",
+        ),
+    };
+    r.error(
+        path,
+        format!("{what} uses role {role}, but {who} no {role} ENI"),
+        if common.is_empty() {
+            format!("add a {role} ENI to {to}")
+        } else {
+            format!(
+                "add a {role} ENI to {to}, or use {theirs}: {}",
+                common.join(", ")
+            )
+        },
+    );
+}
+
+fn roles(cx: &Context, r: &mut Report) {
+    let p = &cx.dep.policy;
+    for (i, z) in p.zones.iter().enumerate() {
+        for (k, role) in z.interfaces.iter().enumerate() {
+            role_on_firewalls(
+                cx,
+                r,
+                &format!("policy.zone.{i}.interfaces.{k}"),
+                &format!("zone `{}`", z.name),
+                *role,
+            );
+        }
+    }
+    for (i, route) in p.routes.iter().enumerate() {
+        role_on_firewalls(
+            cx,
+            r,
+            &format!("policy.route.{i}.via"),
+            &format!("route {}", route.destination),
+            route.via,
+        );
+    }
+    for (k, role) in p.ha.paths.iter().enumerate() {
+        role_on_firewalls(cx, r, &format!("policy.ha.paths.{k}"), "HA path", *role);
+    }
+    for (i, m) in p.ha.link_monitors.iter().enumerate() {
+        for (k, role) in m.interfaces.iter().enumerate() {
+            role_on_firewalls(
+                cx,
+                r,
+                &format!("policy.ha.link_monitor.{i}.interfaces.{k}"),
+                "link monitor",
+                *role,
+            );
+        }
+    }
+    for (i, m) in p.ha.path_monitors.iter().enumerate() {
+        role_on_firewalls(
+            cx,
+            r,
+            &format!("policy.ha.path_monitor.{i}.via"),
+            &format!("path monitor `{}`", m.name),
+            m.via,
+        );
+    }
+}
+
+/// An interface belongs to one zone, or a packet's zone pair is ambiguous.
+fn zones(cx: &Context, r: &mut Report) {
+    let mut zone_of: HashMap<EniRole, &str> = HashMap::new();
+    for (i, z) in cx.dep.policy.zones.iter().enumerate() {
+        for (k, role) in z.interfaces.iter().enumerate() {
+            match zone_of.get(role) {
+                Some(first) => r.error(
+                    format!("policy.zone.{i}.interfaces.{k}"),
+                    format!(
+                        "interface {} is in zone `{}` and already in zone `{first}`",
+                        role.as_str(),
+                        z.name
+                    ),
+                    "put each interface in one zone",
+                ),
+                None => {
+                    zone_of.insert(*role, &z.name);
+                }
+            }
+        }
+    }
+}
+
+fn rules(cx: &Context, r: &mut Report) {
+    let p = &cx.dep.policy;
+    let zone_names: Vec<&str> = p.zones.iter().map(|z| z.name.as_str()).collect();
+    for (i, rule) in p.rules.iter().enumerate() {
+        for (key, zone) in [("from", &rule.from), ("to", &rule.to)] {
+            if !zone_names.contains(&zone.as_str()) {
+                r.error(
+                    format!("policy.rule.{i}.{key}"),
+                    format!(
+                        "rule `{}` {key} zone `{zone}`, which is not declared",
+                        rule.name
+                    ),
+                    if zone_names.is_empty() {
+                        "declare the zone with a [[policy.zone]] first".to_string()
+                    } else {
+                        use_one_of(&zone_names)
+                    },
+                );
+            }
+        }
+        if !rule.ports.is_empty() && !matches!(rule.protocol, Protocol::Tcp | Protocol::Udp) {
+            r.error(
+                format!("policy.rule.{i}.ports"),
+                format!(
+                    "rule `{}` lists ports but its protocol is {}",
+                    rule.name,
+                    rule.protocol.as_str()
+                ),
+                "set protocol = \"tcp\" or \"udp\", or remove ports",
+            );
+        }
+    }
+}
+
+/// A route's gateway must be on the link it leaves by: inside the vSwitch
+/// of the `via` ENI on each firewall.
+fn gateways(cx: &Context, r: &mut Report) {
+    for (i, route) in cx.dep.policy.routes.iter().enumerate() {
+        let Some(gw) = route.gateway else { continue };
+        let mut seen: Vec<&str> = Vec::new();
+        for &f in &cx.firewalls {
+            let Some(e) = cx.instance_at(f).eni_by_role(route.via) else {
+                continue;
+            };
+            let Some(v) = cx.vswitch(&e.vswitch) else {
+                continue;
+            };
+            if seen.contains(&v.name.as_str()) || v.cidr.contains(gw) {
+                continue;
+            }
+            seen.push(&v.name);
+            r.error(
+                format!("policy.route.{i}.gateway"),
+                format!(
+                    "route {} via {} has gateway {gw}, outside vSwitch `{}` ({}) of the {} ENI `{}`",
+                    route.destination,
+                    route.via.as_str(),
+                    v.name,
+                    v.cidr,
+                    route.via.as_str(),
+                    e.name
+                ),
+                format!(
+                    "choose a gateway inside {}, or leave gateway out to use the vSwitch gateway {}",
+                    v.cidr,
+                    v.gateway()
+                ),
+            );
+        }
+    }
+}
+
+fn ha(cx: &Context, r: &mut Report) {
+    let ha = &cx.dep.policy.ha;
+    if ha.paths.is_empty() {
+        r.error(
+            "policy.ha.paths",
+            "policy.ha.paths is empty; heartbeats need at least one path",
+            "list the interface roles heartbeats run over, e.g. paths = [\"management\", \"ha2\"]",
+        );
+    }
+    for (k, role) in ha.paths.iter().enumerate() {
+        if ha.paths[..k].contains(role) {
+            r.error(
+                format!("policy.ha.paths.{k}"),
+                format!("HA path {} is listed twice", role.as_str()),
+                "list each path once",
+            );
+        }
+    }
+    if ha.heartbeat_interval_ms == Some(0) {
+        r.error(
+            "policy.ha.heartbeat_interval_ms",
+            "heartbeat_interval_ms is 0",
+            "set a positive interval, or leave it out to use the profile's",
+        );
+    }
+    if ha.miss_count == Some(0) {
+        r.error(
+            "policy.ha.miss_count",
+            "miss_count is 0, which would declare the peer lost before any heartbeat is due",
+            "set miss_count to 1 or more, or leave it out to use the profile's",
+        );
+    }
+    if ha.port == 0 {
+        r.error(
+            "policy.ha.port",
+            "HA port 0 is not a port",
+            "choose a port from 1 to 65535",
+        );
+    }
+}
+
+fn nodes(cx: &Context, r: &mut Report) {
+    let nodes = &cx.dep.nodes;
+    if nodes.is_empty() {
+        r.error(
+            "node",
+            "no [[node]] is declared",
+            "declare a [[node]] for each firewall instance, one or two",
+        );
+    }
+    if nodes.len() > 2 {
+        r.error(
+            "node.2",
+            format!(
+                "{} nodes are declared; an HA pair has at most two",
+                nodes.len()
+            ),
+            "keep one [[node]] per firewall, two at most",
+        );
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        if n.priority == 0 {
+            r.error(
+                format!("node.{i}.priority"),
+                format!(
+                    "node `{}` has priority 0; priorities run from 1 to 255",
+                    n.name
+                ),
+                "set a priority from 1 to 255 (the higher wins the election)",
+            );
+        }
+        if n.key_file.trim().is_empty() {
+            r.error(
+                format!("node.{i}.key_file"),
+                format!("node `{}` has an empty key_file", n.name),
+                "set key_file to the absolute path of the pair's pre-shared key, e.g. /etc/hafw/ha.key",
+            );
+        } else if !n.key_file.starts_with('/') {
+            r.error(
+                format!("node.{i}.key_file"),
+                format!("node `{}` key_file `{}` is not an absolute path", n.name, n.key_file),
+                "write the absolute path, e.g. /etc/hafw/ha.key; the daemon's working directory is not the file's",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::validate::testing::{messages, seed_with};
+
+    #[test]
+    fn rules_name_declared_zones() {
+        let m = messages(&seed_with(r#"from = "untrust""#, r#"from = "dmz""#));
+        assert_eq!(
+            m,
+            vec!["rule `web-in` from zone `dmz`, which is not declared"]
+        );
+    }
+
+    #[test]
+    fn ports_need_tcp_or_udp() {
+        let m = messages(&seed_with(
+            r#"protocol = "tcp"
+ports"#,
+            r#"protocol = "icmp"
+ports"#,
+        ));
+        assert_eq!(
+            m,
+            vec!["rule `web-in` lists ports but its protocol is icmp"]
+        );
+    }
+
+    #[test]
+    fn an_interface_in_two_zones() {
+        let m = messages(&seed_with(
+            r#"interfaces = ["trust"]"#,
+            r#"interfaces = ["trust", "untrust"]"#,
+        ));
+        assert_eq!(
+            m,
+            vec!["interface untrust is in zone `trust` and already in zone `untrust`"]
+        );
+    }
+
+    #[test]
+    fn ha_paths_exist_on_every_firewall() {
+        let m = messages(&seed_with(
+            r#"paths = ["management", "ha2"]"#,
+            r#"paths = ["management", "data"]"#,
+        ));
+        assert_eq!(
+            m,
+            vec!["HA path uses role data, but firewalls `fw-a` and `fw-b` have no data ENI"]
+        );
+    }
+
+    #[test]
+    fn priority_zero_and_relative_key_file() {
+        let m = messages(&seed_with(
+            "priority = 100\nkey_file = \"/etc/hafw/ha.key\"",
+            "priority = 0\nkey_file = \"ha.key\"",
+        ));
+        assert_eq!(
+            m,
+            vec![
+                "node `fw-b` has priority 0; priorities run from 1 to 255",
+                "node `fw-b` key_file `ha.key` is not an absolute path"
+            ]
+        );
+    }
+
+    #[test]
+    fn equal_priorities_are_allowed() {
+        let m = messages(&seed_with("priority = 100", "priority = 200"));
+        assert!(m.is_empty(), "{m:?}");
+    }
+
+    #[test]
+    fn gateway_outside_the_via_vswitch() {
+        let m = messages(&seed_with(
+            "destination = \"0.0.0.0/0\"\nvia = \"untrust\"",
+            "destination = \"0.0.0.0/0\"\nvia = \"untrust\"\ngateway = \"10.0.2.1\"",
+        ));
+        assert_eq!(
+            m,
+            vec!["route 0.0.0.0/0 via untrust has gateway 10.0.2.1, outside vSwitch `untrust` (10.0.1.0/24) of the untrust ENI `fw-a-untrust`"]
+        );
+    }
+
+    #[test]
+    fn no_nodes() {
+        let mut dep = seed_with("", "");
+        dep.nodes.clear();
+        assert_eq!(messages(&dep), vec!["no [[node]] is declared"]);
+    }
+
+    #[test]
+    fn zero_timers_are_refused() {
+        let m = messages(&seed_with(
+            "[policy.ha]\n",
+            "[policy.ha]\nheartbeat_interval_ms = 0\nmiss_count = 0\nport = 0\n",
+        ));
+        assert_eq!(
+            m,
+            vec![
+                "heartbeat_interval_ms is 0",
+                "miss_count is 0, which would declare the peer lost before any heartbeat is due",
+                "HA port 0 is not a port"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_and_repeated_ha_paths() {
+        let m = messages(&seed_with(r#"paths = ["management", "ha2"]"#, "paths = []"));
+        assert_eq!(
+            m,
+            vec!["policy.ha.paths is empty; heartbeats need at least one path"]
+        );
+        let m = messages(&seed_with(
+            r#"paths = ["management", "ha2"]"#,
+            r#"paths = ["ha2", "ha2"]"#,
+        ));
+        assert_eq!(m, vec!["HA path ha2 is listed twice"]);
+    }
+}

@@ -1,0 +1,328 @@
+# Rendered by `hafw plan terraform` from deployment seed. Edit the deployment
+# file and render again rather than editing this file.
+terraform {
+  required_providers {
+    alicloud = {
+      source  = "aliyun/alicloud"
+      version = ">= 1.211.0"
+    }
+  }
+}
+
+# Credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET
+# (or use a profile); they are never written here.
+provider "alicloud" {
+  region = var.region
+}
+
+resource "alicloud_vpc" "hafw-vpc" {
+  vpc_name   = "hafw-vpc"
+  cidr_block = "10.0.0.0/16"
+}
+
+resource "alicloud_vswitch" "mgmt" {
+  vswitch_name = "mgmt"
+  vpc_id       = alicloud_vpc.hafw-vpc.id
+  cidr_block   = "10.0.0.0/24"
+  zone_id      = "cn-hangzhou-h"
+}
+
+resource "alicloud_vswitch" "untrust" {
+  vswitch_name = "untrust"
+  vpc_id       = alicloud_vpc.hafw-vpc.id
+  cidr_block   = "10.0.1.0/24"
+  zone_id      = "cn-hangzhou-h"
+}
+
+resource "alicloud_vswitch" "trust" {
+  vswitch_name = "trust"
+  vpc_id       = alicloud_vpc.hafw-vpc.id
+  cidr_block   = "10.0.2.0/24"
+  zone_id      = "cn-hangzhou-h"
+}
+
+resource "alicloud_vswitch" "ha2" {
+  vswitch_name = "ha2"
+  vpc_id       = alicloud_vpc.hafw-vpc.id
+  cidr_block   = "10.0.3.0/24"
+  zone_id      = "cn-hangzhou-h"
+}
+
+resource "alicloud_vswitch" "servers" {
+  vswitch_name = "servers"
+  vpc_id       = alicloud_vpc.hafw-vpc.id
+  cidr_block   = "10.0.10.0/24"
+  zone_id      = "cn-hangzhou-h"
+}
+
+# One security group for every firewall ENI. Members of a group may talk
+# freely unless inner_access_policy is Drop; it is, so only the rules below
+# reach a firewall. The firewall's own policy still decides; these rules only
+# keep out what the policy could never accept. Security groups are stateful,
+# so replies need no rule; egress is open by default.
+resource "alicloud_security_group" "firewall" {
+  security_group_name = "seed-firewall"
+  vpc_id              = alicloud_vpc.hafw-vpc.id
+  inner_access_policy = "Drop"
+}
+
+# HA heartbeats (UDP 28780) from fw-a over its management path
+resource "alicloud_security_group_rule" "allow_-udp_-10-0-0-11-32_-28780" {
+  type              = "ingress"
+  ip_protocol       = "udp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "28780/28780"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.0.11/32"
+}
+
+# HA heartbeats (UDP 28780) from fw-a over its ha2 path
+resource "alicloud_security_group_rule" "allow_-udp_-10-0-3-11-32_-28780" {
+  type              = "ingress"
+  ip_protocol       = "udp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "28780/28780"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.3.11/32"
+}
+
+# HA heartbeats (UDP 28780) from fw-b over its management path
+resource "alicloud_security_group_rule" "allow_-udp_-10-0-0-12-32_-28780" {
+  type              = "ingress"
+  ip_protocol       = "udp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "28780/28780"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.0.12/32"
+}
+
+# HA heartbeats (UDP 28780) from fw-b over its ha2 path
+resource "alicloud_security_group_rule" "allow_-udp_-10-0-3-12-32_-28780" {
+  type              = "ingress"
+  ip_protocol       = "udp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "28780/28780"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.3.12/32"
+}
+
+# policy rule web-in
+resource "alicloud_security_group_rule" "allow_-tcp_-0-0-0-0-0_-80" {
+  type              = "ingress"
+  ip_protocol       = "tcp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "80/80"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "0.0.0.0/0"
+}
+
+# policy rule servers-out
+resource "alicloud_security_group_rule" "allow_-all_-10-0-10-0-24_-any" {
+  type              = "ingress"
+  ip_protocol       = "all"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "-1/-1"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.10.0/24"
+}
+
+# Firewall fw-a. Its primary ENI fw-a-mgmt (management) is created with the instance.
+resource "alicloud_instance" "fw-a" {
+  instance_name        = "fw-a"
+  instance_type        = "ecs.g7.xlarge"
+  image_id             = var.image_id
+  key_name             = var.key_pair_name
+  system_disk_category = var.system_disk_category
+  vswitch_id           = alicloud_vswitch.mgmt.id
+  private_ip           = "10.0.0.11"
+  security_groups      = [alicloud_security_group.firewall.id]
+}
+
+resource "alicloud_ecs_network_interface" "fw-a-untrust" {
+  network_interface_name = "fw-a-untrust"
+  vswitch_id             = alicloud_vswitch.untrust.id
+  primary_ip_address     = "10.0.1.11"
+  security_group_ids     = [alicloud_security_group.firewall.id]
+  source_dest_check      = false
+}
+
+resource "alicloud_ecs_network_interface_attachment" "fw-a-untrust" {
+  network_interface_id = alicloud_ecs_network_interface.fw-a-untrust.id
+  instance_id          = alicloud_instance.fw-a.id
+}
+
+resource "alicloud_ecs_network_interface" "fw-a-trust" {
+  network_interface_name = "fw-a-trust"
+  vswitch_id             = alicloud_vswitch.trust.id
+  primary_ip_address     = "10.0.2.11"
+  security_group_ids     = [alicloud_security_group.firewall.id]
+  source_dest_check      = false
+}
+
+resource "alicloud_ecs_network_interface_attachment" "fw-a-trust" {
+  network_interface_id = alicloud_ecs_network_interface.fw-a-trust.id
+  instance_id          = alicloud_instance.fw-a.id
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-a-untrust]
+}
+
+resource "alicloud_ecs_network_interface" "fw-a-ha2" {
+  network_interface_name = "fw-a-ha2"
+  vswitch_id             = alicloud_vswitch.ha2.id
+  primary_ip_address     = "10.0.3.11"
+  security_group_ids     = [alicloud_security_group.firewall.id]
+  source_dest_check      = true
+}
+
+resource "alicloud_ecs_network_interface_attachment" "fw-a-ha2" {
+  network_interface_id = alicloud_ecs_network_interface.fw-a-ha2.id
+  instance_id          = alicloud_instance.fw-a.id
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-a-trust]
+}
+
+# Firewall fw-b. Its primary ENI fw-b-mgmt (management) is created with the instance.
+resource "alicloud_instance" "fw-b" {
+  instance_name        = "fw-b"
+  instance_type        = "ecs.g7.xlarge"
+  image_id             = var.image_id
+  key_name             = var.key_pair_name
+  system_disk_category = var.system_disk_category
+  vswitch_id           = alicloud_vswitch.mgmt.id
+  private_ip           = "10.0.0.12"
+  security_groups      = [alicloud_security_group.firewall.id]
+}
+
+resource "alicloud_ecs_network_interface" "fw-b-untrust" {
+  network_interface_name = "fw-b-untrust"
+  vswitch_id             = alicloud_vswitch.untrust.id
+  primary_ip_address     = "10.0.1.12"
+  security_group_ids     = [alicloud_security_group.firewall.id]
+  source_dest_check      = false
+}
+
+resource "alicloud_ecs_network_interface_attachment" "fw-b-untrust" {
+  network_interface_id = alicloud_ecs_network_interface.fw-b-untrust.id
+  instance_id          = alicloud_instance.fw-b.id
+}
+
+resource "alicloud_ecs_network_interface" "fw-b-trust" {
+  network_interface_name = "fw-b-trust"
+  vswitch_id             = alicloud_vswitch.trust.id
+  primary_ip_address     = "10.0.2.12"
+  security_group_ids     = [alicloud_security_group.firewall.id]
+  source_dest_check      = false
+}
+
+resource "alicloud_ecs_network_interface_attachment" "fw-b-trust" {
+  network_interface_id = alicloud_ecs_network_interface.fw-b-trust.id
+  instance_id          = alicloud_instance.fw-b.id
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-untrust]
+}
+
+resource "alicloud_ecs_network_interface" "fw-b-ha2" {
+  network_interface_name = "fw-b-ha2"
+  vswitch_id             = alicloud_vswitch.ha2.id
+  primary_ip_address     = "10.0.3.12"
+  security_group_ids     = [alicloud_security_group.firewall.id]
+  source_dest_check      = true
+}
+
+resource "alicloud_ecs_network_interface_attachment" "fw-b-ha2" {
+  network_interface_id = alicloud_ecs_network_interface.fw-b-ha2.id
+  instance_id          = alicloud_instance.fw-b.id
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-trust]
+}
+
+resource "alicloud_havip" "external" {
+  ha_vip_name = "external"
+  vswitch_id  = alicloud_vswitch.untrust.id
+  ip_address  = "10.0.1.100"
+}
+
+resource "alicloud_havip_attachment" "external_-fw-a-untrust" {
+  ha_vip_id     = alicloud_havip.external.id
+  instance_id   = alicloud_ecs_network_interface.fw-a-untrust.id
+  instance_type = "NetworkInterface"
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-a-untrust]
+}
+
+resource "alicloud_havip_attachment" "external_-fw-b-untrust" {
+  ha_vip_id     = alicloud_havip.external.id
+  instance_id   = alicloud_ecs_network_interface.fw-b-untrust.id
+  instance_type = "NetworkInterface"
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-untrust]
+}
+
+resource "alicloud_havip" "internal" {
+  ha_vip_name = "internal"
+  vswitch_id  = alicloud_vswitch.trust.id
+  ip_address  = "10.0.2.100"
+}
+
+resource "alicloud_havip_attachment" "internal_-fw-a-trust" {
+  ha_vip_id     = alicloud_havip.internal.id
+  instance_id   = alicloud_ecs_network_interface.fw-a-trust.id
+  instance_type = "NetworkInterface"
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-a-trust]
+}
+
+resource "alicloud_havip_attachment" "internal_-fw-b-trust" {
+  ha_vip_id     = alicloud_havip.internal.id
+  instance_id   = alicloud_ecs_network_interface.fw-b-trust.id
+  instance_type = "NetworkInterface"
+
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-trust]
+}
+
+# EIP web. The file's 203.0.113.10 is the lab's stand-in: the cloud allocates the real
+# address (output eip_addresses).
+resource "alicloud_eip_address" "web" {
+  address_name         = "web"
+  bandwidth            = "5"
+  internet_charge_type = "PayByTraffic"
+  payment_type         = "PayAsYouGo"
+}
+
+resource "alicloud_eip_association" "web" {
+  allocation_id = alicloud_eip_address.web.id
+  instance_id   = alicloud_havip.external.id
+  instance_type = "HaVip"
+}
+
+resource "alicloud_route_table" "servers-via-firewall" {
+  route_table_name = "servers-via-firewall"
+  vpc_id           = alicloud_vpc.hafw-vpc.id
+  associate_type   = "VSwitch"
+}
+
+resource "alicloud_route_table_attachment" "servers-via-firewall_-servers" {
+  route_table_id = alicloud_route_table.servers-via-firewall.id
+  vswitch_id     = alicloud_vswitch.servers.id
+}
+
+resource "alicloud_route_entry" "servers-via-firewall_-0-0-0-0-0" {
+  route_table_id        = alicloud_route_table.servers-via-firewall.id
+  destination_cidrblock = "0.0.0.0/0"
+  nexthop_type          = "HaVip"
+  nexthop_id            = alicloud_havip.internal.id
+
+  depends_on = [alicloud_havip_attachment.internal_-fw-a-trust, alicloud_havip_attachment.internal_-fw-b-trust]
+}

@@ -1,0 +1,225 @@
+//! Loads rendered rulesets into a real kernel: `nft -c -f` (the kernel
+//! checks the whole transaction, then aborts it) for the seed, the one-arm
+//! example and a 10,000-rule policy, and a real `nft -f`, twice, of the
+//! seed's. Every run happens in a fresh network namespace, removed even when
+//! the test fails; the host's own ruleset is never touched.
+//!
+//! Needs root and /usr/sbin/nft. Without them the tests fail and say so,
+//! unless HAFW_SKIP_NS_TESTS=1, which makes them print that they skipped.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use hafw_model::render::nft::synthetic_deployment;
+use hafw_model::render::node;
+use hafw_model::Deployment;
+
+const NFT: &str = "/usr/sbin/nft";
+const SEED: &str = include_str!("../../../examples/alicloud-havip.toml");
+const ONE_ARM: &str = include_str!("../../../examples/alicloud-one-arm.toml");
+
+/// A network namespace that exists as long as this value does.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "hafw-nftchk-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("run `ip netns add`");
+        assert!(
+            out.status.success(),
+            "`ip netns add {name}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Netns { name }
+    }
+
+    /// Runs `nft args..` inside the namespace with `stdin` as input.
+    fn nft(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, NFT])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run nft through `ip netns exec`");
+        let mut input = child.stdin.take().expect("nft's stdin");
+        input.write_all(stdin.as_bytes()).expect("write the ruleset to nft");
+        drop(input);
+        child.wait_with_output().expect("wait for nft")
+    }
+
+    /// Feeds `text` to `nft <mode> -f /dev/stdin`; panics with nft's
+    /// message (which names the offending line) when it is refused.
+    fn load(&self, what: &str, mode: &[&str], text: &str) {
+        let mut args = mode.to_vec();
+        args.extend(["-f", "/dev/stdin"]);
+        let out = self.nft(&args, text);
+        assert!(
+            out.status.success(),
+            "nft refused the {what} ruleset:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn list(&self, args: &[&str]) -> String {
+        let out = self.nft(args, "");
+        assert!(
+            out.status.success(),
+            "nft {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let removed = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !removed {
+            eprintln!("could not remove network namespace {}; remove it with `ip netns del {}`", self.name, self.name);
+        }
+    }
+}
+
+/// Whether the namespace tests can run; panics, naming what is missing,
+/// when they cannot and the skip was not asked for.
+fn can_run(test: &str) -> bool {
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root (creating network namespaces needs it)");
+    }
+    if !std::path::Path::new(NFT).exists() {
+        missing.push("/usr/sbin/nft (Debian package `nftables`)");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("HAFW_SKIP_NS_TESTS").as_deref() == Ok("1") {
+        eprintln!("{test}: skipped (HAFW_SKIP_NS_TESTS=1): missing {}", missing.join(", "));
+        return false;
+    }
+    panic!(
+        "{test} needs {}; run it as root on a host with nft, or set HAFW_SKIP_NS_TESTS=1 to skip it",
+        missing.join(" and ")
+    );
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn load(name: &str, text: &str) -> Deployment {
+    hafw_model::parse(name, text).unwrap_or_else(|d| panic!("{name} does not load: {d:?}"))
+}
+
+fn ruleset(dep: &Deployment, node: &str) -> String {
+    node::plan(dep, node)
+        .unwrap_or_else(|e| panic!("no plan for {node}: {e}"))
+        .ruleset
+        .text
+}
+
+#[test]
+fn seed_rulesets_pass_the_kernel_check() {
+    if !can_run("seed_rulesets_pass_the_kernel_check") {
+        return;
+    }
+    let dep = load("seed", SEED);
+    let ns = Netns::new();
+    for n in ["fw-a", "fw-b"] {
+        ns.load(&format!("seed {n}"), &["-c"], &ruleset(&dep, n));
+    }
+}
+
+#[test]
+fn one_arm_rulesets_pass_the_kernel_check() {
+    if !can_run("one_arm_rulesets_pass_the_kernel_check") {
+        return;
+    }
+    let dep = load("one-arm", ONE_ARM);
+    let ns = Netns::new();
+    for n in ["fw-a", "fw-b"] {
+        ns.load(&format!("one-arm {n}"), &["-c"], &ruleset(&dep, n));
+    }
+}
+
+#[test]
+fn ten_thousand_rules_pass_the_kernel_check() {
+    if !can_run("ten_thousand_rules_pass_the_kernel_check") {
+        return;
+    }
+    let started = Instant::now();
+    let dep = synthetic_deployment(&load("seed", SEED), 10_000);
+    let text = ruleset(&dep, "fw-a");
+    let rendered = started.elapsed();
+    let ns = Netns::new();
+    let started = Instant::now();
+    ns.load("10,000-rule", &["-c"], &text);
+    eprintln!(
+        "10,000 rules: rendered in {rendered:?} ({} kB, {} set elements), nft -c in {:?}",
+        text.len() / 1024,
+        text.matches(" comment \"rule syn-").count(),
+        started.elapsed()
+    );
+    // The one-arm shape puts all 10,000 in a single zone pair.
+    let one_arm = synthetic_deployment(&load("one-arm", ONE_ARM), 10_000);
+    ns.load("one-arm 10,000-rule", &["-c"], &ruleset(&one_arm, "fw-a"));
+}
+
+#[test]
+fn seed_ruleset_loads_and_replaces_itself_atomically() {
+    if !can_run("seed_ruleset_loads_and_replaces_itself_atomically") {
+        return;
+    }
+    let dep = load("seed", SEED);
+    let text = ruleset(&dep, "fw-a");
+    let ns = Netns::new();
+    // First load: the table does not exist yet.
+    ns.load("seed", &[], &text);
+    let first = ns.list(&["list", "table", "ip", "hafw"]);
+    for expected in [
+        "chain forward",
+        "iifname . oifname vmap @zone_pairs",
+        "\"untrust\" . \"trust\" : goto untrust_to_trust",
+        "dnat to 10.0.10.10",
+        "snat to 10.0.1.100",
+        "comment \"rule web-in\"",
+    ] {
+        assert!(first.contains(expected), "`{expected}` missing from the listing:\n{first}");
+    }
+    // Second load: replaces the table instead of adding rules to it.
+    ns.load("seed, again", &[], &text);
+    let second = ns.list(&["list", "table", "ip", "hafw"]);
+    assert_eq!(first, second, "loading twice changed the table");
+    let tables = ns.list(&["list", "tables"]);
+    assert_eq!(tables.trim(), "table ip hafw", "only hafw's table exists");
+    // A different policy replaces the old one whole.
+    let other = ruleset(&synthetic_deployment(&dep, 50), "fw-a");
+    ns.load("50-rule", &[], &other);
+    let third = ns.list(&["list", "table", "ip", "hafw"]);
+    assert!(!third.contains("rule web-in") && third.contains("rule syn-00049"), "{third}");
+}

@@ -1,0 +1,135 @@
+//! Shared helpers for namespace tests: a lab that is removed even when the
+//! test panics, and small probes run inside namespaces.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub fn hafw() -> &'static str {
+    env!("CARGO_BIN_EXE_hafw")
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// Namespace tests need root and the kernel; with HAFW_SKIP_NS_TESTS=1 they
+/// say so and pass, elsewhere they fail loudly rather than pass unseen.
+pub fn ns_tests_enabled() -> bool {
+    if std::env::var("HAFW_SKIP_NS_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: HAFW_SKIP_NS_TESTS=1");
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "namespace tests need root (or set HAFW_SKIP_NS_TESTS=1)");
+    true
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A unique lab name for this test process and call.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}{}", std::process::id() % 10000, SEQ.fetch_add(1, Ordering::SeqCst))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(hafw()).args(args).output().expect("run hafw")
+}
+
+/// A lab brought up for one test and torn down on drop, panic or not.
+pub struct Lab {
+    pub name: String,
+    pub up: Output,
+}
+
+impl Lab {
+    pub fn up(example_file: &str, prefix: &str) -> Lab {
+        let name = unique(prefix);
+        let file = example(example_file);
+        let up = run(&["lab", "up", file.to_str().unwrap(), "--name", &name]);
+        let lab = Lab { name, up };
+        assert!(
+            lab.up.status.success(),
+            "lab up failed: {}{}",
+            String::from_utf8_lossy(&lab.up.stdout),
+            String::from_utf8_lossy(&lab.up.stderr)
+        );
+        lab
+    }
+    pub fn ns(&self, what: &str) -> String {
+        format!("hafw-{}.{what}", self.name)
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(format!("/run/hafw-lab/{}/havip.log", self.name)).unwrap_or_default()
+    }
+    /// Waits until the HAVIP log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+    pub fn sh(&self, ns: &str, cmd: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(ns), "sh", "-c", cmd])
+            .output()
+            .expect("ip netns exec");
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = run(&["lab", "down", "--name", &self.name]);
+    }
+}
+
+pub fn lab_namespaces(name: &str) -> Vec<String> {
+    hafw_kernel::netns::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("hafw-{name}.")))
+        .collect()
+}
+
+/// Binds a UDP socket inside `ns`.
+pub fn udp_in(ns: &str, bind: &str) -> UdpSocket {
+    let bind = bind.to_string();
+    hafw_kernel::in_netns(Some(ns), move || UdpSocket::bind(bind.as_str()))
+        .expect("enter namespace")
+        .expect("bind")
+}
+
+/// Sends `msg` from `sock` to `to` and returns the reply text, if any.
+pub fn ask(sock: &UdpSocket, to: &str, msg: &str, timeout: Duration) -> Option<String> {
+    sock.set_read_timeout(Some(timeout)).ok()?;
+    let to: SocketAddr = to.parse().ok()?;
+    sock.send_to(msg.as_bytes(), to).ok()?;
+    let mut buf = [0u8; 1500];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).to_string())
+}
+
+/// A UDP responder in a thread: answers each datagram with the source
+/// address it saw, `count` times at most.
+pub fn respond_with_source(sock: UdpSocket, count: usize) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut buf = [0u8; 1500];
+        for _ in 0..count {
+            let Ok((_, from)) = sock.recv_from(&mut buf) else { return };
+            let _ = sock.send_to(format!("seen {from}").as_bytes(), from);
+        }
+    })
+}
