@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use hafw_model::render::nft::synthetic_deployment;
 use hafw_model::render::node;
+use hafw_model::spec::{Action, Protocol};
 use hafw_model::Deployment;
 
 const NFT: &str = "/usr/sbin/nft";
@@ -56,7 +57,9 @@ impl Netns {
             .spawn()
             .expect("run nft through `ip netns exec`");
         let mut input = child.stdin.take().expect("nft's stdin");
-        input.write_all(stdin.as_bytes()).expect("write the ruleset to nft");
+        input
+            .write_all(stdin.as_bytes())
+            .expect("write the ruleset to nft");
         drop(input);
         child.wait_with_output().expect("wait for nft")
     }
@@ -93,7 +96,10 @@ impl Drop for Netns {
             .map(|s| s.success())
             .unwrap_or(false);
         if !removed {
-            eprintln!("could not remove network namespace {}; remove it with `ip netns del {}`", self.name, self.name);
+            eprintln!(
+                "could not remove network namespace {}; remove it with `ip netns del {}`",
+                self.name, self.name
+            );
         }
     }
 }
@@ -112,7 +118,10 @@ fn can_run(test: &str) -> bool {
         return true;
     }
     if std::env::var("HAFW_SKIP_NS_TESTS").as_deref() == Ok("1") {
-        eprintln!("{test}: skipped (HAFW_SKIP_NS_TESTS=1): missing {}", missing.join(", "));
+        eprintln!(
+            "{test}: skipped (HAFW_SKIP_NS_TESTS=1): missing {}",
+            missing.join(", ")
+        );
         return false;
     }
     panic!(
@@ -188,6 +197,25 @@ fn ten_thousand_rules_pass_the_kernel_check() {
     // The one-arm shape puts all 10,000 in a single zone pair.
     let one_arm = synthetic_deployment(&load("one-arm", ONE_ARM), 10_000);
     ns.load("one-arm 10,000-rule", &["-c"], &ruleset(&one_arm, "fw-a"));
+    // The worst case for set placement: one run of 10,000 rules, all of one
+    // verdict, whose elements overlap wherever the generator made them.
+    let mut one_run = dep.clone();
+    for r in &mut one_run.policy.rules {
+        r.from = "untrust".into();
+        r.to = "trust".into();
+        r.action = Action::Accept;
+        r.protocol = Protocol::Tcp;
+    }
+    let started = Instant::now();
+    let text = ruleset(&one_run, "fw-a");
+    let rendered = started.elapsed();
+    let started = Instant::now();
+    ns.load("single-run 10,000-rule", &["-c"], &text);
+    eprintln!(
+        "10,000 rules in one run: rendered in {rendered:?} ({} sets), nft -c in {:?}",
+        text.matches("\tset ").count(),
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -209,7 +237,10 @@ fn seed_ruleset_loads_and_replaces_itself_atomically() {
         "snat to 10.0.1.100",
         "comment \"rule web-in\"",
     ] {
-        assert!(first.contains(expected), "`{expected}` missing from the listing:\n{first}");
+        assert!(
+            first.contains(expected),
+            "`{expected}` missing from the listing:\n{first}"
+        );
     }
     // Second load: replaces the table instead of adding rules to it.
     ns.load("seed, again", &[], &text);
@@ -221,5 +252,8 @@ fn seed_ruleset_loads_and_replaces_itself_atomically() {
     let other = ruleset(&synthetic_deployment(&dep, 50), "fw-a");
     ns.load("50-rule", &[], &other);
     let third = ns.list(&["list", "table", "ip", "hafw"]);
-    assert!(!third.contains("rule web-in") && third.contains("rule syn-00049"), "{third}");
+    assert!(
+        !third.contains("rule web-in") && third.contains("rule syn-00049"),
+        "{third}"
+    );
 }

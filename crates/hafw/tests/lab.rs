@@ -22,7 +22,7 @@ fn announce(lab: &Lab, instance: &str, dev: &str, what: &str) {
 
 /// The VPC's route for `dst` in `table`, as `ip route` prints it.
 fn vpc_route(lab: &Lab, table: &str, dst: &str) -> String {
-    lab.sh("vpc", &format!("ip route show table {table} {dst}"))
+    lab.sh("vpc", &format!("ip route show table {table} exact {dst} 2>/dev/null"))
 }
 
 /// Makes an instance answer as a firewall would while active: the floating
@@ -130,6 +130,13 @@ fn spoofed_sources_are_dropped_where_the_check_is_on() {
         return;
     }
     let lab = Lab::up("alicloud-havip.toml", "s");
+    // fw-a needs a way back to the server vSwitch (its daemon would add one).
+    Netns::open(&lab.ns("fw-a"))
+        .unwrap()
+        .run_blocking(|nl| async move {
+            route::add(&nl, &route::Route::new("10.0.10.0/24".parse().unwrap()).via(ip("10.0.0.253")).dev("mgmt")).await
+        })
+        .unwrap();
     let listener = udp_in(&lab.ns("fw-a"), "10.0.0.11:9000");
     let responder = respond_with_source(listener, 2);
     // The web server's own address passes.

@@ -49,8 +49,8 @@
 
 mod compile;
 mod nat;
-mod synthetic;
 mod syntax;
+mod synthetic;
 #[cfg(test)]
 mod tests;
 
@@ -105,7 +105,11 @@ pub fn ruleset(
             quote(&dep.name)
         ),
     );
-    line(&mut out, 0, "# the whole table is replaced in one transaction.");
+    line(
+        &mut out,
+        0,
+        "# the whole table is replaced in one transaction.",
+    );
     line(&mut out, 0, format!("table {FAMILY} {TABLE} {{}}"));
     line(&mut out, 0, format!("delete table {FAMILY} {TABLE}"));
     line(&mut out, 0, format!("table {FAMILY} {TABLE} {{"));
@@ -113,7 +117,11 @@ pub fn ruleset(
     compile::zone_pair_map(&mut out, &pairs, &zones)?;
     input_chain(&mut out, dep.policy.ha.port, interfaces, ha_peers);
     line(&mut out, 1, "chain output {");
-    line(&mut out, 2, "type filter hook output priority filter; policy accept;");
+    line(
+        &mut out,
+        2,
+        "type filter hook output priority filter; policy accept;",
+    );
     line(&mut out, 1, "}");
     forward_chain(&mut out);
     for pair in &pairs {
@@ -137,7 +145,11 @@ fn zone_interfaces<'d>(
 ) -> Result<BTreeMap<&'d str, Vec<String>>, String> {
     let mut out: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
-    for Zone { name, interfaces: roles } in &dep.policy.zones {
+    for Zone {
+        name,
+        interfaces: roles,
+    } in &dep.policy.zones
+    {
         let mut names = BTreeSet::new();
         for i in interfaces.iter().filter(|i| roles.contains(&i.role)) {
             if let Some(other) = owner.insert(&i.ifname, name) {
@@ -158,7 +170,10 @@ fn zone_interfaces<'d>(
 fn zone_comment(out: &mut String, dep: &Deployment, zones: &BTreeMap<&str, Vec<String>>) {
     line(out, 1, "# zones by interface name:");
     for zone in &dep.policy.zones {
-        let names = zones.get(zone.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let names = zones
+            .get(zone.name.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
         line(
             out,
@@ -170,7 +185,11 @@ fn zone_comment(out: &mut String, dep: &Deployment, zones: &BTreeMap<&str, Vec<S
 
 fn input_chain(out: &mut String, port: u16, interfaces: &[Interface], ha_peers: &[HaPeer]) {
     line(out, 1, "chain input {");
-    line(out, 2, "type filter hook input priority filter; policy drop;");
+    line(
+        out,
+        2,
+        "type filter hook input priority filter; policy drop;",
+    );
     line(out, 2, "ct state established,related counter accept");
     line(out, 2, "ct state invalid counter drop");
     line(out, 2, "iifname \"lo\" counter accept");
@@ -194,7 +213,10 @@ fn input_chain(out: &mut String, port: u16, interfaces: &[Interface], ha_peers: 
     }
     // Not in the policy file but always needed: without it the first apply
     // locks the operator out of the node.
-    for i in interfaces.iter().filter(|i| i.role == crate::spec::EniRole::Management) {
+    for i in interfaces
+        .iter()
+        .filter(|i| i.role == crate::spec::EniRole::Management)
+    {
         line(
             out,
             2,
@@ -210,11 +232,19 @@ fn input_chain(out: &mut String, port: u16, interfaces: &[Interface], ha_peers: 
 
 fn forward_chain(out: &mut String) {
     line(out, 1, "chain forward {");
-    line(out, 2, "type filter hook forward priority filter; policy drop;");
+    line(
+        out,
+        2,
+        "type filter hook forward priority filter; policy drop;",
+    );
     line(out, 2, "ct state established,related counter accept");
     line(out, 2, "ct state invalid counter drop");
     line(out, 2, "iifname . oifname vmap @zone_pairs");
-    line(out, 2, "counter drop comment \"default deny: no rule connects these zones\"");
+    line(
+        out,
+        2,
+        "counter drop comment \"default deny: no rule connects these zones\"",
+    );
     line(out, 1, "}");
 }
 

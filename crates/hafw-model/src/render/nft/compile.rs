@@ -279,7 +279,10 @@ fn single_rule(c: &Compiled<'_>) -> String {
         parts.push(format!("ip saddr {}", anon_set(c.sources.iter().map(net))));
     }
     if !c.destinations.is_empty() {
-        parts.push(format!("ip daddr {}", anon_set(c.destinations.iter().map(net))));
+        parts.push(format!(
+            "ip daddr {}",
+            anon_set(c.destinations.iter().map(net))
+        ));
     }
     if !c.ports.is_empty() {
         let field = match c.shape {
@@ -293,7 +296,10 @@ fn single_rule(c: &Compiled<'_>) -> String {
     }
     parts.push("counter".into());
     parts.push(c.shape.verdict(c.rule.action).into());
-    parts.push(format!("comment {}", quote(&format!("rule {}", c.rule.name))));
+    parts.push(format!(
+        "comment {}",
+        quote(&format!("rule {}", c.rule.name))
+    ));
     parts.join(" ")
 }
 
@@ -366,7 +372,13 @@ const ANY_PORT: PortRange = PortRange {
 };
 
 fn elements(rule: usize, c: &Compiled<'_>) -> Vec<Element> {
-    let or_any = |v: &[Ipv4Net]| if v.is_empty() { vec![ANY_NET] } else { v.to_vec() };
+    let or_any = |v: &[Ipv4Net]| {
+        if v.is_empty() {
+            vec![ANY_NET]
+        } else {
+            v.to_vec()
+        }
+    };
     let ports = match (c.shape.has_ports(), c.ports.is_empty()) {
         (true, false) => c.ports.clone(),
         (true, true) => vec![ANY_PORT],
@@ -498,10 +510,18 @@ pub(super) mod probe {
                 src,
                 dst,
                 proto: (0, ""),
-                ports: PortRange { first: *a, last: *b },
+                ports: PortRange {
+                    first: *a,
+                    last: *b,
+                },
                 rule: i,
                 lo: [src.network().into(), dst.network().into(), 0, u32::from(*a)],
-                hi: [src.broadcast().into(), dst.broadcast().into(), 0, u32::from(*b)],
+                hi: [
+                    src.broadcast().into(),
+                    dst.broadcast().into(),
+                    0,
+                    u32::from(*b),
+                ],
             }
         });
         shard(els).iter().map(Vec::len).collect()
@@ -521,7 +541,11 @@ pub(super) mod probe {
         let addr = |list: &[crate::addr::Prefix], a: Ipv4Addr| {
             list.is_empty() || list.iter().any(|x| x.contains(Ip(a)))
         };
-        let port = |ports: &[PortRange]| ports.iter().any(|r| r.first <= p.dport && p.dport <= r.last);
+        let port = |ports: &[PortRange]| {
+            ports
+                .iter()
+                .any(|r| r.first <= p.dport && p.dport <= r.last)
+        };
         rules
             .iter()
             .find(|r| {
@@ -549,12 +573,19 @@ pub(super) mod probe {
         for step in steps {
             let (hit, action) = match step {
                 Step::Single(c) => {
-                    let addr = |nets: &[Ipv4Net], a: Ipv4Addr| nets.is_empty() || nets.iter().any(|n| n.contains(&a));
+                    let addr = |nets: &[Ipv4Net], a: Ipv4Addr| {
+                        nets.is_empty() || nets.iter().any(|n| n.contains(&a))
+                    };
                     let ports = !c.shape.has_ports()
                         || c.ports.is_empty()
-                        || c.ports.iter().any(|r| r.first <= p.dport && p.dport <= r.last);
+                        || c.ports
+                            .iter()
+                            .any(|r| r.first <= p.dport && p.dport <= r.last);
                     (
-                        proto_ok(c.shape) && ports && addr(&c.sources, p.src) && addr(&c.destinations, p.dst),
+                        proto_ok(c.shape)
+                            && ports
+                            && addr(&c.sources, p.src)
+                            && addr(&c.destinations, p.dst),
                         c.rule.action,
                     )
                 }
@@ -564,8 +595,16 @@ pub(super) mod probe {
                     let point = [
                         u32::from(p.src),
                         u32::from(p.dst),
-                        if shape == Shape::TcpUdp { u32::from(p.proto) } else { 0 },
-                        if shape.has_ports() { u32::from(p.dport) } else { 0 },
+                        if shape == Shape::TcpUdp {
+                            u32::from(p.proto)
+                        } else {
+                            0
+                        },
+                        if shape.has_ports() {
+                            u32::from(p.dport)
+                        } else {
+                            0
+                        },
                     ];
                     (
                         proto_ok(shape) && elements.iter().any(|e| e.holds(&point)),

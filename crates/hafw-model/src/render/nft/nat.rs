@@ -12,7 +12,11 @@ use crate::spec::{Deployment, EniRole};
 /// Inbound: the external HAVIP's private IP and a port go to a server.
 pub(super) fn prerouting(out: &mut String, dep: &Deployment) {
     line(out, 1, "chain prerouting {");
-    line(out, 2, "type nat hook prerouting priority dstnat; policy accept;");
+    line(
+        out,
+        2,
+        "type nat hook prerouting priority dstnat; policy accept;",
+    );
     for d in &dep.policy.nat.dnat {
         let to = match d.to_port {
             Some(p) => format!("{}:{p}", d.to_address),
@@ -52,7 +56,11 @@ pub(super) fn postrouting(
     interfaces: &[Interface],
 ) -> Result<(), String> {
     line(out, 1, "chain postrouting {");
-    line(out, 2, "type nat hook postrouting priority srcnat; policy accept;");
+    line(
+        out,
+        2,
+        "type nat hook postrouting priority srcnat; policy accept;",
+    );
     for s in &dep.policy.nat.snat {
         if s.sources.is_empty() {
             return Err(format!(
@@ -66,10 +74,11 @@ pub(super) fn postrouting(
                 s.name, s.to_address
             )
         })?;
-        let sources: Vec<String> = Ipv4Net::aggregate(&s.sources.iter().map(|p| p.0).collect::<Vec<_>>())
-            .iter()
-            .map(|n| crate::addr::Prefix(*n).to_string())
-            .collect();
+        let sources: Vec<String> =
+            Ipv4Net::aggregate(&s.sources.iter().map(|p| p.0).collect::<Vec<_>>())
+                .iter()
+                .map(|n| crate::addr::Prefix(*n).to_string())
+                .collect();
         let sources = match sources.as_slice() {
             [one] => one.clone(),
             many => format!("{{ {} }}", many.join(", ")),

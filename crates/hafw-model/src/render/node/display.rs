@@ -20,7 +20,11 @@ impl fmt::Display for NodePlan {
             HaProfile::Fast => "fast",
         };
         writeln!(f, "high availability")?;
-        writeln!(f, "  port      {} (udp heartbeats, tcp session sync)", self.ha.port)?;
+        writeln!(
+            f,
+            "  port      {} (udp heartbeats, tcp session sync)",
+            self.ha.port
+        )?;
         writeln!(
             f,
             "  timers    heartbeat every {} ms, peer lost after {} missed ({} ms); profile {profile}",
@@ -37,7 +41,8 @@ impl fmt::Display for NodePlan {
                     format!("path {}", p.role.as_str()),
                     p.ifname.clone(),
                     p.local.to_string(),
-                    p.peer.map_or_else(|| "(no peer)".into(), |a| format!("-> {a}")),
+                    p.peer
+                        .map_or_else(|| "(no peer)".into(), |a| format!("-> {a}")),
                 ]
             })
             .collect();

@@ -51,10 +51,16 @@ fn seed_node_identity_and_ha_endpoints() {
 fn timers_follow_the_profile_and_explicit_settings_win() {
     let mut dep = load("seed", SEED);
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
-    assert_eq!((t.heartbeat_interval_ms, t.miss_count, t.detection_ms()), (200, 5, 1000));
+    assert_eq!(
+        (t.heartbeat_interval_ms, t.miss_count, t.detection_ms()),
+        (200, 5, 1000)
+    );
     dep.policy.ha.profile = HaProfile::Fast;
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
-    assert_eq!((t.heartbeat_interval_ms, t.miss_count, t.detection_ms()), (5, 3, 15));
+    assert_eq!(
+        (t.heartbeat_interval_ms, t.miss_count, t.detection_ms()),
+        (5, 3, 15)
+    );
     dep.policy.ha.heartbeat_interval_ms = Some(50);
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
     assert_eq!((t.heartbeat_interval_ms, t.miss_count), (50, 3));
@@ -69,7 +75,10 @@ fn seed_interfaces_floating_and_routes() {
     assert_eq!(names, ["mgmt", "untrust", "trust", "ha2"]);
     let untrust = &p.interfaces[1];
     assert_eq!(untrust.eni, "fw-a-untrust");
-    assert_eq!((untrust.address, untrust.prefix_len()), (ip("10.0.1.11"), 24));
+    assert_eq!(
+        (untrust.address, untrust.prefix_len()),
+        (ip("10.0.1.11"), 24)
+    );
     assert_eq!(untrust.gateway, ip("10.0.1.253"));
     assert!(!untrust.source_dest_check);
     assert!(p.interfaces[0].source_dest_check);
@@ -109,7 +118,10 @@ fn seed_interfaces_floating_and_routes() {
 fn an_explicit_gateway_wins() {
     let mut dep = load("seed", SEED);
     dep.policy.routes[1].gateway = Some(ip("10.0.2.1"));
-    assert_eq!(plan(&dep, "fw-a").unwrap().routes[1].gateway, ip("10.0.2.1"));
+    assert_eq!(
+        plan(&dep, "fw-a").unwrap().routes[1].gateway,
+        ip("10.0.2.1")
+    );
 }
 
 #[test]
@@ -118,10 +130,22 @@ fn sysctls_cover_forwarding_arp_and_redirects_everywhere() {
     let has = |k: &str, v: &str| p.sysctls.iter().any(|s| s.key == k && s.value == v);
     assert!(has("net.ipv4.ip_forward", "1"));
     for scope in ["all", "default", "mgmt", "data", "ha2"] {
-        assert!(has(&format!("net.ipv4.conf.{scope}.rp_filter"), "2"), "{scope}");
-        assert!(has(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1"), "{scope}");
-        assert!(has(&format!("net.ipv4.conf.{scope}.arp_announce"), "2"), "{scope}");
-        assert!(has(&format!("net.ipv4.conf.{scope}.send_redirects"), "0"), "{scope}");
+        assert!(
+            has(&format!("net.ipv4.conf.{scope}.rp_filter"), "2"),
+            "{scope}"
+        );
+        assert!(
+            has(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1"),
+            "{scope}"
+        );
+        assert!(
+            has(&format!("net.ipv4.conf.{scope}.arp_announce"), "2"),
+            "{scope}"
+        );
+        assert!(
+            has(&format!("net.ipv4.conf.{scope}.send_redirects"), "0"),
+            "{scope}"
+        );
     }
     assert_eq!(
         p.sysctls.last().map(|s| s.key.as_str()),
@@ -135,8 +159,14 @@ fn one_arm_has_one_data_interface_and_floating_address() {
     let names: Vec<&str> = p.interfaces.iter().map(|i| i.ifname.as_str()).collect();
     assert_eq!(names, ["mgmt", "data", "ha2"]);
     assert_eq!(p.floating.len(), 1);
-    assert_eq!((p.floating[0].ifname.as_str(), p.floating[0].address), ("data", ip("10.0.1.100")));
-    assert!(p.routes.iter().all(|r| r.ifname == "data" && r.gateway == ip("10.0.1.253")));
+    assert_eq!(
+        (p.floating[0].ifname.as_str(), p.floating[0].address),
+        ("data", ip("10.0.1.100"))
+    );
+    assert!(p
+        .routes
+        .iter()
+        .all(|r| r.ifname == "data" && r.gateway == ip("10.0.1.253")));
 }
 
 #[test]
@@ -150,7 +180,10 @@ fn a_second_eni_of_a_role_gets_a_numbered_name() {
     assert_eq!(p.interfaces[4].ifname, "trust1");
     assert!(p.interfaces.iter().all(|i| i.ifname.len() <= 15));
     // Both trust interfaces are in the trust zone.
-    assert!(p.ruleset.text.contains("\"trust1\" . \"untrust\" : goto trust_to_untrust"));
+    assert!(p
+        .ruleset
+        .text
+        .contains("\"trust1\" . \"untrust\" : goto trust_to_untrust"));
 }
 
 #[test]
