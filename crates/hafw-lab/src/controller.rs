@@ -21,7 +21,8 @@ use crate::topology::{self, Route, Topology, VPC_TABLE};
 pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
     let text = std::fs::read_to_string(lab::state_dir(lab_name).join("deployment.toml"))
         .map_err(|e| LabError::Refused(format!("lab `{lab_name}` has no saved deployment: {e}")))?;
-    let dep = hafw_model::parse("deployment.toml", &text).map_err(|d| LabError::Refused(d.to_string()))?;
+    let dep = hafw_model::parse("deployment.toml", &text)
+        .map_err(|d| LabError::Refused(d.to_string()))?;
     let topo = topology::build(&dep, lab_name).map_err(LabError::Refused)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -29,17 +30,23 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
         .map_err(|e| LabError::Refused(format!("start runtime: {e}")))?;
     let nl = runtime
         .block_on(async { Rtnl::connect() })
-        .map_err(|source| LabError::Kernel { context: "open netlink".into(), source })?;
+        .map_err(|source| LabError::Kernel {
+            context: "open netlink".into(),
+            source,
+        })?;
     let devs: Vec<&str> = topo.ports.iter().map(|p| p.vpc_dev.as_str()).collect();
-    let mut listener = Listener::open(None, &devs)
-        .map_err(|source| LabError::Kernel { context: "listen for ARP".into(), source })?;
+    let mut listener = Listener::open(None, &devs).map_err(|source| LabError::Kernel {
+        context: "listen for ARP".into(),
+        source,
+    })?;
     let mut log = OpenOptions::new()
         .append(true)
         .create(true)
         .open(lab::havip_log(lab_name))
         .map_err(|e| LabError::Refused(format!("open the HAVIP log: {e}")))?;
     if let Some(f) = ready_file {
-        std::fs::write(f, "ready\n").map_err(|e| LabError::Refused(format!("write ready file: {e}")))?;
+        std::fs::write(f, "ready\n")
+            .map_err(|e| LabError::Refused(format!("write ready file: {e}")))?;
     }
 
     let mut core = Controller::new(&topo.havips);
@@ -49,10 +56,15 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
         let wait = core.next_timeout().map(|t| t.saturating_sub(now));
         let packet = listener
             .recv(wait.or(Some(Duration::from_secs(1))))
-            .map_err(|source| LabError::Kernel { context: "receive ARP".into(), source })?;
+            .map_err(|source| LabError::Kernel {
+                context: "receive ARP".into(),
+                source,
+            })?;
         let mut verdicts = core.handle_timeout(epoch.elapsed());
         if let Some(p) = packet {
-            let Some(port) = topo.port_by_vpc_dev(&p.interface) else { continue };
+            let Some(port) = topo.port_by_vpc_dev(&p.interface) else {
+                continue;
+            };
             let a = Announcement {
                 eni: port.eni.clone(),
                 sender_ip: p.fields.sender_ip,
@@ -64,15 +76,29 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
         for v in verdicts {
             match v {
                 Verdict::Move { havip, from, to } => {
-                    if let Err(e) = runtime.block_on(apply_move(&nl, &topo, &havip, from.as_deref(), &to)) {
+                    if let Err(e) =
+                        runtime.block_on(apply_move(&nl, &topo, &havip, from.as_deref(), &to))
+                    {
                         eprintln!("move of HAVIP {havip} to {to} failed: {e}");
                         continue;
                     }
-                    let line = LogLine { at_ns: monotonic_ns(), kind: "move".into(), havip, from, to };
+                    let line = LogLine {
+                        at_ns: monotonic_ns(),
+                        kind: "move".into(),
+                        havip,
+                        from,
+                        to,
+                    };
                     let _ = writeln!(log, "{}", lab::format_log_line(&line));
                 }
                 Verdict::NonMember { havip, eni } => {
-                    let line = LogLine { at_ns: monotonic_ns(), kind: "ignored".into(), havip, from: None, to: eni };
+                    let line = LogLine {
+                        at_ns: monotonic_ns(),
+                        kind: "ignored".into(),
+                        havip,
+                        from: None,
+                        to: eni,
+                    };
                     let _ = writeln!(log, "{}", lab::format_log_line(&line));
                 }
                 Verdict::Scheduled { .. } | Verdict::Refresh { .. } | Verdict::Unrelated => {}
@@ -81,10 +107,18 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
     }
 }
 
-async fn apply_move(nl: &Rtnl, t: &Topology, havip: &str, from: Option<&str>, to: &str) -> Result<(), LabError> {
+async fn apply_move(
+    nl: &Rtnl,
+    t: &Topology,
+    havip: &str,
+    from: Option<&str>,
+    to: &str,
+) -> Result<(), LabError> {
     let spec = t.havips.iter().find(|h| h.name == havip);
     let (Some(spec), Some(port)) = (spec, t.port(to)) else {
-        return Err(LabError::Refused(format!("unknown HAVIP {havip} or ENI {to}")));
+        return Err(LabError::Refused(format!(
+            "unknown HAVIP {havip} or ENI {to}"
+        )));
     };
     let vpc = t.vpc_ns();
     let mut routes = vec![Route {
@@ -95,24 +129,41 @@ async fn apply_move(nl: &Rtnl, t: &Topology, havip: &str, from: Option<&str>, to
         table: 254,
     }];
     for (table, dst) in &spec.entries {
-        routes.push(Route { ns: vpc.clone(), dst: *dst, via: Some(port.ip), dev: port.vpc_dev.clone(), table: *table });
+        routes.push(Route {
+            ns: vpc.clone(),
+            dst: *dst,
+            via: Some(port.ip),
+            dev: port.vpc_dev.clone(),
+            table: *table,
+        });
     }
     for r in &routes {
         route::replace(nl, &kernel_route(r))
             .await
-            .map_err(|source| LabError::Kernel { context: format!("move HAVIP {havip}"), source })?;
+            .map_err(|source| LabError::Kernel {
+                context: format!("move HAVIP {havip}"),
+                source,
+            })?;
     }
     // Only ENIs with the check on are in the allowed set.
     let mut script = String::new();
     if let Some(old) = from.and_then(|f| t.port(f)).filter(|p| p.source_dest_check) {
-        script.push_str(&format!("delete element ip {VPC_TABLE} allowed {{ \"{}\" . {} }}\n", old.vpc_dev, spec.ip));
+        script.push_str(&format!(
+            "delete element ip {VPC_TABLE} allowed {{ \"{}\" . {} }}\n",
+            old.vpc_dev, spec.ip
+        ));
     }
     if port.source_dest_check {
-        script.push_str(&format!("add element ip {VPC_TABLE} allowed {{ \"{}\" . {} }}\n", port.vpc_dev, spec.ip));
+        script.push_str(&format!(
+            "add element ip {VPC_TABLE} allowed {{ \"{}\" . {} }}\n",
+            port.vpc_dev, spec.ip
+        ));
     }
     if !script.is_empty() {
-        hafw_kernel::nft::apply(None, &script)
-            .map_err(|source| LabError::Kernel { context: format!("update the check for HAVIP {havip}"), source })?;
+        hafw_kernel::nft::apply(None, &script).map_err(|source| LabError::Kernel {
+            context: format!("update the check for HAVIP {havip}"),
+            source,
+        })?;
     }
     Ok(())
 }

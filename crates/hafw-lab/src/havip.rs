@@ -25,9 +25,17 @@ pub struct Announcement {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Ownership moves now.
-    Move { havip: String, from: Option<String>, to: String },
+    Move {
+        havip: String,
+        from: Option<String>,
+        to: String,
+    },
     /// A member announced; the move lands at `due`.
-    Scheduled { havip: String, to: String, due: Duration },
+    Scheduled {
+        havip: String,
+        to: String,
+        due: Duration,
+    },
     /// The announcer already owns the HAVIP.
     Refresh { havip: String },
     /// Someone other than a member announced the HAVIP's IP.
@@ -52,7 +60,11 @@ impl Controller {
         Controller {
             entries: specs
                 .iter()
-                .map(|s| Entry { spec: s.clone(), owner: None, pending: None })
+                .map(|s| Entry {
+                    spec: s.clone(),
+                    owner: None,
+                    pending: None,
+                })
                 .collect(),
             non_member: 0,
         }
@@ -80,7 +92,10 @@ impl Controller {
         let havip = e.spec.name.clone();
         if !e.spec.members.contains(&a.eni) {
             self.non_member += 1;
-            return Verdict::NonMember { havip, eni: a.eni.clone() };
+            return Verdict::NonMember {
+                havip,
+                eni: a.eni.clone(),
+            };
         }
         if e.owner.as_deref() == Some(a.eni.as_str()) {
             // A later announcement by the owner cancels a pending move away.
@@ -90,11 +105,19 @@ impl Controller {
         if e.spec.move_delay_ms == 0 {
             e.pending = None;
             let from = e.owner.replace(a.eni.clone());
-            return Verdict::Move { havip, from, to: a.eni.clone() };
+            return Verdict::Move {
+                havip,
+                from,
+                to: a.eni.clone(),
+            };
         }
         let due = now + Duration::from_millis(u64::from(e.spec.move_delay_ms));
         e.pending = Some((a.eni.clone(), due));
-        Verdict::Scheduled { havip, to: a.eni.clone(), due }
+        Verdict::Scheduled {
+            havip,
+            to: a.eni.clone(),
+            due,
+        }
     }
 
     /// Moves whose delay has run out by `now`.
@@ -105,7 +128,11 @@ impl Controller {
                 if due <= now {
                     e.pending = None;
                     let from = e.owner.replace(to.clone());
-                    out.push(Verdict::Move { havip: e.spec.name.clone(), from, to });
+                    out.push(Verdict::Move {
+                        havip: e.spec.name.clone(),
+                        from,
+                        to,
+                    });
                 }
             }
         }
@@ -113,7 +140,10 @@ impl Controller {
     }
 
     pub fn next_timeout(&self) -> Option<Duration> {
-        self.entries.iter().filter_map(|e| e.pending.as_ref().map(|p| p.1)).min()
+        self.entries
+            .iter()
+            .filter_map(|e| e.pending.as_ref().map(|p| p.1))
+            .min()
     }
 }
 
@@ -133,7 +163,12 @@ mod tests {
 
     fn garp(eni: &str) -> Announcement {
         let ip = "10.0.1.100".parse().unwrap();
-        Announcement { eni: eni.into(), sender_ip: ip, target_ip: ip, is_reply: false }
+        Announcement {
+            eni: eni.into(),
+            sender_ip: ip,
+            target_ip: ip,
+            is_reply: false,
+        }
     }
 
     const T0: Duration = Duration::from_millis(0);
@@ -143,7 +178,11 @@ mod tests {
         let mut c = Controller::new(&[spec(0)]);
         assert_eq!(
             c.handle_arp(T0, &garp("a")),
-            Verdict::Move { havip: "external".into(), from: None, to: "a".into() }
+            Verdict::Move {
+                havip: "external".into(),
+                from: None,
+                to: "a".into()
+            }
         );
         assert_eq!(c.owner("external"), Some("a"));
     }
@@ -152,7 +191,10 @@ mod tests {
     fn a_non_member_is_ignored_and_counted() {
         let mut c = Controller::new(&[spec(0)]);
         c.handle_arp(T0, &garp("a"));
-        assert!(matches!(c.handle_arp(T0, &garp("x")), Verdict::NonMember { .. }));
+        assert!(matches!(
+            c.handle_arp(T0, &garp("x")),
+            Verdict::NonMember { .. }
+        ));
         assert_eq!(c.owner("external"), Some("a"));
         assert_eq!(c.non_member, 1);
     }
@@ -181,7 +223,11 @@ mod tests {
         assert_eq!(c.owner("external"), Some("b"));
         assert_eq!(
             c.handle_arp(T0, &garp("a")),
-            Verdict::Move { havip: "external".into(), from: Some("b".into()), to: "a".into() }
+            Verdict::Move {
+                havip: "external".into(),
+                from: Some("b".into()),
+                to: "a".into()
+            }
         );
     }
 

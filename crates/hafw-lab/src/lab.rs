@@ -84,7 +84,10 @@ pub async fn up(dep: &Deployment, text: &str, lab: &str, exe: &Path) -> Result<U
         )));
     }
     match build(&topo, text, exe).await {
-        Ok(()) => Ok(UpReport { topology: topo, elapsed: started.elapsed() }),
+        Ok(()) => Ok(UpReport {
+            topology: topo,
+            elapsed: started.elapsed(),
+        }),
         Err(e) => {
             // Nothing half-applied: remove whatever was created.
             let _ = down(lab);
@@ -102,29 +105,47 @@ async fn build(t: &Topology, text: &str, exe: &Path) -> Result<(), LabError> {
     let mut workers = BTreeMap::new();
     for n in &t.namespaces {
         netns::create(&n.name).map_err(kern("create namespace"))?;
-        workers.insert(n.name.clone(), Netns::open(&n.name).map_err(kern("open namespace"))?);
+        workers.insert(
+            n.name.clone(),
+            Netns::open(&n.name).map_err(kern("open namespace"))?,
+        );
     }
     let w = |ns: &str| {
-        workers
-            .get(ns)
-            .cloned()
-            .ok_or_else(|| LabError::Refused(format!("internal: no namespace {ns} in the topology")))
+        workers.get(ns).cloned().ok_or_else(|| {
+            LabError::Refused(format!("internal: no namespace {ns} in the topology"))
+        })
     };
 
     for v in &t.veths {
-        let (a, b) = (VethEnd::new(&v.a_name, Some(Mac(v.a_mac))), VethEnd::new(&v.b_name, Some(Mac(v.b_mac))));
+        let (a, b) = (
+            VethEnd::new(&v.a_name, Some(Mac(v.a_mac))),
+            VethEnd::new(&v.b_name, Some(Mac(v.b_mac))),
+        );
         let b_ns = v.b_ns.clone();
         w(&v.a_ns)?
             .run(move |nl| async move { link::add_veth(&nl, &a, &b, Some(&b_ns)).await })
             .await
-            .map_err(kern(format!("create veth {} ({}) ↔ {} ({})", v.a_name, v.a_ns, v.b_name, v.b_ns)))?;
+            .map_err(kern(format!(
+                "create veth {} ({}) ↔ {} ({})",
+                v.a_name, v.a_ns, v.b_name, v.b_ns
+            )))?;
     }
     // Bring every interface up, lo included, one job per namespace.
     let mut ups = vec![];
     for (ns, worker) in &workers {
         let mut names: Vec<String> = vec!["lo".into()];
-        names.extend(t.veths.iter().filter(|v| &v.a_ns == ns).map(|v| v.a_name.clone()));
-        names.extend(t.veths.iter().filter(|v| &v.b_ns == ns).map(|v| v.b_name.clone()));
+        names.extend(
+            t.veths
+                .iter()
+                .filter(|v| &v.a_ns == ns)
+                .map(|v| v.a_name.clone()),
+        );
+        names.extend(
+            t.veths
+                .iter()
+                .filter(|v| &v.b_ns == ns)
+                .map(|v| v.b_name.clone()),
+        );
         let worker = worker.clone();
         ups.push(async move {
             worker
@@ -144,36 +165,57 @@ async fn build(t: &Topology, text: &str, exe: &Path) -> Result<(), LabError> {
         sysctl::set(Some(ns), key, value).map_err(kern(format!("set {key} in {ns}")))?;
     }
     for a in &t.addrs {
-        let (dev, net) = (a.dev.clone(), ipnet::Ipv4Net::new(a.ip.0, a.prefix).map_err(|e| LabError::Refused(e.to_string()))?);
+        let (dev, net) = (
+            a.dev.clone(),
+            ipnet::Ipv4Net::new(a.ip.0, a.prefix).map_err(|e| LabError::Refused(e.to_string()))?,
+        );
         w(&a.ns)?
             .run(move |nl| async move { addr::add(&nl, &dev, net).await })
             .await
-            .map_err(kern(format!("add {}/{} on {} in {}", a.ip, a.prefix, a.dev, a.ns)))?;
+            .map_err(kern(format!(
+                "add {}/{} on {} in {}",
+                a.ip, a.prefix, a.dev, a.ns
+            )))?;
     }
     for n in &t.neighbours {
         let (dev, ip, mac) = (n.dev.clone(), n.ip.0, n.mac);
         w(&n.ns)?
             .run(move |nl| async move { crate::neigh::add_permanent(&nl, &dev, ip, mac).await })
             .await
-            .map_err(kern(format!("add neighbour {} on {} in {}", n.ip, n.dev, n.ns)))?;
+            .map_err(kern(format!(
+                "add neighbour {} on {} in {}",
+                n.ip, n.dev, n.ns
+            )))?;
     }
     for r in &t.routes {
         let kr = kernel_route(r);
         w(&r.ns)?
             .run(move |nl| async move { route::add(&nl, &kr).await })
             .await
-            .map_err(kern(format!("add route {} in {} (table {})", r.dst, r.ns, r.table)))?;
+            .map_err(kern(format!(
+                "add route {} in {} (table {})",
+                r.dst, r.ns, r.table
+            )))?;
     }
     for r in &t.rules {
         let kr = KRule::iif_lookup(r.iif.clone(), r.table, r.priority);
         w(&r.ns)?
             .run(move |nl| async move { rule::add(&nl, &kr).await })
             .await
-            .map_err(kern(format!("add rule iif {} lookup {} in {}", r.iif, r.table, r.ns)))?;
+            .map_err(kern(format!(
+                "add rule iif {} lookup {} in {}",
+                r.iif, r.table, r.ns
+            )))?;
     }
     hafw_kernel::nft::apply(Some(&t.vpc_ns()), &t.vpc_nft).map_err(kern("load the VPC ruleset"))?;
 
-    start(t, &t.vpc_ns(), "controller", exe, &["lab", "controller", "--name", &t.lab])?;
+    start(
+        t,
+        &t.vpc_ns(),
+        "controller",
+        exe,
+        &["lab", "controller", "--name", &t.lab],
+    )?;
     for h in &t.hosts {
         let port = h.port.unwrap_or(match h.kind {
             HostKind::WebServer => 80,
@@ -181,8 +223,20 @@ async fn build(t: &Topology, text: &str, exe: &Path) -> Result<(), LabError> {
         });
         let listen = format!("0.0.0.0:{port}");
         match h.kind {
-            HostKind::WebServer => start(t, &h.ns, &h.name, exe, &["lab", "serve", "web", "--listen", &listen])?,
-            HostKind::Echo => start(t, &h.ns, &h.name, exe, &["lab", "serve", "echo", "--listen", &listen])?,
+            HostKind::WebServer => start(
+                t,
+                &h.ns,
+                &h.name,
+                exe,
+                &["lab", "serve", "web", "--listen", &listen],
+            )?,
+            HostKind::Echo => start(
+                t,
+                &h.ns,
+                &h.name,
+                exe,
+                &["lab", "serve", "echo", "--listen", &listen],
+            )?,
             HostKind::Client => {}
         }
     }
@@ -217,12 +271,16 @@ fn start(t: &Topology, ns: &str, name: &str, exe: &Path, args: &[&str]) -> Resul
         .stderr(err);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd.spawn().map_err(io(format!("start {name} in {ns}")))?;
-    fs::write(dir.join(format!("{name}.pid")), child.id().to_string()).map_err(io("write a pid file"))?;
+    fs::write(dir.join(format!("{name}.pid")), child.id().to_string())
+        .map_err(io("write a pid file"))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !ready.exists() {
         if Instant::now() > deadline {
             let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-            return Err(LabError::Refused(format!("{name} did not become ready within 5 s: {}", log.trim())));
+            return Err(LabError::Refused(format!(
+                "{name} did not become ready within 5 s: {}",
+                log.trim()
+            )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -256,10 +314,14 @@ fn kill_processes_in(ns: &str) {
         return;
     };
     let key = (target.dev(), target.ino());
-    let Ok(procs) = fs::read_dir("/proc") else { return };
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return;
+    };
     let me = std::process::id();
     for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if pid as u32 == me {
             continue;
         }
@@ -299,16 +361,34 @@ pub fn parse_log_line(line: &str) -> Option<LogLine> {
         "move" => {
             let from = f.next()?;
             let to = f.next()?.to_string();
-            Some(LogLine { at_ns, kind, havip, from: (from != "-").then(|| from.to_string()), to })
+            Some(LogLine {
+                at_ns,
+                kind,
+                havip,
+                from: (from != "-").then(|| from.to_string()),
+                to,
+            })
         }
-        "ignored" => Some(LogLine { at_ns, kind, havip, from: None, to: f.next()?.to_string() }),
+        "ignored" => Some(LogLine {
+            at_ns,
+            kind,
+            havip,
+            from: None,
+            to: f.next()?.to_string(),
+        }),
         _ => None,
     }
 }
 
 pub fn format_log_line(l: &LogLine) -> String {
     match l.kind.as_str() {
-        "move" => format!("{} move {} {} {}", l.at_ns, l.havip, l.from.as_deref().unwrap_or("-"), l.to),
+        "move" => format!(
+            "{} move {} {} {}",
+            l.at_ns,
+            l.havip,
+            l.from.as_deref().unwrap_or("-"),
+            l.to
+        ),
         _ => format!("{} {} {} {}", l.at_ns, l.kind, l.havip, l.to),
     }
 }
@@ -316,7 +396,10 @@ pub fn format_log_line(l: &LogLine) -> String {
 /// CLOCK_MONOTONIC in nanoseconds: the clock the HAVIP log, the prober and
 /// the daemons share, so a failover can be timed across processes.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
@@ -330,7 +413,10 @@ pub fn status(lab: &str) -> Result<String, LabError> {
     let names = namespaces(lab)?;
     let mut s = String::new();
     if names.is_empty() {
-        return Ok(format!("lab `{lab}` is down (no namespace {}*)\n", topology::ns_prefix(lab)));
+        return Ok(format!(
+            "lab `{lab}` is down (no namespace {}*)\n",
+            topology::ns_prefix(lab)
+        ));
     }
     let text = fs::read_to_string(state_dir(lab).join("deployment.toml")).unwrap_or_default();
     let _ = writeln!(s, "lab `{lab}`: {} namespaces", names.len());
@@ -342,7 +428,16 @@ pub fn status(lab: &str) -> Result<String, LabError> {
     if let Some(t) = &topo {
         let _ = writeln!(s, "ENIs:");
         for p in &t.ports {
-            let _ = writeln!(s, "  {:<14} {:<15} {}:{:<8} vpc:{:<10} check {}", p.eni, p.ip.to_string(), p.ns, p.dev, p.vpc_dev, if p.source_dest_check { "on" } else { "off" });
+            let _ = writeln!(
+                s,
+                "  {:<14} {:<15} {}:{:<8} vpc:{:<10} check {}",
+                p.eni,
+                p.ip.to_string(),
+                p.ns,
+                p.dev,
+                p.vpc_dev,
+                if p.source_dest_check { "on" } else { "off" }
+            );
         }
     }
     let log = read_havip_log(lab);
@@ -350,14 +445,25 @@ pub fn status(lab: &str) -> Result<String, LabError> {
     let _ = writeln!(s, "HAVIPs:");
     if let Some(t) = &topo {
         for h in &t.havips {
-            let last = log.iter().rev().find(|l| l.kind == "move" && l.havip == h.name);
-            let ignored = log.iter().filter(|l| l.kind == "ignored" && l.havip == h.name).count();
+            let last = log
+                .iter()
+                .rev()
+                .find(|l| l.kind == "move" && l.havip == h.name);
+            let ignored = log
+                .iter()
+                .filter(|l| l.kind == "ignored" && l.havip == h.name)
+                .count();
             match last {
                 Some(l) => {
                     let _ = writeln!(s, "  {:<10} {:<15} owner {:<14} moved {:.3} s ago (monotonic {} ns); non-member announcements {ignored}", h.name, h.ip.to_string(), l.to, now.saturating_sub(l.at_ns) as f64 / 1e9, l.at_ns);
                 }
                 None => {
-                    let _ = writeln!(s, "  {:<10} {:<15} no owner yet; non-member announcements {ignored}", h.name, h.ip.to_string());
+                    let _ = writeln!(
+                        s,
+                        "  {:<10} {:<15} no owner yet; non-member announcements {ignored}",
+                        h.name,
+                        h.ip.to_string()
+                    );
                 }
             }
         }
@@ -370,7 +476,11 @@ pub fn labs_up() -> Result<Vec<String>, LabError> {
     Ok(netns::list()
         .map_err(kern("list namespaces"))?
         .into_iter()
-        .filter_map(|n| n.strip_prefix("hafw-")?.strip_suffix(".vpc").map(str::to_string))
+        .filter_map(|n| {
+            n.strip_prefix("hafw-")?
+                .strip_suffix(".vpc")
+                .map(str::to_string)
+        })
         .collect())
 }
 
@@ -382,7 +492,9 @@ pub fn resolve_name(name: Option<&str>) -> Result<String, LabError> {
     let up = labs_up()?;
     match up.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(LabError::Refused("no lab is up; start one with `hafw lab up FILE`".into())),
+        [] => Err(LabError::Refused(
+            "no lab is up; start one with `hafw lab up FILE`".into(),
+        )),
         many => Err(LabError::Refused(format!(
             "{} labs are up ({}); say which with --name",
             many.len(),

@@ -215,8 +215,9 @@ pub fn dev_tag(lab: &str) -> String {
 }
 
 fn fnv(s: &str) -> u32 {
-    s.bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn mac(lab: &str, index: usize) -> [u8; 6] {
@@ -227,11 +228,13 @@ fn mac(lab: &str, index: usize) -> [u8; 6] {
 
 fn cidr(s: &str) -> Cidr {
     // Only called on literals written in this file.
-    s.parse().unwrap_or_else(|_| unreachable!("bad literal {s}"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("bad literal {s}"))
 }
 
 fn ip(s: &str) -> Ip {
-    s.parse().unwrap_or_else(|_| unreachable!("bad literal {s}"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("bad literal {s}"))
 }
 
 fn host_cidr(i: Ip) -> Cidr {
@@ -247,8 +250,14 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
     let mut t = Topology {
         lab: lab.to_string(),
         namespaces: vec![
-            Namespace { name: vpc.clone(), role: NsRole::Vpc },
-            Namespace { name: inet.clone(), role: NsRole::Internet },
+            Namespace {
+                name: vpc.clone(),
+                role: NsRole::Vpc,
+            },
+            Namespace {
+                name: inet.clone(),
+                role: NsRole::Internet,
+            },
         ],
         veths: vec![],
         addrs: vec![],
@@ -264,7 +273,9 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
     let mut seen = BTreeMap::new();
     let mut claim = |name: &str, what: &str| -> Result<String, String> {
         if name == "vpc" || name == "inet" {
-            return Err(format!("{what} `{name}`: the lab reserves this name; rename it"));
+            return Err(format!(
+                "{what} `{name}`: the lab reserves this name; rename it"
+            ));
         }
         if let Some(other) = seen.insert(name.to_string(), what.to_string()) {
             return Err(format!(
@@ -275,12 +286,24 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
     };
     for inst in &dep.cloud.instances {
         let ns = claim(&inst.name, "instance")?;
-        t.namespaces.push(Namespace { name: ns, role: NsRole::Instance(inst.name.clone()) });
+        t.namespaces.push(Namespace {
+            name: ns,
+            role: NsRole::Instance(inst.name.clone()),
+        });
     }
     for h in &dep.lab.hosts {
         let ns = claim(&h.name, "lab host")?;
-        t.namespaces.push(Namespace { name: ns.clone(), role: NsRole::Host(h.name.clone()) });
-        t.hosts.push(HostSpec { name: h.name.clone(), kind: h.kind, ns, ip: h.ip, port: h.port });
+        t.namespaces.push(Namespace {
+            name: ns.clone(),
+            role: NsRole::Host(h.name.clone()),
+        });
+        t.hosts.push(HostSpec {
+            name: h.name.clone(),
+            kind: h.kind,
+            ns,
+            ip: h.ip,
+            port: h.port,
+        });
     }
 
     let table_of = |vswitch: &str| {
@@ -330,7 +353,8 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
 
     // VPC namespace: platform ARP, forwarding, vSwitch gateways.
     let sys = |t: &mut Topology, ns: &str, k: &str, v: &str| {
-        t.sysctls.push((ns.to_string(), k.to_string(), v.to_string()))
+        t.sysctls
+            .push((ns.to_string(), k.to_string(), v.to_string()))
     };
     for ns in [&vpc, &inet] {
         sys(&mut t, ns, "net.ipv4.ip_forward", "1");
@@ -340,7 +364,12 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
     sys(&mut t, &vpc, "net.ipv4.conf.all.send_redirects", "0");
     sys(&mut t, &vpc, "net.ipv4.conf.default.send_redirects", "0");
     for v in &dep.cloud.vswitches {
-        t.addrs.push(Addr { ns: vpc.clone(), dev: "lo".into(), ip: v.gateway(), prefix: 32 });
+        t.addrs.push(Addr {
+            ns: vpc.clone(),
+            dev: "lo".into(),
+            ip: v.gateway(),
+            prefix: 32,
+        });
     }
     for p in t.ports.clone() {
         t.veths.push(Veth {
@@ -352,19 +381,46 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
             b_mac: p.mac,
         });
         let prefix = dep.vswitch(&p.vswitch).map_or(32, |v| v.cidr.prefix_len());
-        t.addrs.push(Addr { ns: p.ns.clone(), dev: p.dev.clone(), ip: p.ip, prefix });
-        for (k, v) in [("proxy_arp", "1"), ("proxy_arp_pvlan", "1"), ("rp_filter", "0")] {
+        t.addrs.push(Addr {
+            ns: p.ns.clone(),
+            dev: p.dev.clone(),
+            ip: p.ip,
+            prefix,
+        });
+        for (k, v) in [
+            ("proxy_arp", "1"),
+            ("proxy_arp_pvlan", "1"),
+            ("rp_filter", "0"),
+        ] {
             sys(&mut t, &vpc, &format!("net.ipv4.conf.{}.{k}", p.vpc_dev), v);
         }
-        t.neighbours.push(Neighbour { ns: vpc.clone(), dev: p.vpc_dev.clone(), ip: p.ip, mac: p.mac });
-        t.routes.push(Route { ns: vpc.clone(), dst: host_cidr(p.ip), via: None, dev: p.vpc_dev.clone(), table: 254 });
+        t.neighbours.push(Neighbour {
+            ns: vpc.clone(),
+            dev: p.vpc_dev.clone(),
+            ip: p.ip,
+            mac: p.mac,
+        });
+        t.routes.push(Route {
+            ns: vpc.clone(),
+            dst: host_cidr(p.ip),
+            via: None,
+            dev: p.vpc_dev.clone(),
+            table: 254,
+        });
         if let Some(table) = table_of(&p.vswitch) {
-            t.rules.push(Rule { ns: vpc.clone(), iif: p.vpc_dev.clone(), table, priority: RULE_PRIORITY });
+            t.rules.push(Rule {
+                ns: vpc.clone(),
+                iif: p.vpc_dev.clone(),
+                table,
+                priority: RULE_PRIORITY,
+            });
         }
     }
     // Servers (lab hosts in a vSwitch) route by their vSwitch gateway, as on ECS.
     for h in &dep.lab.hosts {
-        let Some(vs) = h.vswitch.as_deref().and_then(|v| dep.vswitch(v)) else { continue };
+        let Some(vs) = h.vswitch.as_deref().and_then(|v| dep.vswitch(v)) else {
+            continue;
+        };
         t.routes.push(Route {
             ns: ns_name(lab, &h.name),
             dst: cidr("0.0.0.0/0"),
@@ -383,13 +439,21 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
                 let eni = match &e.next_hop {
                     NextHop::Havip(_) => continue,
                     NextHop::Eni(name) => name.clone(),
-                    NextHop::Instance(name) => match dep.instance(name).and_then(|i| i.enis.first()) {
-                        Some(eni) => eni.name.clone(),
-                        None => continue,
-                    },
+                    NextHop::Instance(name) => {
+                        match dep.instance(name).and_then(|i| i.enis.first()) {
+                            Some(eni) => eni.name.clone(),
+                            None => continue,
+                        }
+                    }
                 };
                 if let Some(p) = t.port(&eni).cloned() {
-                    t.routes.push(Route { ns: vpc.clone(), dst: e.destination, via: Some(p.ip), dev: p.vpc_dev, table });
+                    t.routes.push(Route {
+                        ns: vpc.clone(),
+                        dst: e.destination,
+                        via: Some(p.ip),
+                        dev: p.vpc_dev,
+                        table,
+                    });
                 }
             }
         }
@@ -400,12 +464,19 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
             .iter()
             .filter_map(|m| match dep.eni(m) {
                 Some(_) => Some(m.clone()),
-                None => dep.instance(m).and_then(|i| i.enis.first()).map(|e| e.name.clone()),
+                None => dep
+                    .instance(m)
+                    .and_then(|i| i.enis.first())
+                    .map(|e| e.name.clone()),
             })
             .collect();
         let mut entries = vec![];
         for rt in &dep.cloud.route_tables {
-            for e in rt.entries.iter().filter(|e| e.next_hop == NextHop::Havip(h.name.clone())) {
+            for e in rt
+                .entries
+                .iter()
+                .filter(|e| e.next_hop == NextHop::Havip(h.name.clone()))
+            {
                 for vs in &rt.vswitches {
                     if let Some(table) = table_of(vs) {
                         entries.push((table, e.destination));
@@ -413,7 +484,13 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
                 }
             }
         }
-        t.havips.push(HavipSpec { name: h.name.clone(), ip: h.ip, members, entries, move_delay_ms: h.move_delay_ms });
+        t.havips.push(HavipSpec {
+            name: h.name.clone(),
+            ip: h.ip,
+            members,
+            entries,
+            move_delay_ms: h.move_delay_ms,
+        });
     }
 
     // The uplink between the VPC and the internet router.
@@ -427,14 +504,41 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
         b_name: up_inet.clone(),
         b_mac: mac(lab, 0xf01),
     });
-    t.addrs.push(Addr { ns: vpc.clone(), dev: up_vpc.clone(), ip: ip(UPLINK_VPC_IP), prefix: 24 });
-    t.addrs.push(Addr { ns: inet.clone(), dev: up_inet.clone(), ip: ip(UPLINK_INET_IP), prefix: 24 });
-    t.routes.push(Route { ns: vpc.clone(), dst: cidr("0.0.0.0/0"), via: Some(ip(UPLINK_INET_IP)), dev: up_vpc.clone(), table: 254 });
+    t.addrs.push(Addr {
+        ns: vpc.clone(),
+        dev: up_vpc.clone(),
+        ip: ip(UPLINK_VPC_IP),
+        prefix: 24,
+    });
+    t.addrs.push(Addr {
+        ns: inet.clone(),
+        dev: up_inet.clone(),
+        ip: ip(UPLINK_INET_IP),
+        prefix: 24,
+    });
+    t.routes.push(Route {
+        ns: vpc.clone(),
+        dst: cidr("0.0.0.0/0"),
+        via: Some(ip(UPLINK_INET_IP)),
+        dev: up_vpc.clone(),
+        table: 254,
+    });
     for e in &dep.cloud.eips {
-        t.routes.push(Route { ns: inet.clone(), dst: host_cidr(e.ip), via: Some(ip(UPLINK_VPC_IP)), dev: up_inet.clone(), table: 254 });
+        t.routes.push(Route {
+            ns: inet.clone(),
+            dst: host_cidr(e.ip),
+            via: Some(ip(UPLINK_VPC_IP)),
+            dev: up_inet.clone(),
+            table: 254,
+        });
     }
     // Internet hosts: a /32 each behind the internet router.
-    t.addrs.push(Addr { ns: inet.clone(), dev: "lo".into(), ip: ip(INET_ROUTER_IP), prefix: 32 });
+    t.addrs.push(Addr {
+        ns: inet.clone(),
+        dev: "lo".into(),
+        ip: ip(INET_ROUTER_IP),
+        prefix: 32,
+    });
     for h in dep.lab.hosts.iter().filter(|h| h.vswitch.is_none()) {
         let i = next_dev(&mut n);
         let ns = ns_name(lab, &h.name);
@@ -447,9 +551,26 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
             b_name: "eth0".into(),
             b_mac: mac(lab, i),
         });
-        t.addrs.push(Addr { ns: ns.clone(), dev: "eth0".into(), ip: h.ip, prefix: 32 });
-        t.routes.push(Route { ns: ns.clone(), dst: cidr("0.0.0.0/0"), via: Some(ip(INET_ROUTER_IP)), dev: "eth0".into(), table: 254 });
-        t.routes.push(Route { ns: inet.clone(), dst: host_cidr(h.ip), via: None, dev, table: 254 });
+        t.addrs.push(Addr {
+            ns: ns.clone(),
+            dev: "eth0".into(),
+            ip: h.ip,
+            prefix: 32,
+        });
+        t.routes.push(Route {
+            ns: ns.clone(),
+            dst: cidr("0.0.0.0/0"),
+            via: Some(ip(INET_ROUTER_IP)),
+            dev: "eth0".into(),
+            table: 254,
+        });
+        t.routes.push(Route {
+            ns: inet.clone(),
+            dst: host_cidr(h.ip),
+            via: None,
+            dev,
+            table: 254,
+        });
     }
 
     t.vpc_nft = vpc_ruleset(dep, &t, &up_vpc);
@@ -459,37 +580,78 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
 fn vpc_ruleset(dep: &Deployment, t: &Topology, uplink: &str) -> String {
     let mut s = String::new();
     let checked: Vec<&Port> = t.ports.iter().filter(|p| p.source_dest_check).collect();
-    let _ = writeln!(s, "table ip {VPC_TABLE} {{}}\ndelete table ip {VPC_TABLE}\ntable ip {VPC_TABLE} {{");
+    let _ = writeln!(
+        s,
+        "table ip {VPC_TABLE} {{}}\ndelete table ip {VPC_TABLE}\ntable ip {VPC_TABLE} {{"
+    );
     let _ = writeln!(s, "  set checked {{\n    type ifname");
     if !checked.is_empty() {
-        let names: Vec<String> = checked.iter().map(|p| format!("\"{}\"", p.vpc_dev)).collect();
+        let names: Vec<String> = checked
+            .iter()
+            .map(|p| format!("\"{}\"", p.vpc_dev))
+            .collect();
         let _ = writeln!(s, "    elements = {{ {} }}", names.join(", "));
     }
     let _ = writeln!(s, "  }}\n  set allowed {{\n    type ifname . ipv4_addr");
     if !checked.is_empty() {
-        let pairs: Vec<String> = checked.iter().map(|p| format!("\"{}\" . {}", p.vpc_dev, p.ip)).collect();
+        let pairs: Vec<String> = checked
+            .iter()
+            .map(|p| format!("\"{}\" . {}", p.vpc_dev, p.ip))
+            .collect();
         let _ = writeln!(s, "    elements = {{ {} }}", pairs.join(", "));
     }
     let _ = writeln!(s, "  }}");
-    let _ = writeln!(s, "  counter spoofed {{}}\n  counter not_for_eni {{}}\n  counter no_eip {{}}");
+    let _ = writeln!(
+        s,
+        "  counter spoofed {{}}\n  counter not_for_eni {{}}\n  counter no_eip {{}}"
+    );
     // Raw prerouting: the VPC is stateless; check sources before EIP NAT
     // rewrites them.
     let _ = writeln!(s, "  chain vpc_prerouting {{\n    type filter hook prerouting priority raw; policy accept;\n    notrack");
-    let _ = writeln!(s, "    iifname @checked iifname . ip saddr != @allowed counter name spoofed drop");
+    let _ = writeln!(
+        s,
+        "    iifname @checked iifname . ip saddr != @allowed counter name spoofed drop"
+    );
     let vpc_cidr = dep.cloud.vpc.cidr;
     for e in &dep.cloud.eips {
-        let Some(h) = e.havip.as_deref().and_then(|h| dep.havip(h)) else { continue };
-        let _ = writeln!(s, "    iifname \"{uplink}\" ip daddr {} ip daddr set {}", e.ip, h.ip);
-        let _ = writeln!(s, "    iifname != \"{uplink}\" ip saddr {} ip daddr != {vpc_cidr} ip saddr set {}", h.ip, e.ip);
+        let Some(h) = e.havip.as_deref().and_then(|h| dep.havip(h)) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "    iifname \"{uplink}\" ip daddr {} ip daddr set {}",
+            e.ip, h.ip
+        );
+        let _ = writeln!(
+            s,
+            "    iifname != \"{uplink}\" ip saddr {} ip daddr != {vpc_cidr} ip saddr set {}",
+            h.ip, e.ip
+        );
     }
     let _ = writeln!(s, "  }}");
-    let eips: Vec<String> = dep.cloud.eips.iter().filter(|e| e.havip.is_some()).map(|e| e.ip.to_string()).collect();
-    let _ = writeln!(s, "  chain vpc_forward {{\n    type filter hook forward priority filter; policy accept;");
-    let _ = writeln!(s, "    oifname @checked oifname . ip daddr != @allowed counter name not_for_eni drop");
+    let eips: Vec<String> = dep
+        .cloud
+        .eips
+        .iter()
+        .filter(|e| e.havip.is_some())
+        .map(|e| e.ip.to_string())
+        .collect();
+    let _ = writeln!(
+        s,
+        "  chain vpc_forward {{\n    type filter hook forward priority filter; policy accept;"
+    );
+    let _ = writeln!(
+        s,
+        "    oifname @checked oifname . ip daddr != @allowed counter name not_for_eni drop"
+    );
     if eips.is_empty() {
         let _ = writeln!(s, "    oifname \"{uplink}\" counter name no_eip drop");
     } else {
-        let _ = writeln!(s, "    oifname \"{uplink}\" ip saddr != {{ {} }} counter name no_eip drop", eips.join(", "));
+        let _ = writeln!(
+            s,
+            "    oifname \"{uplink}\" ip saddr != {{ {} }} counter name no_eip drop",
+            eips.join(", ")
+        );
     }
     let _ = writeln!(s, "  }}\n}}");
     s
@@ -509,7 +671,10 @@ mod tests {
         let t = build(&seed(), "t1").unwrap();
         assert!(t.namespaces.iter().all(|n| n.name.starts_with("hafw-t1.")));
         assert!(t.veths.iter().all(|v| v.a_name.starts_with("t1-")));
-        assert!(t.veths.iter().all(|v| v.a_name.len() <= 15 && v.b_name.len() <= 15));
+        assert!(t
+            .veths
+            .iter()
+            .all(|v| v.a_name.len() <= 15 && v.b_name.len() <= 15));
         assert_eq!(t.namespaces.len(), 2 + 2 + 3);
     }
 
@@ -537,17 +702,26 @@ mod tests {
         // servers is the fifth vSwitch: table 104.
         assert_eq!(internal.entries, vec![(104, "0.0.0.0/0".parse().unwrap())]);
         // No route to a HAVIP exists before an announcement.
-        assert!(!t.routes.iter().any(|r| r.dst.0.addr().to_string() == "10.0.2.100"));
+        assert!(!t
+            .routes
+            .iter()
+            .any(|r| r.dst.0.addr().to_string() == "10.0.2.100"));
     }
 
     #[test]
     fn vpc_ruleset_maps_the_eip_both_ways_and_checks_sources() {
         let t = build(&seed(), "t1").unwrap();
-        assert!(t.vpc_nft.contains("ip daddr 203.0.113.10 ip daddr set 10.0.1.100"));
-        assert!(t.vpc_nft.contains("ip saddr 10.0.1.100 ip daddr != 10.0.0.0/16 ip saddr set 203.0.113.10"));
+        assert!(t
+            .vpc_nft
+            .contains("ip daddr 203.0.113.10 ip daddr set 10.0.1.100"));
+        assert!(t
+            .vpc_nft
+            .contains("ip saddr 10.0.1.100 ip daddr != 10.0.0.0/16 ip saddr set 203.0.113.10"));
         // Firewall data ENIs have the check off; management ENIs and the server have it on.
         let web = t.port("web-eni").unwrap();
-        assert!(t.vpc_nft.contains(&format!("\"{}\" . 10.0.10.10", web.vpc_dev)));
+        assert!(t
+            .vpc_nft
+            .contains(&format!("\"{}\" . 10.0.10.10", web.vpc_dev)));
         let untrust = t.port("fw-a-untrust").unwrap();
         assert!(!t.vpc_nft.contains(&format!("\"{}\"", untrust.vpc_dev)));
     }

@@ -173,7 +173,13 @@ mod tests {
 
     #[test]
     fn prefix_accepts_host_and_net() {
-        assert_eq!("10.0.0.1".parse::<Prefix>().unwrap().to_string(), "10.0.0.1");
-        assert_eq!("10.0.0.0/8".parse::<Prefix>().unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            "10.0.0.1".parse::<Prefix>().unwrap().to_string(),
+            "10.0.0.1"
+        );
+        assert_eq!(
+            "10.0.0.0/8".parse::<Prefix>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
     }
 }

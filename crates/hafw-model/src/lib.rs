@@ -4,9 +4,9 @@
 
 pub mod addr;
 pub mod diag;
-pub mod spec;
 pub mod query;
 pub mod render;
+pub mod spec;
 pub mod validate;
 
 use std::path::Path as FsPath;
@@ -26,8 +26,12 @@ pub fn load(path: &FsPath) -> Result<Deployment, Diagnostics> {
         file: file.clone(),
         items: vec![Diagnostic::new(Path::root(), message, fix)],
     };
-    let meta = std::fs::metadata(path)
-        .map_err(|e| fail(format!("cannot read the file: {e}"), "check the path and permissions"))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        fail(
+            format!("cannot read the file: {e}"),
+            "check the path and permissions",
+        )
+    })?;
     if meta.len() > MAX_FILE_BYTES as u64 {
         return Err(fail(
             format!(
@@ -38,8 +42,12 @@ pub fn load(path: &FsPath) -> Result<Deployment, Diagnostics> {
             "check that this is the deployment file you meant",
         ));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| fail(format!("cannot read the file: {e}"), "check the path and permissions"))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(
+            format!("cannot read the file: {e}"),
+            "check the path and permissions",
+        )
+    })?;
     let text = String::from_utf8(bytes)
         .map_err(|_| fail("the file is not UTF-8 text".into(), "save it as UTF-8 TOML"))?;
     parse(&file, &text)
@@ -66,7 +74,10 @@ pub fn parse(file: &str, text: &str) -> Result<Deployment, Diagnostics> {
             file: file.into(),
             items: vec![Diagnostic::new(
                 Path::root(),
-                format!("the text is {} bytes; the limit is {MAX_FILE_BYTES}", text.len()),
+                format!(
+                    "the text is {} bytes; the limit is {MAX_FILE_BYTES}",
+                    text.len()
+                ),
                 "check that this is the deployment file you meant",
             )],
         });

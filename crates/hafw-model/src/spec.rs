@@ -346,7 +346,11 @@ impl<'de> Deserialize<'de> for PortRange {
         match Raw::deserialize(d)? {
             Raw::N(n) => port(n).map(|p| PortRange { first: p, last: p }),
             Raw::S(s) => {
-                let bad = || D::Error::custom(format!("`{s}` is not a port or range; write 443 or \"8000-8080\""));
+                let bad = || {
+                    D::Error::custom(format!(
+                        "`{s}` is not a port or range; write 443 or \"8000-8080\""
+                    ))
+                };
                 let (a, b) = s.split_once('-').unwrap_or((&s, &s));
                 let first = port(a.trim().parse().map_err(|_| bad())?)?;
                 let last = port(b.trim().parse().map_err(|_| bad())?)?;

@@ -70,6 +70,18 @@ pub enum LabCmd {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Send UDP probes to an echo host at a steady rate; report loss and the longest outage.
+    #[command(after_help = "Example: hafw lab exec seed web -- hafw lab probe 198.51.100.30:7777 --rate 1000 --duration-ms 5000")]
+    Probe {
+        target: std::net::SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 5000)]
+        duration_ms: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The HAVIP controller (started by `lab up` inside the VPC namespace).
     #[command(hide = true)]
     Controller {
@@ -120,6 +132,25 @@ pub fn run(cmd: LabCmd) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        LabCmd::Probe { target, rate, duration_ms, json } => {
+            let mut cfg = hosts::ProbeConfig::new(target);
+            cfg.rate_hz = rate;
+            cfg.duration = Duration::from_millis(duration_ms);
+            match hosts::probe(&cfg, &hosts::Stop::new()) {
+                Ok(r) => {
+                    if json {
+                        println!("{}", r.to_json());
+                    } else {
+                        println!("{r}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: probe {target}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         LabCmd::Controller { name, ready_file } => {
             report(hafw_lab::controller::run(&name, ready_file.as_deref()))
         }

@@ -28,7 +28,11 @@ pub fn ns_tests_enabled() -> bool {
         return false;
     }
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "namespace tests need root (or set HAFW_SKIP_NS_TESTS=1)");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "namespace tests need root (or set HAFW_SKIP_NS_TESTS=1)"
+    );
     true
 }
 
@@ -36,7 +40,11 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A unique lab name for this test process and call.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}{}", std::process::id() % 10000, SEQ.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}{}{}",
+        std::process::id() % 10000,
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 pub fn run(args: &[&str]) -> Output {
@@ -67,7 +75,8 @@ impl Lab {
         format!("hafw-{}.{what}", self.name)
     }
     pub fn log(&self) -> String {
-        std::fs::read_to_string(format!("/run/hafw-lab/{}/havip.log", self.name)).unwrap_or_default()
+        std::fs::read_to_string(format!("/run/hafw-lab/{}/havip.log", self.name))
+            .unwrap_or_default()
     }
     /// Waits until the HAVIP log has a line containing `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
@@ -128,7 +137,9 @@ pub fn respond_with_source(sock: UdpSocket, count: usize) -> std::thread::JoinHa
         sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
         let mut buf = [0u8; 1500];
         for _ in 0..count {
-            let Ok((_, from)) = sock.recv_from(&mut buf) else { return };
+            let Ok((_, from)) = sock.recv_from(&mut buf) else {
+                return;
+            };
             let _ = sock.send_to(format!("seen {from}").as_bytes(), from);
         }
     })

@@ -17,12 +17,16 @@ fn ip(s: &str) -> Ipv4Addr {
 }
 
 fn announce(lab: &Lab, instance: &str, dev: &str, what: &str) {
-    arp::announce(Some(&lab.ns(instance)), dev, ip(what), 1, Duration::ZERO).expect("send gratuitous ARP");
+    arp::announce(Some(&lab.ns(instance)), dev, ip(what), 1, Duration::ZERO)
+        .expect("send gratuitous ARP");
 }
 
 /// The VPC's route for `dst` in `table`, as `ip route` prints it.
 fn vpc_route(lab: &Lab, table: &str, dst: &str) -> String {
-    lab.sh("vpc", &format!("ip route show table {table} exact {dst} 2>/dev/null"))
+    lab.sh(
+        "vpc",
+        &format!("ip route show table {table} exact {dst} 2>/dev/null"),
+    )
 }
 
 /// Makes an instance answer as a firewall would while active: the floating
@@ -33,7 +37,13 @@ fn stand_in(lab: &Lab, instance: &str, dev: &'static str, floating: &str, gatewa
     let gw = ip(gateway);
     ns.run_blocking(move |nl| async move {
         addr::add(&nl, dev, net).await?;
-        route::replace(&nl, &route::Route::new("0.0.0.0/0".parse().unwrap()).via(gw).dev(dev)).await
+        route::replace(
+            &nl,
+            &route::Route::new("0.0.0.0/0".parse().unwrap())
+                .via(gw)
+                .dev(dev),
+        )
+        .await
     })
     .unwrap();
 }
@@ -42,8 +52,17 @@ fn port_dev(lab: &Lab, eni: &str) -> String {
     // `lab status` lists each ENI with its VPC-side interface.
     let out = run(&["lab", "status", "--name", &lab.name]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text.lines().find(|l| l.trim_start().starts_with(eni)).unwrap_or_else(|| panic!("{eni} not in status:\n{text}"));
-    line.split("vpc:").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(eni))
+        .unwrap_or_else(|| panic!("{eni} not in status:\n{text}"));
+    line.split("vpc:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -52,16 +71,27 @@ fn member_announcement_moves_havip_and_ownership_sticks() {
         return;
     }
     let lab = Lab::up("alicloud-havip.toml", "m");
-    assert!(vpc_route(&lab, "main", EXT).trim().is_empty(), "no owner before any announcement");
+    assert!(
+        vpc_route(&lab, "main", EXT).trim().is_empty(),
+        "no owner before any announcement"
+    );
 
     announce(&lab, "fw-a", "untrust", EXT);
-    assert!(lab.wait_log("move external - fw-a-untrust", Duration::from_secs(2)), "log: {}", lab.log());
+    assert!(
+        lab.wait_log("move external - fw-a-untrust", Duration::from_secs(2)),
+        "log: {}",
+        lab.log()
+    );
     let a_dev = port_dev(&lab, "fw-a-untrust");
     assert!(vpc_route(&lab, "main", EXT).contains(&a_dev));
 
     // A non-member (fw-b's trust ENI) announcing the external HAVIP is ignored.
     announce(&lab, "fw-b", "trust", EXT);
-    assert!(lab.wait_log("ignored external fw-b-trust", Duration::from_secs(2)), "log: {}", lab.log());
+    assert!(
+        lab.wait_log("ignored external fw-b-trust", Duration::from_secs(2)),
+        "log: {}",
+        lab.log()
+    );
     assert!(vpc_route(&lab, "main", EXT).contains(&a_dev));
 
     // Silence: ownership sticks.
@@ -71,10 +101,18 @@ fn member_announcement_moves_havip_and_ownership_sticks() {
 
     // The other member announces: the latest announcement wins.
     announce(&lab, "fw-b", "untrust", EXT);
-    assert!(lab.wait_log("move external fw-a-untrust fw-b-untrust", Duration::from_secs(2)), "log: {}", lab.log());
+    assert!(
+        lab.wait_log(
+            "move external fw-a-untrust fw-b-untrust",
+            Duration::from_secs(2)
+        ),
+        "log: {}",
+        lab.log()
+    );
     assert!(vpc_route(&lab, "main", EXT).contains(&port_dev(&lab, "fw-b-untrust")));
 
-    let status = String::from_utf8_lossy(&run(&["lab", "status", "--name", &lab.name]).stdout).to_string();
+    let status =
+        String::from_utf8_lossy(&run(&["lab", "status", "--name", &lab.name]).stdout).to_string();
     assert!(status.contains("owner fw-b-untrust"), "{status}");
     assert!(status.contains("non-member announcements 1"), "{status}");
 }
@@ -91,7 +129,10 @@ fn route_entries_with_havip_next_hop_follow_the_owner() {
     assert!(lab.wait_log("move internal - fw-a-trust", Duration::from_secs(2)));
     assert!(vpc_route(&lab, "104", "0.0.0.0/0").contains(&port_dev(&lab, "fw-a-trust")));
     announce(&lab, "fw-b", "trust", INT);
-    assert!(lab.wait_log("move internal fw-a-trust fw-b-trust", Duration::from_secs(2)));
+    assert!(lab.wait_log(
+        "move internal fw-a-trust fw-b-trust",
+        Duration::from_secs(2)
+    ));
     assert!(vpc_route(&lab, "104", "0.0.0.0/0").contains(&port_dev(&lab, "fw-b-trust")));
 }
 
@@ -121,7 +162,15 @@ fn eip_nat_works_both_ways() {
 
     // Traffic from an address that is not the HAVIP gets no EIP: it never leaves.
     let plain = udp_in(&lab.ns("fw-a"), "10.0.1.11:0");
-    assert_eq!(ask(&plain, "198.51.100.30:7777", "hi", Duration::from_millis(300)), None);
+    assert_eq!(
+        ask(
+            &plain,
+            "198.51.100.30:7777",
+            "hi",
+            Duration::from_millis(300)
+        ),
+        None
+    );
 }
 
 #[test]
@@ -134,7 +183,13 @@ fn spoofed_sources_are_dropped_where_the_check_is_on() {
     Netns::open(&lab.ns("fw-a"))
         .unwrap()
         .run_blocking(|nl| async move {
-            route::add(&nl, &route::Route::new("10.0.10.0/24".parse().unwrap()).via(ip("10.0.0.253")).dev("mgmt")).await
+            route::add(
+                &nl,
+                &route::Route::new("10.0.10.0/24".parse().unwrap())
+                    .via(ip("10.0.0.253"))
+                    .dev("mgmt"),
+            )
+            .await
         })
         .unwrap();
     let listener = udp_in(&lab.ns("fw-a"), "10.0.0.11:9000");
@@ -142,15 +197,26 @@ fn spoofed_sources_are_dropped_where_the_check_is_on() {
     // The web server's own address passes.
     let honest = udp_in(&lab.ns("web"), "10.0.10.10:0");
     let reply = ask(&honest, "10.0.0.11:9000", "hi", Duration::from_secs(2));
-    assert!(reply.expect("honest source passes").starts_with("seen 10.0.10.10:"));
+    assert!(reply
+        .expect("honest source passes")
+        .starts_with("seen 10.0.10.10:"));
     // A second address on the same ENI (check on) is dropped by the VPC.
     let ns = Netns::open(&lab.ns("web")).unwrap();
-    ns.run_blocking(|nl| async move { addr::add(&nl, "eth0", "10.0.10.99/32".parse().unwrap()).await }).unwrap();
+    ns.run_blocking(
+        |nl| async move { addr::add(&nl, "eth0", "10.0.10.99/32".parse().unwrap()).await },
+    )
+    .unwrap();
     let spoof = udp_in(&lab.ns("web"), "10.0.10.99:0");
-    assert_eq!(ask(&spoof, "10.0.0.11:9000", "hi", Duration::from_millis(300)), None);
+    assert_eq!(
+        ask(&spoof, "10.0.0.11:9000", "hi", Duration::from_millis(300)),
+        None
+    );
     drop(responder);
     let counters = lab.sh("vpc", "nft list counter ip hafw_vpc spoofed");
-    assert!(!counters.contains("packets 0 "), "spoofed counter did not count: {counters}");
+    assert!(
+        !counters.contains("packets 0 "),
+        "spoofed counter did not count: {counters}"
+    );
 }
 
 #[test]
@@ -161,7 +227,9 @@ fn no_arp_or_broadcast_reaches_another_instance() {
     let lab = Lab::up("alicloud-havip.toml", "b");
     let mut listener = arp::Listener::open(Some(&lab.ns("fw-b")), &["untrust"]).unwrap();
     let bcast = udp_in(&lab.ns("fw-b"), "0.0.0.0:9100");
-    bcast.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    bcast
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     announce(&lab, "fw-a", "untrust", EXT);
     let sender = udp_in(&lab.ns("fw-a"), "10.0.1.11:0");
     sender.set_broadcast(true).unwrap();
@@ -171,11 +239,18 @@ fn no_arp_or_broadcast_reaches_another_instance() {
     while Instant::now() < end {
         if let Some(p) = listener.recv(Some(Duration::from_millis(50))).unwrap() {
             assert_ne!(p.fields.sender_ip, ip(EXT), "fw-b saw fw-a's ARP: {p:?}");
-            assert_ne!(p.fields.sender_ip, ip("10.0.1.11"), "fw-b saw fw-a's ARP: {p:?}");
+            assert_ne!(
+                p.fields.sender_ip,
+                ip("10.0.1.11"),
+                "fw-b saw fw-a's ARP: {p:?}"
+            );
         }
     }
     let mut buf = [0u8; 64];
-    assert!(bcast.recv_from(&mut buf).is_err(), "a broadcast crossed the VPC");
+    assert!(
+        bcast.recv_from(&mut buf).is_err(),
+        "a broadcast crossed the VPC"
+    );
     // The announcement itself did reach the VPC.
     assert!(lab.wait_log("move external - fw-a-untrust", Duration::from_secs(2)));
 }
@@ -198,7 +273,13 @@ fn two_labs_coexist_and_down_leaves_nothing() {
         assert!(a.wait_log("move external - fw-a-untrust", Duration::from_secs(2)));
         assert!(b.wait_log("move external - fw-b-untrust", Duration::from_secs(2)));
         // A second `up` of the same name is refused.
-        let again = run(&["lab", "up", example("alicloud-havip.toml").to_str().unwrap(), "--name", &a.name]);
+        let again = run(&[
+            "lab",
+            "up",
+            example("alicloud-havip.toml").to_str().unwrap(),
+            "--name",
+            &a.name,
+        ]);
         assert!(!again.status.success());
         assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
     }
@@ -222,7 +303,10 @@ fn a_panicking_test_still_removes_its_lab() {
     assert!(result.is_err());
     let name = name.lock().unwrap().clone();
     assert!(!name.is_empty());
-    assert!(lab_namespaces(&name).is_empty(), "namespaces left after a panic");
+    assert!(
+        lab_namespaces(&name).is_empty(),
+        "namespaces left after a panic"
+    );
 }
 
 #[test]
@@ -249,7 +333,12 @@ fn an_invalid_deployment_is_refused_before_anything_is_created() {
     let name = unique("v");
     let out = run(&["lab", "up", path.to_str().unwrap(), "--name", &name]);
     let _ = std::fs::remove_file(&path);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(lab_namespaces(&name).is_empty());
 }
 
@@ -262,7 +351,10 @@ fn lab_up_of_the_seed_is_quick() {
     let lab = Lab::up("alicloud-havip.toml", "t");
     let took = started.elapsed();
     let reported = String::from_utf8_lossy(&lab.up.stdout).to_string();
-    eprintln!("lab up of the seed example: {} ms wall clock; hafw said: {reported}", took.as_millis());
+    eprintln!(
+        "lab up of the seed example: {} ms wall clock; hafw said: {reported}",
+        took.as_millis()
+    );
     // The goal is under 2 s; allow slack for a loaded CI machine.
     assert!(took < Duration::from_secs(6), "lab up took {took:?}");
 }

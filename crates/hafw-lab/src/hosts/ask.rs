@@ -26,7 +26,11 @@ pub fn ask(target: SocketAddr, timeout: Duration) -> Result<SocketAddr, HostErro
 /// Asks from `socket`, which the caller bound (to a chosen source address or
 /// port). Only a reply from `target` carrying this request's nonce counts;
 /// anything else is skipped.
-pub fn ask_via(socket: &UdpSocket, target: SocketAddr, timeout: Duration) -> Result<SocketAddr, HostError> {
+pub fn ask_via(
+    socket: &UdpSocket,
+    target: SocketAddr,
+    timeout: Duration,
+) -> Result<SocketAddr, HostError> {
     let request = format!("ask {:016x}\n", nonce()).into_bytes();
     let start = Instant::now();
     let deadline = start + timeout;
@@ -35,18 +39,32 @@ pub fn ask_via(socket: &UdpSocket, target: SocketAddr, timeout: Duration) -> Res
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return Err(HostError::Timeout { context: format!("ask the echo host at {target}"), after: timeout });
+            return Err(HostError::Timeout {
+                context: format!("ask the echo host at {target}"),
+                after: timeout,
+            });
         }
         let next_send = start + timeout * sent / SENDS;
         if sent < SENDS && now >= next_send {
             socket
                 .send_to(&request, target)
-                .map_err(|source| HostError::Connect { addr: target, source })?;
+                .map_err(|source| HostError::Connect {
+                    addr: target,
+                    source,
+                })?;
             sent += 1;
         }
-        let wake = if sent < SENDS { (start + timeout * sent / SENDS).min(deadline) } else { deadline };
-        let wait = wake.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        socket.set_read_timeout(Some(wait)).map_err(HostError::io("cannot set the read timeout"))?;
+        let wake = if sent < SENDS {
+            (start + timeout * sent / SENDS).min(deadline)
+        } else {
+            deadline
+        };
+        let wait = wake
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        socket
+            .set_read_timeout(Some(wait))
+            .map_err(HostError::io("cannot set the read timeout"))?;
         match socket.recv_from(&mut buf) {
             Ok((n, from)) if from == target => {
                 let (seen, payload) = decode_reply(&buf[..n])?;
@@ -56,7 +74,12 @@ pub fn ask_via(socket: &UdpSocket, target: SocketAddr, timeout: Duration) -> Res
             }
             Ok(_) => {}
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(HostError::Io { context: format!("waiting for {target}"), source }),
+            Err(source) => {
+                return Err(HostError::Io {
+                    context: format!("waiting for {target}"),
+                    source,
+                })
+            }
         }
     }
 }
@@ -66,7 +89,9 @@ pub fn ask_via(socket: &UdpSocket, target: SocketAddr, timeout: Duration) -> Res
 pub(crate) fn nonce() -> u64 {
     // RandomState's keys are random per process and differ per call.
     let mut h = RandomState::new().build_hasher();
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     h.write_u128(wall.as_nanos());
     h.finish()
 }

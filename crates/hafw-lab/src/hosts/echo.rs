@@ -70,11 +70,16 @@ pub fn encode_reply(seen: SocketAddr, payload: &[u8]) -> Vec<u8> {
 pub fn decode_reply(reply: &[u8]) -> Result<(SocketAddr, &[u8]), HostError> {
     let bad = || {
         let shown = String::from_utf8_lossy(&reply[..reply.len().min(64)]).into_owned();
-        HostError::Protocol(format!("an echo reply must start with \"seen <ip>:<port>\\n\", got {shown:?}"))
+        HostError::Protocol(format!(
+            "an echo reply must start with \"seen <ip>:<port>\\n\", got {shown:?}"
+        ))
     };
     let nl = reply.iter().position(|&b| b == b'\n').ok_or_else(bad)?;
     let line = std::str::from_utf8(&reply[..nl]).map_err(|_| bad())?;
-    let seen = line.strip_prefix("seen ").and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+    let seen = line
+        .strip_prefix("seen ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(bad)?;
     Ok((seen, &reply[nl + 1..]))
 }
 
@@ -90,14 +95,23 @@ impl EchoServer {
         let tries = if config.addr.port() == 0 { 20 } else { 1 };
         let mut last = None;
         for _ in 0..tries {
-            let udp = UdpSocket::bind(config.addr)
-                .map_err(|source| HostError::Bind { addr: config.addr, source })?;
+            let udp = UdpSocket::bind(config.addr).map_err(|source| HostError::Bind {
+                addr: config.addr,
+                source,
+            })?;
             if !config.tcp {
                 return Ok(EchoServer { udp, tcp: None });
             }
-            let addr = udp.local_addr().map_err(HostError::io("cannot read the UDP port"))?;
+            let addr = udp
+                .local_addr()
+                .map_err(HostError::io("cannot read the UDP port"))?;
             match TcpListener::bind(addr) {
-                Ok(tcp) => return Ok(EchoServer { udp, tcp: Some(tcp) }),
+                Ok(tcp) => {
+                    return Ok(EchoServer {
+                        udp,
+                        tcp: Some(tcp),
+                    })
+                }
                 Err(source) => last = Some(HostError::Bind { addr, source }),
             }
         }
@@ -106,7 +120,9 @@ impl EchoServer {
 
     /// The bound address (UDP and, if served, TCP share it).
     pub fn local_addr(&self) -> Result<SocketAddr, HostError> {
-        self.udp.local_addr().map_err(HostError::io("cannot read the echo server's address"))
+        self.udp
+            .local_addr()
+            .map_err(HostError::io("cannot read the echo server's address"))
     }
 
     pub fn run(self, stop: &Stop) -> Result<EchoStats, HostError> {
@@ -126,9 +142,12 @@ impl EchoServer {
             // Do not leave the UDP half running after the TCP half failed.
             stop.stop();
         }
-        let udp = udp_thread
-            .join()
-            .unwrap_or_else(|_| Err(HostError::Io { context: "UDP echo thread".into(), source: io::Error::other("panicked") }));
+        let udp = udp_thread.join().unwrap_or_else(|_| {
+            Err(HostError::Io {
+                context: "UDP echo thread".into(),
+                source: io::Error::other("panicked"),
+            })
+        });
         tcp.and(udp)?;
         Ok(counters.snapshot())
     }
@@ -157,15 +176,18 @@ impl Counters {
 }
 
 fn serve_udp(udp: &UdpSocket, stop: &Stop, counters: &Counters) -> Result<(), HostError> {
-    udp.set_read_timeout(Some(STOP_POLL)).map_err(HostError::io("cannot set the UDP read timeout"))?;
+    udp.set_read_timeout(Some(STOP_POLL))
+        .map_err(HostError::io("cannot set the UDP read timeout"))?;
     let mut buf = vec![0u8; 65536];
     while !stop.is_stopped() {
         let (n, from) = match udp.recv_from(&mut buf) {
             Ok(got) => got,
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
-            // A failed receive concerns one datagram; keep serving.
+            // A failed receive concerns one datagram; keep serving, but do
+            // not spin if the error repeats.
             Err(_) => {
                 counters.reply_errors.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(1));
                 continue;
             }
         };
@@ -178,7 +200,11 @@ fn serve_udp(udp: &UdpSocket, stop: &Stop, counters: &Counters) -> Result<(), Ho
     Ok(())
 }
 
-fn serve_tcp(listener: &TcpListener, stop: &Stop, counters: &Arc<Counters>) -> Result<(), HostError> {
+fn serve_tcp(
+    listener: &TcpListener,
+    stop: &Stop,
+    counters: &Arc<Counters>,
+) -> Result<(), HostError> {
     let live = Live::default();
     accept_until(listener, stop, |stream, peer| {
         counters.tcp_connections.fetch_add(1, Ordering::Relaxed);
@@ -189,17 +215,24 @@ fn serve_tcp(listener: &TcpListener, stop: &Stop, counters: &Arc<Counters>) -> R
         let (stop, counters) = (stop.clone(), counters.clone());
         // If the thread cannot start, the stream is dropped with the
         // closure, which closes the connection; nothing else to undo.
-        let _ = thread::Builder::new().name("echo-tcp".into()).spawn(move || {
-            let _slot = slot;
-            let _ = echo_stream(stream, peer, &stop, &counters);
-        });
+        let _ = thread::Builder::new()
+            .name("echo-tcp".into())
+            .spawn(move || {
+                let _slot = slot;
+                let _ = echo_stream(stream, peer, &stop, &counters);
+            });
     })?;
     live.drain(STOP_POLL * 4);
     Ok(())
 }
 
 /// Writes the seen line, then echoes until EOF or `stop`.
-fn echo_stream(mut stream: TcpStream, peer: SocketAddr, stop: &Stop, counters: &Counters) -> io::Result<()> {
+fn echo_stream(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    stop: &Stop,
+    counters: &Counters,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     stream.set_read_timeout(Some(STOP_POLL))?;
@@ -230,12 +263,21 @@ mod tests {
         assert_eq!(&reply[..], b"seen 198.51.100.7:4242\na\nb\x00");
         assert_eq!(decode_reply(&reply).unwrap(), (seen, &b"a\nb\x00"[..]));
         let v6: SocketAddr = "[2001:db8::7]:1".parse().unwrap();
-        assert_eq!(decode_reply(&encode_reply(v6, b"")).unwrap(), (v6, &b""[..]));
+        assert_eq!(
+            decode_reply(&encode_reply(v6, b"")).unwrap(),
+            (v6, &b""[..])
+        );
     }
 
     #[test]
     fn bad_replies_are_errors() {
-        for bad in [&b""[..], b"seen 1.2.3.4:5", b"saw 1.2.3.4:5\n", b"seen 1.2.3.4\n", b"seen \xff\n"] {
+        for bad in [
+            &b""[..],
+            b"seen 1.2.3.4:5",
+            b"saw 1.2.3.4:5\n",
+            b"seen 1.2.3.4\n",
+            b"seen \xff\n",
+        ] {
             assert!(decode_reply(bad).is_err(), "{bad:?}");
         }
     }

@@ -67,5 +67,8 @@ impl std::error::Error for HostError {
 /// Whether a read that returned `e` merely ran out of time (the platform says
 /// `WouldBlock` or `TimedOut` depending on the socket option used).
 pub(crate) fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }

@@ -34,8 +34,12 @@ pub fn fetch(target: &str, path: &str, timeout: Duration) -> Result<Fetched, Hos
     let deadline = Instant::now() + timeout;
     let target = Target::parse(target, path)?;
     let mut stream = connect(&target.authority, deadline, timeout)?;
-    let local = stream.local_addr().map_err(HostError::io("cannot read the local address"))?;
-    let peer = stream.peer_addr().map_err(HostError::io("cannot read the peer address"))?;
+    let local = stream
+        .local_addr()
+        .map_err(HostError::io("cannot read the local address"))?;
+    let peer = stream
+        .peer_addr()
+        .map_err(HostError::io("cannot read the peer address"))?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: hafw-lab\r\nConnection: close\r\n\r\n",
         target.path, target.authority
@@ -47,7 +51,12 @@ pub fn fetch(target: &str, path: &str, timeout: Duration) -> Result<Fetched, Hos
     let (status, body) = read_response(&mut stream, peer, deadline, timeout)?;
     let body = String::from_utf8(body)
         .map_err(|_| HostError::Protocol(format!("the body from {peer} is not UTF-8 text")))?;
-    Ok(Fetched { status, body, local, peer })
+    Ok(Fetched {
+        status,
+        body,
+        local,
+        peer,
+    })
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -79,15 +88,20 @@ impl Target {
             }
             None => authority.contains(':'),
         };
-        let authority =
-            if has_port { authority.to_string() } else { format!("{authority}:80") };
+        let authority = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
         let path = match (url_path, path) {
             ("", "") => "/".to_string(),
             (p, "") | ("", p) => p.to_string(),
             _ => return Err(bad("a path is given both in the URL and apart from it")),
         };
         if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(bad("the path must start with / and hold visible ASCII only"));
+            return Err(bad(
+                "the path must start with / and hold visible ASCII only",
+            ));
         }
         Ok(Target { authority, path })
     }
@@ -107,12 +121,18 @@ fn connect(authority: &str, deadline: Instant, timeout: Duration) -> Result<TcpS
         match TcpStream::connect_timeout(&addr, left) {
             Ok(stream) => return Ok(stream),
             Err(e) if is_timeout(&e) => {
-                return Err(HostError::Timeout { context: format!("connect to {addr}"), after: timeout });
+                return Err(HostError::Timeout {
+                    context: format!("connect to {addr}"),
+                    after: timeout,
+                });
             }
             Err(source) => last = Some(HostError::Connect { addr, source }),
         }
     }
-    Err(last.unwrap_or_else(|| HostError::Timeout { context: format!("connect to {authority}"), after: timeout }))
+    Err(last.unwrap_or_else(|| HostError::Timeout {
+        context: format!("connect to {authority}"),
+        after: timeout,
+    }))
 }
 
 /// Reads the head, then the body by Content-Length or to EOF.
@@ -129,16 +149,23 @@ fn read_response(
             break end;
         }
         if buf.len() > MAX_HEAD {
-            return Err(HostError::Protocol(format!("the response head from {peer} exceeds {MAX_HEAD} bytes")));
+            return Err(HostError::Protocol(format!(
+                "the response head from {peer} exceeds {MAX_HEAD} bytes"
+            )));
         }
         if eof {
-            return Err(HostError::Protocol(format!("{peer} closed before the end of the response head")));
+            return Err(HostError::Protocol(format!(
+                "{peer} closed before the end of the response head"
+            )));
         }
         eof = read_more(stream, &mut buf, peer, deadline, timeout)?;
     };
-    let head = http::parse_response(&buf[..end]).map_err(|why| HostError::Protocol(format!("from {peer}: {why}")))?;
+    let head = http::parse_response(&buf[..end])
+        .map_err(|why| HostError::Protocol(format!("from {peer}: {why}")))?;
     if head.chunked {
-        return Err(HostError::Protocol(format!("{peer} sent a chunked body, which fetch does not decode")));
+        return Err(HostError::Protocol(format!(
+            "{peer} sent a chunked body, which fetch does not decode"
+        )));
     }
     let mut body = buf.split_off(end);
     // RFC 9112 §6.3: these responses have no body whatever the headers say.
@@ -147,11 +174,15 @@ fn read_response(
     }
     let want = head.content_length;
     if want.is_some_and(|n| n > MAX_BODY) {
-        return Err(HostError::Protocol(format!("the body from {peer} exceeds {MAX_BODY} bytes")));
+        return Err(HostError::Protocol(format!(
+            "the body from {peer} exceeds {MAX_BODY} bytes"
+        )));
     }
     while !eof && want.is_none_or(|n| body.len() < n) {
         if body.len() > MAX_BODY {
-            return Err(HostError::Protocol(format!("the body from {peer} exceeds {MAX_BODY} bytes")));
+            return Err(HostError::Protocol(format!(
+                "the body from {peer} exceeds {MAX_BODY} bytes"
+            )));
         }
         eof = read_more(stream, &mut body, peer, deadline, timeout)?;
     }
@@ -180,9 +211,14 @@ fn read_more(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(HostError::Timeout { context: format!("read the response from {peer}"), after: timeout });
+            return Err(HostError::Timeout {
+                context: format!("read the response from {peer}"),
+                after: timeout,
+            });
         }
-        stream.set_read_timeout(Some(left)).map_err(HostError::io("cannot set a read timeout"))?;
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(HostError::io("cannot set a read timeout"))?;
         match stream.read(&mut chunk) {
             Ok(0) => return Ok(true),
             Ok(n) => {
@@ -192,7 +228,10 @@ fn read_more(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) => {}
             Err(source) => {
-                return Err(HostError::Io { context: format!("reading the response from {peer}"), source });
+                return Err(HostError::Io {
+                    context: format!("reading the response from {peer}"),
+                    source,
+                });
             }
         }
     }
@@ -209,11 +248,26 @@ mod tests {
     #[test]
     fn targets_take_urls_and_addresses() {
         let pair = |a: &str, p: &str| (a.to_string(), p.to_string());
-        assert_eq!(parse("http://192.0.2.1", "").unwrap(), pair("192.0.2.1:80", "/"));
-        assert_eq!(parse("HTTP://192.0.2.1:8080/a/b?c", "").unwrap(), pair("192.0.2.1:8080", "/a/b?c"));
-        assert_eq!(parse("192.0.2.1:81", "/x").unwrap(), pair("192.0.2.1:81", "/x"));
-        assert_eq!(parse("[2001:db8::1]", "").unwrap(), pair("[2001:db8::1]:80", "/"));
-        assert_eq!(parse("[2001:db8::1]:8080", "/").unwrap(), pair("[2001:db8::1]:8080", "/"));
+        assert_eq!(
+            parse("http://192.0.2.1", "").unwrap(),
+            pair("192.0.2.1:80", "/")
+        );
+        assert_eq!(
+            parse("HTTP://192.0.2.1:8080/a/b?c", "").unwrap(),
+            pair("192.0.2.1:8080", "/a/b?c")
+        );
+        assert_eq!(
+            parse("192.0.2.1:81", "/x").unwrap(),
+            pair("192.0.2.1:81", "/x")
+        );
+        assert_eq!(
+            parse("[2001:db8::1]", "").unwrap(),
+            pair("[2001:db8::1]:80", "/")
+        );
+        assert_eq!(
+            parse("[2001:db8::1]:8080", "/").unwrap(),
+            pair("[2001:db8::1]:8080", "/")
+        );
     }
 
     #[test]

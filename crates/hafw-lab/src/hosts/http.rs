@@ -66,9 +66,15 @@ pub(crate) fn parse_request(head: &[u8]) -> Result<Request, Reject> {
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without
     // a Host header, and to any request with more than one.
     if hosts > 1 || (version == Version::Http11 && hosts == 0) {
-        return Err(Reject::Malformed("an HTTP/1.1 request needs exactly one Host header"));
+        return Err(Reject::Malformed(
+            "an HTTP/1.1 request needs exactly one Host header",
+        ));
     }
-    Ok(Request { method, target, version })
+    Ok(Request {
+        method,
+        target,
+        version,
+    })
 }
 
 /// The head's lines without their line ends. A CR anywhere but before LF is
@@ -88,13 +94,17 @@ fn lines(head: &[u8]) -> Result<Vec<&[u8]>, Reject> {
 fn request_line(line: &[u8]) -> Result<(String, String, Version), Reject> {
     let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
     let [method, target, version] = parts[..] else {
-        return Err(Reject::Malformed("the request line must be: METHOD SP target SP HTTP/1.x"));
+        return Err(Reject::Malformed(
+            "the request line must be: METHOD SP target SP HTTP/1.x",
+        ));
     };
     if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
         return Err(Reject::Malformed("the method is not a token"));
     }
     if target.is_empty() || !target.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(Reject::Malformed("the request target is empty or not visible ASCII"));
+        return Err(Reject::Malformed(
+            "the request target is empty or not visible ASCII",
+        ));
     }
     let version = match version {
         b"HTTP/1.1" => Version::Http11,
@@ -117,14 +127,19 @@ fn header(line: &[u8]) -> Result<(&[u8], &[u8]), Reject> {
         // §5.2: obsolete line folding; a server may reject it with 400.
         return Err(Reject::Malformed("folded header lines are not accepted"));
     }
-    let colon = line.iter().position(|&b| b == b':').ok_or(Reject::Malformed("a header line has no colon"))?;
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(Reject::Malformed("a header line has no colon"))?;
     let (name, value) = (&line[..colon], &line[colon + 1..]);
     // §5.1: no whitespace is allowed between the name and the colon.
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return Err(Reject::Malformed("a header name is empty or not a token"));
     }
     if value.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
-        return Err(Reject::Malformed("a header value holds a control character"));
+        return Err(Reject::Malformed(
+            "a header value holds a control character",
+        ));
     }
     Ok((name, value.trim_ascii()))
 }
@@ -184,12 +199,15 @@ pub(crate) fn parse_response(head: &[u8]) -> Result<ResponseHead, String> {
     let mut content_length = None;
     let mut chunked = false;
     for line in lines.take_while(|l| !l.is_empty()) {
-        let (name, value) = header(line).map_err(|_| {
-            format!("bad header line {:?}", String::from_utf8_lossy(line))
-        })?;
+        let (name, value) = header(line)
+            .map_err(|_| format!("bad header line {:?}", String::from_utf8_lossy(line)))?;
         if name.eq_ignore_ascii_case(b"content-length") {
-            let text = std::str::from_utf8(value).unwrap_or("");
-            let n: usize = text.parse().map_err(|_| format!("bad Content-Length {text:?}"))?;
+            let n: usize = std::str::from_utf8(value)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| {
+                    format!("bad Content-Length {:?}", String::from_utf8_lossy(value))
+                })?;
             if content_length.is_some_and(|m| m != n) {
                 return Err("conflicting Content-Length headers".into());
             }
@@ -198,7 +216,11 @@ pub(crate) fn parse_response(head: &[u8]) -> Result<ResponseHead, String> {
             chunked = true;
         }
     }
-    Ok(ResponseHead { status, content_length, chunked })
+    Ok(ResponseHead {
+        status,
+        content_length,
+        chunked,
+    })
 }
 
 /// `HTTP/1.x SP 3DIGIT [SP reason]`; the reason may be absent in practice.
@@ -233,10 +255,22 @@ mod tests {
     #[test]
     fn accepts_plain_gets() {
         let r = parse_request(b"GET /x?y=1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n").unwrap();
-        assert_eq!(r, Request { method: "GET".into(), target: "/x?y=1".into(), version: Version::Http11 });
+        assert_eq!(
+            r,
+            Request {
+                method: "GET".into(),
+                target: "/x?y=1".into(),
+                version: Version::Http11
+            }
+        );
         let r = parse_request(b"\r\nGET / HTTP/1.0\r\n\r\n").unwrap();
         assert_eq!(r.version, Version::Http10);
-        assert_eq!(parse_request(b"DELETE / HTTP/1.1\r\nhost: h\r\n\r\n").unwrap().method, "DELETE");
+        assert_eq!(
+            parse_request(b"DELETE / HTTP/1.1\r\nhost: h\r\n\r\n")
+                .unwrap()
+                .method,
+            "DELETE"
+        );
     }
 
     #[test]
@@ -260,9 +294,16 @@ mod tests {
         ];
         for head in bad {
             let got = parse_request(head);
-            assert!(matches!(got, Err(Reject::Malformed(_))), "{:?} gave {got:?}", String::from_utf8_lossy(head));
+            assert!(
+                matches!(got, Err(Reject::Malformed(_))),
+                "{:?} gave {got:?}",
+                String::from_utf8_lossy(head)
+            );
         }
-        assert_eq!(parse_request(b"GET / HTTP/2.0\r\n\r\n"), Err(Reject::Version));
+        assert_eq!(
+            parse_request(b"GET / HTTP/2.0\r\n\r\n"),
+            Err(Reject::Version)
+        );
     }
 
     #[test]
@@ -282,9 +323,23 @@ mod tests {
     #[test]
     fn parses_response_heads() {
         let h = parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Length: 12\r\n\r\n").unwrap();
-        assert_eq!(h, ResponseHead { status: 404, content_length: Some(12), chunked: false });
+        assert_eq!(
+            h,
+            ResponseHead {
+                status: 404,
+                content_length: Some(12),
+                chunked: false
+            }
+        );
         let h = parse_response(b"HTTP/1.0 200\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        assert_eq!(h, ResponseHead { status: 200, content_length: None, chunked: true });
+        assert_eq!(
+            h,
+            ResponseHead {
+                status: 200,
+                content_length: None,
+                chunked: true
+            }
+        );
         for bad in [
             &b"HTTP/1.1 20 OK\r\n\r\n"[..],
             b"HTTP/1.1 2000 OK\r\n\r\n",
@@ -292,7 +347,11 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         ] {
-            assert!(parse_response(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_response(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

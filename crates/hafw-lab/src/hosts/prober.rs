@@ -91,7 +91,11 @@ impl ProbePayload {
             b.copy_from_slice(&bytes[at..at + 8]);
             u64::from_be_bytes(b)
         };
-        Some(ProbePayload { run: word(4), seq: word(12), sent_ns: word(20) })
+        Some(ProbePayload {
+            run: word(4),
+            seq: word(12),
+            sent_ns: word(20),
+        })
     }
 }
 
@@ -105,9 +109,17 @@ pub fn probe(config: &ProbeConfig, stop: &Stop) -> Result<ProbeReport, HostError
     });
     // Not connected: a connected socket would have the kernel drop replies
     // from other sources, and the report counts those.
-    let socket = UdpSocket::bind(local).map_err(|source| HostError::Bind { addr: local, source })?;
-    let rx_socket = socket.try_clone().map_err(HostError::io("cannot clone the probe socket"))?;
-    let shared = Arc::new(Shared { sent: AtomicU64::new(0), receive_until_ns: AtomicU64::new(u64::MAX) });
+    let socket = UdpSocket::bind(local).map_err(|source| HostError::Bind {
+        addr: local,
+        source,
+    })?;
+    let rx_socket = socket
+        .try_clone()
+        .map_err(HostError::io("cannot clone the probe socket"))?;
+    let shared = Arc::new(Shared {
+        sent: AtomicU64::new(0),
+        receive_until_ns: AtomicU64::new(u64::MAX),
+    });
     let run = nonce();
     let start = Instant::now();
     let receiver = {
@@ -121,7 +133,10 @@ pub fn probe(config: &ProbeConfig, stop: &Stop) -> Result<ProbeReport, HostError
     let (sends, skipped_ticks) = send(&socket, config.target, run, start, &plan, stop, &shared);
     let last = sends.last().map_or(Duration::ZERO, |s| s.at);
     let until = last.saturating_add(config.timeout).as_nanos();
-    shared.receive_until_ns.store(u64::try_from(until).unwrap_or(u64::MAX - 1), Ordering::SeqCst);
+    shared.receive_until_ns.store(
+        u64::try_from(until).unwrap_or(u64::MAX - 1),
+        Ordering::SeqCst,
+    );
     let receipts = receiver.join().map_err(|_| HostError::Io {
         context: "probe receiver".into(),
         source: io::Error::other("panicked"),
@@ -149,10 +164,14 @@ impl Plan {
     fn new(config: &ProbeConfig) -> Result<Plan, HostError> {
         let rate_hz = config.rate_hz;
         if !(1..=MAX_RATE_HZ).contains(&rate_hz) {
-            return Err(HostError::Config(format!("rate_hz must be 1..={MAX_RATE_HZ}, got {rate_hz}")));
+            return Err(HostError::Config(format!(
+                "rate_hz must be 1..={MAX_RATE_HZ}, got {rate_hz}"
+            )));
         }
         if config.duration.is_zero() || config.timeout.is_zero() {
-            return Err(HostError::Config("the probe duration and timeout must be more than zero".into()));
+            return Err(HostError::Config(
+                "the probe duration and timeout must be more than zero".into(),
+            ));
         }
         let ticks = (config.duration.as_nanos() * u128::from(rate_hz)).div_ceil(NANOS);
         match u64::try_from(ticks) {
@@ -202,11 +221,16 @@ fn send(
     let interval_ns = plan.interval.as_nanos();
     let mut tick: u64 = 0;
     let mut skipped = 0;
-    while tick < plan.ticks && !stop.is_stopped() {
+    while tick < plan.ticks {
         let due = start + plan.due(tick);
         sleep_until(due);
+        // After the sleep, so a slow rate does not send past the stop.
+        if stop.is_stopped() {
+            break;
+        }
         let now = Instant::now();
-        let behind = u64::try_from(now.duration_since(due).as_nanos() / interval_ns).unwrap_or(u64::MAX);
+        let behind =
+            u64::try_from(now.duration_since(due).as_nanos() / interval_ns).unwrap_or(u64::MAX);
         if behind > MAX_CATCH_UP {
             let skip = (behind - MAX_CATCH_UP).min(plan.ticks - tick);
             tick += skip;
@@ -217,7 +241,11 @@ fn send(
         }
         let at = now.duration_since(start);
         let seq = sends.len() as u64;
-        let payload = ProbePayload { run, seq, sent_ns: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX) };
+        let payload = ProbePayload {
+            run,
+            seq,
+            sent_ns: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
+        };
         let failed = socket.send_to(&payload.encode(), target).is_err();
         sends.push(Sent { at, failed });
         shared.sent.store(seq + 1, Ordering::SeqCst);
@@ -254,7 +282,11 @@ fn receive(
     total: u64,
     shared: &Shared,
 ) -> Result<Receipts, HostError> {
-    let mut out = Receipts { arrivals: Vec::new(), foreign: 0, malformed: 0 };
+    let mut out = Receipts {
+        arrivals: Vec::new(),
+        foreign: 0,
+        malformed: 0,
+    };
     let mut answered = vec![false; usize::try_from(total).unwrap_or(0)];
     let mut unique = 0;
     let mut buf = vec![0u8; 2048];
@@ -265,11 +297,18 @@ fn receive(
             return Ok(out);
         }
         let wait = Duration::from_nanos(until - now_ns).min(RECEIVE_POLL);
-        socket.set_read_timeout(Some(wait)).map_err(HostError::io("cannot set the probe read timeout"))?;
+        socket
+            .set_read_timeout(Some(wait))
+            .map_err(HostError::io("cannot set the probe read timeout"))?;
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(HostError::Io { context: "receiving probe replies".into(), source }),
+            Err(source) => {
+                return Err(HostError::Io {
+                    context: "receiving probe replies".into(),
+                    source,
+                })
+            }
         };
         let at = start.elapsed();
         if canonical(from) != target {
@@ -278,7 +317,9 @@ fn receive(
         }
         let reply = decode_reply(&buf[..n]).ok().and_then(|(seen, payload)| {
             let p = ProbePayload::decode(payload)?;
-            let slot = usize::try_from(p.seq).ok().filter(|&i| i < answered.len())?;
+            let slot = usize::try_from(p.seq)
+                .ok()
+                .filter(|&i| i < answered.len())?;
             (p.run == run).then_some((seen, p, slot))
         });
         let Some((seen, p, slot)) = reply else {
@@ -289,7 +330,12 @@ fn receive(
             answered[slot] = true;
             unique += 1;
         }
-        out.arrivals.push(Arrival { seq: p.seq, sent_ns: p.sent_ns, at, seen });
+        out.arrivals.push(Arrival {
+            seq: p.seq,
+            sent_ns: p.sent_ns,
+            at,
+            seen,
+        });
     }
 }
 
@@ -299,7 +345,11 @@ mod tests {
 
     #[test]
     fn payload_round_trips_and_rejects_others() {
-        let p = ProbePayload { run: 7, seq: 1 << 40, sent_ns: 123_456_789 };
+        let p = ProbePayload {
+            run: 7,
+            seq: 1 << 40,
+            sent_ns: 123_456_789,
+        };
         assert_eq!(ProbePayload::decode(&p.encode()), Some(p));
         let mut bad = p.encode();
         bad[0] = b'X';
@@ -311,19 +361,53 @@ mod tests {
     #[test]
     fn plans_reject_bad_configs() {
         let target = "127.0.0.1:7".parse().unwrap();
-        let plan = Plan::new(&ProbeConfig { duration: Duration::from_millis(1500), ..ProbeConfig::new(target) }).unwrap();
-        assert_eq!((plan.interval, plan.ticks, plan.due(1499)), (Duration::from_millis(1), 1500, Duration::from_millis(1499)));
-        let odd = Plan::new(&ProbeConfig { rate_hz: 3, duration: Duration::from_secs(1), ..ProbeConfig::new(target) }).unwrap();
-        assert_eq!((odd.interval, odd.ticks), (Duration::from_nanos(333_333_333), 3));
+        let plan = Plan::new(&ProbeConfig {
+            duration: Duration::from_millis(1500),
+            ..ProbeConfig::new(target)
+        })
+        .unwrap();
+        assert_eq!(
+            (plan.interval, plan.ticks, plan.due(1499)),
+            (Duration::from_millis(1), 1500, Duration::from_millis(1499))
+        );
+        let odd = Plan::new(&ProbeConfig {
+            rate_hz: 3,
+            duration: Duration::from_secs(1),
+            ..ProbeConfig::new(target)
+        })
+        .unwrap();
+        assert_eq!(
+            (odd.interval, odd.ticks),
+            (Duration::from_nanos(333_333_333), 3)
+        );
         assert_eq!(odd.due(3), Duration::from_secs(1));
         for bad in [
-            ProbeConfig { rate_hz: 0, ..ProbeConfig::new(target) },
-            ProbeConfig { rate_hz: MAX_RATE_HZ + 1, ..ProbeConfig::new(target) },
-            ProbeConfig { duration: Duration::ZERO, ..ProbeConfig::new(target) },
-            ProbeConfig { timeout: Duration::ZERO, ..ProbeConfig::new(target) },
-            ProbeConfig { rate_hz: MAX_RATE_HZ, duration: Duration::from_secs(3600), ..ProbeConfig::new(target) },
+            ProbeConfig {
+                rate_hz: 0,
+                ..ProbeConfig::new(target)
+            },
+            ProbeConfig {
+                rate_hz: MAX_RATE_HZ + 1,
+                ..ProbeConfig::new(target)
+            },
+            ProbeConfig {
+                duration: Duration::ZERO,
+                ..ProbeConfig::new(target)
+            },
+            ProbeConfig {
+                timeout: Duration::ZERO,
+                ..ProbeConfig::new(target)
+            },
+            ProbeConfig {
+                rate_hz: MAX_RATE_HZ,
+                duration: Duration::from_secs(3600),
+                ..ProbeConfig::new(target)
+            },
         ] {
-            assert!(matches!(Plan::new(&bad), Err(HostError::Config(_))), "{bad:?}");
+            assert!(
+                matches!(Plan::new(&bad), Err(HostError::Config(_))),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -118,7 +118,13 @@ impl ProbeReport {
             .sends
             .iter()
             .zip(0..)
-            .map(|(s, seq)| ProbeResult { seq, sent_at: s.at, rtt: None, send_failed: s.failed, replies: 0 })
+            .map(|(s, seq)| ProbeResult {
+                seq,
+                sent_at: s.at,
+                rtt: None,
+                send_failed: s.failed,
+                replies: 0,
+            })
             .collect();
         let mut malformed = raw.malformed;
         let mut duplicates = 0;
@@ -128,7 +134,8 @@ impl ProbeReport {
             let probe = usize::try_from(a.seq).ok().and_then(|i| probes.get_mut(i));
             // A probe number we never sent, or a send time that is not the
             // one we sent with: not a reply to this run.
-            let Some(probe) = probe.filter(|p| p.sent_at.as_nanos() == u128::from(a.sent_ns)) else {
+            let Some(probe) = probe.filter(|p| p.sent_at.as_nanos() == u128::from(a.sent_ns))
+            else {
                 malformed += 1;
                 continue;
             };
@@ -148,7 +155,10 @@ impl ProbeReport {
         let lost_marks: Vec<LossMark> = probes
             .iter()
             .filter(|p| p.rtt.is_none())
-            .map(|p| LossMark { seq: p.seq, sent_at: p.sent_at })
+            .map(|p| LossMark {
+                seq: p.seq,
+                sent_at: p.sent_at,
+            })
             .collect();
         let (longest_loss_run, longest_loss_run_start, longest_loss_span) =
             longest_run(&lost_marks, raw.interval);
@@ -241,7 +251,11 @@ fn longest_run(lost: &[LossMark], interval: Duration) -> (u64, Option<LossMark>,
         }
         let len = (j - i + 1) as u64;
         if len > best.0 {
-            best = (len, Some(lost[i]), lost[j].sent_at.saturating_sub(lost[i].sent_at) + interval);
+            best = (
+                len,
+                Some(lost[i]),
+                lost[j].sent_at.saturating_sub(lost[i].sent_at) + interval,
+            );
         }
         i = j + 1;
     }
@@ -264,7 +278,11 @@ fn ms(d: Duration) -> String {
 
 impl fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pct = if self.sent == 0 { 0.0 } else { self.lost as f64 * 100.0 / self.sent as f64 };
+        let pct = if self.sent == 0 {
+            0.0
+        } else {
+            self.lost as f64 * 100.0 / self.sent as f64
+        };
         write!(
             f,
             "probe {} at {} Hz for {:.3} s: sent {}, received {}, lost {} ({pct:.2}%), \
@@ -280,10 +298,23 @@ impl fmt::Display for ProbeReport {
             ms(self.longest_arrival_gap),
         )?;
         if let (Some(a), Some(b)) = (self.first_lost, self.last_lost) {
-            write!(f, ", lost #{} at {} ms .. #{} at {} ms", a.seq, ms(a.sent_at), b.seq, ms(b.sent_at))?;
+            write!(
+                f,
+                ", lost #{} at {} ms .. #{} at {} ms",
+                a.seq,
+                ms(a.sent_at),
+                b.seq,
+                ms(b.sent_at)
+            )?;
         }
         if let (Some(min), Some(avg), Some(max)) = (self.rtt_min, self.rtt_avg, self.rtt_max) {
-            write!(f, ", rtt min/avg/max {}/{}/{} ms", ms(min), ms(avg), ms(max))?;
+            write!(
+                f,
+                ", rtt min/avg/max {}/{}/{} ms",
+                ms(min),
+                ms(avg),
+                ms(max)
+            )?;
         }
         for (name, n) in [
             ("duplicates", self.duplicates),
@@ -312,8 +343,12 @@ mod tests {
 
     /// `n` probes sent 1 ms apart; each `Some(rtt_ms)` is answered once.
     fn raw(answers: &[Option<u64>]) -> Raw {
-        let sends: Vec<Sent> =
-            (0..answers.len()).map(|i| Sent { at: MS * i as u32, failed: false }).collect();
+        let sends: Vec<Sent> = (0..answers.len())
+            .map(|i| Sent {
+                at: MS * i as u32,
+                failed: false,
+            })
+            .collect();
         let mut arrivals: Vec<Arrival> = answers
             .iter()
             .enumerate()
@@ -343,7 +378,10 @@ mod tests {
     fn a_clean_run_has_no_loss() {
         let r = ProbeReport::analyze(raw(&[Some(1); 10]));
         assert_eq!((r.sent, r.received, r.lost, r.duplicates), (10, 10, 0, 0));
-        assert_eq!((r.longest_loss_run, r.longest_loss_span, r.first_lost), (0, Duration::ZERO, None));
+        assert_eq!(
+            (r.longest_loss_run, r.longest_loss_span, r.first_lost),
+            (0, Duration::ZERO, None)
+        );
         assert_eq!(r.longest_arrival_gap, MS);
         assert_eq!((r.rtt_min, r.rtt_max), (Some(MS), Some(MS)));
         assert_eq!(r.seen, vec!["203.0.113.5:4000".parse().unwrap()]);
@@ -360,12 +398,33 @@ mod tests {
         let r = ProbeReport::analyze(raw(&answers));
         assert_eq!((r.sent, r.received, r.lost), (12, 7, 5));
         assert_eq!(r.longest_loss_run, 4);
-        assert_eq!(r.longest_loss_run_start, Some(LossMark { seq: 6, sent_at: MS * 6 }));
+        assert_eq!(
+            r.longest_loss_run_start,
+            Some(LossMark {
+                seq: 6,
+                sent_at: MS * 6
+            })
+        );
         assert_eq!(r.longest_loss_span, MS * 4);
-        assert_eq!(r.first_lost, Some(LossMark { seq: 2, sent_at: MS * 2 }));
-        assert_eq!(r.last_lost, Some(LossMark { seq: 9, sent_at: MS * 9 }));
+        assert_eq!(
+            r.first_lost,
+            Some(LossMark {
+                seq: 2,
+                sent_at: MS * 2
+            })
+        );
+        assert_eq!(
+            r.last_lost,
+            Some(LossMark {
+                seq: 9,
+                sent_at: MS * 9
+            })
+        );
         // Replies to 5 and 10 arrive at 6 ms and 11 ms.
-        assert_eq!((r.longest_arrival_gap, r.longest_arrival_gap_end), (MS * 5, Some(MS * 11)));
+        assert_eq!(
+            (r.longest_arrival_gap, r.longest_arrival_gap_end),
+            (MS * 5, Some(MS * 11))
+        );
     }
 
     #[test]
@@ -381,12 +440,19 @@ mod tests {
         let dup = raw.arrivals[0];
         raw.arrivals.push(dup);
         // A reply naming probe 1 with a send time it was not sent at.
-        raw.arrivals.push(Arrival { seq: 1, sent_ns: 12345, ..dup });
+        raw.arrivals.push(Arrival {
+            seq: 1,
+            sent_ns: 12345,
+            ..dup
+        });
         // A reply naming a probe never sent.
         raw.arrivals.push(Arrival { seq: 99, ..dup });
         raw.sends[1].failed = true;
         let r = ProbeReport::analyze(raw);
-        assert_eq!((r.received, r.lost, r.duplicates, r.malformed, r.send_errors), (2, 1, 1, 2, 1));
+        assert_eq!(
+            (r.received, r.lost, r.duplicates, r.malformed, r.send_errors),
+            (2, 1, 1, 2, 1)
+        );
         assert_eq!(r.probes[0].replies, 2);
         assert!(r.probes[1].send_failed);
     }
@@ -395,13 +461,30 @@ mod tests {
     fn renders_a_summary_line_and_json() {
         let r = ProbeReport::analyze(raw(&[Some(1), None, Some(2)]));
         let line = r.to_string();
-        assert!(line.starts_with("probe 192.0.2.1:7 at 1000 Hz for 0.002 s: sent 3, received 2, lost 1 (33.33%)"), "{line}");
-        assert!(line.contains("lost #1 at 1.000 ms .. #1 at 1.000 ms"), "{line}");
-        assert!(line.contains("rtt min/avg/max 1.000/1.500/2.000 ms"), "{line}");
+        assert!(
+            line.starts_with(
+                "probe 192.0.2.1:7 at 1000 Hz for 0.002 s: sent 3, received 2, lost 1 (33.33%)"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("lost #1 at 1.000 ms .. #1 at 1.000 ms"),
+            "{line}"
+        );
+        assert!(
+            line.contains("rtt min/avg/max 1.000/1.500/2.000 ms"),
+            "{line}"
+        );
         let json = r.to_json();
-        assert!(json.starts_with("{\"target\":\"192.0.2.1:7\",\"rate_hz\":1000,"), "{json}");
+        assert!(
+            json.starts_with("{\"target\":\"192.0.2.1:7\",\"rate_hz\":1000,"),
+            "{json}"
+        );
         assert!(json.contains("\"lost\":1,"), "{json}");
-        assert!(json.contains("\"first_lost\":{\"seq\":1,\"sent_at_ms\":1.000}"), "{json}");
+        assert!(
+            json.contains("\"first_lost\":{\"seq\":1,\"sent_at_ms\":1.000}"),
+            "{json}"
+        );
         assert!(json.contains("\"seen\":[\"203.0.113.5:4000\"]}"), "{json}");
         assert_eq!(json.matches('{').count(), json.matches('}').count());
     }

@@ -26,7 +26,9 @@ pub(crate) fn accept_until(
     stop: &Stop,
     mut handle: impl FnMut(TcpStream, SocketAddr),
 ) -> Result<u64, HostError> {
-    listener.set_nonblocking(true).map_err(HostError::io("cannot make the listener non-blocking"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(HostError::io("cannot make the listener non-blocking"))?;
     let mut errors = 0;
     while !stop.is_stopped() {
         match listener.accept() {
@@ -75,7 +77,9 @@ impl Live {
     /// A slot if fewer than `max` are taken.
     pub(crate) fn take(&self, max: usize) -> Option<Slot> {
         self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Slot(self.0.clone()))
     }

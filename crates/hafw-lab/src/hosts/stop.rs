@@ -22,7 +22,10 @@ impl Stop {
 
     /// A handle that also stops by itself `after` from now.
     pub fn after(after: Duration) -> Self {
-        Stop { flag: Arc::default(), deadline: Instant::now().checked_add(after) }
+        Stop {
+            flag: Arc::default(),
+            deadline: Instant::now().checked_add(after),
+        }
     }
 
     pub fn stop(&self) {

@@ -29,7 +29,11 @@ pub struct WebConfig {
 
 impl WebConfig {
     pub fn new(addr: SocketAddr) -> Self {
-        WebConfig { addr, request_timeout: Duration::from_secs(10), max_connections: 512 }
+        WebConfig {
+            addr,
+            request_timeout: Duration::from_secs(10),
+            max_connections: 512,
+        }
     }
 }
 
@@ -63,18 +67,26 @@ pub fn serve_web(config: WebConfig, stop: &Stop) -> Result<WebStats, HostError> 
 impl WebServer {
     pub fn bind(config: WebConfig) -> Result<Self, HostError> {
         if config.max_connections == 0 {
-            return Err(HostError::Config("max_connections must be at least 1".into()));
+            return Err(HostError::Config(
+                "max_connections must be at least 1".into(),
+            ));
         }
         if config.request_timeout.is_zero() {
-            return Err(HostError::Config("request_timeout must be more than zero".into()));
+            return Err(HostError::Config(
+                "request_timeout must be more than zero".into(),
+            ));
         }
-        let listener = TcpListener::bind(config.addr)
-            .map_err(|source| HostError::Bind { addr: config.addr, source })?;
+        let listener = TcpListener::bind(config.addr).map_err(|source| HostError::Bind {
+            addr: config.addr,
+            source,
+        })?;
         Ok(WebServer { listener, config })
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, HostError> {
-        self.listener.local_addr().map_err(HostError::io("cannot read the web server's address"))
+        self.listener
+            .local_addr()
+            .map_err(HostError::io("cannot read the web server's address"))
     }
 
     /// Serves until `stop`, then waits briefly for connections in progress
@@ -92,10 +104,12 @@ impl WebServer {
             };
             let conn_counters = counters.clone();
             let timeout = config.request_timeout;
-            let spawned = thread::Builder::new().name("web-conn".into()).spawn(move || {
-                let _slot = slot;
-                conn_counters.record(answer(stream, peer, timeout));
-            });
+            let spawned = thread::Builder::new()
+                .name("web-conn".into())
+                .spawn(move || {
+                    let _slot = slot;
+                    conn_counters.record(answer(stream, peer, timeout));
+                });
             if spawned.is_err() {
                 // Out of threads: the stream was dropped with the closure,
                 // which closes the connection.
@@ -152,9 +166,21 @@ fn answer(mut stream: TcpStream, peer: SocketAddr, timeout: Duration) -> io::Res
     let (status, body, head_only) = match read_head(&mut stream, Instant::now() + timeout)? {
         Head::Complete(head) => respond_to(&head, peer),
         Head::Closed => return Ok(None),
-        Head::Truncated => (400, "the request ended before its blank line\n".to_string(), false),
-        Head::TooLarge => (431, format!("the request head exceeds {MAX_HEAD} bytes\n"), false),
-        Head::TimedOut => (408, "the request head did not arrive in time\n".to_string(), false),
+        Head::Truncated => (
+            400,
+            "the request ended before its blank line\n".to_string(),
+            false,
+        ),
+        Head::TooLarge => (
+            431,
+            format!("the request head exceeds {MAX_HEAD} bytes\n"),
+            false,
+        ),
+        Head::TimedOut => (
+            408,
+            "the request head did not arrive in time\n".to_string(),
+            false,
+        ),
     };
     stream.set_write_timeout(Some(timeout))?;
     stream.write_all(&http::render_response(status, &body, head_only))?;
@@ -167,7 +193,11 @@ fn respond_to(head: &[u8], peer: SocketAddr) -> (u16, String, bool) {
         Ok(req) if req.method == "GET" || req.method == "HEAD" => {
             (200, format!("client {peer}\n"), req.method == "HEAD")
         }
-        Ok(req) => (405, format!("method {} is not served; use GET\n", req.method), false),
+        Ok(req) => (
+            405,
+            format!("method {} is not served; use GET\n", req.method),
+            false,
+        ),
         Err(Reject::Malformed(why)) => (400, format!("{why}\n"), false),
         Err(Reject::Version) => (505, "only HTTP/1.0 and HTTP/1.1 are served\n".into(), false),
     }

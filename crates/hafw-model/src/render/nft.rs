@@ -49,6 +49,9 @@
 
 mod compile;
 mod nat;
+#[cfg(test)]
+mod probe;
+mod shard;
 mod syntax;
 mod synthetic;
 #[cfg(test)]

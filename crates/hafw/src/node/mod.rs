@@ -1,6 +1,18 @@
-//! `hafw run`: the firewall node daemon.
+//! `hafw run`: the firewall node daemon. For now it runs standalone (forced
+//! active, no HA peer): it applies the node's data plane, holds it, and
+//! withdraws what it added on SIGTERM/SIGINT. `--check` compares the
+//! kernel's live state with the plan.
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use hafw_model::render::node::NodePlan;
+
+pub mod apply;
+mod check;
+mod daemon;
+mod log;
+mod nft_error;
+mod preflight;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -14,11 +26,58 @@ pub struct RunArgs {
     #[arg(long)]
     pub standalone: bool,
     /// Compare the kernel's live state with the plan and exit (0 same, 1 differs).
+    /// With --standalone the floating addresses are expected too.
     #[arg(long)]
     pub check: bool,
+    /// Apply the data plane (with --standalone: as active, floating addresses
+    /// and gratuitous ARP included), then exit leaving it in place.
+    #[arg(long, conflicts_with = "check")]
+    pub apply_only: bool,
+    /// Test hook: commit this file's nftables text instead of the rendered
+    /// ruleset (to prove how a ruleset the kernel refuses is handled).
+    #[arg(long, hide = true)]
+    pub ruleset: Option<PathBuf>,
 }
 
-pub fn run(_args: RunArgs) -> ExitCode {
-    eprintln!("error: hafw run is not built yet");
-    ExitCode::FAILURE
+/// Exit status when the live state differs from the plan (`--check`).
+const EXIT_DIFFERS: u8 = 1;
+
+pub fn run(args: RunArgs) -> ExitCode {
+    if let Err(e) = preflight::check() {
+        eprintln!("error: hafw run: {e}");
+        return ExitCode::FAILURE;
+    }
+    let plan = match load_plan(&args) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    if args.check {
+        return check::run(&plan, args.standalone);
+    }
+    if !args.standalone {
+        // The HA protocol (peer election, session sync) is a later step; a
+        // node that starts active on its own beside a live peer would take
+        // the HAVIPs from it, so that has to be asked for explicitly.
+        eprintln!(
+            "error: hafw run: running with an HA peer is not built yet; add --standalone to hold node `{}` active without a peer",
+            plan.node
+        );
+        return ExitCode::FAILURE;
+    }
+    daemon::run_standalone(plan, args.apply_only)
+}
+
+fn load_plan(args: &RunArgs) -> Result<NodePlan, ExitCode> {
+    let dep = crate::cli::load(&args.config)?;
+    let mut plan = hafw_model::render::node::plan(&dep, &args.node).map_err(|e| {
+        eprintln!("{}: error: {e}", args.config.display());
+        ExitCode::from(crate::cli::EXIT_INVALID)
+    })?;
+    if let Some(file) = &args.ruleset {
+        plan.ruleset.text = std::fs::read_to_string(file).map_err(|e| {
+            eprintln!("error: cannot read ruleset {}: {e}", file.display());
+            ExitCode::FAILURE
+        })?;
+    }
+    Ok(plan)
 }

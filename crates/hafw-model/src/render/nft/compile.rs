@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::Ipv4Net;
 
+use super::shard::{elements, shard, Element};
 use super::syntax::{line, quote};
 use crate::spec::{Action, Deployment, PortRange, Protocol, Rule};
 
@@ -61,14 +62,14 @@ impl Shape {
         }
     }
 
-    fn protocols(self) -> &'static [(u8, &'static str)] {
+    pub(super) fn protocols(self) -> &'static [(u8, &'static str)] {
         match self {
             Shape::TcpUdp => &[(6, "tcp"), (17, "udp")],
             _ => &[(0, "")],
         }
     }
 
-    fn has_ports(self) -> bool {
+    pub(super) fn has_ports(self) -> bool {
         matches!(self, Shape::Tcp | Shape::Udp | Shape::TcpUdp)
     }
 
@@ -86,11 +87,11 @@ impl Shape {
 /// pieces (contained prefixes dropped, adjacent ones merged, port ranges
 /// merged). Empty means any.
 pub(super) struct Compiled<'d> {
-    rule: &'d Rule,
-    shape: Shape,
-    sources: Vec<Ipv4Net>,
-    destinations: Vec<Ipv4Net>,
-    ports: Vec<PortRange>,
+    pub(super) rule: &'d Rule,
+    pub(super) shape: Shape,
+    pub(super) sources: Vec<Ipv4Net>,
+    pub(super) destinations: Vec<Ipv4Net>,
+    pub(super) ports: Vec<PortRange>,
 }
 
 impl<'d> Compiled<'d> {
@@ -318,7 +319,7 @@ fn anon_set(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-fn net(n: &Ipv4Net) -> String {
+pub(super) fn net(n: &Ipv4Net) -> String {
     crate::addr::Prefix(*n).to_string()
 }
 
@@ -347,275 +348,4 @@ fn lookup_rule(set: &str, run: &[Compiled<'_>]) -> String {
         shape.verdict(run[0].rule.action),
         quote(&comment)
     )
-}
-
-/// One box of the rule's cross product: the key's range in each field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Element {
-    src: Ipv4Net,
-    dst: Ipv4Net,
-    proto: (u8, &'static str),
-    ports: PortRange,
-    /// Index of the rule in its run.
-    rule: usize,
-    lo: [u32; 4],
-    hi: [u32; 4],
-}
-
-const ANY_NET: Ipv4Net = match Ipv4Net::new(std::net::Ipv4Addr::UNSPECIFIED, 0) {
-    Ok(n) => n,
-    Err(_) => panic!("0.0.0.0/0 is a valid network"),
-};
-const ANY_PORT: PortRange = PortRange {
-    first: 0,
-    last: u16::MAX,
-};
-
-fn elements(rule: usize, c: &Compiled<'_>) -> Vec<Element> {
-    let or_any = |v: &[Ipv4Net]| {
-        if v.is_empty() {
-            vec![ANY_NET]
-        } else {
-            v.to_vec()
-        }
-    };
-    let ports = match (c.shape.has_ports(), c.ports.is_empty()) {
-        (true, false) => c.ports.clone(),
-        (true, true) => vec![ANY_PORT],
-        // Keys without a port field: one placeholder range that never
-        // reaches the text.
-        (false, _) => vec![PortRange { first: 0, last: 0 }],
-    };
-    let mut out = Vec::new();
-    for src in or_any(&c.sources) {
-        for dst in or_any(&c.destinations) {
-            for &proto in c.shape.protocols() {
-                for &p in &ports {
-                    out.push(Element {
-                        src,
-                        dst,
-                        proto,
-                        ports: p,
-                        rule,
-                        lo: [
-                            u32::from(src.network()),
-                            u32::from(dst.network()),
-                            u32::from(proto.0),
-                            u32::from(p.first),
-                        ],
-                        hi: [
-                            u32::from(src.broadcast()),
-                            u32::from(dst.broadcast()),
-                            u32::from(proto.0),
-                            u32::from(p.last),
-                        ],
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-// Written out by hand rather than with iterators: these run E x E times
-// for a run of E elements, and unoptimised test builds do not inline
-// closures.
-impl Element {
-    fn holds(&self, p: &[u32; 4]) -> bool {
-        let (lo, hi) = (&self.lo, &self.hi);
-        lo[0] <= p[0]
-            && p[0] <= hi[0]
-            && lo[1] <= p[1]
-            && p[1] <= hi[1]
-            && lo[2] <= p[2]
-            && p[2] <= hi[2]
-            && lo[3] <= p[3]
-            && p[3] <= hi[3]
-    }
-
-    fn covers(&self, other: &Element) -> bool {
-        self.holds(&other.lo) && self.holds(&other.hi)
-    }
-
-    /// Whether the kernel could refuse the two in one set: a corner of
-    /// either inside the other (checked both ways, because nft may send
-    /// elements in another order than they are written).
-    fn conflicts(&self, other: &Element) -> bool {
-        let (a, b) = (self, other);
-        let overlap = a.lo[0] <= b.hi[0]
-            && b.lo[0] <= a.hi[0]
-            && a.lo[1] <= b.hi[1]
-            && b.lo[1] <= a.hi[1]
-            && a.lo[3] <= b.hi[3]
-            && b.lo[3] <= a.hi[3]
-            && a.lo[2] == b.lo[2];
-        overlap && (a.holds(&b.lo) || a.holds(&b.hi) || b.holds(&a.lo) || b.holds(&a.hi))
-    }
-
-    fn text(&self, shape: Shape) -> String {
-        let mut s = format!("{} . {}", net(&self.src), net(&self.dst));
-        if shape == Shape::TcpUdp {
-            s.push_str(" . ");
-            s.push_str(self.proto.1);
-        }
-        if shape.has_ports() {
-            s.push_str(" . ");
-            s.push_str(&self.ports.to_string());
-        }
-        s
-    }
-}
-
-/// Places each element, in rule order, in the first set where it conflicts
-/// with nothing. An element inside an earlier one of the run is dropped: the
-/// earlier one decides every packet it would.
-fn shard(elements: impl Iterator<Item = Element>) -> Vec<Vec<Element>> {
-    let mut shards: Vec<Vec<Element>> = Vec::new();
-    'next: for e in elements {
-        let mut target = None;
-        for (k, shard) in shards.iter().enumerate() {
-            let mut clash = false;
-            for x in shard {
-                if x.covers(&e) {
-                    continue 'next;
-                }
-                clash = clash || x.conflicts(&e);
-            }
-            if !clash && target.is_none() {
-                target = Some(k);
-            }
-        }
-        match target {
-            Some(k) => shards[k].push(e),
-            None => shards.push(vec![e]),
-        }
-    }
-    shards
-}
-
-#[cfg(test)]
-pub(super) mod probe {
-    //! Test access: element placement, and first-match evaluation of a
-    //! pair's compiled steps against the policy as written.
-    use super::*;
-    use crate::addr::Ip;
-    use std::net::Ipv4Addr;
-
-    /// Shards of a run given as (source, destination, first port, last port).
-    pub fn shard_sizes(boxes: &[(&str, &str, u16, u16)]) -> Vec<usize> {
-        let els = boxes.iter().enumerate().map(|(i, (s, d, a, b))| {
-            let src: Ipv4Net = s.parse().unwrap();
-            let dst: Ipv4Net = d.parse().unwrap();
-            Element {
-                src,
-                dst,
-                proto: (0, ""),
-                ports: PortRange {
-                    first: *a,
-                    last: *b,
-                },
-                rule: i,
-                lo: [src.network().into(), dst.network().into(), 0, u32::from(*a)],
-                hi: [
-                    src.broadcast().into(),
-                    dst.broadcast().into(),
-                    0,
-                    u32::from(*b),
-                ],
-            }
-        });
-        shard(els).iter().map(Vec::len).collect()
-    }
-
-    #[derive(Clone, Copy, Debug)]
-    pub struct Packet {
-        pub src: Ipv4Addr,
-        pub dst: Ipv4Addr,
-        /// IP protocol number: 1 icmp, 6 tcp, 17 udp.
-        pub proto: u8,
-        pub dport: u16,
-    }
-
-    /// First match over the rules as written, one by one.
-    pub fn linear(rules: &[&Rule], p: &Packet) -> Option<Action> {
-        let addr = |list: &[crate::addr::Prefix], a: Ipv4Addr| {
-            list.is_empty() || list.iter().any(|x| x.contains(Ip(a)))
-        };
-        let port = |ports: &[PortRange]| {
-            ports
-                .iter()
-                .any(|r| r.first <= p.dport && p.dport <= r.last)
-        };
-        rules
-            .iter()
-            .find(|r| {
-                let l4 = match (r.protocol, r.ports.is_empty()) {
-                    (Protocol::Any, true) => true,
-                    (Protocol::Any, false) => matches!(p.proto, 6 | 17) && port(&r.ports),
-                    (Protocol::Tcp, e) => p.proto == 6 && (e || port(&r.ports)),
-                    (Protocol::Udp, e) => p.proto == 17 && (e || port(&r.ports)),
-                    (Protocol::Icmp, _) => p.proto == 1,
-                };
-                l4 && addr(&r.source, p.src) && addr(&r.destination, p.dst)
-            })
-            .map(|r| r.action)
-    }
-
-    /// First match over the steps the chain is rendered from.
-    pub fn compiled(steps: &[Step<'_, '_>], p: &Packet) -> Option<Action> {
-        let proto_ok = |shape: Shape| match shape {
-            Shape::Tcp => p.proto == 6,
-            Shape::Udp => p.proto == 17,
-            Shape::Icmp => p.proto == 1,
-            Shape::TcpUdp => matches!(p.proto, 6 | 17),
-            Shape::Any => true,
-        };
-        for step in steps {
-            let (hit, action) = match step {
-                Step::Single(c) => {
-                    let addr = |nets: &[Ipv4Net], a: Ipv4Addr| {
-                        nets.is_empty() || nets.iter().any(|n| n.contains(&a))
-                    };
-                    let ports = !c.shape.has_ports()
-                        || c.ports.is_empty()
-                        || c.ports
-                            .iter()
-                            .any(|r| r.first <= p.dport && p.dport <= r.last);
-                    (
-                        proto_ok(c.shape)
-                            && ports
-                            && addr(&c.sources, p.src)
-                            && addr(&c.destinations, p.dst),
-                        c.rule.action,
-                    )
-                }
-                Step::Lookup { run, elements, .. } => {
-                    let shape = run[0].shape;
-                    let elements = elements.as_slice();
-                    let point = [
-                        u32::from(p.src),
-                        u32::from(p.dst),
-                        if shape == Shape::TcpUdp {
-                            u32::from(p.proto)
-                        } else {
-                            0
-                        },
-                        if shape.has_ports() {
-                            u32::from(p.dport)
-                        } else {
-                            0
-                        },
-                    ];
-                    (
-                        proto_ok(shape) && elements.iter().any(|e| e.holds(&point)),
-                        run[0].rule.action,
-                    )
-                }
-            };
-            if hit {
-                return Some(action);
-            }
-        }
-        None
-    }
 }

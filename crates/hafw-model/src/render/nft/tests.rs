@@ -1,5 +1,5 @@
-use super::compile::{self, probe};
 use super::*;
+use super::{compile, probe};
 use crate::render::node;
 use crate::spec::{Action, Protocol, Rule};
 

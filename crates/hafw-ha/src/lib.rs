@@ -1,0 +1,17 @@
+//! hafw-ha: the pure cores of the HA pair. No sockets, no clocks, no
+//! sleeping: time is an argument (`Time`, a duration since any fixed origin
+//! the caller picks) and every effect is returned as a value.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`msg`] | the messages two nodes exchange, as plain data |
+//! | [`wire`] | their byte encoding, authenticated encryption and replay window |
+//! | [`node`] | the HA state machine: election, liveness, preemption, suspend |
+
+pub mod msg;
+pub mod node;
+pub mod wire;
+
+/// Time as the cores see it: a duration since an origin the caller chose
+/// (the daemon: its start; a simulation: zero).
+pub type Time = std::time::Duration;

@@ -1,0 +1,1 @@
+//! The HA state machine (being written).

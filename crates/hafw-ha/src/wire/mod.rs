@@ -1,0 +1,1 @@
+//! The wire format (being written).

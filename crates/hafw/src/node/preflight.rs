@@ -1,0 +1,53 @@
+//! What `hafw run` needs before it touches anything: root, and the nft
+//! program. Each refusal names the fix.
+
+use std::path::Path;
+
+use hafw_kernel::nft::NFT;
+
+pub fn check() -> Result<(), String> {
+    match effective_uid() {
+        Some(0) => {}
+        Some(uid) => {
+            return Err(format!(
+                "needs root (it changes addresses, routes, sysctls and nftables), but runs as uid {uid}; run it as root, e.g. with sudo"
+            ))
+        }
+        None => {
+            return Err(
+                "cannot read the effective uid from /proc/self/status; is /proc mounted?".into(),
+            )
+        }
+    }
+    if !Path::new(NFT).exists() {
+        return Err(format!(
+            "{NFT} not found: the ruleset is committed with nft; install the nftables package (apt-get install nftables)"
+        ));
+    }
+    Ok(())
+}
+
+/// The effective uid, read from `/proc/self/status` so no libc binding is
+/// needed: its `Uid:` line lists real, effective, saved and fs uids.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_effective_uid(&status)
+}
+
+fn parse_effective_uid(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effective_uid_is_the_second_number() {
+        let status = "Name:\thafw\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(parse_effective_uid(status), Some(0));
+        assert_eq!(parse_effective_uid("Uid:\t5\t7\t5\t5\n"), Some(7));
+        assert_eq!(parse_effective_uid("Name:\tx\n"), None);
+    }
+}
