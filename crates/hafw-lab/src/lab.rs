@@ -52,6 +52,29 @@ pub fn state_dir(lab: &str) -> PathBuf {
     Path::new(STATE_ROOT).join(lab)
 }
 
+/// The pre-shared key the lab's firewalls use (`hafw run --key-file`).
+pub fn key_file(lab: &str) -> PathBuf {
+    state_dir(lab).join("ha.key")
+}
+
+/// 32 random bytes, readable by root only.
+fn write_key(path: &Path) -> Result<(), LabError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut key = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(io("read /dev/urandom"))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("create {}", path.display())))?;
+    std::io::Write::write_all(&mut f, &key).map_err(io(format!("write {}", path.display())))
+}
+
 pub fn havip_log(lab: &str) -> PathBuf {
     state_dir(lab).join("havip.log")
 }
@@ -101,6 +124,7 @@ async fn build(t: &Topology, text: &str, exe: &Path) -> Result<(), LabError> {
     fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
     fs::write(dir.join("deployment.toml"), text).map_err(io("save the deployment"))?;
     fs::write(havip_log(&t.lab), "").map_err(io("create the HAVIP log"))?;
+    write_key(&key_file(&t.lab))?;
 
     let mut workers = BTreeMap::new();
     for n in &t.namespaces {

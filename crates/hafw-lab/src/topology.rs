@@ -244,6 +244,22 @@ fn host_cidr(i: Ip) -> Cidr {
 /// Builds the lab's topology from a validated deployment.
 pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
     check_lab_name(lab)?;
+    // The lab's own infrastructure addresses must not be claimed by the file.
+    let infra = [INET_ROUTER_IP, UPLINK_VPC_IP, UPLINK_INET_IP];
+    let claimed = dep
+        .cloud
+        .eips
+        .iter()
+        .map(|e| (e.ip, format!("EIP `{}`", e.name)))
+        .chain(dep.lab.hosts.iter().filter(|h| h.vswitch.is_none()).map(|h| (h.ip, format!("lab host `{}`", h.name))));
+    for (addr, what) in claimed {
+        if infra.contains(&addr.to_string().as_str()) {
+            return Err(format!(
+                "{what} uses {addr}, which the lab keeps for its internet router ({}); choose another documentation address",
+                infra.join(", ")
+            ));
+        }
+    }
     let tag = dev_tag(lab);
     let vpc = ns_name(lab, "vpc");
     let inet = ns_name(lab, "inet");

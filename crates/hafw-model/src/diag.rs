@@ -126,6 +126,9 @@ impl std::error::Error for Diagnostics {}
 pub struct Locator<'a> {
     text: &'a str,
     root: Option<Spanned<DeTable<'a>>>,
+    /// Byte offset where each line starts, so locating is a binary search
+    /// (a file with tens of thousands of errors must not take minutes).
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Locator<'a> {
@@ -133,17 +136,16 @@ impl<'a> Locator<'a> {
         Locator {
             text,
             root: DeTable::parse(text).ok(),
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
         }
     }
 
     pub fn position(&self, offset: usize) -> Location {
         let offset = offset.min(self.text.len());
-        let before = &self.text.as_bytes()[..offset];
-        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let line_start = self.line_starts[line - 1];
         let column = self.text[line_start..offset].chars().count() + 1;
         Location { line, column }
     }

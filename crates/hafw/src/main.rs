@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod cli;
+mod control;
 mod lab;
 mod node;
 
@@ -29,6 +30,28 @@ enum Command {
     /// Run a firewall node (needs root, nft).
     #[command(after_help = "Example: hafw run --config examples/alicloud-havip.toml --node fw-a --standalone")]
     Run(node::RunArgs),
+    /// Show a running node's state, peer, term, heartbeat paths and last transition.
+    #[command(after_help = "Example: hafw status --control /run/hafw/hafw.sock")]
+    Status {
+        /// The node's control socket.
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Planned handover: the active node asks its peer to take over now, then stands down.
+    #[command(after_help = "Example: hafw suspend --control /run/hafw/hafw.sock")]
+    Suspend {
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Make a suspended node functional again (passive unless preemption says otherwise).
+    #[command(after_help = "Example: hafw resume --control /run/hafw/hafw.sock")]
+    Resume {
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -65,5 +88,11 @@ fn main() -> ExitCode {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Run(args) => node::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Status { control, json } => control::cli(
+            control,
+            if json { control::Request::StatusJson } else { control::Request::Status },
+        ),
+        Command::Suspend { control } => control::cli(control, control::Request::Suspend),
+        Command::Resume { control } => control::cli(control, control::Request::Resume),
     }
 }

@@ -1,1 +1,36 @@
-//! The wire format (being written).
+//! The HA wire format: versioned, authenticated and encrypted envelopes
+//! between the two nodes, over HA1 (datagrams) and HA2 (a stream).
+//!
+//! - [`keys`]: the pre-shared key and HKDF-SHA256 key derivation, one key
+//!   per sender and run (epoch);
+//! - [`envelope`]: the clear header (the AEAD's associated data) and its
+//!   framing limits;
+//! - [`codec`]: the plaintext encoding of [`crate::msg::Message`];
+//! - [`seal`]: the sending side, ChaCha20-Poly1305 with a counter nonce;
+//! - [`open`]: the receiving side: epoch rule, replay window, counters;
+//! - [`replay`]: the sliding replay window.
+//!
+//! Anything that arrives is untrusted: [`Opener::open`] returns a value or
+//! a [`Reject`] for every byte string and never panics (fuzzed by
+//! `fuzz/fuzz_targets/decode.rs`, swept in the unit tests).
+//!
+//! The transport frames HA2 envelopes on its stream (a length prefix);
+//! the envelope itself does not carry its length.
+
+pub mod codec;
+pub mod envelope;
+pub mod keys;
+pub mod open;
+pub mod replay;
+pub mod seal;
+
+#[cfg(test)]
+mod sweep;
+#[cfg(test)]
+mod tests;
+
+pub use codec::{decode, encode, DecodeError};
+pub use envelope::{Kind, MAX_ENVELOPE_LEN, MAX_PLAINTEXT_LEN};
+pub use keys::{Epoch, Psk, PskError, PSK_MIN_LEN};
+pub use open::{Counters, Opened, Opener, Reject};
+pub use seal::{SealError, Sealer};

@@ -6,13 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use hafw_model::render::node::NodePlan;
+use hafw_model::Deployment;
 
 pub mod apply;
 mod check;
 mod daemon;
-mod log;
+mod garp;
+pub mod log;
 mod nft_error;
-mod preflight;
+mod nft_view;
+pub mod preflight;
+mod withdraw;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -29,8 +33,9 @@ pub struct RunArgs {
     /// With --standalone the floating addresses are expected too.
     #[arg(long)]
     pub check: bool,
-    /// Apply the data plane (with --standalone: as active, floating addresses
-    /// and gratuitous ARP included), then exit leaving it in place.
+    /// Apply the data plane and exit, leaving it in place: as passive (no
+    /// floating addresses), or with --standalone as active (floating
+    /// addresses added and announced).
     #[arg(long, conflicts_with = "check")]
     pub apply_only: bool,
     /// Test hook: commit this file's nftables text instead of the rendered
@@ -47,12 +52,18 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("error: hafw run: {e}");
         return ExitCode::FAILURE;
     }
-    let plan = match load_plan(&args) {
-        Ok(plan) => plan,
+    let (dep, plan) = match load_plan(&args) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     if args.check {
         return check::run(&plan, args.standalone);
+    }
+    if args.apply_only {
+        let mode = daemon::Mode::ApplyOnly {
+            active: args.standalone,
+        };
+        return daemon::run_standalone(plan, dep.policy.ha.garp.clone(), mode);
     }
     if !args.standalone {
         // The HA protocol (peer election, session sync) is a later step; a
@@ -64,10 +75,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    daemon::run_standalone(plan, args.apply_only)
+    daemon::run_standalone(plan, dep.policy.ha.garp.clone(), daemon::Mode::Hold)
 }
 
-fn load_plan(args: &RunArgs) -> Result<NodePlan, ExitCode> {
+fn load_plan(args: &RunArgs) -> Result<(Deployment, NodePlan), ExitCode> {
     let dep = crate::cli::load(&args.config)?;
     let mut plan = hafw_model::render::node::plan(&dep, &args.node).map_err(|e| {
         eprintln!("{}: error: {e}", args.config.display());
@@ -79,5 +90,5 @@ fn load_plan(args: &RunArgs) -> Result<NodePlan, ExitCode> {
             ExitCode::FAILURE
         })?;
     }
-    Ok(plan)
+    Ok((dep, plan))
 }

@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn walks_up_to_the_nearest_rule_but_not_out_of_its_chain() {
         let stderr = "/dev/stdin:10:4-11: Error: interval overlaps with an existing one\n";
-        assert_eq!(first_culprit(stderr, RULESET).unwrap().object.as_deref(), Some("rule a"));
+        assert_eq!(
+            first_culprit(stderr, RULESET).unwrap().object.as_deref(),
+            Some("rule a")
+        );
         let stderr = "/dev/stdin:14:11-15: Error: syntax error, unexpected string\n";
         let c = first_culprit(stderr, RULESET).unwrap();
         assert_eq!((c.line, c.object), (14, None));
@@ -105,7 +108,10 @@ mod tests {
 
     #[test]
     fn no_location_no_culprit() {
-        assert_eq!(first_culprit("Error: Could not process rule: Permission denied", RULESET), None);
+        assert_eq!(
+            first_culprit("Error: Could not process rule: Permission denied", RULESET),
+            None
+        );
         assert_eq!(first_culprit("/dev/stdin:99:1-2: Error: x", RULESET), None);
     }
 }

@@ -1,0 +1,85 @@
+//! Arbitrary bytes against the receiving side of the HA wire format.
+//!
+//! The first byte picks what the rest is:
+//! - 0: an envelope from the network (`open`, `open_bytes`) and a bare
+//!   plaintext (`decode`): none may panic, none may be accepted. Its key
+//!   seals nothing here: modes 1 and 2 show the fuzzer genuine envelopes
+//!   (it learns them from comparisons), which under one key it could
+//!   simply replay;
+//! - 1: a plaintext sealed with the real key, so the message decoder runs
+//!   behind a valid tag: whatever decodes must encode back identically;
+//! - 2: a XOR mask over a genuine envelope: any change must be refused.
+#![no_main]
+
+use hafw_ha::msg::Message;
+use hafw_ha::wire::{decode, encode, Kind, Opener, Psk, Reject, Sealer, MAX_PLAINTEXT_LEN};
+use libfuzzer_sys::fuzz_target;
+
+const PEER: u32 = 1;
+const ME: u32 = 2;
+
+fn psk(bytes: &[u8]) -> Psk {
+    match Psk::from_file_bytes(bytes, "fuzz.key") {
+        Ok(p) => p,
+        Err(e) => panic!("fuzz key: {e}"),
+    }
+}
+
+fn pair() -> (Sealer, Opener) {
+    let psk = psk(b"fuzzing key, 32 bytes or longer!");
+    (
+        Sealer::new(&psk, PEER, 1_700_000_000_000_000_000, [7; 8]),
+        Opener::new(&psk, ME),
+    )
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (mut sealer, mut opener) = pair();
+    match mode % 3 {
+        0 => {
+            let mut opener = Opener::new(&psk(b"a key that never seals in here!!"), ME);
+            assert!(opener.open(rest).is_err(), "forged envelope accepted");
+            assert!(opener.open_bytes(rest).is_err(), "forged envelope accepted");
+            if let Ok(m) = decode(rest) {
+                assert_eq!(encode(&m), rest, "two encodings of one message");
+            }
+        }
+        1 => {
+            if rest.len() > MAX_PLAINTEXT_LEN {
+                return;
+            }
+            let Ok(env) = sealer.seal_bytes(Kind::Ha1Datagram, rest) else {
+                panic!("seal refused a plaintext within the limit");
+            };
+            match opener.open(&env) {
+                Ok(o) => assert_eq!(encode(&o.body), rest, "two encodings of one message"),
+                Err(Reject::Decode { .. }) | Err(Reject::SenderMismatch { .. }) => {}
+                Err(other) => panic!("authentic envelope refused: {other}"),
+            }
+        }
+        _ => {
+            let msg = Message::Takeover {
+                node_id: PEER,
+                term: 1,
+            };
+            let Ok(genuine) = sealer.seal(Kind::Ha1Datagram, &msg) else {
+                panic!("seal refused a takeover");
+            };
+            let mut env = genuine.clone();
+            for (b, m) in env.iter_mut().zip(rest) {
+                *b ^= m;
+            }
+            // Bytes past the genuine length extend it.
+            env.extend_from_slice(rest.get(genuine.len()..).unwrap_or(&[]));
+            let r = opener.open(&env);
+            if env == genuine {
+                assert!(r.is_ok(), "genuine envelope refused: {r:?}");
+            } else {
+                assert!(r.is_err(), "altered envelope accepted");
+            }
+        }
+    }
+});

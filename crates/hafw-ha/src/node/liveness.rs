@@ -1,0 +1,312 @@
+//! Is the peer alive, on which paths, and what did it last say?
+//!
+//! Rules (architecture.md, split-brain rules):
+//! - A path is up while it delivered a heartbeat within the detection time
+//!   (`interval × miss_count`). The peer is alive while some path is up and
+//!   is lost only when every path is silent.
+//! - A path silent while another is up is an alarm (`PathDown`), never a
+//!   failover. When the peer is first found, paths not heard yet get one
+//!   detection time of grace before they are reported down. When the peer
+//!   is lost, path alarms are dropped: `PeerLost` says more.
+//! - Ordering: the sender numbers each round of heartbeats (the same `seq`
+//!   on every path). Per path, a `seq` not above the last one on that path is
+//!   a duplicate or reordered copy: counted, never refreshes liveness. Across
+//!   paths, only a `seq` above every one seen updates what the peer said, so
+//!   a late copy can't bring back an old state.
+//! - A peer that restarts numbers from 1 again. Its first heartbeats say
+//!   `Initial`, which resets the ordering; if those are all lost, its paths
+//!   go silent within one detection time and the reset happens on loss.
+
+use std::time::Duration;
+
+use crate::msg::{Heartbeat, State};
+use crate::Time;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    PeerFound(u32),
+    PeerLost,
+    PathDown(usize),
+    PathUp(usize),
+}
+
+/// What the peer said last, with the state it said before (while alive).
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub hb: Heartbeat,
+    pub previous_state: Option<State>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Path {
+    pub up: bool,
+    /// `PathDown` was reported and `PathUp` not yet.
+    pub alarmed: bool,
+    pub deadline: Option<Time>,
+    pub last_heard: Option<Time>,
+    last_seq: Option<u64>,
+    /// The peer's `sent_ns` of the last heartbeat here and when it came.
+    echo: Option<(u64, Time)>,
+    pub rtt: Option<Duration>,
+    pub sent: u64,
+    pub received: u64,
+    /// Heartbeats the peer sent here that never came (gaps in `seq`).
+    pub lost: u64,
+    /// Duplicates and reordered copies.
+    pub stale: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Liveness {
+    detection: Duration,
+    pub paths: Vec<Path>,
+    pub peer: Option<Peer>,
+    newest_seq: Option<u64>,
+    pub last_heard: Option<Time>,
+}
+
+impl Liveness {
+    pub fn new(paths: usize, detection: Duration) -> Liveness {
+        Liveness {
+            detection,
+            paths: vec![Path::default(); paths],
+            peer: None,
+            newest_seq: None,
+            last_heard: None,
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.paths.iter().any(|p| p.up)
+    }
+
+    /// What the peer last said, if it is alive.
+    pub fn alive_peer(&self) -> Option<&Heartbeat> {
+        self.peer.as_ref().filter(|_| self.alive()).map(|p| &p.hb)
+    }
+
+    pub fn silent_for(&self, now: Time) -> Option<Duration> {
+        self.last_heard.map(|t| now.saturating_sub(t))
+    }
+
+    /// Takes a heartbeat on `path` (the caller checked `path` is in range).
+    pub fn on_heartbeat(&mut self, now: Time, path: usize, hb: &Heartbeat, events: &mut Vec<Event>) {
+        let replaced = self.peer.as_ref().is_some_and(|p| p.hb.node_id != hb.node_id);
+        let restarted = hb.state == State::Initial && self.newest_seq.is_some_and(|s| hb.seq <= s);
+        if replaced || restarted {
+            self.reset_ordering();
+        }
+        let was_alive = self.alive();
+        let detection = self.detection;
+        let Some(p) = self.paths.get_mut(path) else {
+            return;
+        };
+        if p.last_seq.is_some_and(|last| hb.seq <= last) {
+            p.stale += 1;
+            return;
+        }
+        if let Some(last) = p.last_seq {
+            p.lost += hb.seq - last - 1;
+        }
+        p.last_seq = Some(hb.seq);
+        p.received += 1;
+        p.last_heard = Some(now);
+        p.deadline = Some(now.saturating_add(detection));
+        p.echo = Some((hb.sent_ns, now));
+        if let Some(sample) = rtt_sample(now, hb) {
+            // Smoothed as TCP does (RFC 6298): 7/8 old, 1/8 new.
+            p.rtt = Some(p.rtt.map_or(sample, |r| (r * 7 + sample) / 8));
+        }
+        if !p.up {
+            p.up = true;
+            if p.alarmed {
+                p.alarmed = false;
+                events.push(Event::PathUp(path));
+            }
+        }
+        self.last_heard = Some(now);
+        if !was_alive {
+            events.push(Event::PeerFound(hb.node_id));
+            for (i, q) in self.paths.iter_mut().enumerate() {
+                if i != path && q.deadline.is_none() {
+                    q.deadline = Some(now.saturating_add(detection));
+                }
+            }
+        }
+        if self.newest_seq.is_none_or(|s| hb.seq > s) {
+            self.newest_seq = Some(hb.seq);
+            let previous_state = self.peer.as_ref().filter(|_| was_alive).map(|p| p.hb.state);
+            self.peer = Some(Peer {
+                hb: hb.clone(),
+                previous_state,
+            });
+        }
+    }
+
+    /// Expires silent paths at `now`.
+    pub fn on_timeout(&mut self, now: Time, events: &mut Vec<Event>) {
+        let was_alive = self.alive();
+        let mut expired = Vec::new();
+        for (i, p) in self.paths.iter_mut().enumerate() {
+            if p.deadline.is_some_and(|d| d <= now) {
+                p.deadline = None;
+                p.up = false;
+                expired.push(i);
+            }
+        }
+        if expired.is_empty() {
+            return;
+        }
+        if self.alive() {
+            for i in expired {
+                if let Some(p) = self.paths.get_mut(i).filter(|p| !p.alarmed) {
+                    p.alarmed = true;
+                    events.push(Event::PathDown(i));
+                }
+            }
+        } else if was_alive {
+            for p in &mut self.paths {
+                p.alarmed = false;
+                p.deadline = None;
+            }
+            self.reset_ordering();
+            events.push(Event::PeerLost);
+        }
+    }
+
+    fn reset_ordering(&mut self) {
+        self.newest_seq = None;
+        for p in &mut self.paths {
+            p.last_seq = None;
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.paths.iter().filter_map(|p| p.deadline).min()
+    }
+
+    /// The echo fields of a heartbeat about to leave on `path`.
+    pub fn echo(&self, path: usize, now: Time) -> (u64, u64) {
+        match self.paths.get(path).and_then(|p| p.echo) {
+            Some((sent_ns, at)) => (sent_ns, nanos(now.saturating_sub(at))),
+            None => (0, 0),
+        }
+    }
+
+    pub fn note_sent(&mut self, path: usize) {
+        if let Some(p) = self.paths.get_mut(path) {
+            p.sent += 1;
+        }
+    }
+}
+
+/// Round trip from the echo of one of our own `sent_ns`; `None` when there
+/// is no echo yet or it can't be ours (e.g. from before our restart).
+fn rtt_sample(now: Time, hb: &Heartbeat) -> Option<Duration> {
+    if hb.echo_ns == 0 {
+        return None;
+    }
+    let ns = nanos(now)
+        .checked_sub(hb.echo_ns)?
+        .checked_sub(hb.echo_hold_ns)?;
+    Some(Duration::from_nanos(ns))
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Time {
+        Duration::from_millis(v)
+    }
+
+    fn hb(seq: u64, state: State) -> Heartbeat {
+        Heartbeat {
+            node_id: 2,
+            state,
+            term: 1,
+            priority: 100,
+            preempt: false,
+            healthy: true,
+            seq,
+            sent_ns: 0,
+            echo_ns: 0,
+            echo_hold_ns: 0,
+            config_version: 0,
+            config_hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn one_silent_path_is_an_alarm_all_silent_is_peer_lost() {
+        let mut l = Liveness::new(2, ms(30));
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        l.on_heartbeat(ms(1), 1, &hb(1, State::Passive), &mut ev);
+        assert_eq!(ev, [Event::PeerFound(2)]);
+        ev.clear();
+        l.on_heartbeat(ms(20), 0, &hb(2, State::Passive), &mut ev);
+        l.on_timeout(ms(31), &mut ev);
+        assert_eq!(ev, [Event::PathDown(1)]);
+        assert!(l.alive());
+        l.on_heartbeat(ms(40), 1, &hb(4, State::Passive), &mut ev);
+        assert_eq!(ev, [Event::PathDown(1), Event::PathUp(1)]);
+        assert_eq!(l.paths[1].lost, 2, "seq 2 and 3 never came on path 1");
+        ev.clear();
+        l.on_timeout(ms(70), &mut ev);
+        assert_eq!(ev, [Event::PeerLost]);
+        assert!(l.alive_peer().is_none());
+    }
+
+    #[test]
+    fn never_heard_path_gets_a_grace_period_then_alarms() {
+        let mut l = Liveness::new(2, ms(30));
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        l.on_heartbeat(ms(10), 0, &hb(2, State::Passive), &mut ev);
+        l.on_timeout(ms(29), &mut ev);
+        assert_eq!(ev, [Event::PeerFound(2)]);
+        l.on_timeout(ms(30), &mut ev);
+        assert_eq!(ev, [Event::PeerFound(2), Event::PathDown(1)]);
+    }
+
+    #[test]
+    fn late_copies_neither_refresh_nor_change_the_peer_state() {
+        let mut l = Liveness::new(2, ms(30));
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(5, State::Passive), &mut ev);
+        l.on_heartbeat(ms(1), 1, &hb(5, State::Passive), &mut ev);
+        l.on_heartbeat(ms(2), 0, &hb(4, State::Active), &mut ev);
+        l.on_heartbeat(ms(3), 1, &hb(5, State::Active), &mut ev);
+        assert_eq!(l.alive_peer().map(|h| h.state), Some(State::Passive));
+        assert_eq!(l.paths[0].stale + l.paths[1].stale, 2);
+        assert_eq!(l.paths[0].deadline, Some(ms(30)));
+    }
+
+    #[test]
+    fn a_restarted_peer_is_believed_at_once() {
+        let mut l = Liveness::new(1, ms(30));
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(500, State::Active), &mut ev);
+        l.on_heartbeat(ms(5), 0, &hb(1, State::Initial), &mut ev);
+        assert_eq!(l.alive_peer().map(|h| h.state), Some(State::Initial));
+        l.on_heartbeat(ms(6), 0, &hb(2, State::Passive), &mut ev);
+        assert_eq!(l.alive_peer().map(|h| h.state), Some(State::Passive));
+    }
+
+    #[test]
+    fn rtt_comes_from_the_echo() {
+        let mut l = Liveness::new(1, ms(30));
+        let mut ev = Vec::new();
+        let mut h = hb(1, State::Passive);
+        h.echo_ns = nanos(ms(10));
+        h.echo_hold_ns = nanos(ms(2));
+        l.on_heartbeat(ms(16), 0, &h, &mut ev);
+        assert_eq!(l.paths[0].rtt, Some(ms(4)));
+        assert_eq!(l.echo(0, ms(20)), (0, nanos(ms(4))));
+    }
+}

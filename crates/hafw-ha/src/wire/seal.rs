@@ -1,0 +1,211 @@
+//! The sending side: one [`Sealer`] per node run, shared by HA1 and HA2.
+
+use std::fmt;
+
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+
+use super::codec;
+use super::envelope::{Header, Kind, MAX_PLAINTEXT_LEN};
+use super::keys::{derive_cipher, Epoch, Psk};
+use crate::msg::Message;
+
+/// Seals messages from one node in one run (epoch).
+///
+/// Create exactly one per process run and use it for both kinds: a second
+/// sealer with an older epoch start would be refused by the peer as stale.
+pub struct Sealer {
+    cipher: ChaCha20Poly1305,
+    node_id: u32,
+    epoch: Epoch,
+    /// Next counter per kind. `u64::MAX` is never used, so "exhausted" is
+    /// representable without a wider type.
+    next: [u64; Kind::ALL.len()],
+}
+
+/// Why nothing was sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealError {
+    /// The kind's 2^64 - 1 counters are used up: start a new epoch (a new
+    /// `Sealer`) rather than reuse a nonce.
+    CounterExhausted(Kind),
+    /// The plaintext does not fit in one envelope.
+    TooLong { len: usize, max: usize },
+}
+
+impl fmt::Display for SealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SealError::CounterExhausted(kind) => write!(
+                f,
+                "{kind:?} message counter exhausted: restart HA with a new epoch (a new Sealer)"
+            ),
+            SealError::TooLong { len, max } => write!(
+                f,
+                "plaintext of {len} bytes exceeds the {max}-byte envelope limit: split it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SealError {}
+
+impl Sealer {
+    /// `epoch_start_ns`: wall clock at this run's start, nanoseconds since
+    /// the UNIX epoch; `epoch_random`: 8 bytes from the OS's CSPRNG. Both
+    /// come from the caller, as the cores read no clock and no entropy.
+    pub fn new(psk: &Psk, node_id: u32, epoch_start_ns: u64, epoch_random: [u8; 8]) -> Sealer {
+        let epoch = Epoch {
+            start_ns: epoch_start_ns,
+            random: epoch_random,
+        };
+        Sealer {
+            cipher: derive_cipher(psk, node_id, epoch),
+            node_id,
+            epoch,
+            next: [0; Kind::ALL.len()],
+        }
+    }
+
+    pub fn node_id(&self) -> u32 {
+        self.node_id
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    pub fn seal(&mut self, kind: Kind, msg: &Message) -> Result<Vec<u8>, SealError> {
+        self.seal_bytes(kind, &codec::encode(msg))
+    }
+
+    /// Seals an arbitrary payload (HA2 session and config sync define
+    /// their own).
+    pub fn seal_bytes(&mut self, kind: Kind, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(SealError::TooLong {
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_LEN,
+            });
+        }
+        let slot = &mut self.next[kind.index()];
+        let counter = *slot;
+        if counter == u64::MAX {
+            return Err(SealError::CounterExhausted(kind));
+        }
+        let header = Header {
+            kind,
+            sender_id: self.node_id,
+            epoch: self.epoch,
+            counter,
+        };
+        let aad = header.to_bytes();
+        let sealed = self.cipher.encrypt(
+            Nonce::from_slice(&header.nonce()),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        );
+        // ChaCha20-Poly1305 refuses only messages over 256 GiB; the length
+        // check above keeps far below that. Still, report rather than panic,
+        // and do not burn the counter.
+        let Ok(body) = sealed else {
+            return Err(SealError::TooLong {
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_LEN,
+            });
+        };
+        // Advance only once the envelope exists; the counter is never
+        // handed out twice either way.
+        *slot = counter + 1;
+        let mut out = Vec::with_capacity(aad.len() + body.len());
+        out.extend_from_slice(&aad);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_next_counter(&mut self, kind: Kind, next: u64) {
+        self.next[kind.index()] = next;
+    }
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("node_id", &self.node_id)
+            .field("epoch", &self.epoch)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::envelope::{HEADER_LEN, MAX_ENVELOPE_LEN, TAG_LEN};
+    use std::collections::HashSet;
+
+    fn psk() -> Psk {
+        Psk::from_file_bytes(b"0123456789abcdef0123456789abcdef", "test.key").unwrap()
+    }
+
+    #[test]
+    fn nonces_never_repeat() {
+        let mut s = Sealer::new(&psk(), 1, 1_700_000_000_000_000_000, [1; 8]);
+        let msg = Message::Takeover {
+            node_id: 1,
+            term: 1,
+        };
+        let mut nonces = HashSet::new();
+        for i in 0..10_000 {
+            let kind = if i % 3 == 0 {
+                Kind::Ha2Frame
+            } else {
+                Kind::Ha1Datagram
+            };
+            let env = s.seal(kind, &msg).unwrap();
+            let h = Header::parse(&env).unwrap();
+            assert!(nonces.insert(h.nonce()), "nonce reused at message {i}");
+        }
+        assert_eq!(nonces.len(), 10_000);
+    }
+
+    #[test]
+    fn counter_refuses_to_wrap() {
+        let mut s = Sealer::new(&psk(), 1, 5, [0; 8]);
+        s.set_next_counter(Kind::Ha1Datagram, u64::MAX - 1);
+        let env = s.seal_bytes(Kind::Ha1Datagram, b"last").unwrap();
+        assert_eq!(Header::parse(&env).unwrap().counter, u64::MAX - 1);
+        for _ in 0..3 {
+            assert_eq!(
+                s.seal_bytes(Kind::Ha1Datagram, b"x"),
+                Err(SealError::CounterExhausted(Kind::Ha1Datagram))
+            );
+        }
+        // The other kind's sequence is independent.
+        let env = s.seal_bytes(Kind::Ha2Frame, b"y").unwrap();
+        assert_eq!(Header::parse(&env).unwrap().counter, 0);
+    }
+
+    #[test]
+    fn plaintext_size_limit() {
+        let mut s = Sealer::new(&psk(), 1, 5, [0; 8]);
+        let max = vec![0u8; MAX_PLAINTEXT_LEN];
+        let env = s.seal_bytes(Kind::Ha2Frame, &max).unwrap();
+        assert_eq!(env.len(), MAX_ENVELOPE_LEN);
+        assert_eq!(env.len(), HEADER_LEN + MAX_PLAINTEXT_LEN + TAG_LEN);
+        let over = vec![0u8; MAX_PLAINTEXT_LEN + 1];
+        assert_eq!(
+            s.seal_bytes(Kind::Ha2Frame, &over),
+            Err(SealError::TooLong {
+                len: MAX_PLAINTEXT_LEN + 1,
+                max: MAX_PLAINTEXT_LEN
+            })
+        );
+        // A refused seal does not consume a counter.
+        let env = s.seal_bytes(Kind::Ha2Frame, b"").unwrap();
+        assert_eq!(Header::parse(&env).unwrap().counter, 1);
+    }
+}

@@ -1,0 +1,187 @@
+//! The no-panic sweep: the fuzz target's job, run deterministically in
+//! every `cargo test` (cargo-fuzz needs nightly, so CI does not run it).
+//! About 100k inputs: random bytes, random bytes behind a genuine header,
+//! mutated genuine envelopes, and random or mutated plaintexts sealed with
+//! the real key so that the message decoder runs behind a valid tag.
+
+use super::codec::tests::heartbeat;
+use super::*;
+use crate::msg::{Message, State};
+
+const PEER: u32 = 1;
+const ME: u32 = 2;
+const ROUNDS: usize = 100_000;
+
+/// SplitMix64: tiny, deterministic, good enough to spread inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+    /// Mostly small, sometimes around the envelope limits.
+    fn len(&mut self) -> usize {
+        match self.below(100) {
+            0 => MAX_ENVELOPE_LEN - 2 + self.below(4),
+            1..=10 => 40 + self.below(16),
+            _ => self.below(200),
+        }
+    }
+}
+
+/// Applies 1 to 4 random edits: bit flips, byte overwrites, truncation,
+/// extension, insertion, deletion.
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut v = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(6) {
+            0 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] = rng.next() as u8;
+            }
+            2 => v.truncate(rng.below(v.len() + 1)),
+            3 => {
+                let n = 1 + rng.below(8);
+                let extra = rng.bytes(n);
+                v.extend_from_slice(&extra);
+            }
+            4 => {
+                let i = rng.below(v.len() + 1);
+                v.insert(i, rng.next() as u8);
+            }
+            5 if !v.is_empty() => {
+                v.remove(rng.below(v.len()));
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+fn psk() -> Psk {
+    Psk::from_file_bytes(b"sweep: 32 bytes or more of secret", "sweep.key").unwrap()
+}
+
+#[test]
+fn no_input_panics_and_no_forgery_passes() {
+    let mut rng = Rng(0x00C0_FFEE);
+    let mut sealer = Sealer::new(&psk(), PEER, 1_700_000_000_000_000_000, [4; 8]);
+    let mut opener = Opener::new(&psk(), ME);
+    let messages = [
+        Message::Heartbeat(heartbeat(PEER, State::Active)),
+        Message::Heartbeat(heartbeat(PEER, State::NonFunctional)),
+        Message::Takeover {
+            node_id: PEER,
+            term: 9,
+        },
+    ];
+    let genuine: Vec<Vec<u8>> = Kind::ALL
+        .iter()
+        .flat_map(|&k| messages.iter().map(move |m| (k, m)))
+        .map(|(k, m)| sealer.seal(k, m).unwrap())
+        .collect();
+    let plaintexts: Vec<Vec<u8>> = messages.iter().map(encode).collect();
+
+    let mut expected_accepts = 0u64;
+    let mut opens = 0u64;
+    let mut decoded_ok = 0u64;
+    for round in 0..ROUNDS {
+        match round % 5 {
+            // Random bytes.
+            0 => {
+                let len = rng.len();
+                let input = rng.bytes(len);
+                assert!(opener.open(&input).is_err(), "round {round}");
+                assert!(opener.open_bytes(&input).is_err(), "round {round}");
+                opens += 2;
+                if let Ok(m) = decode(&input) {
+                    assert_eq!(encode(&m), input, "round {round}");
+                }
+            }
+            // A genuine header, then random ciphertext and tag.
+            1 => {
+                let g = &genuine[rng.below(genuine.len())];
+                let mut input = g[..32].to_vec();
+                let len = rng.len();
+                input.extend_from_slice(&rng.bytes(len));
+                assert!(opener.open(&input).is_err(), "round {round}");
+                opens += 1;
+            }
+            // A mutated genuine envelope.
+            2 => {
+                let g = &genuine[rng.below(genuine.len())];
+                let input = mutate(&mut rng, g);
+                let r = opener.open(&input);
+                opens += 1;
+                if input == *g {
+                    // The edits cancelled out: the genuine one is accepted
+                    // once, then it is a replay (or behind the window, once
+                    // round 3's seals have moved it on).
+                    match r {
+                        Ok(_) => expected_accepts += 1,
+                        Err(Reject::Duplicate { .. }) | Err(Reject::TooOld { .. }) => {}
+                        Err(other) => panic!("round {round}: genuine envelope: {other}"),
+                    }
+                } else {
+                    assert!(r.is_err(), "round {round}: mutated envelope accepted");
+                }
+            }
+            // A random or mutated plaintext behind a valid tag: reaches the
+            // decoder with arbitrary bytes.
+            3 => {
+                let plain = if rng.below(2) == 0 {
+                    let len = rng.below(120);
+                    rng.bytes(len)
+                } else {
+                    let i = rng.below(plaintexts.len());
+                    mutate(&mut rng, &plaintexts[i])
+                };
+                let kind = Kind::ALL[rng.below(2)];
+                let env = sealer.seal_bytes(kind, &plain).unwrap();
+                opens += 1;
+                match opener.open(&env) {
+                    Ok(o) => {
+                        expected_accepts += 1;
+                        assert_eq!(encode(&o.body), plain, "round {round}");
+                    }
+                    Err(Reject::Decode { .. }) | Err(Reject::SenderMismatch { .. }) => {}
+                    Err(other) => panic!("round {round}: authentic envelope refused: {other}"),
+                }
+            }
+            // The decoder alone on mutated valid plaintexts.
+            _ => {
+                let i = rng.below(plaintexts.len());
+                let input = mutate(&mut rng, &plaintexts[i]);
+                if let Ok(m) = decode(&input) {
+                    decoded_ok += 1;
+                    assert_eq!(encode(&m), input, "round {round}");
+                }
+            }
+        }
+    }
+    let c = opener.counters();
+    assert_eq!(c.accepted, expected_accepts);
+    assert_eq!(c.accepted + c.rejected(), opens, "every open counted once");
+    // The sweep must reach every kind of refusal, or it explores too little.
+    for (name, value) in c.iter() {
+        if !matches!(name, "own_id" | "stale_epoch" | "too_long") {
+            assert!(value > 0, "sweep never produced {name}: {c:?}");
+        }
+    }
+    assert!(c.too_long > 0 || c.too_short > 0);
+    assert!(decoded_ok > 0, "mutations never kept a plaintext valid");
+}

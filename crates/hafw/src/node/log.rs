@@ -1,0 +1,42 @@
+//! Step logging on standard error: each step of bringing the data plane up
+//! or down, with how long it took, so a slow start is visible at a glance.
+
+use std::fmt::Display;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct Log {
+    prefix: String,
+    quiet: bool,
+}
+
+impl Log {
+    pub fn new(node: &str) -> Log {
+        Log {
+            prefix: format!("hafw[{node}]"),
+            quiet: false,
+        }
+    }
+
+    /// A log that prints nothing (benchmarks print their own figures).
+    pub fn quiet() -> Log {
+        Log {
+            prefix: String::new(),
+            quiet: true,
+        }
+    }
+
+    pub fn step(&self, what: &str, started: Instant, detail: impl Display) {
+        self.info(format!("{what}: {detail} ({})", ms(started.elapsed())));
+    }
+
+    pub fn info(&self, message: impl Display) {
+        if !self.quiet {
+            eprintln!("{} {message}", self.prefix);
+        }
+    }
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}

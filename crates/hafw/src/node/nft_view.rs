@@ -1,0 +1,133 @@
+//! The hafw table as the kernel lists it, live and as the plan would make
+//! it. nft prints a table in its own canonical form, not as it was
+//! written, so the plan's form is obtained the same way: committed in a
+//! scratch namespace and listed there.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hafw_kernel::nft::{self, Family};
+use hafw_kernel::{netns, Error};
+use hafw_model::render::nft::Ruleset;
+
+/// The live table in namespace `ns`, counters removed; `None` when there
+/// is no such table.
+pub fn live(ns: Option<&str>, ruleset: &Ruleset) -> Result<Option<String>, Error> {
+    match nft::list_table(ns, family(ruleset), &ruleset.table) {
+        Ok(text) => Ok(Some(normalize(&text))),
+        Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The table `ruleset` makes, in the kernel's listing, counters removed.
+/// Committed in a namespace of its own that is deleted afterwards, so
+/// nothing outside it changes; a ruleset the kernel refuses is an error.
+pub fn expected(ruleset: &Ruleset) -> Result<String, Error> {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    // Unique per process and call; no `.`, so no lab's `down` matches it.
+    let name = format!(
+        "hafw-scratch-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    netns::create(&name)?;
+    let scratch = Scratch(name);
+    nft::apply(Some(&scratch.0), &ruleset.text)?;
+    let listed = nft::list_table(Some(&scratch.0), family(ruleset), &ruleset.table)?;
+    Ok(normalize(&listed))
+}
+
+struct Scratch(String);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = netns::delete(&self.0);
+    }
+}
+
+pub fn family(ruleset: &Ruleset) -> Family {
+    match ruleset.family {
+        "ip6" => Family::Ip6,
+        "inet" => Family::Inet,
+        _ => Family::Ip,
+    }
+}
+
+/// `listing` without the packet and byte counts, which change with traffic
+/// and say nothing about configuration.
+pub fn normalize(listing: &str) -> String {
+    let mut out = String::with_capacity(listing.len());
+    for line in listing.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        out.push_str(indent);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut i = 0;
+        let mut first = true;
+        while i < words.len() {
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            out.push_str(words[i]);
+            let counts = words.get(i + 1..i + 5).is_some_and(|w| {
+                w[0] == "packets" && is_number(w[1]) && w[2] == "bytes" && is_number(w[3])
+            });
+            i += if words[i] == "counter" && counts {
+                5
+            } else {
+                1
+            };
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn is_number(word: &str) -> bool {
+    let word = word.trim_end_matches(',');
+    !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The first line where `live` and `planned` differ, for a report.
+pub fn first_difference(live: &str, planned: &str) -> String {
+    let (l, p): (Vec<&str>, Vec<&str>) = (live.lines().collect(), planned.lines().collect());
+    for i in 0..l.len().max(p.len()) {
+        let (a, b) = (l.get(i), p.get(i));
+        if a != b {
+            return format!(
+                "first difference at line {}: live `{}`, plan `{}`",
+                i + 1,
+                a.map_or("(end)", |s| s.trim()),
+                b.map_or("(end)", |s| s.trim())
+            );
+        }
+    }
+    "no difference".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_dropped_and_nothing_else() {
+        let listing = "table ip hafw {\n\t\tct state established counter packets 12 bytes 3400 accept\n\
+            \t\t\t10.0.0.1 counter packets 0 bytes 0 comment \"rule a\",\n\
+            \t\tcounter packets 3 bytes 9\n\t\tip daddr 10.0.0.1 counter comment \"packets 1 bytes 2\"\n}\n";
+        assert_eq!(
+            normalize(listing),
+            "table ip hafw {\n\t\tct state established counter accept\n\
+            \t\t\t10.0.0.1 counter comment \"rule a\",\n\
+            \t\tcounter\n\t\tip daddr 10.0.0.1 counter comment \"packets 1 bytes 2\"\n}\n"
+        );
+    }
+
+    #[test]
+    fn first_difference_names_the_line() {
+        assert_eq!(first_difference("a\nb\n", "a\nb\n"), "no difference");
+        assert_eq!(
+            first_difference("a\nb\n", "a\nc\nd\n"),
+            "first difference at line 2: live `b`, plan `c`"
+        );
+    }
+}
