@@ -9,4 +9,4 @@ mod frame;
 mod socket;
 
 pub use frame::{decode, gratuitous, ArpFields, ArpOp, Malformed, FRAME_LEN};
-pub use socket::{announce, ArpPacket, AsyncListener, Listener};
+pub use socket::{announce, Announcer, ArpPacket, AsyncListener, Listener};

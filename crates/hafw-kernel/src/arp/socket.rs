@@ -61,6 +61,46 @@ pub fn announce(
     Ok(mac)
 }
 
+/// A send-only packet socket kept open on one interface, so an announcement
+/// on the failover path costs one `send`. Opening and closing packet sockets
+/// that listen for a protocol waits for an RCU grace period each time (tens
+/// of milliseconds, measured here); this socket is created with protocol 0,
+/// so it never joins the receive path and opens and sends without that wait.
+pub struct Announcer {
+    socket: Socket,
+    mac: Mac,
+    object: String,
+}
+
+impl Announcer {
+    pub fn open(ns: Option<&str>, ifname: &str) -> Result<Announcer> {
+        link::check_name(ifname)?;
+        let object = in_ns(format!("interface {ifname}"), ns);
+        let (socket, mac) = in_netns(ns, || -> io::Result<(Socket, Mac)> {
+            let index = ifindex(ifname)?;
+            let socket = Socket::new(Domain::PACKET, Type::RAW, None)?;
+            bind_proto(socket.as_raw_fd(), index, 0)?;
+            let mac = hardware_address(socket.as_raw_fd(), ifname)?;
+            Ok((socket, mac))
+        })?
+        .map_err(|e| Error::io("open ARP socket", object.clone(), e))?;
+        Ok(Announcer { socket, mac, object })
+    }
+
+    /// The MAC announcements come from (the interface's own).
+    pub fn mac(&self) -> Mac {
+        self.mac
+    }
+
+    /// Sends one gratuitous ARP request for `ip`.
+    pub fn announce(&self, ip: Ipv4Addr) -> Result<()> {
+        self.socket
+            .send(&gratuitous(self.mac, ip))
+            .map(|_| ())
+            .map_err(|e| Error::io("send gratuitous ARP", self.object.clone(), e))
+    }
+}
+
 /// A blocking ARP listener on a set of interfaces of one namespace. Frames
 /// the namespace itself sends are skipped; frames that are not valid
 /// Ethernet/IPv4 ARP requests or replies are counted in
@@ -259,10 +299,15 @@ fn ifindex(name: &str) -> io::Result<i32> {
 }
 
 fn bind(fd: RawFd, index: i32) -> io::Result<()> {
+    bind_proto(fd, index, (libc::ETH_P_ARP as u16).to_be())
+}
+
+/// Binds to an interface; `protocol` (network order) 0 receives nothing.
+fn bind_proto(fd: RawFd, index: i32, protocol: u16) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
     let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
+    addr.sll_protocol = protocol;
     addr.sll_ifindex = index;
     // SAFETY: addr is a valid sockaddr_ll and its size is passed.
     let rc = unsafe {

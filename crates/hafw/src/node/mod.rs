@@ -1,5 +1,5 @@
-//! `hafw run`: the firewall node daemon. For now it runs standalone (forced
-//! active, no HA peer): it applies the node's data plane, holds it, and
+//! `hafw run`: the firewall node daemon. With a peer it runs the HA pair
+//! (`ha_daemon`); with `--standalone` it is forced active without a peer: it applies the node's data plane, holds it, and
 //! withdraws what it added on SIGTERM/SIGINT. `--check` compares the
 //! kernel's live state with the plan.
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ pub mod apply;
 mod check;
 mod daemon;
 mod garp;
+mod ha_daemon;
 pub mod log;
 mod nft_error;
 mod nft_view;
@@ -42,6 +43,12 @@ pub struct RunArgs {
     /// ruleset (to prove how a ruleset the kernel refuses is handled).
     #[arg(long, hide = true)]
     pub ruleset: Option<PathBuf>,
+    /// The pre-shared key file (default: the node's `key_file` in the deployment).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// The control socket for `hafw status|suspend|resume`.
+    #[arg(long, default_value = crate::control::DEFAULT_SOCKET)]
+    pub control: PathBuf,
 }
 
 /// Exit status when the live state differs from the plan (`--check`).
@@ -66,14 +73,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         return daemon::run_standalone(plan, dep.policy.ha.garp.clone(), mode);
     }
     if !args.standalone {
-        // The HA protocol (peer election, session sync) is a later step; a
-        // node that starts active on its own beside a live peer would take
-        // the HAVIPs from it, so that has to be asked for explicitly.
-        eprintln!(
-            "error: hafw run: running with an HA peer is not built yet; add --standalone to hold node `{}` active without a peer",
-            plan.node
-        );
-        return ExitCode::FAILURE;
+        let key_file = args.key_file.clone().unwrap_or_else(|| PathBuf::from(&plan.key_file));
+        return ha_daemon::run(dep, plan, &key_file, &args.control);
     }
     daemon::run_standalone(plan, dep.policy.ha.garp.clone(), daemon::Mode::Hold)
 }

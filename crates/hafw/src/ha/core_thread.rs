@@ -1,0 +1,206 @@
+//! The HA thread: the core, its sockets and its one timer, on a dedicated
+//! OS thread with a current-thread runtime. It only ever waits on its own
+//! sockets, its timer and its request channel.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hafw_ha::msg::State;
+use hafw_ha::node::{Action, Command, Node};
+use hafw_ha::wire::{Kind, Opener, Sealer};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use super::setup::Setup;
+use super::{status, HaRequest, Timelines};
+use crate::node::log::Log;
+
+/// Drop counters of the HA transport (on top of the opener's reasons).
+#[derive(Default, Debug, Clone)]
+pub struct Transport {
+    pub send_errors: u64,
+    pub sealed: u64,
+}
+
+pub struct Handles {
+    pub requests: mpsc::UnboundedSender<HaRequest>,
+    pub actions: mpsc::UnboundedReceiver<Action>,
+}
+
+/// Binds the heartbeat sockets and starts the HA thread. Binding happens
+/// here, before the thread runs, so an address problem stops `hafw run`.
+pub fn start(setup: Setup, timelines: Timelines, log: Log) -> Result<Handles, String> {
+    let (req_tx, req_rx) = mpsc::unbounded_channel();
+    let (act_tx, act_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    std::thread::Builder::new()
+        .name("ha".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("start the HA runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let mut sockets = vec![];
+                for (local, _) in &setup.paths {
+                    match UdpSocket::bind(local).await {
+                        Ok(s) => sockets.push(Arc::new(s)),
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!(
+                                "bind the heartbeat socket {local}: {e}; is the address on this node?"
+                            )));
+                            return;
+                        }
+                    }
+                }
+                let _ = ready_tx.send(Ok(()));
+                run(setup, sockets, req_rx, act_tx, timelines, log).await;
+            });
+        })
+        .map_err(|e| format!("start the HA thread: {e}"))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(Handles { requests: req_tx, actions: act_rx }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("the HA thread stopped during start-up".into()),
+    }
+}
+
+fn epoch_random() -> [u8; 8] {
+    let mut r = [0u8; 8];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r)).is_err() {
+        // The epoch's start time already differs per start; the random half
+        // only guards against a clock stepped back to the same nanosecond.
+        r = (std::process::id() as u64).to_be_bytes();
+    }
+    r
+}
+
+async fn run(
+    setup: Setup,
+    sockets: Vec<Arc<UdpSocket>>,
+    mut requests: mpsc::UnboundedReceiver<HaRequest>,
+    actions: mpsc::UnboundedSender<Action>,
+    timelines: Timelines,
+    log: Log,
+) {
+    let origin = Instant::now();
+    let now = || origin.elapsed();
+    let start_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let mut sealer = Sealer::new(&setup.psk, setup.config.node_id, start_ns, epoch_random());
+    let mut opener = Opener::new(&setup.psk, setup.config.node_id);
+    let mut node = match Node::new(setup.config.clone(), now()) {
+        Ok(n) => n,
+        Err(e) => {
+            log.info(format!("HA core refused its settings: {e}"));
+            return;
+        }
+    };
+    let peers: Vec<SocketAddr> = setup.paths.iter().map(|p| p.1).collect();
+    let mut transport = Transport::default();
+
+    // One receive task per path feeds a single queue, so the loop below
+    // waits on one channel, the timer and requests.
+    let (rx_tx, mut rx) = mpsc::unbounded_channel::<(usize, Vec<u8>)>();
+    for (i, s) in sockets.iter().enumerate() {
+        let (s, tx) = (s.clone(), rx_tx.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match s.recv_from(&mut buf).await {
+                    Ok((n, _)) => {
+                        if tx.send((i, buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    // ICMP errors from a peer that is down surface here; keep listening.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                }
+            }
+        });
+    }
+    let mut shutdown: Option<oneshot::Sender<String>> = None;
+    let mut shutdown_deadline: Option<Instant> = None;
+
+    loop {
+        flush(&mut node, &mut sealer, &sockets, &peers, &actions, &mut transport, &log);
+        if let Some(reply) = shutdown.take() {
+            let st = node.state();
+            let done = st != State::Active || shutdown_deadline.is_some_and(|d| Instant::now() >= d);
+            if done {
+                let _ = reply.send(st.as_str().to_string());
+                // Keep answering heartbeats no more: the daemon withdraws next.
+                return;
+            }
+            shutdown = Some(reply);
+        }
+        let wake = node.poll_timeout().map(|t| origin + t);
+        let sleep_until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            biased;
+            Some((path, bytes)) = rx.recv() => {
+                match opener.open(&bytes) {
+                    Ok(opened) => node.handle_message(now(), path, &opened.body),
+                    Err(_) => {} // counted by the opener, shown in status
+                }
+            }
+            _ = tokio::time::sleep_until(sleep_until.into()) => node.handle_timeout(now()),
+            req = requests.recv() => match req {
+                None => return,
+                Some(HaRequest::Status { json, reply }) => {
+                    let tl = timelines.lock().map(|t| t.clone()).unwrap_or_default();
+                    let text = if json {
+                        status::json(&node.status(), &setup, &tl, &opener.counters(), &transport, origin)
+                    } else {
+                        status::text(&node.status(), &setup, &tl, &opener.counters(), &transport, origin)
+                    };
+                    let _ = reply.send(text);
+                }
+                Some(HaRequest::Command { cmd, reply }) => {
+                    node.handle_command(now(), cmd);
+                    let _ = reply.send(format!("{}: now {}\n", match cmd { Command::Suspend => "suspend", Command::Resume => "resume" }, node.state().as_str()));
+                }
+                Some(HaRequest::Monitor { healthy, reason }) => node.handle_monitor(now(), healthy, &reason),
+                Some(HaRequest::Shutdown { reply }) => {
+                    node.handle_command(now(), Command::Suspend);
+                    shutdown_deadline = Some(Instant::now() + setup.config.takeover_wait + setup.config.heartbeat_interval * 2);
+                    shutdown = Some(reply);
+                }
+            },
+        }
+    }
+}
+
+fn flush(
+    node: &mut Node,
+    sealer: &mut Sealer,
+    sockets: &[Arc<UdpSocket>],
+    peers: &[SocketAddr],
+    actions: &mpsc::UnboundedSender<Action>,
+    transport: &mut Transport,
+    log: &Log,
+) {
+    // Actions first: a promotion must not wait behind a round of sends.
+    while let Some(a) = node.poll_action() {
+        log.info(format!("HA: {a}"));
+        let _ = actions.send(a);
+    }
+    while let Some((path, msg)) = node.poll_transmit() {
+        let (Some(sock), Some(peer)) = (sockets.get(path), peers.get(path)) else { continue };
+        match sealer.seal(Kind::Ha1Datagram, &msg) {
+            Ok(bytes) => {
+                transport.sealed += 1;
+                // Non-blocking: a full socket buffer drops a heartbeat
+                // rather than stalling the core.
+                if sock.try_send_to(&bytes, *peer).is_err() {
+                    transport.send_errors += 1;
+                }
+            }
+            Err(e) => log.info(format!("HA: cannot seal a message: {e}")),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! `hafw run` with a peer: the HA pair. The pure core (`hafw_ha::node`)
+//! and its heartbeat sockets run on their own thread with their own runtime
+//! ([`core_thread`]), so a slow netlink reply, an API call or session sync
+//! can never delay a heartbeat. The core's actions go to the data-plane
+//! executor ([`promote`]) on the main runtime, which times each phase of a
+//! promotion and reports the timeline back for `hafw status`.
+
+pub mod core_thread;
+pub mod monitor;
+pub mod promote;
+pub mod setup;
+pub mod status;
+
+use std::sync::{Arc, Mutex};
+
+use hafw_ha::node::Command;
+use tokio::sync::oneshot;
+
+/// What the rest of the daemon asks of the HA thread.
+pub enum HaRequest {
+    Status { json: bool, reply: oneshot::Sender<String> },
+    Command { cmd: Command, reply: oneshot::Sender<String> },
+    Monitor { healthy: bool, reason: String },
+    /// SIGTERM: hand over if active, then report the final state.
+    Shutdown { reply: oneshot::Sender<String> },
+}
+
+/// The phases of the last promotions and demotions, newest last.
+pub type Timelines = Arc<Mutex<Vec<promote::Timeline>>>;

@@ -1,0 +1,151 @@
+//! The data-plane executor: carries out the core's actions on the main
+//! runtime and times each phase.
+//!
+//! Promotion, always in this order (architecture.md): install synced
+//! sessions, add the floating addresses, announce them (the first
+//! gratuitous ARP for every address at once, repeats in the background),
+//! confirm the addresses are in place. Demotion removes the addresses; for a
+//! planned handover the core only demotes once the peer reports active, so
+//! traffic keeps flowing here until the cloud has moved the HAVIPs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hafw_ha::node::Action;
+use hafw_kernel::{addr, arp, Rtnl};
+use hafw_model::render::node::NodePlan;
+use hafw_model::spec::Garp;
+use tokio::sync::mpsc;
+
+use super::Timelines;
+use crate::node::apply::floating_net;
+use crate::node::log::Log;
+
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// What happened ("become active (term 3): peer lost: …").
+    pub what: String,
+    /// CLOCK_MONOTONIC when the executor started on it, so it lines up with
+    /// the lab's HAVIP log and the prober.
+    pub started_mono_ns: u64,
+    pub phases: Vec<(&'static str, Duration)>,
+    pub error: Option<String>,
+}
+
+impl Timeline {
+    pub fn total(&self) -> Duration {
+        self.phases.iter().map(|p| p.1).sum()
+    }
+}
+
+pub async fn execute(
+    nl: Rtnl,
+    plan: NodePlan,
+    garp: Garp,
+    mut actions: mpsc::UnboundedReceiver<Action>,
+    timelines: Timelines,
+    log: Log,
+) {
+    // Opened once: the failover path only sends.
+    let mut announcers = vec![];
+    for f in &plan.floating {
+        match arp::Announcer::open(None, &f.ifname) {
+            Ok(a) => announcers.push((f.address.0, a)),
+            Err(e) => log.info(format!("cannot open the ARP socket on {}: {e}; promotions will not announce {}", f.ifname, f.address)),
+        }
+    }
+    let announcers = Arc::new(announcers);
+    while let Some(a) = actions.recv().await {
+        let tl = match &a {
+            Action::BecomeActive { .. } => Some(promote(&nl, &plan, &garp, &announcers, &a).await),
+            Action::BecomePassive { .. } | Action::BecomeSuspended { .. } | Action::BecomeNonFunctional { .. } => {
+                Some(demote(&nl, &plan, &a).await)
+            }
+            _ => None,
+        };
+        if let Some(tl) = tl {
+            let phases: Vec<String> = tl.phases.iter().map(|(n, d)| format!("{n} {}", crate::node::log::ms(*d))).collect();
+            log.info(format!(
+                "{}: {} (total {}){}",
+                tl.what,
+                phases.join(", "),
+                crate::node::log::ms(tl.total()),
+                tl.error.as_deref().map(|e| format!("; error: {e}")).unwrap_or_default()
+            ));
+            if let Ok(mut all) = timelines.lock() {
+                all.push(tl);
+                let excess = all.len().saturating_sub(16);
+                all.drain(..excess);
+            }
+        }
+    }
+}
+
+type Announcers = Arc<Vec<(std::net::Ipv4Addr, arp::Announcer)>>;
+
+async fn promote(nl: &Rtnl, plan: &NodePlan, garp: &Garp, announcers: &Announcers, a: &Action) -> Timeline {
+    let mut tl = Timeline { what: a.to_string(), started_mono_ns: monotonic_ns(), phases: vec![], error: None };
+    // Phase 1: sessions. Session sync (issue 6) fills this in; until then
+    // there is nothing to commit, and the timeline says so by its zero.
+    let t = Instant::now();
+    tl.phases.push(("sessions", t.elapsed()));
+
+    let t = Instant::now();
+    let adds = plan.floating.iter().map(|f| {
+        let (nl, dev, net) = (nl.clone(), f.ifname.clone(), floating_net(f));
+        async move { addr::add(&nl, &dev, net).await }
+    });
+    for r in futures_util::future::join_all(adds).await {
+        if let Err(e) = r {
+            tl.error = Some(e.to_string());
+        }
+    }
+    tl.phases.push(("addresses", t.elapsed()));
+
+    // The first announcement of every address goes out now; the cloud
+    // moves the HAVIP on it. Repeats cover a lost frame.
+    let t = Instant::now();
+    let errs: Vec<String> = announcers.iter().filter_map(|(ip, a)| a.announce(*ip).err().map(|e| e.to_string())).collect();
+    if !errs.is_empty() {
+        tl.error = Some(errs.join("; "));
+    }
+    tl.phases.push(("announce", t.elapsed()));
+    if garp.count > 1 {
+        let (announcers, count, interval) = (announcers.clone(), garp.count - 1, Duration::from_millis(u64::from(garp.interval_ms)));
+        tokio::spawn(async move {
+            for _ in 0..count {
+                tokio::time::sleep(interval).await;
+                for (ip, a) in announcers.iter() {
+                    let _ = a.announce(*ip);
+                }
+            }
+        });
+    }
+
+    let t = Instant::now();
+    for f in &plan.floating {
+        match addr::list(nl, &f.ifname).await {
+            Ok(list) if list.contains(&floating_net(f)) => {}
+            Ok(_) => tl.error = Some(format!("{} is missing on {} after the add", f.address, f.ifname)),
+            Err(e) => tl.error = Some(e.to_string()),
+        }
+    }
+    tl.phases.push(("confirm", t.elapsed()));
+    tl
+}
+
+async fn demote(nl: &Rtnl, plan: &NodePlan, a: &Action) -> Timeline {
+    let mut tl = Timeline { what: a.to_string(), started_mono_ns: monotonic_ns(), phases: vec![], error: None };
+    let t = Instant::now();
+    for f in &plan.floating {
+        if let Err(e) = addr::delete(nl, &f.ifname, floating_net(f)).await {
+            tl.error = Some(e.to_string());
+        }
+    }
+    tl.phases.push(("remove addresses", t.elapsed()));
+    tl
+}
+
+pub fn monotonic_ns() -> u64 {
+    hafw_lab::lab::monotonic_ns()
+}
