@@ -69,8 +69,17 @@ fn play(s: Scenario) -> Sim {
     sim.schedule(&s.faults);
     sim.run_until(ms(s.until));
     for i in 0..2 {
-        let log: Vec<String> = sim.actions(i).iter().map(|(t, a)| format!("{t:?} {a}")).collect();
-        assert_eq!(sim.moves(i), s.moves[i], "node {i} moves; log:\n{}", log.join("\n"));
+        let log: Vec<String> = sim
+            .actions(i)
+            .iter()
+            .map(|(t, a)| format!("{t:?} {a}"))
+            .collect();
+        assert_eq!(
+            sim.moves(i),
+            s.moves[i],
+            "node {i} moves; log:\n{}",
+            log.join("\n")
+        );
     }
     assert_eq!(sim.states(), s.states);
     sim
@@ -89,7 +98,10 @@ fn last_cause(sim: &Sim, i: usize) -> Cause {
 fn cold_start_of_both_makes_exactly_the_higher_priority_active() {
     let sim = play(Scenario::default());
     let t = sim.first(0, ms(0), is_active).unwrap();
-    assert!(t >= ms(HOLD) && t <= ms(HOLD + 5), "won the election then held: {t:?}");
+    assert!(
+        t >= ms(HOLD) && t <= ms(HOLD + 5),
+        "won the election then held: {t:?}"
+    );
     assert_eq!(last_cause(&sim, 0), Cause::ElectionWon { peer: 2 });
 }
 
@@ -123,7 +135,10 @@ fn active_crash_fails_over_within_detection_hold_and_one_interval() {
         ..Scenario::default()
     });
     let t = sim.first(1, ms(300), is_active).unwrap();
-    assert!(t <= ms(300 + DETECTION + HOLD + INTERVAL), "took over at {t:?}");
+    assert!(
+        t <= ms(300 + DETECTION + HOLD + INTERVAL),
+        "took over at {t:?}"
+    );
     assert!(matches!(last_cause(&sim, 1), Cause::PeerLost { .. }));
 }
 
@@ -135,9 +150,17 @@ fn a_frozen_active_steps_down_at_once_after_thawing() {
         moves: [&["passive", "active", "passive"], &["passive", "active"]],
         ..Scenario::default()
     });
-    let down = sim.first(0, ms(600), |a| matches!(a, Action::BecomePassive { .. })).unwrap();
+    let down = sim
+        .first(0, ms(600), |a| matches!(a, Action::BecomePassive { .. }))
+        .unwrap();
     assert!(down <= ms(600 + INTERVAL + 1), "stepped down at {down:?}");
-    assert_eq!(last_cause(&sim, 0), Cause::PartitionHealed { node_id: 2, term: 2 });
+    assert_eq!(
+        last_cause(&sim, 0),
+        Cause::PartitionHealed {
+            node_id: 2,
+            term: 2
+        }
+    );
 }
 
 #[test]
@@ -147,7 +170,12 @@ fn one_lost_path_is_an_alarm_never_a_failover() {
         ..Scenario::default()
     });
     for i in 0..2 {
-        let alarms: Vec<Action> = sim.actions(i).into_iter().map(|(_, a)| a).filter(|a| word(a).is_none()).collect();
+        let alarms: Vec<Action> = sim
+            .actions(i)
+            .into_iter()
+            .map(|(_, a)| a)
+            .filter(|a| word(a).is_none())
+            .collect();
         assert_eq!(
             alarms,
             [
@@ -158,7 +186,9 @@ fn one_lost_path_is_an_alarm_never_a_failover() {
             "node {i}"
         );
     }
-    let t = sim.first(1, ms(300), |a| matches!(a, Action::PathDown { .. })).unwrap();
+    let t = sim
+        .first(1, ms(300), |a| matches!(a, Action::PathDown { .. }))
+        .unwrap();
     assert!(t <= ms(300 + DETECTION));
 }
 
@@ -174,8 +204,13 @@ fn all_paths_lost_fails_over_and_exactly_one_stays_after_the_heal() {
         moves: [&["passive", "active", "passive"], &["passive", "active"]],
         ..Scenario::default()
     });
-    assert_eq!(last_cause(&sim, 0).to_string(), "partition healed: peer node 2 active with higher term 2");
-    let down = sim.first(0, ms(600), |a| matches!(a, Action::BecomePassive { .. })).unwrap();
+    assert_eq!(
+        last_cause(&sim, 0).to_string(),
+        "partition healed: peer node 2 active with higher term 2"
+    );
+    let down = sim
+        .first(0, ms(600), |a| matches!(a, Action::BecomePassive { .. }))
+        .unwrap();
     assert!(down <= ms(600 + INTERVAL + 1));
 }
 
@@ -225,15 +260,23 @@ fn with_preemption_it_takes_over_after_the_hold_not_before() {
         faults: vec![(300, Crash(0)), (500, Start(0))],
         until: 2000,
         states: [Some(Active), Some(Passive)],
-        moves: [&["passive", "active", "passive", "active"], &["passive", "active", "passive"]],
+        moves: [
+            &["passive", "active", "passive", "active"],
+            &["passive", "active", "passive"],
+        ],
         ..Scenario::default()
     });
     let t = sim.first(0, ms(500), is_active).unwrap();
     // Passive at 501 (heard the peer after 1 ms), then 200 ms of hold.
     assert!(t >= ms(700) && t <= ms(702), "preempted at {t:?}");
     assert_eq!(last_cause(&sim, 1), Cause::Preempted { node_id: 1 });
-    let down = sim.first(1, t, |a| matches!(a, Action::BecomePassive { .. })).unwrap();
-    assert!(down <= t + ms(2), "the old active stepped down one trip later: {down:?}");
+    let down = sim
+        .first(1, t, |a| matches!(a, Action::BecomePassive { .. }))
+        .unwrap();
+    assert!(
+        down <= t + ms(2),
+        "the old active stepped down one trip later: {down:?}"
+    );
 }
 
 #[test]
@@ -261,12 +304,26 @@ fn flapping_suspends_the_node() {
         until: 3000,
         states: [None, Some(Suspended)],
         moves: [
-            &["passive", "active", "passive", "active", "passive", "active", "passive", "active"],
-            &["passive", "active", "passive", "active", "passive", "active", "passive", "suspended"],
+            &[
+                "passive", "active", "passive", "active", "passive", "active", "passive", "active",
+            ],
+            &[
+                "passive",
+                "active",
+                "passive",
+                "active",
+                "passive",
+                "active",
+                "passive",
+                "suspended",
+            ],
         ],
         ..Scenario::default()
     });
-    assert_eq!(last_cause(&sim, 1).to_string(), "flap limit: 4 transitions in 10 s");
+    assert_eq!(
+        last_cause(&sim, 1).to_string(),
+        "flap limit: 4 transitions in 10 s"
+    );
 }
 
 #[test]
@@ -274,17 +331,51 @@ fn a_failing_monitor_on_the_active_hands_over_before_letting_go() {
     let sim = play(Scenario {
         faults: vec![(300, Monitor(0, false, "untrust link down"))],
         states: [Some(NonFunctional), Some(Active)],
-        moves: [&["passive", "active", "non-functional"], &["passive", "active"]],
+        moves: [
+            &["passive", "active", "non-functional"],
+            &["passive", "active"],
+        ],
         ..Scenario::default()
     });
     let up = sim.first(1, ms(300), is_active).unwrap();
-    let down = sim.first(0, ms(300), |a| matches!(a, Action::BecomeNonFunctional { .. })).unwrap();
-    assert!(up < down, "peer active at {up:?} before the addresses go at {down:?}");
+    let down = sim
+        .first(0, ms(300), |a| {
+            matches!(a, Action::BecomeNonFunctional { .. })
+        })
+        .unwrap();
+    assert!(
+        up < down,
+        "peer active at {up:?} before the addresses go at {down:?}"
+    );
     assert_eq!(
         last_cause(&sim, 0).to_string(),
         "monitor failed: untrust link down; node 2 took over with term 2"
     );
     assert_eq!(last_cause(&sim, 1), Cause::TakeoverRequested { node_id: 1 });
+}
+
+#[test]
+fn a_failing_active_hands_over_as_soon_as_a_healthy_peer_appears() {
+    // Both monitors fail; the active keeps forwarding (alarm) until the
+    // passive recovers, then hands over.
+    let sim = play(Scenario {
+        faults: vec![
+            (200, Monitor(1, false, "trust link down")),
+            (300, Monitor(0, false, "untrust link down")),
+            (500, Monitor(1, true, "")),
+        ],
+        states: [Some(NonFunctional), Some(Active)],
+        moves: [
+            &["passive", "active", "non-functional"],
+            &["passive", "non-functional", "passive", "active"],
+        ],
+        ..Scenario::default()
+    });
+    let down = sim.first(0, ms(300), |a| word(a).is_some()).unwrap();
+    assert!(
+        down > ms(500),
+        "kept forwarding while no peer could: {down:?}"
+    );
 }
 
 #[test]
@@ -301,14 +392,26 @@ fn a_failing_monitor_on_the_passive_means_it_never_takes_over() {
 #[test]
 fn suspend_hands_over_before_removing_addresses_and_resume_stays_passive() {
     let sim = play(Scenario {
-        faults: vec![(300, Command(0, Command::Suspend)), (600, Command(0, Command::Resume))],
+        faults: vec![
+            (300, Command(0, Command::Suspend)),
+            (600, Command(0, Command::Resume)),
+        ],
         states: [Some(Passive), Some(Active)],
-        moves: [&["passive", "active", "suspended", "passive"], &["passive", "active"]],
+        moves: [
+            &["passive", "active", "suspended", "passive"],
+            &["passive", "active"],
+        ],
         ..Scenario::default()
     });
     let up = sim.first(1, ms(300), is_active).unwrap();
-    let down = sim.first(0, ms(300), |a| matches!(a, Action::BecomeSuspended { .. })).unwrap();
-    assert_eq!((up, down), (ms(301), ms(302)), "takeover 1 ms away, confirmation 1 ms back");
+    let down = sim
+        .first(0, ms(300), |a| matches!(a, Action::BecomeSuspended { .. }))
+        .unwrap();
+    assert_eq!(
+        (up, down),
+        (ms(301), ms(302)),
+        "takeover 1 ms away, confirmation 1 ms back"
+    );
     assert_eq!(
         last_cause(&sim, 0),
         Cause::Resumed,
@@ -319,9 +422,16 @@ fn suspend_hands_over_before_removing_addresses_and_resume_stays_passive() {
 #[test]
 fn resume_with_no_peer_runs_the_election_alone() {
     play(Scenario {
-        faults: vec![(300, Command(1, Command::Suspend)), (400, Crash(0)), (600, Command(1, Command::Resume))],
+        faults: vec![
+            (300, Command(1, Command::Suspend)),
+            (400, Crash(0)),
+            (600, Command(1, Command::Resume)),
+        ],
         states: [None, Some(Active)],
-        moves: [&["passive", "active"], &["passive", "suspended", "passive", "active"]],
+        moves: [
+            &["passive", "active"],
+            &["passive", "suspended", "passive", "active"],
+        ],
         ..Scenario::default()
     });
 }
@@ -334,7 +444,14 @@ fn lost_takeovers_fall_back_after_the_takeover_wait() {
     };
     let sim = play(Scenario {
         faults: vec![
-            (100, Fault::Link { path: None, dir: None, link: deaf }),
+            (
+                100,
+                Fault::Link {
+                    path: None,
+                    dir: None,
+                    link: deaf,
+                },
+            ),
             (300, Command(0, Command::Suspend)),
         ],
         states: [Some(Suspended), Some(Active)],
@@ -342,17 +459,25 @@ fn lost_takeovers_fall_back_after_the_takeover_wait() {
         ..Scenario::default()
     });
     let wait = 10 * INTERVAL;
-    let down = sim.first(0, ms(300), |a| matches!(a, Action::BecomeSuspended { .. })).unwrap();
+    let down = sim
+        .first(0, ms(300), |a| matches!(a, Action::BecomeSuspended { .. }))
+        .unwrap();
     assert_eq!(down, ms(300 + wait));
     let up = sim.first(1, ms(300), is_active).unwrap();
-    assert!(up > down && up <= down + ms(HOLD + 2), "peer promoted after its hold: {up:?}");
+    assert!(
+        up > down && up <= down + ms(HOLD + 2),
+        "peer promoted after its hold: {up:?}"
+    );
     assert_eq!(
         last_cause(&sim, 0),
         Cause::Suspend {
             outcome: Handover::Unconfirmed { waited: ms(wait) }
         }
     );
-    assert_eq!(last_cause(&sim, 1).to_string(), "peer node 1 is suspended and cannot serve");
+    assert_eq!(
+        last_cause(&sim, 1).to_string(),
+        "peer node 1 is suspended and cannot serve"
+    );
 }
 
 #[test]
@@ -364,11 +489,22 @@ fn duplicated_reordered_delayed_heartbeats_cause_no_transition() {
         ..Link::good(ms(1))
     };
     let sim = play(Scenario {
-        faults: vec![(0, Fault::Link { path: None, dir: None, link: messy })],
+        faults: vec![(
+            0,
+            Fault::Link {
+                path: None,
+                dir: None,
+                link: messy,
+            },
+        )],
         until: 5000,
         ..Scenario::default()
     });
     let status = sim.node(1).unwrap().status();
-    assert!(status.paths.iter().all(|p| p.stale > 0), "the mess did happen: {:?}", status.paths);
+    assert!(
+        status.paths.iter().all(|p| p.stale > 0),
+        "the mess did happen: {:?}",
+        status.paths
+    );
     assert!(status.paths.iter().all(|p| p.rtt.is_some()));
 }

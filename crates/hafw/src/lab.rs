@@ -13,6 +13,10 @@ use crate::cli::{self, EXIT_INVALID};
 
 #[derive(Subcommand)]
 pub enum LabCmd {
+    /// Run the seed's test plan end to end: build the VPC, start both firewalls,
+    /// check inbound and outbound traffic, fail over (planned and unplanned), report, clean up.
+    #[command(after_help = "Example: hafw lab demo            (the built-in seed example)\n         hafw lab demo examples/alicloud-one-arm.toml --json")]
+    Demo(crate::demo::DemoArgs),
     /// Build the emulated VPC of a deployment file in network namespaces.
     #[command(after_help = "Example: hafw lab up examples/alicloud-havip.toml --name seed")]
     Up {
@@ -94,6 +98,7 @@ pub enum LabCmd {
 
 pub fn run(cmd: LabCmd) -> ExitCode {
     match cmd {
+        LabCmd::Demo(args) => crate::demo::run(args),
         LabCmd::Up { file, name } => up(&file, name.as_deref()),
         LabCmd::Down { name } => report(vpc::resolve_name(name.as_deref()).and_then(|n| {
             let removed = vpc::down(&n)?;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod cli;
 mod control;
+mod demo;
 mod ha;
 mod lab;
 mod node;

@@ -9,19 +9,34 @@ pub enum Action {
     /// Promote: the daemon installs synced sessions, adds the floating
     /// addresses, announces them with gratuitous ARP, confirms, in that
     /// order (commit before announce; architecture.md, promotion order).
-    BecomeActive { term: u64, cause: Cause },
+    BecomeActive {
+        term: u64,
+        cause: Cause,
+    },
     /// Demote: remove the floating addresses (promotion in reverse).
-    BecomePassive { cause: Cause },
-    BecomeSuspended { cause: Cause },
-    BecomeNonFunctional { cause: Cause },
+    BecomePassive {
+        cause: Cause,
+    },
+    BecomeSuspended {
+        cause: Cause,
+    },
+    BecomeNonFunctional {
+        cause: Cause,
+    },
     /// One heartbeat path went silent while another still works: an alarm,
     /// never a failover.
-    PathDown { path: usize },
+    PathDown {
+        path: usize,
+    },
     /// A path reported down delivers again.
-    PathUp { path: usize },
+    PathUp {
+        path: usize,
+    },
     /// Every path is silent.
     PeerLost,
-    PeerFound { node_id: u32 },
+    PeerFound {
+        node_id: u32,
+    },
 }
 
 /// Operator commands (`hafw suspend`, `hafw resume`, SIGTERM → Suspend).
@@ -34,7 +49,9 @@ pub enum Command {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::BecomeActive { term, cause } => write!(f, "become active (term {term}): {cause}"),
+            Action::BecomeActive { term, cause } => {
+                write!(f, "become active (term {term}): {cause}")
+            }
             Action::BecomePassive { cause } => write!(f, "become passive: {cause}"),
             Action::BecomeSuspended { cause } => write!(f, "become suspended: {cause}"),
             Action::BecomeNonFunctional { cause } => write!(f, "become non-functional: {cause}"),

@@ -173,10 +173,16 @@ mod tests {
                 "planned takeover requested by node 2",
             ),
             (
-                Cause::PartitionHealed { node_id: 2, term: 7 },
+                Cause::PartitionHealed {
+                    node_id: 2,
+                    term: 7,
+                },
                 "partition healed: peer node 2 active with higher term 7",
             ),
-            (Cause::Preempted { node_id: 1 }, "preempted by higher priority node 1"),
+            (
+                Cause::Preempted { node_id: 1 },
+                "preempted by higher priority node 1",
+            ),
             (
                 Cause::FlapLimit {
                     transitions: 6,
@@ -199,7 +205,10 @@ mod tests {
             ),
             (
                 Cause::Suspend {
-                    outcome: Handover::Confirmed { node_id: 2, term: 4 },
+                    outcome: Handover::Confirmed {
+                        node_id: 2,
+                        term: 4,
+                    },
                 },
                 "suspended by operator; node 2 took over with term 4",
             ),

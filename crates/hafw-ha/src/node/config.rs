@@ -77,7 +77,11 @@ impl Config {
         if self.miss_count == 0 {
             return Err(ConfigError::ZeroMissCount);
         }
-        if self.heartbeat_interval.checked_mul(self.miss_count).is_none() {
+        if self
+            .heartbeat_interval
+            .checked_mul(self.miss_count)
+            .is_none()
+        {
             return Err(ConfigError::DetectionOverflow);
         }
         if self.flap_limit.transitions == 0 {
@@ -139,12 +143,19 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors_naming_the_fix() {
-        let cases: [(fn(&mut Config), ConfigError); 5] = [
+        type Spoil = fn(&mut Config);
+        let cases: [(Spoil, ConfigError); 5] = [
             (|c| c.paths = 0, ConfigError::NoPaths),
-            (|c| c.heartbeat_interval = Duration::ZERO, ConfigError::ZeroHeartbeatInterval),
+            (
+                |c| c.heartbeat_interval = Duration::ZERO,
+                ConfigError::ZeroHeartbeatInterval,
+            ),
             (|c| c.miss_count = 0, ConfigError::ZeroMissCount),
             (|c| c.flap_limit.transitions = 0, ConfigError::ZeroFlapLimit),
-            (|c| c.takeover_wait = Duration::ZERO, ConfigError::ZeroTakeoverWait),
+            (
+                |c| c.takeover_wait = Duration::ZERO,
+                ConfigError::ZeroTakeoverWait,
+            ),
         ];
         for (spoil, want) in cases {
             let mut c = Config::new(1, 100);

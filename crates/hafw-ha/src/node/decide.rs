@@ -107,7 +107,8 @@ impl Node {
             State::Active => None,
             State::Passive | State::Initial if peer.healthy => {
                 // Nobody active: the election decides who goes.
-                wins(self.me(), candidate(peer)).then_some(Cause::ElectionWon { peer: peer.node_id })
+                wins(self.me(), candidate(peer))
+                    .then_some(Cause::ElectionWon { peer: peer.node_id })
             }
             _ => Some(Cause::PeerCannotServe {
                 node_id: peer.node_id,
@@ -183,7 +184,9 @@ impl Node {
         };
         let (to, cause) = match self.handover.as_ref().map(|h| h.why.clone()) {
             // The planned handover is confirmed: the peer forwards now.
-            Some(HandoverReason::Suspend) => (State::Suspended, Cause::Suspend { outcome: confirmed }),
+            Some(HandoverReason::Suspend) => {
+                (State::Suspended, Cause::Suspend { outcome: confirmed })
+            }
             Some(HandoverReason::Monitor { reason }) => (
                 State::NonFunctional,
                 Cause::MonitorFailed {
@@ -289,7 +292,12 @@ impl Node {
                     self.enter(now, State::NonFunctional, cause);
                 }
             }
-            State::Active if self.handover.as_ref().is_some_and(|h| h.why == HandoverReason::Suspend) => {
+            State::Active
+                if self
+                    .handover
+                    .as_ref()
+                    .is_some_and(|h| h.why == HandoverReason::Suspend) =>
+            {
                 // Resumed before the peer confirmed: keep forwarding.
                 self.cancel_handover();
             }
@@ -319,11 +327,17 @@ impl Node {
         };
         match h.why {
             // The operator asked: step down; the peer promotes after its hold.
-            HandoverReason::Suspend => self.enter(now, State::Suspended, Cause::Suspend { outcome }),
+            HandoverReason::Suspend => {
+                self.enter(now, State::Suspended, Cause::Suspend { outcome })
+            }
             HandoverReason::Monitor { reason } if !self.healthy && self.peer_ready() => {
                 // The peer is still ready: it promotes once it sees us
                 // non-functional, after its promotion hold.
-                self.enter(now, State::NonFunctional, Cause::MonitorFailed { reason, outcome });
+                self.enter(
+                    now,
+                    State::NonFunctional,
+                    Cause::MonitorFailed { reason, outcome },
+                );
             }
             // Recovered, or nobody to take over: keep forwarding.
             HandoverReason::Monitor { .. } => {}
@@ -342,7 +356,14 @@ impl Node {
     fn promote(&mut self, now: Time, cause: Cause) {
         if let Err(transitions) = self.flaps.admit(now) {
             let window = self.config.flap_limit.window;
-            self.enter(now, State::Suspended, Cause::FlapLimit { transitions, window });
+            self.enter(
+                now,
+                State::Suspended,
+                Cause::FlapLimit {
+                    transitions,
+                    window,
+                },
+            );
             return;
         }
         self.max_term = self.max_term.saturating_add(1);

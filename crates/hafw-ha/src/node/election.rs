@@ -93,7 +93,11 @@ mod tests {
 
     #[test]
     fn exactly_one_of_two_actives_stays() {
-        let cases = [(7, c(1, 1), 6, c(200, 2)), (5, c(100, 1), 5, c(100, 2)), (5, c(200, 9), 5, c(100, 1))];
+        let cases = [
+            (7, c(1, 1), 6, c(200, 2)),
+            (5, c(100, 1), 5, c(100, 2)),
+            (5, c(200, 9), 5, c(100, 1)),
+        ];
         for (ta, a, tb, b) in cases {
             assert_ne!(keeps_active(ta, a, tb, b), keeps_active(tb, b, ta, a));
         }
@@ -108,7 +112,11 @@ mod tests {
         assert_eq!(w.admit(s(0)), Ok(()));
         assert_eq!(w.admit(s(10)), Ok(()));
         assert_eq!(w.admit(s(20)), Err(3));
-        assert_eq!(w.admit(s(60)), Ok(()), "the promotion at 0 s left the window");
+        assert_eq!(
+            w.admit(s(60)),
+            Ok(()),
+            "the promotion at 0 s left the window"
+        );
         w.forget();
         assert_eq!(w.admit(s(61)), Ok(()));
     }

@@ -90,8 +90,17 @@ impl Liveness {
     }
 
     /// Takes a heartbeat on `path` (the caller checked `path` is in range).
-    pub fn on_heartbeat(&mut self, now: Time, path: usize, hb: &Heartbeat, events: &mut Vec<Event>) {
-        let replaced = self.peer.as_ref().is_some_and(|p| p.hb.node_id != hb.node_id);
+    pub fn on_heartbeat(
+        &mut self,
+        now: Time,
+        path: usize,
+        hb: &Heartbeat,
+        events: &mut Vec<Event>,
+    ) {
+        let replaced = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.hb.node_id != hb.node_id);
         let restarted = hb.state == State::Initial && self.newest_seq.is_some_and(|s| hb.seq <= s);
         if replaced || restarted {
             self.reset_ordering();

@@ -127,7 +127,7 @@ enum HandoverReason {
 }
 
 impl Node {
-    /// A node in Initial, with its first heartbeats queued.
+    /// A node in Initial, its first heartbeat round due at `now`.
     pub fn new(config: Config, now: Time) -> Result<Node, ConfigError> {
         config.validate()?;
         let mut node = Node {
@@ -150,9 +150,13 @@ impl Node {
             history: VecDeque::new(),
             counters: Counters::default(),
         };
-        node.timers.set(Timer::InitialListen, now.saturating_add(node.config.detection()));
-        node.send_heartbeats(now);
-        node.timers.set(Timer::HeartbeatSend, now.saturating_add(node.config.heartbeat_interval));
+        node.timers.set(
+            Timer::InitialListen,
+            now.saturating_add(node.config.detection()),
+        );
+        // Due at once: the first round leaves on the daemon's first
+        // `handle_timeout`, after it had the chance to set the config version.
+        node.timers.set(Timer::HeartbeatSend, now);
         Ok(node)
     }
 
@@ -194,8 +198,10 @@ impl Node {
             if self.handover.is_some() {
                 self.send_takeovers();
             }
-            self.timers
-                .set(Timer::HeartbeatSend, now.saturating_add(self.config.heartbeat_interval));
+            self.timers.set(
+                Timer::HeartbeatSend,
+                now.saturating_add(self.config.heartbeat_interval),
+            );
         }
     }
 

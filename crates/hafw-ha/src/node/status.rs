@@ -97,7 +97,10 @@ pub struct Counters {
 impl fmt::Display for Alarm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Alarm::PathDown { path } => write!(f, "heartbeat path {path} is down (peer still heard on another path)"),
+            Alarm::PathDown { path } => write!(
+                f,
+                "heartbeat path {path} is down (peer still heard on another path)"
+            ),
             Alarm::ActiveWhileUnhealthy { reason } => write!(
                 f,
                 "monitor failed ({reason}) but staying active: no healthy peer can take over"
@@ -106,7 +109,10 @@ impl fmt::Display for Alarm {
                 write!(f, "policy version differs: ours {ours}, peer {peer}")
             }
             Alarm::PreemptMismatch { ours, peer } => {
-                write!(f, "preempt setting differs: ours {ours}, peer {peer}: set it alike on both nodes")
+                write!(
+                    f,
+                    "preempt setting differs: ours {ours}, peer {peer}: set it alike on both nodes"
+                )
             }
         }
     }

@@ -45,7 +45,10 @@ fn peer_hb(seq: u64, state: State, term: u64) -> Message {
 fn run(node: &mut Node, until: Time) {
     while let Some(at) = node.poll_timeout().filter(|&at| at <= until) {
         node.handle_timeout(at);
-        assert!(node.poll_timeout().is_none_or(|next| next > at), "deadline left in the past");
+        assert!(
+            node.poll_timeout().is_none_or(|next| next > at),
+            "deadline left in the past"
+        );
     }
 }
 
@@ -61,6 +64,8 @@ fn a_bad_config_is_refused() {
 #[test]
 fn starts_initial_with_a_heartbeat_on_every_path() {
     let mut n = Node::new(config(1, 100), ms(0)).unwrap();
+    assert_eq!(n.poll_timeout(), Some(ms(0)));
+    n.handle_timeout(ms(0));
     let (tx, actions) = drain(&mut n);
     assert_eq!(n.state(), State::Initial);
     assert!(actions.is_empty());
@@ -91,13 +96,33 @@ fn a_takeover_promotes_a_passive_at_once_with_a_higher_term() {
     let mut n = Node::new(config(1, 100), ms(0)).unwrap();
     n.handle_message(ms(1), 0, &peer_hb(1, State::Active, 4));
     assert_eq!(n.state(), State::Passive);
-    n.handle_message(ms(2), 1, &Message::Takeover { node_id: 2, term: 4 });
+    n.handle_message(
+        ms(2),
+        1,
+        &Message::Takeover {
+            node_id: 2,
+            term: 4,
+        },
+    );
     assert_eq!(n.state(), State::Active);
     assert_eq!(n.status().term, 5);
     let (_, actions) = drain(&mut n);
-    assert_eq!(actions.last(), Some(&Action::BecomeActive { term: 5, cause: Cause::TakeoverRequested { node_id: 2 } }));
+    assert_eq!(
+        actions.last(),
+        Some(&Action::BecomeActive {
+            term: 5,
+            cause: Cause::TakeoverRequested { node_id: 2 }
+        })
+    );
     // A late copy of an older takeover is ignored.
-    n.handle_message(ms(3), 1, &Message::Takeover { node_id: 2, term: 3 });
+    n.handle_message(
+        ms(3),
+        1,
+        &Message::Takeover {
+            node_id: 2,
+            term: 3,
+        },
+    );
     assert_eq!(n.status().counters.stale_takeovers, 1);
 }
 
@@ -106,7 +131,14 @@ fn own_id_and_unknown_paths_are_ignored_and_counted() {
     let mut n = Node::new(config(2, 100), ms(0)).unwrap();
     n.handle_message(ms(1), 0, &peer_hb(1, State::Active, 9));
     n.handle_message(ms(1), 7, &peer_hb(2, State::Active, 9));
-    n.handle_message(ms(1), 0, &Message::Takeover { node_id: 2, term: 9 });
+    n.handle_message(
+        ms(1),
+        0,
+        &Message::Takeover {
+            node_id: 2,
+            term: 9,
+        },
+    );
     let s = n.status();
     assert_eq!((s.counters.own_id, s.counters.bad_path), (2, 1));
     assert_eq!((s.state, s.peer), (State::Initial, None));
@@ -120,7 +152,10 @@ fn suspend_without_a_peer_suspends_at_once_and_says_so() {
     let s = n.status();
     assert_eq!(s.state, State::Suspended);
     let last = s.transitions.last().unwrap();
-    assert_eq!(last.cause.to_string(), "suspended by operator; no healthy peer to hand over to");
+    assert_eq!(
+        last.cause.to_string(),
+        "suspended by operator; no healthy peer to hand over to"
+    );
     // Suspended nodes never take over, and say so in their heartbeats.
     run(&mut n, ms(1000));
     let (tx, _) = drain(&mut n);
@@ -134,7 +169,12 @@ fn a_failing_monitor_without_a_peer_keeps_forwarding_with_an_alarm() {
     n.handle_monitor(ms(40), false, "untrust link down");
     let s = n.status();
     assert_eq!(s.state, State::Active);
-    assert_eq!(s.alarms, [Alarm::ActiveWhileUnhealthy { reason: "untrust link down".into() }]);
+    assert_eq!(
+        s.alarms,
+        [Alarm::ActiveWhileUnhealthy {
+            reason: "untrust link down".into()
+        }]
+    );
 }
 
 #[test]
@@ -150,7 +190,28 @@ fn heartbeats_echo_the_peer_and_the_history_is_bounded() {
     });
     assert_eq!(echo, Some(5_000_000), "held the peer's heartbeat 5 ms");
     for i in 0..40 {
-        n.handle_command(ms(20 + i), if i % 2 == 0 { Command::Suspend } else { Command::Resume });
+        n.handle_command(
+            ms(20 + i),
+            if i % 2 == 0 {
+                Command::Suspend
+            } else {
+                Command::Resume
+            },
+        );
     }
     assert_eq!(n.status().transitions.len(), HISTORY);
+}
+
+#[test]
+fn a_peer_on_another_policy_version_raises_an_alarm() {
+    let mut n = Node::new(config(1, 100), ms(0)).unwrap();
+    n.set_config_version(3, [7; 32]);
+    n.handle_timeout(ms(0));
+    n.handle_message(ms(1), 0, &peer_hb(1, State::Active, 1));
+    assert_eq!(
+        n.status().alarms,
+        [Alarm::ConfigMismatch { ours: 3, peer: 0 }]
+    );
+    let (tx, _) = drain(&mut n);
+    assert!(tx.iter().all(|(_, m)| matches!(m, Message::Heartbeat(h) if h.config_version == 3 && h.config_hash == [7; 32])));
 }

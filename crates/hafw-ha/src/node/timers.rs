@@ -72,7 +72,10 @@ mod tests {
         assert_eq!(t.next(), Some(ms(10)));
         assert!(!t.take_expired(Timer::HeartbeatSend, ms(20)));
         assert!(t.take_expired(Timer::TakeoverWait, ms(20)));
-        assert!(!t.take_expired(Timer::TakeoverWait, ms(20)), "already disarmed");
+        assert!(
+            !t.take_expired(Timer::TakeoverWait, ms(20)),
+            "already disarmed"
+        );
         assert_eq!(t.next(), Some(ms(30)));
         t.clear(Timer::HeartbeatSend);
         assert_eq!(t.next(), None);

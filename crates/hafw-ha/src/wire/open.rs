@@ -39,6 +39,9 @@ pub struct Opened<T> {
     pub counter: u64,
     /// The first accepted envelope of this sender's epoch: the peer
     /// (re)started, so whatever it had from us (sessions, config) is gone.
+    /// Set once per epoch across both kinds (and even if that envelope then
+    /// failed to decode): a consumer of one kind should compare `epoch`
+    /// with the last it saw instead.
     pub new_epoch: bool,
     pub body: T,
 }

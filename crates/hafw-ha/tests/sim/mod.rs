@@ -187,7 +187,8 @@ impl Sim {
     }
 
     pub fn at(&mut self, at: Time, fault: Fault) -> &mut Sim {
-        self.faults.push(Reverse((at, self.fault_list.len() as u64)));
+        self.faults
+            .push(Reverse((at, self.fault_list.len() as u64)));
         self.fault_list.push(fault);
         self
     }
@@ -234,7 +235,10 @@ impl Sim {
 
     /// Node `i`'s state changes as short words, in order.
     pub fn moves(&self, i: usize) -> Vec<&'static str> {
-        self.actions(i).iter().filter_map(|(_, a)| word(a)).collect()
+        self.actions(i)
+            .iter()
+            .filter_map(|(_, a)| word(a))
+            .collect()
     }
 
     /// When node `i` first did something matching `f` at or after `from`.
@@ -278,8 +282,12 @@ impl Sim {
             self.apply(fault);
         }
         while self.flights.peek().is_some_and(|Reverse(f)| f.at <= t) {
-            let Some(Reverse(f)) = self.flights.pop() else { break };
-            let Some(msg) = self.cargo.remove(&f.id) else { continue };
+            let Some(Reverse(f)) = self.flights.pop() else {
+                break;
+            };
+            let Some(msg) = self.cargo.remove(&f.id) else {
+                continue;
+            };
             if !self.running(f.to) {
                 continue;
             }
@@ -295,11 +303,16 @@ impl Sim {
             if !self.running(i) {
                 continue;
             }
-            let Some(node) = self.nodes[i].node.as_mut() else { continue };
+            let Some(node) = self.nodes[i].node.as_mut() else {
+                continue;
+            };
             if node.poll_timeout().is_some_and(|d| d <= t) {
                 node.handle_timeout(t);
                 let next = node.poll_timeout();
-                assert!(next.is_none_or(|d| d > t), "node {i} left a deadline in the past at {t:?}");
+                assert!(
+                    next.is_none_or(|d| d > t),
+                    "node {i} left a deadline in the past at {t:?}"
+                );
                 self.drain(i);
             }
         }
@@ -374,7 +387,9 @@ impl Sim {
 
     /// Takes node `i`'s transmits onto the links and its actions into the log.
     fn drain(&mut self, i: usize) {
-        let Some(node) = self.nodes[i].node.as_mut() else { return };
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return;
+        };
         let mut out = Vec::new();
         while let Some(t) = node.poll_transmit() {
             out.push(t);
@@ -387,7 +402,9 @@ impl Sim {
             });
         }
         for (path, msg) in out {
-            let Some(link) = self.links.get(path).map(|l| l[i]) else { continue };
+            let Some(link) = self.links.get(path).map(|l| l[i]) else {
+                continue;
+            };
             let takeover = matches!(msg, Message::Takeover { .. });
             if !link.up || (takeover && link.drop_takeovers) || self.rng.chance(link.drop) {
                 continue;
@@ -398,7 +415,12 @@ impl Sim {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.cargo.insert(id, msg.clone());
-                self.flights.push(Reverse(Flight { at, id, to: 1 - i, path }));
+                self.flights.push(Reverse(Flight {
+                    at,
+                    id,
+                    to: 1 - i,
+                    path,
+                }));
             }
         }
     }

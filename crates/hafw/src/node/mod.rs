@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// The pre-shared key file (default: the node's `key_file` in the deployment).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// Override the deployment's HA timer profile (`default` or `fast`), as
+    /// the lab's benchmarks do; give both nodes the same.
+    #[arg(long, value_parser = ["default", "fast"])]
+    pub ha_profile: Option<String>,
     /// The control socket for `hafw status|suspend|resume`.
     #[arg(long, default_value = crate::control::DEFAULT_SOCKET)]
     pub control: PathBuf,
@@ -80,7 +84,12 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 fn load_plan(args: &RunArgs) -> Result<(Deployment, NodePlan), ExitCode> {
-    let dep = crate::cli::load(&args.config)?;
+    let mut dep = crate::cli::load(&args.config)?;
+    match args.ha_profile.as_deref() {
+        Some("fast") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Fast,
+        Some("default") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Default,
+        _ => {}
+    }
     let mut plan = hafw_model::render::node::plan(&dep, &args.node).map_err(|e| {
         eprintln!("{}: error: {e}", args.config.display());
         ExitCode::from(crate::cli::EXIT_INVALID)

@@ -1,0 +1,366 @@
+//! A running HA pair in a lab: the emulated VPC with `hafw run` on both
+//! firewalls, faults to inject and heal, and probes through it. The failover
+//! tests, `hafw bench failover` and `hafw lab demo` all drive the pair this
+//! way. Dropping a `Pair` removes its lab.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hafw_model::spec::Deployment;
+
+use crate::hosts::{self, ProbeReport, Stop};
+use crate::lab::{self, monotonic_ns, LabError};
+use crate::topology;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `hafw suspend` on the active: the planned handover.
+    Suspend,
+    /// `kill -9` of the active's daemon. Its kernel keeps forwarding with
+    /// what it had, as a real node's would after a daemon crash.
+    Kill,
+    /// SIGSTOP of the active's daemon: frozen, heartbeats stop.
+    Stop,
+    /// The active's untrust interface loses its link.
+    UntrustDown,
+    /// The whole active instance dies: daemon killed and every interface
+    /// down, as when a VM crashes.
+    Crash,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [Fault::Suspend, Fault::Kill, Fault::Stop, Fault::UntrustDown, Fault::Crash];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Suspend => "suspend",
+            Fault::Kill => "kill -9",
+            Fault::Stop => "SIGSTOP",
+            Fault::UntrustDown => "untrust link down",
+            Fault::Crash => "instance crash",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.as_str() == s || f.key() == s)
+    }
+    pub fn key(self) -> &'static str {
+        match self {
+            Fault::Suspend => "suspend",
+            Fault::Kill => "kill",
+            Fault::Stop => "stop",
+            Fault::UntrustDown => "link",
+            Fault::Crash => "crash",
+        }
+    }
+}
+
+pub struct Pair {
+    pub lab: String,
+    pub dep: Deployment,
+    pub file: PathBuf,
+    exe: PathBuf,
+    profile: String,
+    daemons: Vec<(String, Option<Child>)>,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn err(msg: impl Into<String>) -> LabError {
+    LabError::Refused(msg.into())
+}
+
+impl Pair {
+    /// Builds the lab and starts a daemon on every firewall; returns once
+    /// one is active and both HAVIPs point at it.
+    pub fn start(file: &Path, lab_name: &str, exe: &Path, profile: &str) -> Result<Pair, LabError> {
+        let text = std::fs::read_to_string(file).map_err(|e| err(format!("read {}: {e}", file.display())))?;
+        let dep = hafw_model::parse(&file.display().to_string(), &text).map_err(|d| err(d.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| err(format!("runtime: {e}")))?;
+        runtime.block_on(lab::up(&dep, &text, lab_name, exe))?;
+        let mut pair = Pair {
+            lab: lab_name.to_string(),
+            daemons: dep.nodes.iter().map(|n| (n.name.clone(), None)).collect(),
+            dep,
+            file: file.to_path_buf(),
+            exe: exe.to_path_buf(),
+            profile: profile.to_string(),
+            runtime,
+        };
+        for i in 0..pair.daemons.len() {
+            pair.spawn(i)?;
+        }
+        pair.wait_settled(Duration::from_secs(10))?;
+        Ok(pair)
+    }
+
+    pub fn control(&self, node: &str) -> PathBuf {
+        lab::state_dir(&self.lab).join(format!("{node}.sock"))
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), LabError> {
+        let node = self.daemons[i].0.clone();
+        let ns = topology::ns_name(&self.lab, &node);
+        let log = std::fs::File::create(lab::state_dir(&self.lab).join(format!("{node}.run.log")))
+            .map_err(|e| err(format!("log file: {e}")))?;
+        let log2 = log.try_clone().map_err(|e| err(format!("log file: {e}")))?;
+        let mut cmd = hafw_kernel::command(&ns, &self.exe).map_err(|e| err(e.to_string()))?;
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&self.file)
+            .args(["--node", &node, "--ha-profile", &self.profile])
+            .arg("--key-file")
+            .arg(lab::key_file(&self.lab))
+            .arg("--control")
+            .arg(self.control(&node))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = cmd.spawn().map_err(|e| err(format!("start hafw run on {node}: {e}")))?;
+        self.daemons[i].1 = Some(child);
+        Ok(())
+    }
+
+    /// The daemon log of a node, for reports when something fails.
+    pub fn daemon_log(&self, node: &str) -> String {
+        std::fs::read_to_string(lab::state_dir(&self.lab).join(format!("{node}.run.log"))).unwrap_or_default()
+    }
+
+    /// The instance owning the external HAVIP, per the cloud (the HAVIP log).
+    pub fn owner(&self) -> Option<String> {
+        let ext = self.dep.external_havip()?.name.clone();
+        let line = lab::read_havip_log(&self.lab).into_iter().rev().find(|l| l.kind == "move" && l.havip == ext)?;
+        self.dep.eni(&line.to).map(|(i, _)| i.name.clone())
+    }
+
+    /// Waits until every HAVIP is owned by the same instance and that node
+    /// says it is active; returns its name.
+    pub fn wait_settled(&self, timeout: Duration) -> Result<String, LabError> {
+        let end = Instant::now() + timeout;
+        loop {
+            let log = lab::read_havip_log(&self.lab);
+            let owners: Vec<Option<String>> = self
+                .dep
+                .cloud
+                .havips
+                .iter()
+                .map(|h| {
+                    log.iter()
+                        .rev()
+                        .find(|l| l.kind == "move" && l.havip == h.name)
+                        .and_then(|l| self.dep.eni(&l.to).map(|(i, _)| i.name.clone()))
+                })
+                .collect();
+            if let Some(Some(first)) = owners.first() {
+                if owners.iter().all(|o| o.as_deref() == Some(first)) && self.state(first).as_deref() == Some("active") {
+                    return Ok(first.clone());
+                }
+            }
+            if Instant::now() > end {
+                return Err(err(format!(
+                    "the pair did not settle within {timeout:?}: HAVIP owners {owners:?}\n{}",
+                    self.daemons.iter().map(|(n, _)| format!("--- {n}\n{}", self.daemon_log(n))).collect::<String>()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A node's state from its status, or None when it does not answer.
+    pub fn state(&self, node: &str) -> Option<String> {
+        let out = Command::new(&self.exe)
+            .args(["status", "--json", "--control"])
+            .arg(self.control(node))
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let at = text.find("\"state\":\"")? + 9;
+        Some(text[at..].split('"').next()?.to_string())
+    }
+
+    pub fn status_text(&self, node: &str) -> String {
+        Command::new(&self.exe)
+            .args(["status", "--control"])
+            .arg(self.control(node))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+            .unwrap_or_default()
+    }
+
+    pub fn status_json(&self, node: &str) -> String {
+        Command::new(&self.exe)
+            .args(["status", "--json", "--control"])
+            .arg(self.control(node))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    }
+
+    fn index(&self, node: &str) -> Result<usize, LabError> {
+        self.daemons.iter().position(|(n, _)| n == node).ok_or_else(|| err(format!("no node {node}")))
+    }
+
+    fn signal(&self, node: &str, sig: i32) -> Result<(), LabError> {
+        let i = self.index(node)?;
+        let Some(child) = &self.daemons[i].1 else { return Err(err(format!("{node} is not running"))) };
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(child.id() as i32, sig) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(err(format!("signal {sig} to {node}: {}", std::io::Error::last_os_error())))
+        }
+    }
+
+    fn set_links(&self, node: &str, names: &[&str], up: bool) -> Result<(), LabError> {
+        let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node)).map_err(|e| err(e.to_string()))?;
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        ns.run_blocking(move |nl| async move {
+            for n in &names {
+                if up {
+                    hafw_kernel::link::set_up(&nl, n).await?;
+                } else {
+                    hafw_kernel::link::set_down(&nl, n).await?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| err(e.to_string()))
+    }
+
+    fn enis(&self, node: &str) -> Vec<&'static str> {
+        self.dep.instance(node).map(|i| i.enis.iter().map(|e| e.role.ifname()).collect()).unwrap_or_default()
+    }
+
+    /// Injects a fault on `node`; returns CLOCK_MONOTONIC just before.
+    pub fn inject(&mut self, fault: Fault, node: &str) -> Result<u64, LabError> {
+        let at = monotonic_ns();
+        match fault {
+            Fault::Suspend => {
+                let out = Command::new(&self.exe)
+                    .args(["suspend", "--control"])
+                    .arg(self.control(node))
+                    .output()
+                    .map_err(|e| err(e.to_string()))?;
+                if !out.status.success() {
+                    return Err(err(format!("hafw suspend: {}", String::from_utf8_lossy(&out.stderr))));
+                }
+            }
+            Fault::Kill => self.signal(node, libc::SIGKILL)?,
+            Fault::Stop => self.signal(node, libc::SIGSTOP)?,
+            Fault::UntrustDown => {
+                let role = if self.enis(node).contains(&"untrust") { "untrust" } else { "data" };
+                self.set_links(node, &[role], false)?
+            }
+            Fault::Crash => {
+                self.signal(node, libc::SIGKILL)?;
+                let enis = self.enis(node);
+                self.set_links(node, &enis, false)?
+            }
+        }
+        Ok(at)
+    }
+
+    /// Undoes a fault so the node can serve again (passive).
+    pub fn heal(&mut self, fault: Fault, node: &str) -> Result<(), LabError> {
+        let i = self.index(node)?;
+        match fault {
+            Fault::Suspend => {
+                let _ = Command::new(&self.exe).args(["resume", "--control"]).arg(self.control(node)).output();
+            }
+            Fault::Stop => self.signal(node, libc::SIGCONT)?,
+            Fault::UntrustDown => {
+                let role = if self.enis(node).contains(&"untrust") { "untrust" } else { "data" };
+                self.set_links(node, &[role], true)?
+            }
+            Fault::Kill | Fault::Crash => {
+                if let Some(mut c) = self.daemons[i].1.take() {
+                    let _ = c.wait();
+                }
+                if fault == Fault::Crash {
+                    let enis = self.enis(node);
+                    self.set_links(node, &enis, true)?;
+                }
+                self.spawn(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the prober from lab host `from` to `target` for `duration`;
+    /// returns the report and CLOCK_MONOTONIC at its start.
+    pub fn probe(&self, from: &str, target: std::net::SocketAddr, rate_hz: u32, duration: Duration) -> Result<(ProbeReport, u64), LabError> {
+        let ns = topology::ns_name(&self.lab, from);
+        let mut cfg = hosts::ProbeConfig::new(target);
+        cfg.rate_hz = rate_hz;
+        cfg.duration = duration;
+        cfg.timeout = Duration::from_millis(500);
+        hafw_kernel::in_netns(Some(&ns), move || {
+            let start = monotonic_ns();
+            hosts::probe(&cfg, &Stop::new()).map(|r| (r, start))
+        })
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(e.to_string()))
+    }
+
+    /// Runs `f` while a probe runs in the background: the probe starts,
+    /// `lead` passes, `f` runs, and the probe goes on to `duration`.
+    pub fn probe_around<T>(
+        &mut self,
+        from: &str,
+        target: std::net::SocketAddr,
+        duration: Duration,
+        lead: Duration,
+        f: impl FnOnce(&mut Pair) -> T,
+    ) -> Result<(ProbeReport, u64, T), LabError> {
+        let ns = topology::ns_name(&self.lab, from);
+        let mut cfg = hosts::ProbeConfig::new(target);
+        cfg.duration = duration;
+        cfg.timeout = Duration::from_millis(500);
+        let handle = std::thread::spawn(move || {
+            hafw_kernel::in_netns(Some(&ns), move || {
+                let start = monotonic_ns();
+                hosts::probe(&cfg, &Stop::new()).map(|r| (r, start))
+            })
+        });
+        std::thread::sleep(lead);
+        let out = f(self);
+        let (report, start) = handle
+            .join()
+            .map_err(|_| err("the prober panicked"))?
+            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(e.to_string()))?;
+        Ok((report, start, out))
+    }
+
+    pub fn nodes(&self) -> Vec<String> {
+        self.daemons.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Stops the daemons (SIGTERM, then SIGKILL) and removes the lab.
+    pub fn stop(mut self) -> Result<(), LabError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), LabError> {
+        for (_, child) in &mut self.daemons {
+            if let Some(mut c) = child.take() {
+                // SAFETY: signals to our own children.
+                unsafe {
+                    libc::kill(c.id() as i32, libc::SIGCONT);
+                    libc::kill(c.id() as i32, libc::SIGKILL);
+                }
+                let _ = c.wait();
+            }
+        }
+        let _ = &self.runtime;
+        lab::down(&self.lab).map(|_| ())
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
