@@ -4,7 +4,7 @@ pub mod controller;
 pub mod havip;
 pub mod hosts;
 pub mod lab;
+mod neigh;
 pub mod pair;
 pub mod sessions;
-mod neigh;
 pub mod topology;

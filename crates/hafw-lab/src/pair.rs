@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hafw_model::spec::Deployment;
+use hafw_model::render::node::HaTimers;
+use hafw_model::spec::{Deployment, HaProfile};
 
 use crate::hosts::{self, ProbeReport, Stop};
-use crate::lab::{self, monotonic_ns, LabError};
+use crate::lab::{self, monotonic_ns, LabError, LogLine};
 use crate::topology;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,13 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [Fault::Suspend, Fault::Kill, Fault::Stop, Fault::UntrustDown, Fault::Crash];
+    pub const ALL: [Fault; 5] = [
+        Fault::Suspend,
+        Fault::Kill,
+        Fault::Stop,
+        Fault::UntrustDown,
+        Fault::Crash,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Fault::Suspend => "suspend",
@@ -41,7 +48,9 @@ impl Fault {
         }
     }
     pub fn parse(s: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|f| f.as_str() == s || f.key() == s)
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s || f.key() == s)
     }
     pub fn key(self) -> &'static str {
         match self {
@@ -72,8 +81,15 @@ impl Pair {
     /// Builds the lab and starts a daemon on every firewall; returns once
     /// one is active and both HAVIPs point at it.
     pub fn start(file: &Path, lab_name: &str, exe: &Path, profile: &str) -> Result<Pair, LabError> {
-        let text = std::fs::read_to_string(file).map_err(|e| err(format!("read {}: {e}", file.display())))?;
-        let dep = hafw_model::parse(&file.display().to_string(), &text).map_err(|d| err(d.to_string()))?;
+        if profile != "default" && profile != "fast" {
+            return Err(err(format!(
+                "unknown HA profile `{profile}`: use `default` or `fast`"
+            )));
+        }
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| err(format!("read {}: {e}", file.display())))?;
+        let dep = hafw_model::parse(&file.display().to_string(), &text)
+            .map_err(|d| err(d.to_string()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -117,20 +133,26 @@ impl Pair {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        let child = cmd.spawn().map_err(|e| err(format!("start hafw run on {node}: {e}")))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| err(format!("start hafw run on {node}: {e}")))?;
         self.daemons[i].1 = Some(child);
         Ok(())
     }
 
     /// The daemon log of a node, for reports when something fails.
     pub fn daemon_log(&self, node: &str) -> String {
-        std::fs::read_to_string(lab::state_dir(&self.lab).join(format!("{node}.run.log"))).unwrap_or_default()
+        std::fs::read_to_string(lab::state_dir(&self.lab).join(format!("{node}.run.log")))
+            .unwrap_or_default()
     }
 
     /// The instance owning the external HAVIP, per the cloud (the HAVIP log).
     pub fn owner(&self) -> Option<String> {
         let ext = self.dep.external_havip()?.name.clone();
-        let line = lab::read_havip_log(&self.lab).into_iter().rev().find(|l| l.kind == "move" && l.havip == ext)?;
+        let line = lab::read_havip_log(&self.lab)
+            .into_iter()
+            .rev()
+            .find(|l| l.kind == "move" && l.havip == ext)?;
         self.dep.eni(&line.to).map(|(i, _)| i.name.clone())
     }
 
@@ -153,14 +175,19 @@ impl Pair {
                 })
                 .collect();
             if let Some(Some(first)) = owners.first() {
-                if owners.iter().all(|o| o.as_deref() == Some(first)) && self.state(first).as_deref() == Some("active") {
+                if owners.iter().all(|o| o.as_deref() == Some(first))
+                    && self.state(first).as_deref() == Some("active")
+                {
                     return Ok(first.clone());
                 }
             }
             if Instant::now() > end {
                 return Err(err(format!(
                     "the pair did not settle within {timeout:?}: HAVIP owners {owners:?}\n{}",
-                    self.daemons.iter().map(|(n, _)| format!("--- {n}\n{}", self.daemon_log(n))).collect::<String>()
+                    self.daemons
+                        .iter()
+                        .map(|(n, _)| format!("--- {n}\n{}", self.daemon_log(n)))
+                        .collect::<String>()
                 )));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -184,7 +211,9 @@ impl Pair {
             .args(["status", "--control"])
             .arg(self.control(node))
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+            })
             .unwrap_or_default()
     }
 
@@ -198,23 +227,35 @@ impl Pair {
     }
 
     fn index(&self, node: &str) -> Result<usize, LabError> {
-        self.daemons.iter().position(|(n, _)| n == node).ok_or_else(|| err(format!("no node {node}")))
+        self.daemons
+            .iter()
+            .position(|(n, _)| n == node)
+            .ok_or_else(|| err(format!("no node {node}")))
     }
 
     fn signal(&self, node: &str, sig: i32) -> Result<(), LabError> {
         let i = self.index(node)?;
-        let Some(child) = &self.daemons[i].1 else { return Err(err(format!("{node} is not running"))) };
+        let Some(child) = &self.daemons[i].1 else {
+            return Err(err(format!("{node} is not running")));
+        };
         // SAFETY: kill(2) on our own child's pid.
         let rc = unsafe { libc::kill(child.id() as i32, sig) };
         if rc == 0 {
             Ok(())
         } else {
-            Err(err(format!("signal {sig} to {node}: {}", std::io::Error::last_os_error())))
+            Err(err(format!(
+                "signal {sig} to {node}: {}",
+                std::io::Error::last_os_error()
+            )))
         }
     }
 
-    fn set_links(&self, node: &str, names: &[&str], up: bool) -> Result<(), LabError> {
-        let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node)).map_err(|e| err(e.to_string()))?;
+    /// Sets links of `node` up or down by their names inside the instance
+    /// (`mgmt`, `untrust`, ...): faults beyond [`Fault`], such as cutting
+    /// only the HA1 path.
+    pub fn set_links(&self, node: &str, names: &[&str], up: bool) -> Result<(), LabError> {
+        let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node))
+            .map_err(|e| err(e.to_string()))?;
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         ns.run_blocking(move |nl| async move {
             for n in &names {
@@ -230,7 +271,10 @@ impl Pair {
     }
 
     fn enis(&self, node: &str) -> Vec<&'static str> {
-        self.dep.instance(node).map(|i| i.enis.iter().map(|e| e.role.ifname()).collect()).unwrap_or_default()
+        self.dep
+            .instance(node)
+            .map(|i| i.enis.iter().map(|e| e.role.ifname()).collect())
+            .unwrap_or_default()
     }
 
     /// Injects a fault on `node`; returns CLOCK_MONOTONIC just before.
@@ -244,13 +288,20 @@ impl Pair {
                     .output()
                     .map_err(|e| err(e.to_string()))?;
                 if !out.status.success() {
-                    return Err(err(format!("hafw suspend: {}", String::from_utf8_lossy(&out.stderr))));
+                    return Err(err(format!(
+                        "hafw suspend: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )));
                 }
             }
             Fault::Kill => self.signal(node, libc::SIGKILL)?,
             Fault::Stop => self.signal(node, libc::SIGSTOP)?,
             Fault::UntrustDown => {
-                let role = if self.enis(node).contains(&"untrust") { "untrust" } else { "data" };
+                let role = if self.enis(node).contains(&"untrust") {
+                    "untrust"
+                } else {
+                    "data"
+                };
                 self.set_links(node, &[role], false)?
             }
             Fault::Crash => {
@@ -267,11 +318,18 @@ impl Pair {
         let i = self.index(node)?;
         match fault {
             Fault::Suspend => {
-                let _ = Command::new(&self.exe).args(["resume", "--control"]).arg(self.control(node)).output();
+                let _ = Command::new(&self.exe)
+                    .args(["resume", "--control"])
+                    .arg(self.control(node))
+                    .output();
             }
             Fault::Stop => self.signal(node, libc::SIGCONT)?,
             Fault::UntrustDown => {
-                let role = if self.enis(node).contains(&"untrust") { "untrust" } else { "data" };
+                let role = if self.enis(node).contains(&"untrust") {
+                    "untrust"
+                } else {
+                    "data"
+                };
                 self.set_links(node, &[role], true)?
             }
             Fault::Kill | Fault::Crash => {
@@ -290,7 +348,13 @@ impl Pair {
 
     /// Runs the prober from lab host `from` to `target` for `duration`;
     /// returns the report and CLOCK_MONOTONIC at its start.
-    pub fn probe(&self, from: &str, target: std::net::SocketAddr, rate_hz: u32, duration: Duration) -> Result<(ProbeReport, u64), LabError> {
+    pub fn probe(
+        &self,
+        from: &str,
+        target: std::net::SocketAddr,
+        rate_hz: u32,
+        duration: Duration,
+    ) -> Result<(ProbeReport, u64), LabError> {
         let ns = topology::ns_name(&self.lab, from);
         let mut cfg = hosts::ProbeConfig::new(target);
         cfg.rate_hz = rate_hz;
@@ -332,6 +396,74 @@ impl Pair {
             .map_err(|e| err(e.to_string()))?
             .map_err(|e| err(e.to_string()))?;
         Ok((report, start, out))
+    }
+
+    /// How long after the last heartbeat a node declares its peer lost,
+    /// with the profile the daemons run.
+    pub fn detection(&self) -> Duration {
+        let mut ha = self.dep.policy.ha.clone();
+        ha.profile = if self.profile == "fast" {
+            HaProfile::Fast
+        } else {
+            HaProfile::Default
+        };
+        Duration::from_millis(HaTimers::resolve(&ha).detection_ms())
+    }
+
+    /// The other node of the pair.
+    pub fn peer_of(&self, node: &str) -> Option<String> {
+        self.daemons
+            .iter()
+            .map(|(n, _)| n)
+            .find(|n| *n != node)
+            .cloned()
+    }
+
+    /// HAVIP moves the cloud logged at or after `since_ns`.
+    pub fn moves_since(&self, since_ns: u64) -> Vec<LogLine> {
+        lab::read_havip_log(&self.lab)
+            .into_iter()
+            .filter(|l| l.kind == "move" && l.at_ns >= since_ns)
+            .collect()
+    }
+
+    /// Waits until every HAVIP has moved to an ENI of `to` at or after
+    /// `since_ns`; returns each HAVIP's name with the time of that move.
+    pub fn wait_moved_to(
+        &self,
+        to: &str,
+        since_ns: u64,
+        timeout: Duration,
+    ) -> Result<Vec<(String, u64)>, LabError> {
+        let end = Instant::now() + timeout;
+        loop {
+            let moves = self.moves_since(since_ns);
+            let found: Vec<Option<(String, u64)>> = self
+                .dep
+                .cloud
+                .havips
+                .iter()
+                .map(|h| {
+                    moves
+                        .iter()
+                        .find(|l| {
+                            l.havip == h.name
+                                && self.dep.eni(&l.to).is_some_and(|(i, _)| i.name == to)
+                        })
+                        .map(|l| (h.name.clone(), l.at_ns))
+                })
+                .collect();
+            if found.iter().all(Option::is_some) {
+                return Ok(found.into_iter().flatten().collect());
+            }
+            if Instant::now() > end {
+                return Err(err(format!(
+                    "not every HAVIP moved to {to} within {timeout:?}; moves since the fault: {:?}",
+                    moves.iter().map(lab::format_log_line).collect::<Vec<_>>()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn nodes(&self) -> Vec<String> {

@@ -37,7 +37,9 @@ impl Sessions {
         let errors = Arc::new(Mutex::new(Vec::new()));
         let mut threads = vec![];
         for i in 0..n {
-            let conn = hafw_kernel::in_netns(Some(ns), || TcpStream::connect_timeout(&target, Duration::from_secs(2)));
+            let conn = hafw_kernel::in_netns(Some(ns), || {
+                TcpStream::connect_timeout(&target, Duration::from_secs(2))
+            });
             let stream = match conn {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -54,10 +56,17 @@ impl Sessions {
                 }
             };
             let stop = stop.clone();
-            threads.push(std::thread::spawn(move || exchange(i, stream, every, &stop)));
+            threads.push(std::thread::spawn(move || {
+                exchange(i, stream, every, &stop)
+            }));
         }
         let open_errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
-        Sessions { stop, opened: threads.len(), threads, open_errors }
+        Sessions {
+            stop,
+            opened: threads.len(),
+            threads,
+            open_errors,
+        }
     }
 
     /// Stops every exchange and returns each session's result.
@@ -65,7 +74,12 @@ impl Sessions {
         self.stop.store(true, Ordering::SeqCst);
         self.threads
             .into_iter()
-            .map(|t| t.join().unwrap_or_else(|_| SessionResult { failure: Some("thread panicked".into()), ..Default::default() }))
+            .map(|t| {
+                t.join().unwrap_or_else(|_| SessionResult {
+                    failure: Some("thread panicked".into()),
+                    ..Default::default()
+                })
+            })
             .collect()
     }
 }

@@ -251,7 +251,13 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
         .eips
         .iter()
         .map(|e| (e.ip, format!("EIP `{}`", e.name)))
-        .chain(dep.lab.hosts.iter().filter(|h| h.vswitch.is_none()).map(|h| (h.ip, format!("lab host `{}`", h.name))));
+        .chain(
+            dep.lab
+                .hosts
+                .iter()
+                .filter(|h| h.vswitch.is_none())
+                .map(|h| (h.ip, format!("lab host `{}`", h.name))),
+        );
     for (addr, what) in claimed {
         if infra.contains(&addr.to_string().as_str()) {
             return Err(format!(

@@ -65,7 +65,10 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
 
 /// Serves requests on its own thread; `handle` answers each (it must not
 /// block for long: it talks to the HA thread over a channel).
-pub fn serve(listener: UnixListener, handle: impl Fn(Request) -> Result<String, String> + Send + 'static) {
+pub fn serve(
+    listener: UnixListener,
+    handle: impl Fn(Request) -> Result<String, String> + Send + 'static,
+) {
     std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {
@@ -85,7 +88,10 @@ pub fn serve(listener: UnixListener, handle: impl Fn(Request) -> Result<String, 
                         Ok(body) => format!("ok\n{body}"),
                         Err(e) => format!("error: {e}\n"),
                     },
-                    None => format!("error: unknown request {:?}; use status, suspend or resume\n", line.trim()),
+                    None => format!(
+                        "error: unknown request {:?}; use status, suspend or resume\n",
+                        line.trim()
+                    ),
                 };
                 let _ = conn.write_all(reply.as_bytes());
             }
@@ -105,11 +111,14 @@ pub fn request(path: &Path, req: Request) -> Result<String, String> {
     conn.write_all(format!("{}\n", req.as_line()).as_bytes())
         .map_err(|e| format!("send to {}: {e}", path.display()))?;
     let mut reply = String::new();
-    conn.read_to_string(&mut reply).map_err(|e| format!("read from {}: {e}", path.display()))?;
+    conn.read_to_string(&mut reply)
+        .map_err(|e| format!("read from {}: {e}", path.display()))?;
     match reply.split_once('\n') {
         Some(("ok", body)) => Ok(body.to_string()),
         Some((err, _)) => Err(err.trim_start_matches("error: ").to_string()),
-        None => Err(format!("the node closed the connection without a reply: {reply:?}")),
+        None => Err(format!(
+            "the node closed the connection without a reply: {reply:?}"
+        )),
     }
 }
 

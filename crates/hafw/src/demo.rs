@@ -57,8 +57,17 @@ impl Demo {
             Ok((d, f)) => (true, d, f),
             Err(e) => (false, e, Value::Null),
         };
-        println!("[{n}/{}] {title}: {} {detail}", self.total, if ok { "ok" } else { "FAILED:" });
-        self.steps.push(Step { title: title.into(), ok, detail, figures });
+        println!(
+            "[{n}/{}] {title}: {} {detail}",
+            self.total,
+            if ok { "ok" } else { "FAILED:" }
+        );
+        self.steps.push(Step {
+            title: title.into(),
+            ok,
+            detail,
+            figures,
+        });
         ok
     }
 }
@@ -75,7 +84,10 @@ pub fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let lab_name = args.name.clone().unwrap_or_else(|| format!("demo-{}", std::process::id() % 100_000));
+    let lab_name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("demo-{}", std::process::id() % 100_000));
     let (file, temp) = match &args.file {
         Some(f) => (f.clone(), None),
         None => {
@@ -91,13 +103,23 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let profile = args.profile.clone().unwrap_or_else(|| match dep.policy.ha.profile {
-        hafw_model::spec::HaProfile::Fast => "fast".into(),
-        hafw_model::spec::HaProfile::Default => "default".into(),
-    });
-    println!("hafw lab demo: deployment `{}` ({}), lab `{lab_name}`, HA timers `{profile}`", dep.name, file.display());
+    let profile = args
+        .profile
+        .clone()
+        .unwrap_or_else(|| match dep.policy.ha.profile {
+            hafw_model::spec::HaProfile::Fast => "fast".into(),
+            hafw_model::spec::HaProfile::Default => "default".into(),
+        });
+    println!(
+        "hafw lab demo: deployment `{}` ({}), lab `{lab_name}`, HA timers `{profile}`",
+        dep.name,
+        file.display()
+    );
     let started = Instant::now();
-    let mut demo = Demo { steps: vec![], total: 7 };
+    let mut demo = Demo {
+        steps: vec![],
+        total: 7,
+    };
     let pair = plan(&mut demo, &file, &lab_name, &exe, &profile, args.sessions);
     drop(pair); // tears the lab down, whatever happened
     if let Some(t) = temp {
@@ -111,8 +133,11 @@ pub fn run(args: DemoArgs) -> ExitCode {
             .iter()
             .map(|s| json!({"step": s.title, "ok": s.ok, "detail": s.detail, "figures": s.figures}))
             .collect();
-        println!("{}", json!({"deployment": dep.name, "lab": lab_name, "profile": profile, "steps": steps,
-            "passed": demo.steps.iter().all(|s| s.ok) && demo.steps.len() == demo.total, "seconds": started.elapsed().as_secs_f64()}));
+        println!(
+            "{}",
+            json!({"deployment": dep.name, "lab": lab_name, "profile": profile, "steps": steps,
+            "passed": demo.steps.iter().all(|s| s.ok) && demo.steps.len() == demo.total, "seconds": started.elapsed().as_secs_f64()})
+        );
     }
     if demo.steps.iter().all(|s| s.ok) && demo.steps.len() == demo.total && left == 0 {
         ExitCode::SUCCESS
@@ -121,7 +146,14 @@ pub fn run(args: DemoArgs) -> ExitCode {
     }
 }
 
-fn plan(demo: &mut Demo, file: &Path, lab_name: &str, exe: &Path, profile: &str, n_sessions: usize) -> Option<Pair> {
+fn plan(
+    demo: &mut Demo,
+    file: &Path,
+    lab_name: &str,
+    exe: &Path,
+    profile: &str,
+    n_sessions: usize,
+) -> Option<Pair> {
     let t = Instant::now();
     let pair = match Pair::start(file, lab_name, exe, profile) {
         Ok(p) => p,
@@ -135,7 +167,11 @@ fn plan(demo: &mut Demo, file: &Path, lab_name: &str, exe: &Path, profile: &str,
     demo.record(
         "build the VPC and start both firewalls",
         Ok((
-            format!("{first} active, {} passive, both HAVIPs on {first} ({} ms)", others.join(", "), t.elapsed().as_millis()),
+            format!(
+                "{first} active, {} passive, both HAVIPs on {first} ({} ms)",
+                others.join(", "),
+                t.elapsed().as_millis()
+            ),
             json!({"active": first, "ms": t.elapsed().as_millis()}),
         )),
     );
@@ -156,7 +192,10 @@ fn plan(demo: &mut Demo, file: &Path, lab_name: &str, exe: &Path, profile: &str,
     // The suspended node comes back passive: the unplanned failover needs it.
     let _ = pair.heal(Fault::Suspend, &first);
     if let Err(e) = wait_state(&pair, &first, "passive", Duration::from_secs(5)) {
-        demo.record(&format!("failover, unplanned (instance {passive} crashes)"), Err(e));
+        demo.record(
+            &format!("failover, unplanned (instance {passive} crashes)"),
+            Err(e),
+        );
         return Some(pair);
     }
     if !demo.record(
@@ -165,7 +204,12 @@ fn plan(demo: &mut Demo, file: &Path, lab_name: &str, exe: &Path, profile: &str,
     ) {
         return Some(pair);
     }
-    if !demo.record("traffic after both failovers", inbound(&pair).and_then(|a| outbound(&pair).map(|b| (format!("{}; {}", a.0, b.0), json!([a.1, b.1]))))) {
+    if !demo.record(
+        "traffic after both failovers",
+        inbound(&pair).and_then(|a| {
+            outbound(&pair).map(|b| (format!("{}; {}", a.0, b.0), json!([a.1, b.1])))
+        }),
+    ) {
         return Some(pair);
     }
     demo.record("failback", failback(&mut pair, &passive, &first));
@@ -184,42 +228,117 @@ fn exec(pair: &Pair, host: &str, args: &[&str]) -> Result<String, String> {
     if out.status.success() {
         Ok(text)
     } else {
-        Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
 fn client_and_eip(pair: &Pair) -> Result<(String, String, u16), String> {
-    let client = pair.dep.lab.hosts.iter().find(|h| h.kind == hafw_model::spec::HostKind::Client).ok_or("the deployment has no lab client host")?;
-    let eip = pair.dep.cloud.eips.iter().find(|e| e.havip.is_some()).ok_or("the deployment has no EIP on a HAVIP")?;
-    let port = pair.dep.policy.nat.dnat.first().map(|d| d.port).ok_or("the deployment has no DNAT rule")?;
+    let client = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.kind == hafw_model::spec::HostKind::Client)
+        .ok_or("the deployment has no lab client host")?;
+    let eip = pair
+        .dep
+        .cloud
+        .eips
+        .iter()
+        .find(|e| e.havip.is_some())
+        .ok_or("the deployment has no EIP on a HAVIP")?;
+    let port = pair
+        .dep
+        .policy
+        .nat
+        .dnat
+        .first()
+        .map(|d| d.port)
+        .ok_or("the deployment has no DNAT rule")?;
     Ok((client.name.clone(), eip.ip.to_string(), port))
 }
 
 fn inbound(pair: &Pair) -> Result<(String, Value), String> {
     let (client, eip, port) = client_and_eip(pair)?;
-    let client_ip = pair.dep.lab.hosts.iter().find(|h| h.name == client).map(|h| h.ip.to_string()).unwrap_or_default();
-    let got = exec(pair, &client, &["lab", "fetch", &format!("{eip}:{port}"), "--timeout-ms", "3000"])?;
+    let client_ip = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.name == client)
+        .map(|h| h.ip.to_string())
+        .unwrap_or_default();
+    let got = exec(
+        pair,
+        &client,
+        &[
+            "lab",
+            "fetch",
+            &format!("{eip}:{port}"),
+            "--timeout-ms",
+            "3000",
+        ],
+    )?;
     if got.contains(&format!("client {client_ip}:")) {
-        Ok((format!("HTTP 200 via {eip}:{port}; the server saw the client's public IP {client_ip}"), json!({"reply": got})))
+        Ok((
+            format!("HTTP 200 via {eip}:{port}; the server saw the client's public IP {client_ip}"),
+            json!({"reply": got}),
+        ))
     } else {
-        Err(format!("the server did not see the client's public IP {client_ip}: {got}"))
+        Err(format!(
+            "the server did not see the client's public IP {client_ip}: {got}"
+        ))
     }
 }
 
 fn echo_target(pair: &Pair) -> Result<(String, SocketAddr), String> {
-    let echo = pair.dep.lab.hosts.iter().find(|h| h.kind == hafw_model::spec::HostKind::Echo).ok_or("the deployment has no lab echo host")?;
-    let server = pair.dep.lab.hosts.iter().find(|h| h.vswitch.is_some()).ok_or("the deployment has no server lab host")?;
-    Ok((server.name.clone(), SocketAddr::new(echo.ip.0.into(), echo.port.unwrap_or(7777))))
+    let echo = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.kind == hafw_model::spec::HostKind::Echo)
+        .ok_or("the deployment has no lab echo host")?;
+    let server = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.vswitch.is_some())
+        .ok_or("the deployment has no server lab host")?;
+    Ok((
+        server.name.clone(),
+        SocketAddr::new(echo.ip.0.into(), echo.port.unwrap_or(7777)),
+    ))
 }
 
 fn outbound(pair: &Pair) -> Result<(String, Value), String> {
     let (server, target) = echo_target(pair)?;
-    let eip = pair.dep.cloud.eips.iter().find(|e| e.havip.is_some()).map(|e| e.ip.to_string()).unwrap_or_default();
-    let got = exec(pair, &server, &["lab", "ask", &target.to_string(), "--timeout-ms", "3000"])?;
+    let eip = pair
+        .dep
+        .cloud
+        .eips
+        .iter()
+        .find(|e| e.havip.is_some())
+        .map(|e| e.ip.to_string())
+        .unwrap_or_default();
+    let got = exec(
+        pair,
+        &server,
+        &["lab", "ask", &target.to_string(), "--timeout-ms", "3000"],
+    )?;
     if got.contains(&format!("seen {eip}:")) {
-        Ok((format!("the internet host saw the EIP {eip}"), json!({"reply": got})))
+        Ok((
+            format!("the internet host saw the EIP {eip}"),
+            json!({"reply": got}),
+        ))
     } else {
-        Err(format!("the internet host did not see the EIP {eip}: {got}"))
+        Err(format!(
+            "the internet host did not see the EIP {eip}: {got}"
+        ))
     }
 }
 
@@ -231,7 +350,10 @@ fn wait_state(pair: &Pair, node: &str, want: &str, timeout: Duration) -> Result<
             return Ok(());
         }
         if Instant::now() > end {
-            return Err(format!("{node} is {} after {timeout:?}, expected {want}", st.unwrap_or_else(|| "not answering".into())));
+            return Err(format!(
+                "{node} is {} after {timeout:?}, expected {want}",
+                st.unwrap_or_else(|| "not answering".into())
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -241,25 +363,40 @@ fn ms(ns: i128) -> f64 {
     ns as f64 / 1e6
 }
 
-fn failover(pair: &mut Pair, fault: Fault, victim: &str, survivor: &str, n: usize) -> Result<(String, Value), String> {
+fn failover(
+    pair: &mut Pair,
+    fault: Fault,
+    victim: &str,
+    survivor: &str,
+    n: usize,
+) -> Result<(String, Value), String> {
     let (server, target) = echo_target(pair)?;
     let server_ns = hafw_lab::topology::ns_name(&pair.lab, &server);
     let sessions = Sessions::open(&server_ns, target, n, Duration::from_millis(10));
     if sessions.opened < n {
-        return Err(format!("opened only {}/{n} TCP sessions: {:?}", sessions.opened, sessions.open_errors.first()));
+        return Err(format!(
+            "opened only {}/{n} TCP sessions: {:?}",
+            sessions.opened,
+            sessions.open_errors.first()
+        ));
     }
     let mut fault_at = 0u64;
     let (report, probe_start, injected): (ProbeReport, u64, Result<u64, String>) = pair
-        .probe_around(&server, target, Duration::from_millis(3000), Duration::from_millis(500), |p| {
-            p.inject(fault, victim).map_err(|e| e.to_string())
-        })
+        .probe_around(
+            &server,
+            target,
+            Duration::from_millis(3000),
+            Duration::from_millis(500),
+            |p| p.inject(fault, victim).map_err(|e| e.to_string()),
+        )
         .map_err(|e| e.to_string())?;
     match injected {
         Ok(at) => fault_at = at.max(fault_at),
         Err(e) => return Err(format!("cannot inject {}: {e}", fault.as_str())),
     }
     let results = sessions.finish();
-    pair.wait_settled(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    pair.wait_settled(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     let owner = pair.owner().unwrap_or_default();
     if owner != survivor {
         return Err(format!("the HAVIPs are on {owner}, expected {survivor}"));
@@ -274,9 +411,34 @@ fn failover(pair: &mut Pair, fault: Fault, victim: &str, survivor: &str, n: usiz
         .map(|l| (l.havip.clone(), ms(l.at_ns as i128 - fault_at as i128)))
         .collect();
     let status: Value = serde_json::from_str(&pair.status_json(survivor)).unwrap_or(Value::Null);
-    let tl = status["timelines"].as_array().and_then(|a| a.iter().rev().find(|t| t["what"].as_str().is_some_and(|w| w.starts_with("become active")))).cloned().unwrap_or(Value::Null);
-    let detected = tl["started_mono_ns"].as_u64().map(|t| ms(t as i128 - fault_at as i128));
-    let phases: Vec<String> = tl["phases"].as_array().map(|a| a.iter().map(|p| format!("{} {:.2} ms", p["phase"].as_str().unwrap_or("?"), p["ms"].as_f64().unwrap_or(0.0))).collect()).unwrap_or_default();
+    let tl = status["timelines"]
+        .as_array()
+        .and_then(|a| {
+            a.iter().rev().find(|t| {
+                t["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("become active"))
+            })
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    let detected = tl["started_mono_ns"]
+        .as_u64()
+        .map(|t| ms(t as i128 - fault_at as i128));
+    let phases: Vec<String> = tl["phases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    format!(
+                        "{} {:.2} ms",
+                        p["phase"].as_str().unwrap_or("?"),
+                        p["ms"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let through = report.longest_loss_run_start.as_ref().map(|m| {
         let end = probe_start as i128 + (m.sent_at + report.longest_loss_span).as_nanos() as i128;
         ms(end - fault_at as i128)
@@ -307,11 +469,13 @@ fn failover(pair: &mut Pair, fault: Fault, victim: &str, survivor: &str, n: usiz
 }
 
 fn failback(pair: &mut Pair, crashed: &str, active: &str) -> Result<(String, Value), String> {
-    pair.heal(Fault::Crash, crashed).map_err(|e| e.to_string())?;
+    pair.heal(Fault::Crash, crashed)
+        .map_err(|e| e.to_string())?;
     let preempt = pair.dep.policy.ha.preempt;
     let want_active = if preempt { crashed } else { active };
     let want_other = if preempt { active } else { crashed };
-    let wait = Duration::from_millis(u64::from(pair.dep.policy.ha.preempt_hold_ms)) + Duration::from_secs(8);
+    let wait = Duration::from_millis(u64::from(pair.dep.policy.ha.preempt_hold_ms))
+        + Duration::from_secs(8);
     wait_state(pair, want_other, "passive", wait)?;
     wait_state(pair, want_active, "active", Duration::from_secs(2))?;
     let owner = pair.owner().unwrap_or_default();
@@ -321,7 +485,11 @@ fn failback(pair: &mut Pair, crashed: &str, active: &str) -> Result<(String, Val
     Ok((
         format!(
             "{crashed} restarted and is passive; {want_active} stays active ({})",
-            if preempt { "preemption on: the higher priority took over" } else { "preemption off: no failback" }
+            if preempt {
+                "preemption on: the higher priority took over"
+            } else {
+                "preemption off: no failback"
+            }
         ),
         json!({"active": want_active, "preempt": preempt}),
     ))
@@ -345,6 +513,10 @@ fn report(demo: &Demo, took: Duration, left: usize, lab_name: &str) {
             Some(s) => format!("FAILED at `{}`: {}", s.title, s.detail),
         },
         took.as_secs_f64(),
-        if left == 0 { "torn down".to_string() } else { format!("NOT torn down: {left} namespaces left") }
+        if left == 0 {
+            "torn down".to_string()
+        } else {
+            format!("NOT torn down: {left} namespaces left")
+        }
     );
 }

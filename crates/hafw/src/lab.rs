@@ -15,7 +15,9 @@ use crate::cli::{self, EXIT_INVALID};
 pub enum LabCmd {
     /// Run the seed's test plan end to end: build the VPC, start both firewalls,
     /// check inbound and outbound traffic, fail over (planned and unplanned), report, clean up.
-    #[command(after_help = "Example: hafw lab demo            (the built-in seed example)\n         hafw lab demo examples/alicloud-one-arm.toml --json")]
+    #[command(
+        after_help = "Example: hafw lab demo            (the built-in seed example)\n         hafw lab demo examples/alicloud-one-arm.toml --json"
+    )]
     Demo(crate::demo::DemoArgs),
     /// Build the emulated VPC of a deployment file in network namespaces.
     #[command(after_help = "Example: hafw lab up examples/alicloud-havip.toml --name seed")]
@@ -75,7 +77,9 @@ pub enum LabCmd {
         timeout_ms: u64,
     },
     /// Send UDP probes to an echo host at a steady rate; report loss and the longest outage.
-    #[command(after_help = "Example: hafw lab exec seed web -- hafw lab probe 198.51.100.30:7777 --rate 1000 --duration-ms 5000")]
+    #[command(
+        after_help = "Example: hafw lab exec seed web -- hafw lab probe 198.51.100.30:7777 --rate 1000 --duration-ms 5000"
+    )]
     Probe {
         target: std::net::SocketAddr,
         #[arg(long, default_value_t = 1000)]
@@ -110,34 +114,47 @@ pub fn run(cmd: LabCmd) -> ExitCode {
             Ok(())
         })),
         LabCmd::Exec { lab, host, command } => exec(&lab, &host, &command),
-        LabCmd::Serve { kind, listen, ready_file } => serve(&kind, listen, ready_file.as_deref()),
-        LabCmd::Fetch { target, path, timeout_ms } => {
-            match hosts::fetch(&target, &path, Duration::from_millis(timeout_ms)) {
-                Ok(f) => {
-                    println!("{} {}", f.status, f.body.trim_end());
-                    if f.status == 200 {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
+        LabCmd::Serve {
+            kind,
+            listen,
+            ready_file,
+        } => serve(&kind, listen, ready_file.as_deref()),
+        LabCmd::Fetch {
+            target,
+            path,
+            timeout_ms,
+        } => match hosts::fetch(&target, &path, Duration::from_millis(timeout_ms)) {
+            Ok(f) => {
+                println!("{} {}", f.status, f.body.trim_end());
+                if f.status == 200 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("error: fetch {target}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        LabCmd::Ask { target, timeout_ms } => {
+            match hosts::ask(target, Duration::from_millis(timeout_ms)) {
+                Ok(seen) => {
+                    println!("seen {seen}");
+                    ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: fetch {target}: {e}");
+                    eprintln!("error: ask {target}: {e}");
                     ExitCode::FAILURE
                 }
             }
         }
-        LabCmd::Ask { target, timeout_ms } => match hosts::ask(target, Duration::from_millis(timeout_ms)) {
-            Ok(seen) => {
-                println!("seen {seen}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: ask {target}: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        LabCmd::Probe { target, rate, duration_ms, json } => {
+        LabCmd::Probe {
+            target,
+            rate,
+            duration_ms,
+            json,
+        } => {
             let mut cfg = hosts::ProbeConfig::new(target);
             cfg.rate_hz = rate;
             cfg.duration = Duration::from_millis(duration_ms);
@@ -192,7 +209,10 @@ fn up(file: &Path, name: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -226,7 +246,9 @@ fn exec(lab: &str, host: &str, command: &[String]) -> ExitCode {
     let mut cmd = match hafw_kernel::command(&ns, program) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e} (is lab `{lab}` up, and is `{host}` one of its instances or hosts?)");
+            eprintln!(
+                "error: {e} (is lab `{lab}` up, and is `{host}` one of its instances or hosts?)"
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -15,7 +15,11 @@ mod lab;
 mod node;
 
 #[derive(Parser)]
-#[command(name = "hafw", version, about = "Active/passive HA firewall pair for cloud VPCs (Alibaba Cloud HAVIP)")]
+#[command(
+    name = "hafw",
+    version,
+    about = "Active/passive HA firewall pair for cloud VPCs (Alibaba Cloud HAVIP)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +34,9 @@ enum Command {
     #[command(subcommand)]
     Plan(Plan),
     /// Run a firewall node (needs root, nft).
-    #[command(after_help = "Example: hafw run --config examples/alicloud-havip.toml --node fw-a --standalone")]
+    #[command(
+        after_help = "Example: hafw run --config examples/alicloud-havip.toml --node fw-a --standalone"
+    )]
     Run(node::RunArgs),
     /// Show a running node's state, peer, term, heartbeat paths and last transition.
     #[command(after_help = "Example: hafw status --control /run/hafw/hafw.sock")]
@@ -85,14 +91,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { file } => cli::validate(&file),
-        Command::Plan(Plan::Terraform { file, output }) => cli::plan_terraform(&file, output.as_deref()),
+        Command::Plan(Plan::Terraform { file, output }) => {
+            cli::plan_terraform(&file, output.as_deref())
+        }
         Command::Plan(Plan::Node { file, node }) => cli::plan_node(&file, &node),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Run(args) => node::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Status { control, json } => control::cli(
             control,
-            if json { control::Request::StatusJson } else { control::Request::Status },
+            if json {
+                control::Request::StatusJson
+            } else {
+                control::Request::Status
+            },
         ),
         Command::Suspend { control } => control::cli(control, control::Request::Suspend),
         Command::Resume { control } => control::cli(control, control::Request::Resume),

@@ -84,7 +84,11 @@ impl Announcer {
             Ok((socket, mac))
         })?
         .map_err(|e| Error::io("open ARP socket", object.clone(), e))?;
-        Ok(Announcer { socket, mac, object })
+        Ok(Announcer {
+            socket,
+            mac,
+            object,
+        })
     }
 
     /// The MAC announcements come from (the interface's own).

@@ -64,7 +64,10 @@ pub fn start(setup: Setup, timelines: Timelines, log: Log) -> Result<Handles, St
         })
         .map_err(|e| format!("start the HA thread: {e}"))?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(Handles { requests: req_tx, actions: act_rx }),
+        Ok(Ok(())) => Ok(Handles {
+            requests: req_tx,
+            actions: act_rx,
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("the HA thread stopped during start-up".into()),
     }
@@ -72,7 +75,10 @@ pub fn start(setup: Setup, timelines: Timelines, log: Log) -> Result<Handles, St
 
 fn epoch_random() -> [u8; 8] {
     let mut r = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r)).is_err() {
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut r))
+        .is_err()
+    {
         // The epoch's start time already differs per start; the random half
         // only guards against a clock stepped back to the same nanosecond.
         r = (std::process::id() as u64).to_be_bytes();
@@ -90,7 +96,10 @@ async fn run(
 ) {
     let origin = Instant::now();
     let now = || origin.elapsed();
-    let start_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let start_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     let mut sealer = Sealer::new(&setup.psk, setup.config.node_id, start_ns, epoch_random());
     let mut opener = Opener::new(&setup.psk, setup.config.node_id);
     let mut node = match Node::new(setup.config.clone(), now()) {
@@ -127,10 +136,19 @@ async fn run(
     let mut shutdown_deadline: Option<Instant> = None;
 
     loop {
-        flush(&mut node, &mut sealer, &sockets, &peers, &actions, &mut transport, &log);
+        flush(
+            &mut node,
+            &mut sealer,
+            &sockets,
+            &peers,
+            &actions,
+            &mut transport,
+            &log,
+        );
         if let Some(reply) = shutdown.take() {
             let st = node.state();
-            let done = st != State::Active || shutdown_deadline.is_some_and(|d| Instant::now() >= d);
+            let done =
+                st != State::Active || shutdown_deadline.is_some_and(|d| Instant::now() >= d);
             if done {
                 let _ = reply.send(st.as_str().to_string());
                 // Keep answering heartbeats no more: the daemon withdraws next.
@@ -190,7 +208,9 @@ fn flush(
         let _ = actions.send(a);
     }
     while let Some((path, msg)) = node.poll_transmit() {
-        let (Some(sock), Some(peer)) = (sockets.get(path), peers.get(path)) else { continue };
+        let (Some(sock), Some(peer)) = (sockets.get(path), peers.get(path)) else {
+            continue;
+        };
         match sealer.seal(Kind::Ha1Datagram, &msg) {
             Ok(bytes) => {
                 transport.sealed += 1;

@@ -18,11 +18,22 @@ use tokio::sync::oneshot;
 
 /// What the rest of the daemon asks of the HA thread.
 pub enum HaRequest {
-    Status { json: bool, reply: oneshot::Sender<String> },
-    Command { cmd: Command, reply: oneshot::Sender<String> },
-    Monitor { healthy: bool, reason: String },
+    Status {
+        json: bool,
+        reply: oneshot::Sender<String>,
+    },
+    Command {
+        cmd: Command,
+        reply: oneshot::Sender<String>,
+    },
+    Monitor {
+        healthy: bool,
+        reason: String,
+    },
     /// SIGTERM: hand over if active, then report the final state.
-    Shutdown { reply: oneshot::Sender<String> },
+    Shutdown {
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// The phases of the last promotions and demotions, newest last.

@@ -11,7 +11,12 @@ use tokio::sync::mpsc;
 
 use super::HaRequest;
 
-pub async fn links(nl: Rtnl, dep: Deployment, every: Duration, to_core: mpsc::UnboundedSender<HaRequest>) {
+pub async fn links(
+    nl: Rtnl,
+    dep: Deployment,
+    every: Duration,
+    to_core: mpsc::UnboundedSender<HaRequest>,
+) {
     let groups = dep.policy.ha.link_monitors.clone();
     if groups.is_empty() {
         return;
@@ -38,7 +43,10 @@ pub async fn links(nl: Rtnl, dep: Deployment, every: Duration, to_core: mpsc::Un
         }
         let verdict = (failing.is_empty(), failing.join("; "));
         if last.as_ref() != Some(&verdict) {
-            let _ = to_core.send(HaRequest::Monitor { healthy: verdict.0, reason: verdict.1.clone() });
+            let _ = to_core.send(HaRequest::Monitor {
+                healthy: verdict.0,
+                reason: verdict.1.clone(),
+            });
             last = Some(verdict);
         }
         tokio::time::sleep(every).await;

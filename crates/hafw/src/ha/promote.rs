@@ -51,26 +51,36 @@ pub async fn execute(
     for f in &plan.floating {
         match arp::Announcer::open(None, &f.ifname) {
             Ok(a) => announcers.push((f.address.0, a)),
-            Err(e) => log.info(format!("cannot open the ARP socket on {}: {e}; promotions will not announce {}", f.ifname, f.address)),
+            Err(e) => log.info(format!(
+                "cannot open the ARP socket on {}: {e}; promotions will not announce {}",
+                f.ifname, f.address
+            )),
         }
     }
     let announcers = Arc::new(announcers);
     while let Some(a) = actions.recv().await {
         let tl = match &a {
             Action::BecomeActive { .. } => Some(promote(&nl, &plan, &garp, &announcers, &a).await),
-            Action::BecomePassive { .. } | Action::BecomeSuspended { .. } | Action::BecomeNonFunctional { .. } => {
-                Some(demote(&nl, &plan, &a).await)
-            }
+            Action::BecomePassive { .. }
+            | Action::BecomeSuspended { .. }
+            | Action::BecomeNonFunctional { .. } => Some(demote(&nl, &plan, &a).await),
             _ => None,
         };
         if let Some(tl) = tl {
-            let phases: Vec<String> = tl.phases.iter().map(|(n, d)| format!("{n} {}", crate::node::log::ms(*d))).collect();
+            let phases: Vec<String> = tl
+                .phases
+                .iter()
+                .map(|(n, d)| format!("{n} {}", crate::node::log::ms(*d)))
+                .collect();
             log.info(format!(
                 "{}: {} (total {}){}",
                 tl.what,
                 phases.join(", "),
                 crate::node::log::ms(tl.total()),
-                tl.error.as_deref().map(|e| format!("; error: {e}")).unwrap_or_default()
+                tl.error
+                    .as_deref()
+                    .map(|e| format!("; error: {e}"))
+                    .unwrap_or_default()
             ));
             if let Ok(mut all) = timelines.lock() {
                 all.push(tl);
@@ -83,8 +93,19 @@ pub async fn execute(
 
 type Announcers = Arc<Vec<(std::net::Ipv4Addr, arp::Announcer)>>;
 
-async fn promote(nl: &Rtnl, plan: &NodePlan, garp: &Garp, announcers: &Announcers, a: &Action) -> Timeline {
-    let mut tl = Timeline { what: a.to_string(), started_mono_ns: monotonic_ns(), phases: vec![], error: None };
+async fn promote(
+    nl: &Rtnl,
+    plan: &NodePlan,
+    garp: &Garp,
+    announcers: &Announcers,
+    a: &Action,
+) -> Timeline {
+    let mut tl = Timeline {
+        what: a.to_string(),
+        started_mono_ns: monotonic_ns(),
+        phases: vec![],
+        error: None,
+    };
     // Phase 1: sessions. Session sync (issue 6) fills this in; until then
     // there is nothing to commit, and the timeline says so by its zero.
     let t = Instant::now();
@@ -105,13 +126,20 @@ async fn promote(nl: &Rtnl, plan: &NodePlan, garp: &Garp, announcers: &Announcer
     // The first announcement of every address goes out now; the cloud
     // moves the HAVIP on it. Repeats cover a lost frame.
     let t = Instant::now();
-    let errs: Vec<String> = announcers.iter().filter_map(|(ip, a)| a.announce(*ip).err().map(|e| e.to_string())).collect();
+    let errs: Vec<String> = announcers
+        .iter()
+        .filter_map(|(ip, a)| a.announce(*ip).err().map(|e| e.to_string()))
+        .collect();
     if !errs.is_empty() {
         tl.error = Some(errs.join("; "));
     }
     tl.phases.push(("announce", t.elapsed()));
     if garp.count > 1 {
-        let (announcers, count, interval) = (announcers.clone(), garp.count - 1, Duration::from_millis(u64::from(garp.interval_ms)));
+        let (announcers, count, interval) = (
+            announcers.clone(),
+            garp.count - 1,
+            Duration::from_millis(u64::from(garp.interval_ms)),
+        );
         tokio::spawn(async move {
             for _ in 0..count {
                 tokio::time::sleep(interval).await;
@@ -126,7 +154,12 @@ async fn promote(nl: &Rtnl, plan: &NodePlan, garp: &Garp, announcers: &Announcer
     for f in &plan.floating {
         match addr::list(nl, &f.ifname).await {
             Ok(list) if list.contains(&floating_net(f)) => {}
-            Ok(_) => tl.error = Some(format!("{} is missing on {} after the add", f.address, f.ifname)),
+            Ok(_) => {
+                tl.error = Some(format!(
+                    "{} is missing on {} after the add",
+                    f.address, f.ifname
+                ))
+            }
             Err(e) => tl.error = Some(e.to_string()),
         }
     }
@@ -135,7 +168,12 @@ async fn promote(nl: &Rtnl, plan: &NodePlan, garp: &Garp, announcers: &Announcer
 }
 
 async fn demote(nl: &Rtnl, plan: &NodePlan, a: &Action) -> Timeline {
-    let mut tl = Timeline { what: a.to_string(), started_mono_ns: monotonic_ns(), phases: vec![], error: None };
+    let mut tl = Timeline {
+        what: a.to_string(),
+        started_mono_ns: monotonic_ns(),
+        phases: vec![],
+        error: None,
+    };
     let t = Instant::now();
     for f in &plan.floating {
         if let Err(e) = addr::delete(nl, &f.ifname, floating_net(f)).await {

@@ -22,7 +22,10 @@ pub struct Setup {
 /// Node ids are positions in the file's `[[node]]` list, from 1: both nodes
 /// compute the same ids, and the tie-break (lower id wins) follows the file.
 pub fn node_id(dep: &Deployment, name: &str) -> Option<u32> {
-    dep.nodes.iter().position(|n| n.name == name).map(|i| i as u32 + 1)
+    dep.nodes
+        .iter()
+        .position(|n| n.name == name)
+        .map(|i| i as u32 + 1)
 }
 
 pub fn resolve(dep: &Deployment, plan: &NodePlan, key_file: &Path) -> Result<Setup, String> {
@@ -40,7 +43,8 @@ pub fn resolve(dep: &Deployment, plan: &NodePlan, key_file: &Path) -> Result<Set
             key_file.display()
         )
     })?;
-    let psk = Psk::from_file_bytes(&bytes, &key_file.display().to_string()).map_err(|e| e.to_string())?;
+    let psk =
+        Psk::from_file_bytes(&bytes, &key_file.display().to_string()).map_err(|e| e.to_string())?;
     let mut paths = vec![];
     let mut path_names = vec![];
     for p in &plan.ha.paths {
@@ -70,5 +74,11 @@ pub fn resolve(dep: &Deployment, plan: &NodePlan, key_file: &Path) -> Result<Set
     // with the default timers on a loaded machine.
     config.takeover_wait = (config.heartbeat_interval * 4).max(Duration::from_millis(500));
     config.validate().map_err(|e| format!("HA settings: {e}"))?;
-    Ok(Setup { config, psk, paths, path_names, peer_name })
+    Ok(Setup {
+        config,
+        psk,
+        paths,
+        path_names,
+        peer_name,
+    })
 }

@@ -20,9 +20,23 @@ fn ago(origin: Instant, t: Option<Duration>) -> String {
     }
 }
 
-pub fn text(s: &Status, setup: &Setup, tl: &[Timeline], rejected: &Counters, tr: &Transport, origin: Instant) -> String {
+pub fn text(
+    s: &Status,
+    setup: &Setup,
+    tl: &[Timeline],
+    rejected: &Counters,
+    tr: &Transport,
+    origin: Instant,
+) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "node      id {}  {}  term {}  {}", s.node_id, s.state.as_str(), s.term, if s.healthy { "healthy" } else { "UNHEALTHY" });
+    let _ = writeln!(
+        o,
+        "node      id {}  {}  term {}  {}",
+        s.node_id,
+        s.state.as_str(),
+        s.term,
+        if s.healthy { "healthy" } else { "UNHEALTHY" }
+    );
     if !s.healthy {
         let _ = writeln!(o, "          monitor: {}", s.monitor_reason);
     }
@@ -69,15 +83,32 @@ pub fn text(s: &Status, setup: &Setup, tl: &[Timeline], rejected: &Counters, tr:
     }
     match s.transitions.last() {
         Some(t) => {
-            let _ = writeln!(o, "last transition  {} -> {} (term {}) {}: {}", t.from.as_str(), t.to.as_str(), t.term, ago(origin, Some(t.at)), t.cause);
+            let _ = writeln!(
+                o,
+                "last transition  {} -> {} (term {}) {}: {}",
+                t.from.as_str(),
+                t.to.as_str(),
+                t.term,
+                ago(origin, Some(t.at)),
+                t.cause
+            );
         }
         None => {
             let _ = writeln!(o, "last transition  none");
         }
     }
     if let Some(t) = tl.last() {
-        let phases: Vec<String> = t.phases.iter().map(|(n, d)| format!("{n} {}", ms(*d))).collect();
-        let _ = writeln!(o, "timeline  {} (total {})", phases.join(", "), ms(t.total()));
+        let phases: Vec<String> = t
+            .phases
+            .iter()
+            .map(|(n, d)| format!("{n} {}", ms(*d)))
+            .collect();
+        let _ = writeln!(
+            o,
+            "timeline  {} (total {})",
+            phases.join(", "),
+            ms(t.total())
+        );
         if let Some(e) = &t.error {
             let _ = writeln!(o, "          error: {e}");
         }
@@ -86,13 +117,25 @@ pub fn text(s: &Status, setup: &Setup, tl: &[Timeline], rejected: &Counters, tr:
         o,
         "dropped   {} HA messages ({}), {} send errors",
         rejected.rejected(),
-        rejected.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
+        rejected
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         tr.send_errors
     );
     o
 }
 
-pub fn json(s: &Status, setup: &Setup, tl: &[Timeline], rejected: &Counters, tr: &Transport, origin: Instant) -> String {
+pub fn json(
+    s: &Status,
+    setup: &Setup,
+    tl: &[Timeline],
+    rejected: &Counters,
+    tr: &Transport,
+    origin: Instant,
+) -> String {
     let ms_f = |d: Duration| d.as_secs_f64() * 1000.0;
     let since = |t: Option<Duration>| t.map(|t| ms_f(origin.elapsed().saturating_sub(t)));
     let v = json!({

@@ -22,7 +22,10 @@ use crate::ha::{self, HaRequest};
 
 pub fn run(dep: Deployment, plan: NodePlan, key_file: &Path, control_path: &Path) -> ExitCode {
     let log = Log::new(&plan.node);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: hafw run: cannot start the runtime: {e}");
@@ -38,17 +41,30 @@ pub fn run(dep: Deployment, plan: NodePlan, key_file: &Path, control_path: &Path
     }
 }
 
-async fn serve(dep: Deployment, plan: NodePlan, key_file: &Path, control_path: &Path, log: Log) -> Result<(), String> {
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+async fn serve(
+    dep: Deployment,
+    plan: NodePlan,
+    key_file: &Path,
+    control_path: &Path,
+    log: Log,
+) -> Result<(), String> {
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     // Everything that can be refused is checked before the kernel changes.
     let setup = ha::setup::resolve(&dep, &plan, key_file)?;
     let listener = control::bind(control_path)?;
     let nl = Rtnl::connect().map_err(|e| e.to_string())?;
-    let applied = apply::apply(&nl, &plan, false, &log).await.map_err(|e| e.to_string())?;
+    let applied = apply::apply(&nl, &plan, false, &log)
+        .await
+        .map_err(|e| e.to_string())?;
     log.info(format!(
         "data plane up as passive; HA with {} over {} path(s), heartbeat {} ms x {}",
-        setup.peer_name, setup.paths.len(), plan.ha.timers.heartbeat_interval_ms, plan.ha.timers.miss_count
+        setup.peer_name,
+        setup.paths.len(),
+        plan.ha.timers.heartbeat_interval_ms,
+        plan.ha.timers.miss_count
     ));
 
     let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
@@ -56,25 +72,59 @@ async fn serve(dep: Deployment, plan: NodePlan, key_file: &Path, control_path: &
         Ok(h) => h,
         Err(e) => {
             let problems = withdraw::withdraw(&nl, applied, &log).await;
-            return Err(format!("{e}{}", problems.iter().map(|p| format!("\n  also: {p}")).collect::<String>()));
+            return Err(format!(
+                "{e}{}",
+                problems
+                    .iter()
+                    .map(|p| format!("\n  also: {p}"))
+                    .collect::<String>()
+            ));
         }
     };
     let requests = handles.requests.clone();
     control::serve(listener, move |req| {
         let (tx, rx) = oneshot::channel();
         let msg = match req {
-            Request::Status => HaRequest::Status { json: false, reply: tx },
-            Request::StatusJson => HaRequest::Status { json: true, reply: tx },
-            Request::Suspend => HaRequest::Command { cmd: Command::Suspend, reply: tx },
-            Request::Resume => HaRequest::Command { cmd: Command::Resume, reply: tx },
+            Request::Status => HaRequest::Status {
+                json: false,
+                reply: tx,
+            },
+            Request::StatusJson => HaRequest::Status {
+                json: true,
+                reply: tx,
+            },
+            Request::Suspend => HaRequest::Command {
+                cmd: Command::Suspend,
+                reply: tx,
+            },
+            Request::Resume => HaRequest::Command {
+                cmd: Command::Resume,
+                reply: tx,
+            },
         };
-        requests.send(msg).map_err(|_| "the HA thread has stopped".to_string())?;
-        rx.blocking_recv().map_err(|_| "the HA thread did not answer".to_string())
+        requests
+            .send(msg)
+            .map_err(|_| "the HA thread has stopped".to_string())?;
+        rx.blocking_recv()
+            .map_err(|_| "the HA thread did not answer".to_string())
     });
-    let monitor_every = Duration::from_millis(u64::from(plan.ha.timers.heartbeat_interval_ms).clamp(5, 50));
-    tokio::spawn(ha::monitor::links(nl.clone(), dep.clone(), monitor_every, handles.requests.clone()));
+    let monitor_every =
+        Duration::from_millis(u64::from(plan.ha.timers.heartbeat_interval_ms).clamp(5, 50));
+    tokio::spawn(ha::monitor::links(
+        nl.clone(),
+        dep.clone(),
+        monitor_every,
+        handles.requests.clone(),
+    ));
     let garp = dep.policy.ha.garp.clone();
-    let executor = tokio::spawn(ha::promote::execute(nl.clone(), plan.clone(), garp, handles.actions, timelines, log.clone()));
+    let executor = tokio::spawn(ha::promote::execute(
+        nl.clone(),
+        plan.clone(),
+        garp,
+        handles.actions,
+        timelines,
+        log.clone(),
+    ));
 
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
@@ -98,6 +148,12 @@ async fn serve(dep: Deployment, plan: NodePlan, key_file: &Path, control_path: &
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("withdraw left something behind:{}", problems.iter().map(|p| format!("\n  {p}")).collect::<String>()))
+        Err(format!(
+            "withdraw left something behind:{}",
+            problems
+                .iter()
+                .map(|p| format!("\n  {p}"))
+                .collect::<String>()
+        ))
     }
 }

@@ -77,7 +77,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         return daemon::run_standalone(plan, dep.policy.ha.garp.clone(), mode);
     }
     if !args.standalone {
-        let key_file = args.key_file.clone().unwrap_or_else(|| PathBuf::from(&plan.key_file));
+        let key_file = args
+            .key_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&plan.key_file));
         return ha_daemon::run(dep, plan, &key_file, &args.control);
     }
     daemon::run_standalone(plan, dep.policy.ha.garp.clone(), daemon::Mode::Hold)
