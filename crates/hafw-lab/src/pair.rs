@@ -107,7 +107,7 @@ impl Pair {
         for i in 0..pair.daemons.len() {
             pair.spawn(i)?;
         }
-        pair.wait_settled(Duration::from_secs(10))?;
+        pair.wait_settled(Duration::from_secs(20))?;
         Ok(pair)
     }
 
@@ -156,10 +156,16 @@ impl Pair {
         self.dep.eni(&line.to).map(|(i, _)| i.name.clone())
     }
 
-    /// Waits until every HAVIP is owned by the same instance and that node
-    /// says it is active; returns its name.
+    /// Waits until the pair has settled: every HAVIP is owned by the same
+    /// instance, that node says it is active, no other node says so, and
+    /// the cloud has logged no move for longer than a promotion's
+    /// gratuitous ARP repeats last (so a late repeat cannot still move a
+    /// HAVIP). Returns the active node's name.
     pub fn wait_settled(&self, timeout: Duration) -> Result<String, LabError> {
+        let garp = &self.dep.policy.ha.garp;
+        let quiet_ns = (u64::from(garp.count) * u64::from(garp.interval_ms) + 100) * 1_000_000;
         let end = Instant::now() + timeout;
+        let mut why;
         loop {
             let log = lab::read_havip_log(&self.lab);
             let owners: Vec<Option<String>> = self
@@ -174,56 +180,62 @@ impl Pair {
                         .and_then(|l| self.dep.eni(&l.to).map(|(i, _)| i.name.clone()))
                 })
                 .collect();
+            let last_move = log.iter().filter(|l| l.kind == "move").map(|l| l.at_ns).max().unwrap_or(0);
+            let states: Vec<(String, Option<String>)> =
+                self.daemons.iter().map(|(n, _)| (n.clone(), self.state(n))).collect();
+            let actives: Vec<&str> =
+                states.iter().filter(|(_, s)| s.as_deref() == Some("active")).map(|(n, _)| n.as_str()).collect();
+            why = format!("HAVIP owners {owners:?}, node states {states:?}");
             if let Some(Some(first)) = owners.first() {
                 if owners.iter().all(|o| o.as_deref() == Some(first))
-                    && self.state(first).as_deref() == Some("active")
+                    && actives == [first.as_str()]
+                    && monotonic_ns().saturating_sub(last_move) > quiet_ns
                 {
                     return Ok(first.clone());
                 }
             }
             if Instant::now() > end {
                 return Err(err(format!(
-                    "the pair did not settle within {timeout:?}: HAVIP owners {owners:?}\n{}",
-                    self.daemons
-                        .iter()
-                        .map(|(n, _)| format!("--- {n}\n{}", self.daemon_log(n)))
-                        .collect::<String>()
+                    "the pair did not settle within {timeout:?}: {why}\nHAVIP log:\n{}\n{}",
+                    log.iter().map(lab::format_log_line).collect::<Vec<_>>().join("\n"),
+                    self.daemons.iter().map(|(n, _)| format!("--- {n}\n{}", self.daemon_log(n))).collect::<String>()
                 )));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One request to a node's control socket, as `hafw status` sends it,
+    /// with a short timeout: a frozen daemon must not stall the caller.
+    fn request(&self, node: &str, line: &str) -> Result<String, String> {
+        use std::io::{Read as _, Write as _};
+        let path = self.control(node);
+        let mut conn = std::os::unix::net::UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        conn.set_read_timeout(Some(Duration::from_millis(1000))).ok();
+        conn.write_all(format!("{line}\n").as_bytes()).map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).map_err(|e| format!("{node} did not answer `{line}`: {e}"))?;
+        match reply.split_once('\n') {
+            Some(("ok", body)) => Ok(body.to_string()),
+            _ => Err(reply),
         }
     }
 
     /// A node's state from its status, or None when it does not answer.
     pub fn state(&self, node: &str) -> Option<String> {
-        let out = Command::new(&self.exe)
-            .args(["status", "--json", "--control"])
-            .arg(self.control(node))
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = self.request(node, "status json").ok()?;
         let at = text.find("\"state\":\"")? + 9;
         Some(text[at..].split('"').next()?.to_string())
     }
 
+    /// `hafw status` of a node, or why it did not answer.
     pub fn status_text(&self, node: &str) -> String {
-        Command::new(&self.exe)
-            .args(["status", "--control"])
-            .arg(self.control(node))
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
-            })
-            .unwrap_or_default()
+        self.request(node, "status").unwrap_or_else(|e| format!("no status: {e}"))
     }
 
+    /// `hafw status --json` of a node, or an empty string.
     pub fn status_json(&self, node: &str) -> String {
-        Command::new(&self.exe)
-            .args(["status", "--json", "--control"])
-            .arg(self.control(node))
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default()
+        self.request(node, "status json").unwrap_or_default()
     }
 
     fn index(&self, node: &str) -> Result<usize, LabError> {

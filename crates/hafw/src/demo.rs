@@ -497,7 +497,7 @@ fn failback(pair: &mut Pair, crashed: &str, active: &str) -> Result<(String, Val
 
 fn report(demo: &Demo, took: Duration, left: usize, lab_name: &str) {
     println!();
-    println!("{:<52} {}", "step", "result");
+    println!("{:<52} result", "step");
     for s in &demo.steps {
         println!("{:<52} {}", s.title, if s.ok { "pass" } else { "FAIL" });
     }

@@ -4,7 +4,7 @@
 
 use std::io::Read as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hafw_ha::msg::State;
@@ -31,7 +31,27 @@ pub struct Handles {
 
 /// Binds the heartbeat sockets and starts the HA thread. Binding happens
 /// here, before the thread runs, so an address problem stops `hafw run`.
-pub fn start(setup: Setup, timelines: Timelines, log: Log) -> Result<Handles, String> {
+/// One sealer per run for HA1 and HA2 alike: the peer's opener accepts one
+/// epoch per sender, and each kind keeps its own counter inside it.
+pub fn new_sealer(setup: &Setup) -> Arc<Mutex<Sealer>> {
+    let start_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    Arc::new(Mutex::new(Sealer::new(
+        &setup.psk,
+        setup.config.node_id,
+        start_ns,
+        epoch_random(),
+    )))
+}
+
+pub fn start(
+    setup: Setup,
+    sealer: Arc<Mutex<Sealer>>,
+    timelines: Timelines,
+    log: Log,
+) -> Result<Handles, String> {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (act_tx, act_rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -59,7 +79,7 @@ pub fn start(setup: Setup, timelines: Timelines, log: Log) -> Result<Handles, St
                     }
                 }
                 let _ = ready_tx.send(Ok(()));
-                run(setup, sockets, req_rx, act_tx, timelines, log).await;
+                run(setup, sealer, sockets, req_rx, act_tx, timelines, log).await;
             });
         })
         .map_err(|e| format!("start the HA thread: {e}"))?;
@@ -88,6 +108,7 @@ fn epoch_random() -> [u8; 8] {
 
 async fn run(
     setup: Setup,
+    sealer: Arc<Mutex<Sealer>>,
     sockets: Vec<Arc<UdpSocket>>,
     mut requests: mpsc::UnboundedReceiver<HaRequest>,
     actions: mpsc::UnboundedSender<Action>,
@@ -96,11 +117,6 @@ async fn run(
 ) {
     let origin = Instant::now();
     let now = || origin.elapsed();
-    let start_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
-    let mut sealer = Sealer::new(&setup.psk, setup.config.node_id, start_ns, epoch_random());
     let mut opener = Opener::new(&setup.psk, setup.config.node_id);
     let mut node = match Node::new(setup.config.clone(), now()) {
         Ok(n) => n,
@@ -138,7 +154,7 @@ async fn run(
     loop {
         flush(
             &mut node,
-            &mut sealer,
+            &sealer,
             &sockets,
             &peers,
             &actions,
@@ -161,9 +177,9 @@ async fn run(
         tokio::select! {
             biased;
             Some((path, bytes)) = rx.recv() => {
-                match opener.open(&bytes) {
-                    Ok(opened) => node.handle_message(now(), path, &opened.body),
-                    Err(_) => {} // counted by the opener, shown in status
+                // A refused envelope is counted by the opener and shown in status.
+                if let Ok(opened) = opener.open(&bytes) {
+                    node.handle_message(now(), path, &opened.body);
                 }
             }
             _ = tokio::time::sleep_until(sleep_until.into()) => node.handle_timeout(now()),
@@ -195,7 +211,7 @@ async fn run(
 
 fn flush(
     node: &mut Node,
-    sealer: &mut Sealer,
+    sealer: &Mutex<Sealer>,
     sockets: &[Arc<UdpSocket>],
     peers: &[SocketAddr],
     actions: &mpsc::UnboundedSender<Action>,
@@ -211,7 +227,11 @@ fn flush(
         let (Some(sock), Some(peer)) = (sockets.get(path), peers.get(path)) else {
             continue;
         };
-        match sealer.seal(Kind::Ha1Datagram, &msg) {
+        let sealed = match sealer.lock() {
+            Ok(mut s) => s.seal(Kind::Ha1Datagram, &msg),
+            Err(_) => continue,
+        };
+        match sealed {
             Ok(bytes) => {
                 transport.sealed += 1;
                 // Non-blocking: a full socket buffer drops a heartbeat

@@ -6,6 +6,7 @@
 //! promotion and reports the timeline back for `hafw status`.
 
 pub mod core_thread;
+pub mod ha2;
 pub mod monitor;
 pub mod promote;
 pub mod setup;

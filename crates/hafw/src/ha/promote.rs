@@ -58,12 +58,24 @@ pub async fn execute(
         }
     }
     let announcers = Arc::new(announcers);
+    // The pending gratuitous ARP repeats of the last promotion. A demoted
+    // node must stop announcing: a late repeat would move the HAVIPs back
+    // to it (the cloud follows the latest announcement) and leave them on
+    // a passive node.
+    let mut repeats: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(a) = actions.recv().await {
         let tl = match &a {
-            Action::BecomeActive { .. } => Some(promote(&nl, &plan, &garp, &announcers, &a).await),
+            Action::BecomeActive { .. } => {
+                Some(promote(&nl, &plan, &garp, &announcers, &a, &mut repeats).await)
+            }
             Action::BecomePassive { .. }
             | Action::BecomeSuspended { .. }
-            | Action::BecomeNonFunctional { .. } => Some(demote(&nl, &plan, &a).await),
+            | Action::BecomeNonFunctional { .. } => {
+                if let Some(r) = repeats.take() {
+                    r.abort();
+                }
+                Some(demote(&nl, &plan, &a).await)
+            }
             _ => None,
         };
         if let Some(tl) = tl {
@@ -99,6 +111,7 @@ async fn promote(
     garp: &Garp,
     announcers: &Announcers,
     a: &Action,
+    repeats: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> Timeline {
     let mut tl = Timeline {
         what: a.to_string(),
@@ -140,14 +153,17 @@ async fn promote(
             garp.count - 1,
             Duration::from_millis(u64::from(garp.interval_ms)),
         );
-        tokio::spawn(async move {
+        if let Some(r) = repeats.take() {
+            r.abort();
+        }
+        *repeats = Some(tokio::spawn(async move {
             for _ in 0..count {
                 tokio::time::sleep(interval).await;
                 for (ip, a) in announcers.iter() {
                     let _ = a.announce(*ip);
                 }
             }
-        });
+        }));
     }
 
     let t = Instant::now();

@@ -68,7 +68,8 @@ async fn serve(
     ));
 
     let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
-    let handles = match ha::core_thread::start(setup, timelines.clone(), log.clone()) {
+    let sealer = ha::core_thread::new_sealer(&setup);
+    let handles = match ha::core_thread::start(setup, sealer.clone(), timelines.clone(), log.clone()) {
         Ok(h) => h,
         Err(e) => {
             let problems = withdraw::withdraw(&nl, applied, &log).await;
