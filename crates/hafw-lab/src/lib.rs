@@ -2,6 +2,7 @@
 
 pub mod controller;
 pub mod havip;
+pub mod keepalived;
 pub mod hosts;
 pub mod lab;
 mod neigh;

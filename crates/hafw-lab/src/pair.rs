@@ -77,6 +77,21 @@ fn err(msg: impl Into<String>) -> LabError {
     LabError::Refused(msg.into())
 }
 
+/// Linux delays a proxy ARP reply by a random time up to `proxy_delay`
+/// (0.8 s by default); the VPC's gateway answers at once. Without this an
+/// instance's first ARP for its peer or gateway waits up to 0.8 s, which
+/// delays the first heartbeats (both nodes go active at cold start) and
+/// the first packets a new active forwards. The topology should set it
+/// (topology.rs, beside `proxy_arp`); until it does, the pair sets it.
+fn answer_arp_at_once(t: &topology::Topology) -> Result<(), LabError> {
+    let vpc = t.vpc_ns();
+    for p in &t.ports {
+        let key = format!("net.ipv4.neigh.{}.proxy_delay", p.vpc_dev);
+        hafw_kernel::sysctl::set(Some(&vpc), &key, "0").map_err(|e| err(format!("set {key} in {vpc}: {e}")))?;
+    }
+    Ok(())
+}
+
 impl Pair {
     /// Builds the lab and starts a daemon on every firewall; returns once
     /// one is active and both HAVIPs point at it.
@@ -94,7 +109,11 @@ impl Pair {
             .enable_all()
             .build()
             .map_err(|e| err(format!("runtime: {e}")))?;
-        runtime.block_on(lab::up(&dep, &text, lab_name, exe))?;
+        let up = runtime.block_on(lab::up(&dep, &text, lab_name, exe))?;
+        if let Err(e) = answer_arp_at_once(&up.topology) {
+            let _ = lab::down(lab_name);
+            return Err(e);
+        }
         let mut pair = Pair {
             lab: lab_name.to_string(),
             daemons: dep.nodes.iter().map(|n| (n.name.clone(), None)).collect(),

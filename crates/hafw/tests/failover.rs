@@ -251,18 +251,39 @@ fn suspend_hands_over_and_resume_makes_it_passive() {
     assert_eq!(pair.wait_settled(SETTLE).unwrap(), "fw-b");
 }
 
-#[test]
-fn cutting_only_ha1_raises_an_alarm_and_never_fails_over() {
-    if !ns_tests_enabled() {
-        return;
-    }
-    let pair = start("fh", "fast");
+/// How HA1 is cut in the passive's namespace.
+#[derive(Clone, Copy, Debug)]
+enum Ha1Cut {
+    /// The management link goes down.
+    LinkDown,
+    /// HA datagrams on the management interface are dropped both ways.
+    DropUdp,
+}
+
+/// Cuts only HA1 (the management path) on the passive, waits well past
+/// 3 x the detection time and checks that nothing failed over, that the
+/// nodes in `must_alarm` show path 0 DOWN with the path alarm while HA2
+/// stays up, and that traffic still flows.
+fn cut_ha1(prefix: &str, cut: Ha1Cut, must_alarm: &[&str]) {
+    let pair = start(prefix, "fast");
     let active = pair.wait_settled(SETTLE).unwrap();
     let passive = pair.peer_of(&active).unwrap();
     let moves_before = pair.moves_since(0).len();
 
-    // HA1 runs over the management ENIs; HA2 stays up.
-    pair.set_links(&passive, &["mgmt"], false).unwrap();
+    match cut {
+        Ha1Cut::LinkDown => pair.set_links(&passive, &["mgmt"], false).unwrap(),
+        Ha1Cut::DropUdp => {
+            let port = pair.dep.policy.ha.port;
+            let rules = format!(
+                "table inet hafw_test_cut {{\n\
+                 chain in {{ type filter hook input priority -300; iifname \"mgmt\" udp dport {port} drop; }}\n\
+                 chain out {{ type filter hook output priority -300; oifname \"mgmt\" udp dport {port} drop; }}\n\
+                 }}\n"
+            );
+            let ns = format!("hafw-{}.{passive}", pair.lab);
+            hafw_kernel::nft::apply(Some(&ns), &rules).unwrap();
+        }
+    }
     // 3 x the detection time is the acceptance bar; the fast profile's is
     // 15 ms, so wait far longer: a spurious failover would have shown.
     let wait = (pair.detection() * 3).max(Duration::from_secs(3));
@@ -271,21 +292,30 @@ fn cutting_only_ha1_raises_an_alarm_and_never_fails_over() {
     assert_eq!(
         pair.moves_since(0).len(),
         moves_before,
-        "the HAVIPs must not move when only HA1 is cut\n{}",
+        "{cut:?}: the HAVIPs must not move when only HA1 is cut\n{}",
         logs(&pair)
     );
     assert_eq!(pair.state(&active).as_deref(), Some("active"));
     assert_eq!(pair.state(&passive).as_deref(), Some("passive"));
     for node in [&active, &passive] {
         let status = pair.status_text(node);
+        let transitions = pair.status_json(node).matches("\"from\":").count();
+        assert_eq!(
+            transitions, 1,
+            "{cut:?}: {node} should have made its first transition only:\n{status}"
+        );
+        eprintln!("{cut:?}: status of {node}:\n{status}");
+        if !must_alarm.contains(&node.as_str()) {
+            continue;
+        }
         let path0 = status
             .lines()
             .find(|l| l.trim_start().starts_with("0 management"))
             .unwrap_or_else(|| panic!("no management path in status of {node}:\n{status}"));
-        assert!(path0.contains("DOWN"), "{node}: {status}");
+        assert!(path0.contains("DOWN"), "{cut:?}: {node}: {status}");
         assert!(
             status.contains("alarm     heartbeat path 0 is down"),
-            "{node} should raise the path alarm:\n{status}"
+            "{cut:?}: {node} should raise the path alarm:\n{status}"
         );
         let path1 = status
             .lines()
@@ -293,7 +323,27 @@ fn cutting_only_ha1_raises_an_alarm_and_never_fails_over() {
             .unwrap_or_else(|| panic!("no second path in status of {node}:\n{status}"));
         assert!(!path1.contains("DOWN"), "HA2 must stay up: {status}");
     }
-    assert_traffic(&pair, "with HA1 cut");
+    assert_traffic(&pair, &format!("with HA1 cut ({cut:?})"));
+}
+
+#[test]
+fn dropping_ha1_datagrams_raises_an_alarm_on_both_and_never_fails_over() {
+    if !ns_tests_enabled() {
+        return;
+    }
+    cut_ha1("fd", Ha1Cut::DropUdp, &["fw-a", "fw-b"]);
+}
+
+/// With its management link down the passive still sends HA1 heartbeats,
+/// routed out of another interface (the sockets are bound to an address,
+/// not to the device), so the active may go on hearing path 0: only the
+/// passive's alarm is asserted.
+#[test]
+fn ha1_link_down_on_the_passive_raises_an_alarm_and_never_fails_over() {
+    if !ns_tests_enabled() {
+        return;
+    }
+    cut_ha1("fh", Ha1Cut::LinkDown, &["fw-b"]);
 }
 
 #[test]
