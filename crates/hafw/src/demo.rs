@@ -36,6 +36,10 @@ pub struct DemoArgs {
     /// Print the report as JSON too.
     #[arg(long)]
     pub json: bool,
+    /// Test hook: make the passive unable to take over (its untrust link
+    /// down) before the planned failover, to prove the report names the step.
+    #[arg(long, hide = true)]
+    pub break_passive: bool,
 }
 
 struct Step {
@@ -120,7 +124,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         steps: vec![],
         total: 7,
     };
-    let pair = plan(&mut demo, &file, &lab_name, &exe, &profile, args.sessions);
+    let pair = plan(&mut demo, &file, &lab_name, &exe, &profile, args.sessions, args.break_passive);
     drop(pair); // tears the lab down, whatever happened
     if let Some(t) = temp {
         let _ = std::fs::remove_file(t);
@@ -153,6 +157,7 @@ fn plan(
     exe: &Path,
     profile: &str,
     n_sessions: usize,
+    break_passive: bool,
 ) -> Option<Pair> {
     let t = Instant::now();
     let pair = match Pair::start(file, lab_name, exe, profile) {
@@ -183,6 +188,13 @@ fn plan(
         return Some(pair);
     }
     let passive = others.first().cloned().unwrap_or_default();
+    if break_passive {
+        if let Err(e) = pair.inject(Fault::UntrustDown, &passive) {
+            demo.record("break the passive (test hook)", Err(e.to_string()));
+            return Some(pair);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     if !demo.record(
         &format!("failover, planned (the seed's test: suspend {first})"),
         failover(&mut pair, Fault::Suspend, &first, &passive, n_sessions),
