@@ -7,9 +7,13 @@
 //! | [`msg`] | the messages two nodes exchange, as plain data |
 //! | [`wire`] | their byte encoding, authenticated encryption and replay window |
 //! | [`node`] | the HA state machine: election, liveness, preemption, suspend |
+//! | [`sessions`] | session sync over HA2: sender, receiver, replicated cache |
+//! | [`config_sync`] | config sync: the shared policy's version, offer and apply |
 
+pub mod config_sync;
 pub mod msg;
 pub mod node;
+pub mod sessions;
 pub mod wire;
 
 /// Time as the cores see it: a duration since an origin the caller chose

@@ -14,6 +14,7 @@
 //! | [`sysctl`] | `/proc/sys/net` keys of a namespace |
 //! | [`arp`] | gratuitous ARP and an ARP listener (AF_PACKET) |
 //! | [`nft`] | nftables rulesets through `nft -f -` |
+//! | [`conntrack`] | ctnetlink: dump, events, create/update with NAT, delete of conntrack entries |
 //!
 //! Netlink functions take an [`Rtnl`]: in the daemon, `Rtnl::connect()` in
 //! its own namespace; in the lab, the one a [`Netns`] hands to its jobs:
@@ -39,6 +40,7 @@
 
 pub mod addr;
 pub mod arp;
+pub mod conntrack;
 mod error;
 pub mod exec;
 pub mod link;

@@ -2,8 +2,8 @@
 
 pub mod controller;
 pub mod havip;
-pub mod keepalived;
 pub mod hosts;
+pub mod keepalived;
 pub mod lab;
 mod neigh;
 pub mod pair;

@@ -87,7 +87,8 @@ fn answer_arp_at_once(t: &topology::Topology) -> Result<(), LabError> {
     let vpc = t.vpc_ns();
     for p in &t.ports {
         let key = format!("net.ipv4.neigh.{}.proxy_delay", p.vpc_dev);
-        hafw_kernel::sysctl::set(Some(&vpc), &key, "0").map_err(|e| err(format!("set {key} in {vpc}: {e}")))?;
+        hafw_kernel::sysctl::set(Some(&vpc), &key, "0")
+            .map_err(|e| err(format!("set {key} in {vpc}: {e}")))?;
     }
     Ok(())
 }
@@ -199,11 +200,22 @@ impl Pair {
                         .and_then(|l| self.dep.eni(&l.to).map(|(i, _)| i.name.clone()))
                 })
                 .collect();
-            let last_move = log.iter().filter(|l| l.kind == "move").map(|l| l.at_ns).max().unwrap_or(0);
-            let states: Vec<(String, Option<String>)> =
-                self.daemons.iter().map(|(n, _)| (n.clone(), self.state(n))).collect();
-            let actives: Vec<&str> =
-                states.iter().filter(|(_, s)| s.as_deref() == Some("active")).map(|(n, _)| n.as_str()).collect();
+            let last_move = log
+                .iter()
+                .filter(|l| l.kind == "move")
+                .map(|l| l.at_ns)
+                .max()
+                .unwrap_or(0);
+            let states: Vec<(String, Option<String>)> = self
+                .daemons
+                .iter()
+                .map(|(n, _)| (n.clone(), self.state(n)))
+                .collect();
+            let actives: Vec<&str> = states
+                .iter()
+                .filter(|(_, s)| s.as_deref() == Some("active"))
+                .map(|(n, _)| n.as_str())
+                .collect();
             why = format!("HAVIP owners {owners:?}, node states {states:?}");
             if let Some(Some(first)) = owners.first() {
                 if owners.iter().all(|o| o.as_deref() == Some(first))
@@ -216,8 +228,14 @@ impl Pair {
             if Instant::now() > end {
                 return Err(err(format!(
                     "the pair did not settle within {timeout:?}: {why}\nHAVIP log:\n{}\n{}",
-                    log.iter().map(lab::format_log_line).collect::<Vec<_>>().join("\n"),
-                    self.daemons.iter().map(|(n, _)| format!("--- {n}\n{}", self.daemon_log(n))).collect::<String>()
+                    log.iter()
+                        .map(lab::format_log_line)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    self.daemons
+                        .iter()
+                        .map(|(n, _)| format!("--- {n}\n{}", self.daemon_log(n)))
+                        .collect::<String>()
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -229,11 +247,15 @@ impl Pair {
     fn request(&self, node: &str, line: &str) -> Result<String, String> {
         use std::io::{Read as _, Write as _};
         let path = self.control(node);
-        let mut conn = std::os::unix::net::UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        conn.set_read_timeout(Some(Duration::from_millis(1000))).ok();
-        conn.write_all(format!("{line}\n").as_bytes()).map_err(|e| e.to_string())?;
+        let mut conn = std::os::unix::net::UnixStream::connect(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        conn.set_read_timeout(Some(Duration::from_millis(1000)))
+            .ok();
+        conn.write_all(format!("{line}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
         let mut reply = String::new();
-        conn.read_to_string(&mut reply).map_err(|e| format!("{node} did not answer `{line}`: {e}"))?;
+        conn.read_to_string(&mut reply)
+            .map_err(|e| format!("{node} did not answer `{line}`: {e}"))?;
         match reply.split_once('\n') {
             Some(("ok", body)) => Ok(body.to_string()),
             _ => Err(reply),
@@ -249,7 +271,8 @@ impl Pair {
 
     /// `hafw status` of a node, or why it did not answer.
     pub fn status_text(&self, node: &str) -> String {
-        self.request(node, "status").unwrap_or_else(|e| format!("no status: {e}"))
+        self.request(node, "status")
+            .unwrap_or_else(|e| format!("no status: {e}"))
     }
 
     /// `hafw status --json` of a node, or an empty string.

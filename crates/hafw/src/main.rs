@@ -13,6 +13,7 @@ mod demo;
 mod ha;
 mod lab;
 mod node;
+mod ops;
 
 #[derive(Parser)]
 #[command(

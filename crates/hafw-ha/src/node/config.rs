@@ -29,6 +29,11 @@ pub struct Config {
     /// How long an active that hands over waits to see its peer active
     /// before stepping down anyway.
     pub takeover_wait: Duration,
+    /// The least time a starting node listens for its peer before a cold
+    /// start makes it active alone (it listens at least one detection time).
+    /// Two nodes booted together need more than a fast detection time to
+    /// hear each other's first heartbeats (the first ones wait on ARP).
+    pub initial_listen: Duration,
 }
 
 /// More than `transitions` promotions within `window` suspend the node.
@@ -56,6 +61,7 @@ impl Config {
                 window: Duration::from_secs(60),
             },
             takeover_wait: Duration::from_secs(2),
+            initial_listen: Duration::ZERO,
         }
     }
 

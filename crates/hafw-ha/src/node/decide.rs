@@ -54,7 +54,7 @@ impl Node {
         if self.listened {
             // Nobody answered within one detection time: a cold start of one.
             let cause = Cause::ColdStart {
-                listened: self.config.detection(),
+                listened: self.config.detection().max(self.config.initial_listen),
             };
             self.promote(now, cause);
             return true;

@@ -152,7 +152,7 @@ impl Node {
         };
         node.timers.set(
             Timer::InitialListen,
-            now.saturating_add(node.config.detection()),
+            now.saturating_add(node.config.detection().max(node.config.initial_listen)),
         );
         // Due at once: the first round leaves on the daemon's first
         // `handle_timeout`, after it had the chance to set the config version.

@@ -2,6 +2,7 @@
 use std::process::ExitCode;
 
 mod dataplane;
+mod failover;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCmd {
@@ -10,10 +11,19 @@ pub enum BenchCmd {
     /// ruleset commit time. Builds its own three namespaces; needs root.
     #[command(after_help = "Example: hafw bench dataplane --rules 10,10000 --seconds 3 --runs 3")]
     Dataplane(dataplane::Args),
+    /// Failover of the HA pair in the emulated VPC: per fault kind and
+    /// timer profile, a 1 kHz prober's loss and gap and the cloud's HAVIP
+    /// move time; optionally a soak under a CPU hog counting spurious
+    /// transitions. Builds its own labs; needs root.
+    #[command(
+        after_help = "Example: hafw bench failover --runs 10 --profile both --soak-seconds 600"
+    )]
+    Failover(failover::Args),
 }
 
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Dataplane(args) => dataplane::run(args),
+        BenchCmd::Failover(args) => failover::run(args),
     }
 }

@@ -67,17 +67,18 @@ pub fn start(
             };
             rt.block_on(async move {
                 let mut sockets = vec![];
-                for (local, _) in &setup.paths {
-                    match UdpSocket::bind(local).await {
+                for ((local, _), dev) in setup.paths.iter().zip(&setup.path_ifnames) {
+                    match bind_path(*local, dev) {
                         Ok(s) => sockets.push(Arc::new(s)),
                         Err(e) => {
                             let _ = ready_tx.send(Err(format!(
-                                "bind the heartbeat socket {local}: {e}; is the address on this node?"
+                                "bind the heartbeat socket {local} on {dev}: {e}; is the address on this node?"
                             )));
                             return;
                         }
                     }
                 }
+                realtime(&log);
                 let _ = ready_tx.send(Ok(()));
                 run(setup, sealer, sockets, req_rx, act_tx, timelines, log).await;
             });
@@ -90,6 +91,35 @@ pub fn start(
         }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("the HA thread stopped during start-up".into()),
+    }
+}
+
+/// A heartbeat socket bound to its path's address and device.
+fn bind_path(local: SocketAddr, dev: &str) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.bind_device(Some(dev.as_bytes()))?;
+    s.bind(&local.into())?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Real-time scheduling for the HA thread: on a loaded machine a busy
+/// process must not delay a heartbeat by more than the detection time
+/// (keepalived's VRRP process does the same). Best effort: without the
+/// privilege the thread runs as a normal one, and says so.
+fn realtime(log: &Log) {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sched_setscheduler on the calling thread (0) with a valid param.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        log.info(format!(
+            "HA thread: no real-time priority ({}); heartbeats may be late under load",
+            std::io::Error::last_os_error()
+        ));
     }
 }
 

@@ -42,24 +42,37 @@ pub struct Ha2 {
 }
 
 /// Starts the link on the current runtime.
-pub fn start(local: SocketAddr, peer: SocketAddr, dial: bool, sealer: Arc<Mutex<Sealer>>, psk: &Psk, own_id: u32) -> Ha2 {
+pub fn start(
+    local: SocketAddr,
+    peer: SocketAddr,
+    dial: bool,
+    sealer: Arc<Mutex<Sealer>>,
+    psk: &Psk,
+    own_id: u32,
+) -> Ha2 {
     let (to_peer, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
     let (ev_tx, events) = mpsc::unbounded_channel();
     let counters = Arc::new(Ha2Counters::default());
     let c = counters.clone();
     let mut opener = Opener::new(psk, own_id);
     tokio::spawn(async move {
-        let listener = if dial { None } else { TcpListener::bind(local).await.ok() };
+        let listener = if dial {
+            None
+        } else {
+            TcpListener::bind(local).await.ok()
+        };
         loop {
             let stream = if dial {
                 match tokio::net::TcpSocket::new_v4().and_then(|s| {
                     s.bind(SocketAddr::new(local.ip(), 0))?;
                     Ok(s)
                 }) {
-                    Ok(s) => match tokio::time::timeout(Duration::from_secs(2), s.connect(peer)).await {
-                        Ok(Ok(st)) => Some(st),
-                        _ => None,
-                    },
+                    Ok(s) => {
+                        match tokio::time::timeout(Duration::from_secs(2), s.connect(peer)).await {
+                            Ok(Ok(st)) => Some(st),
+                            _ => None,
+                        }
+                    }
                     Err(_) => None,
                 }
             } else {
@@ -86,7 +99,11 @@ pub fn start(local: SocketAddr, peer: SocketAddr, dial: bool, sealer: Arc<Mutex<
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    Ha2 { to_peer, events, counters }
+    Ha2 {
+        to_peer,
+        events,
+        counters,
+    }
 }
 
 async fn serve(

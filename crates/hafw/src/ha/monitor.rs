@@ -1,38 +1,52 @@
-//! Link monitoring: the carrier of the interfaces named in
-//! `policy.ha.link_monitor`, polled over netlink, combined per group (any
-//! or all members down fails the group) and reported to the core when the
-//! verdict changes.
+//! Link monitoring: the carrier of every interface of the node, polled over
+//! netlink. The groups of `policy.ha.link_monitor` (any or all members down
+//! fails the group) are reported to the core when the verdict changes. When
+//! an interface comes back, the routes the plan puts on it are restored: the
+//! kernel deletes a route whose link went down, and a node that takes over
+//! again without its default route would black-hole traffic.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hafw_kernel::{link, Rtnl};
+use hafw_kernel::{link, route, Rtnl};
+use hafw_model::render::node::NodePlan;
 use hafw_model::spec::{Deployment, Failure};
 use tokio::sync::mpsc;
 
 use super::HaRequest;
+use crate::node::apply::planned_route;
+use crate::node::log::Log;
 
 pub async fn links(
     nl: Rtnl,
     dep: Deployment,
+    plan: NodePlan,
     every: Duration,
     to_core: mpsc::UnboundedSender<HaRequest>,
+    log: Log,
 ) {
     let groups = dep.policy.ha.link_monitors.clone();
-    if groups.is_empty() {
-        return;
-    }
     let mut last: Option<(bool, String)> = None;
+    let mut was_up: BTreeMap<String, bool> = BTreeMap::new();
     loop {
+        let mut up_now = BTreeMap::new();
+        for i in &plan.interfaces {
+            let up = matches!(link::show(&nl, &i.ifname).await, Ok(l) if l.carrier && l.admin_up);
+            up_now.insert(i.ifname.clone(), up);
+        }
+        for (name, up) in &up_now {
+            if *up && was_up.get(name) == Some(&false) {
+                restore_routes(&nl, &plan, name, &log).await;
+            }
+        }
         let mut failing = vec![];
         for g in &groups {
-            let mut down = vec![];
-            for role in &g.interfaces {
-                let name = role.ifname();
-                let up = matches!(link::show(&nl, name).await, Ok(l) if l.carrier && l.admin_up);
-                if !up {
-                    down.push(name);
-                }
-            }
+            let down: Vec<&str> = g
+                .interfaces
+                .iter()
+                .map(|r| r.ifname())
+                .filter(|n| up_now.get(*n) != Some(&true))
+                .collect();
             let fails = match g.failure {
                 Failure::Any => !down.is_empty(),
                 Failure::All => down.len() == g.interfaces.len(),
@@ -41,14 +55,26 @@ pub async fn links(
                 failing.push(format!("link down: {}", down.join(", ")));
             }
         }
-        let verdict = (failing.is_empty(), failing.join("; "));
-        if last.as_ref() != Some(&verdict) {
-            let _ = to_core.send(HaRequest::Monitor {
-                healthy: verdict.0,
-                reason: verdict.1.clone(),
-            });
-            last = Some(verdict);
+        if !groups.is_empty() {
+            let verdict = (failing.is_empty(), failing.join("; "));
+            if last.as_ref() != Some(&verdict) {
+                let _ = to_core.send(HaRequest::Monitor {
+                    healthy: verdict.0,
+                    reason: verdict.1.clone(),
+                });
+                last = Some(verdict);
+            }
         }
+        was_up = up_now;
         tokio::time::sleep(every).await;
+    }
+}
+
+async fn restore_routes(nl: &Rtnl, plan: &NodePlan, ifname: &str, log: &Log) {
+    for r in plan.routes.iter().filter(|r| r.ifname == ifname) {
+        match route::replace(nl, &planned_route(r)).await {
+            Ok(()) => log.info(format!("{ifname} is up again: restored route {} via {}", r.destination, r.gateway)),
+            Err(e) => log.info(format!("{ifname} is up again but route {} did not come back: {e}", r.destination)),
+        }
     }
 }

@@ -16,6 +16,9 @@ pub struct Setup {
     /// (local, peer) per heartbeat path, in the order of `policy.ha.paths`.
     pub paths: Vec<(SocketAddr, SocketAddr)>,
     pub path_names: Vec<String>,
+    /// The interface of each path: heartbeats are bound to it, so a path
+    /// whose link is down is silent instead of leaking out another one.
+    pub path_ifnames: Vec<String>,
     pub peer_name: String,
 }
 
@@ -47,6 +50,7 @@ pub fn resolve(dep: &Deployment, plan: &NodePlan, key_file: &Path) -> Result<Set
         Psk::from_file_bytes(&bytes, &key_file.display().to_string()).map_err(|e| e.to_string())?;
     let mut paths = vec![];
     let mut path_names = vec![];
+    let mut path_ifnames = vec![];
     for p in &plan.ha.paths {
         let Some(peer) = p.peer else {
             return Err(format!("HA path {} has no peer address", p.role.as_str()));
@@ -56,6 +60,7 @@ pub fn resolve(dep: &Deployment, plan: &NodePlan, key_file: &Path) -> Result<Set
             SocketAddr::V4(SocketAddrV4::new(peer.0, plan.ha.port)),
         ));
         path_names.push(format!("{} {} -> {}", p.role.as_str(), p.local, peer));
+        path_ifnames.push(p.ifname.clone());
     }
     let ha = &dep.policy.ha;
     let timers = &plan.ha.timers;
@@ -73,12 +78,16 @@ pub fn resolve(dep: &Deployment, plan: &NodePlan, key_file: &Path) -> Result<Set
     // Long enough for the peer to promote and say so in a heartbeat, even
     // with the default timers on a loaded machine.
     config.takeover_wait = (config.heartbeat_interval * 4).max(Duration::from_millis(500));
+    // Booted together, the nodes must hear each other before either takes
+    // the HAVIPs alone (a cold-start race makes both announce).
+    config.initial_listen = Duration::from_millis(500);
     config.validate().map_err(|e| format!("HA settings: {e}"))?;
     Ok(Setup {
         config,
         psk,
         paths,
         path_names,
+        path_ifnames,
         peer_name,
     })
 }

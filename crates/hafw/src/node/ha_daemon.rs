@@ -59,6 +59,11 @@ async fn serve(
     let applied = apply::apply(&nl, &plan, false, &log)
         .await
         .map_err(|e| e.to_string())?;
+    // A node restarted after a crash may still hold the floating addresses
+    // from its last life; a passive must not answer for them.
+    for f in &plan.floating {
+        let _ = addr::delete(&nl, &f.ifname, apply::floating_net(f)).await;
+    }
     log.info(format!(
         "data plane up as passive; HA with {} over {} path(s), heartbeat {} ms x {}",
         setup.peer_name,
@@ -69,19 +74,20 @@ async fn serve(
 
     let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
     let sealer = ha::core_thread::new_sealer(&setup);
-    let handles = match ha::core_thread::start(setup, sealer.clone(), timelines.clone(), log.clone()) {
-        Ok(h) => h,
-        Err(e) => {
-            let problems = withdraw::withdraw(&nl, applied, &log).await;
-            return Err(format!(
-                "{e}{}",
-                problems
-                    .iter()
-                    .map(|p| format!("\n  also: {p}"))
-                    .collect::<String>()
-            ));
-        }
-    };
+    let handles =
+        match ha::core_thread::start(setup, sealer.clone(), timelines.clone(), log.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                let problems = withdraw::withdraw(&nl, applied, &log).await;
+                return Err(format!(
+                    "{e}{}",
+                    problems
+                        .iter()
+                        .map(|p| format!("\n  also: {p}"))
+                        .collect::<String>()
+                ));
+            }
+        };
     let requests = handles.requests.clone();
     control::serve(listener, move |req| {
         let (tx, rx) = oneshot::channel();
@@ -114,8 +120,10 @@ async fn serve(
     tokio::spawn(ha::monitor::links(
         nl.clone(),
         dep.clone(),
+        plan.clone(),
         monitor_every,
         handles.requests.clone(),
+        log.clone(),
     ));
     let garp = dep.policy.ha.garp.clone();
     let executor = tokio::spawn(ha::promote::execute(

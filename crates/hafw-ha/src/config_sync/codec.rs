@@ -1,0 +1,244 @@
+//! The config-sync payload inside an HA2 envelope, hand-encoded so that
+//! every byte string decodes to exactly one [`ConfigMessage`] or an error,
+//! without panicking.
+//!
+//! ```text
+//! 'C' | version (1) | type u8 | body
+//! type 1 Offer   version u64 | hash [32] | total u32 | offset u32 |
+//!                len u32 | len bytes (one chunk of the policy text)
+//! type 2 Result  version u64 | hash [32] | flags u8 (bit 0 applied,
+//!                bit 1 error present, others 0) | len u16 | len bytes
+//!                of UTF-8 error text (len 0 without bit 1)
+//! ```
+//! A policy longer than [`CHUNK`] bytes goes as several Offers (one
+//! envelope each); the receiver assembles them and checks the hash.
+
+use std::fmt;
+
+pub const CHANNEL: u8 = b'C';
+pub const VERSION: u8 = 1;
+/// Policy bytes per Offer: with the 60-byte header it stays well inside
+/// one envelope's plaintext (`wire::MAX_PLAINTEXT_LEN`).
+pub const CHUNK: usize = 60_000;
+/// The largest policy config sync carries (a deployment file is KBs).
+pub const MAX_POLICY_LEN: usize = 16 * 1024 * 1024;
+/// Error texts are cut (at a character boundary) to this many bytes.
+pub const MAX_ERROR_LEN: usize = 4096;
+
+const T_OFFER: u8 = 1;
+const T_RESULT: u8 = 2;
+const F_APPLIED: u8 = 1;
+const F_ERROR: u8 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigMessage {
+    /// One chunk of a policy: bytes `offset..offset + bytes.len()` of
+    /// `total`.
+    Offer {
+        version: u64,
+        hash: [u8; 32],
+        total: u32,
+        offset: u32,
+        bytes: Vec<u8>,
+    },
+    /// The receiving node's verdict on an offered version.
+    Result {
+        version: u64,
+        hash: [u8; 32],
+        applied: bool,
+        error: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
+    WrongChannel(u8),
+    UnknownVersion(u8),
+    UnknownType(u8),
+    UnknownFlags(u8),
+    /// An error text without the error flag.
+    StrayError,
+    BadUtf8,
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated { what, need, have } => write!(
+                f,
+                "config-sync payload truncated in {what}: needs {need} bytes, has {have}"
+            ),
+            DecodeError::WrongChannel(c) => {
+                write!(f, "not a config-sync payload (channel byte {c:#04x})")
+            }
+            DecodeError::UnknownVersion(v) => write!(
+                f,
+                "config-sync version {v} is not supported (this build speaks {VERSION}): \
+                 run the same hafw release on both nodes"
+            ),
+            DecodeError::UnknownType(t) => write!(f, "unknown config-sync message type {t}"),
+            DecodeError::UnknownFlags(b) => write!(f, "unknown config result flags {b:#04x}"),
+            DecodeError::StrayError => write!(f, "config result carries error text without its flag"),
+            DecodeError::BadUtf8 => write!(f, "config result error text is not UTF-8"),
+            DecodeError::TrailingBytes(n) => write!(f, "{n} bytes after the config-sync message"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// `s` cut to at most `max` bytes without splitting a character.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub fn encode(msg: &ConfigMessage) -> Vec<u8> {
+    let mut out = vec![CHANNEL, VERSION];
+    match msg {
+        ConfigMessage::Offer {
+            version,
+            hash,
+            total,
+            offset,
+            bytes,
+        } => {
+            // Callers chunk by `CHUNK`; a longer slice is cut, not wrapped.
+            let chunk = &bytes[..bytes.len().min(u32::MAX as usize)];
+            out.reserve(57 + chunk.len());
+            out.push(T_OFFER);
+            out.extend_from_slice(&version.to_be_bytes());
+            out.extend_from_slice(hash);
+            out.extend_from_slice(&total.to_be_bytes());
+            out.extend_from_slice(&offset.to_be_bytes());
+            out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+            out.extend_from_slice(chunk);
+        }
+        ConfigMessage::Result {
+            version,
+            hash,
+            applied,
+            error,
+        } => {
+            out.push(T_RESULT);
+            out.extend_from_slice(&version.to_be_bytes());
+            out.extend_from_slice(hash);
+            let mut flags = 0;
+            if *applied {
+                flags |= F_APPLIED;
+            }
+            if error.is_some() {
+                flags |= F_ERROR;
+            }
+            out.push(flags);
+            let text = truncate_utf8(error.as_deref().unwrap_or(""), usize::from(u16::MAX));
+            out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Result<ConfigMessage, DecodeError> {
+    let mut r = Reader(bytes);
+    let channel = r.u8("channel")?;
+    if channel != CHANNEL {
+        return Err(DecodeError::WrongChannel(channel));
+    }
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let msg = match r.u8("type")? {
+        T_OFFER => {
+            let version = r.u64("version")?;
+            let hash = r.array("hash")?;
+            let total = r.u32("total")?;
+            let offset = r.u32("offset")?;
+            let len = r.u32("len")? as usize;
+            let bytes = r.take(len, "policy bytes")?.to_vec();
+            ConfigMessage::Offer {
+                version,
+                hash,
+                total,
+                offset,
+                bytes,
+            }
+        }
+        T_RESULT => {
+            let version = r.u64("version")?;
+            let hash = r.array("hash")?;
+            let flags = r.u8("flags")?;
+            if flags & !(F_APPLIED | F_ERROR) != 0 {
+                return Err(DecodeError::UnknownFlags(flags));
+            }
+            let len = usize::from(r.u16("error length")?);
+            let text = r.take(len, "error text")?;
+            let error = if flags & F_ERROR != 0 {
+                let s = std::str::from_utf8(text).map_err(|_| DecodeError::BadUtf8)?;
+                Some(s.to_owned())
+            } else if len != 0 {
+                return Err(DecodeError::StrayError);
+            } else {
+                None
+            };
+            ConfigMessage::Result {
+                version,
+                hash,
+                applied: flags & F_APPLIED != 0,
+                error,
+            }
+        }
+        other => return Err(DecodeError::UnknownType(other)),
+    };
+    if !r.0.is_empty() {
+        return Err(DecodeError::TrailingBytes(r.0.len()));
+    }
+    Ok(msg)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError::Truncated {
+                what,
+                need: n,
+                have: self.0.len(),
+            });
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        self.array(what).map(u16::from_be_bytes)
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        self.array(what).map(u32::from_be_bytes)
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        self.array(what).map(u64::from_be_bytes)
+    }
+}

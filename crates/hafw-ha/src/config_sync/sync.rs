@@ -1,0 +1,456 @@
+//! The config-sync core. See the module docs of [`crate::config_sync`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use super::assemble::{chunks, Assembly};
+use super::codec::{decode, encode, truncate_utf8, ConfigMessage, DecodeError, MAX_ERROR_LEN};
+use super::policy_hash;
+use crate::Time;
+
+/// What the daemon must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigAction {
+    /// Validate, apply atomically and persist this policy, then call
+    /// [`ConfigSync::handle_apply_result`]. Nothing else is applied until
+    /// then.
+    ApplyConfig {
+        version: u64,
+        hash: [u8; 32],
+        bytes: Vec<u8>,
+    },
+}
+
+/// How offers are retransmitted until the peer answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryConfig {
+    /// 100 ms doubling to 1 s: a lost offer still lands well within the
+    /// issue's 1 s goal on a link that loses one copy.
+    fn default() -> Self {
+        RetryConfig {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigStatus {
+    /// Ours: 0 and a zero hash when there is no policy yet.
+    pub version: u64,
+    pub hash: [u8; 32],
+    /// The peer's, as its heartbeats advertise it.
+    pub peer: Option<(u64, [u8; 32])>,
+    /// The peer is known and runs another (version, hash).
+    pub mismatch: bool,
+    /// A version seen with two different hashes (independent edits).
+    pub conflict: Option<u64>,
+    /// The version we offer until the peer answers.
+    pub offering: Option<u64>,
+    /// The version the daemon is applying.
+    pub applying: Option<u64>,
+    /// The peer's last answer to our offer: (version, applied, error).
+    pub peer_result: Option<(u64, bool, Option<String>)>,
+    /// The last failure on either side, for `hafw status` and the alarm.
+    pub last_error: Option<String>,
+    pub offers_sent: u64,
+    pub retransmits: u64,
+    pub applied: u64,
+    pub failed: u64,
+    /// Offers refused as older than ours.
+    pub stale_offers: u64,
+    pub bad_messages: u64,
+}
+
+/// Why a local apply is not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyError {
+    NotNewer { version: u64, current: u64 },
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApplyError::NotNewer { version, current } => write!(
+                f,
+                "policy version {version} is not newer than the current {current}; \
+                 use ConfigSync::next_version"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+#[derive(Debug, Clone)]
+struct Policy {
+    version: u64,
+    hash: [u8; 32],
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct Offering {
+    version: u64,
+    hash: [u8; 32],
+    retries: u32,
+    retry_at: Time,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfigSync {
+    retry: RetryConfig,
+    ours: Option<Policy>,
+    peer: Option<(u64, [u8; 32])>,
+    offering: Option<Offering>,
+    incoming: Option<Assembly>,
+    applying: Option<Policy>,
+    /// The last version that failed to apply here, with why: answered
+    /// again, never re-applied, when the peer retransmits it.
+    failed: Option<(u64, [u8; 32], String)>,
+    outbox: VecDeque<Vec<u8>>,
+    actions: VecDeque<ConfigAction>,
+    status: ConfigStatus,
+}
+
+impl ConfigSync {
+    /// `current`: the persisted policy (version, bytes), if any.
+    pub fn new(retry: RetryConfig, current: Option<(u64, Vec<u8>)>) -> ConfigSync {
+        let ours = current.map(|(version, bytes)| Policy {
+            version,
+            hash: policy_hash(&bytes),
+            bytes,
+        });
+        ConfigSync {
+            retry,
+            ours,
+            peer: None,
+            offering: None,
+            incoming: None,
+            applying: None,
+            failed: None,
+            outbox: VecDeque::new(),
+            actions: VecDeque::new(),
+            status: ConfigStatus::default(),
+        }
+    }
+
+    /// (version, hash) to advertise in heartbeats (`Node::set_config_version`).
+    pub fn advertised(&self) -> (u64, [u8; 32]) {
+        self.ours.as_ref().map_or((0, [0; 32]), |p| (p.version, p.hash))
+    }
+
+    /// The version `hafw config apply` should use: above both nodes'.
+    pub fn next_version(&self) -> u64 {
+        let peer = self.peer.map_or(0, |(v, _)| v);
+        self.advertised().0.max(peer).saturating_add(1)
+    }
+
+    /// The daemon applied a new policy here (`hafw config apply` on the
+    /// active, after [`super::local_edit_allowed`]): offer it to the peer.
+    /// Returns its hash.
+    pub fn apply_local(
+        &mut self,
+        now: Time,
+        version: u64,
+        bytes: Vec<u8>,
+    ) -> Result<[u8; 32], ApplyError> {
+        let current = self.advertised().0;
+        if version <= current {
+            return Err(ApplyError::NotNewer { version, current });
+        }
+        let hash = policy_hash(&bytes);
+        self.ours = Some(Policy {
+            version,
+            hash,
+            bytes,
+        });
+        self.status.conflict = None;
+        self.failed = None;
+        self.start_offer(now);
+        Ok(hash)
+    }
+
+    /// The peer's (version, hash) from its heartbeats: offers ours when
+    /// the peer is behind (it restarted from scratch, or missed an apply).
+    pub fn note_peer_version(&mut self, now: Time, version: u64, hash: [u8; 32]) {
+        self.peer = Some((version, hash));
+        let (v, h) = self.advertised();
+        if version == v && hash != h && v != 0 {
+            self.status.conflict = Some(v);
+        }
+        if v > version && self.offering.as_ref().is_none_or(|o| o.version != v) {
+            // Not again if the peer already refused exactly this version:
+            // its error stands until a new apply.
+            let refused = matches!(&self.status.peer_result,
+                Some((rv, false, _)) if *rv == v);
+            if !refused {
+                self.start_offer(now);
+            }
+        }
+    }
+
+    /// A config-sync payload from the peer.
+    pub fn handle_message(&mut self, now: Time, bytes: &[u8]) -> Result<(), DecodeError> {
+        match decode(bytes) {
+            Ok(msg) => {
+                self.handle_decoded(now, msg);
+                Ok(())
+            }
+            Err(e) => {
+                self.status.bad_messages += 1;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn handle_decoded(&mut self, now: Time, msg: ConfigMessage) {
+        match msg {
+            ConfigMessage::Offer {
+                version,
+                hash,
+                total,
+                offset,
+                bytes,
+            } => self.on_offer(version, hash, total as usize, offset as usize, bytes),
+            ConfigMessage::Result {
+                version,
+                hash,
+                applied,
+                error,
+            } => self.on_result(now, version, hash, applied, error),
+        }
+    }
+
+    /// The daemon's verdict on [`ConfigAction::ApplyConfig`]. On failure
+    /// nothing changed (the daemon applies atomically): we stay on our
+    /// previous version.
+    pub fn handle_apply_result(&mut self, _now: Time, result: Result<(), String>) {
+        let Some(p) = self.applying.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.status.applied += 1;
+                self.reply(p.version, p.hash, true, None);
+                self.failed = None;
+                self.status.conflict = None;
+                // Applied here: an older offer of ours is moot.
+                if self.offering.as_ref().is_some_and(|o| o.version < p.version) {
+                    self.offering = None;
+                }
+                self.ours = Some(p);
+            }
+            Err(e) => {
+                let e = truncate_utf8(&e, MAX_ERROR_LEN).to_owned();
+                self.status.failed += 1;
+                self.status.last_error = Some(format!(
+                    "policy version {} from the peer was not applied: {e}",
+                    p.version
+                ));
+                self.reply(p.version, p.hash, false, Some(e.clone()));
+                self.failed = Some((p.version, p.hash, e));
+            }
+        }
+    }
+
+    /// Offer retransmissions.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let Some(o) = &mut self.offering else {
+            return;
+        };
+        if o.retry_at > now {
+            return;
+        }
+        o.retries += 1;
+        let backoff = self
+            .retry
+            .initial
+            .saturating_mul(1 << o.retries.min(16))
+            .min(self.retry.max);
+        o.retry_at = now + backoff;
+        // The daemon has not even sent the last copy: do not pile up more.
+        if self.outbox.is_empty() {
+            self.status.retransmits += 1;
+            self.queue_offer();
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.outbox.pop_front()
+    }
+
+    pub fn poll_action(&mut self) -> Option<ConfigAction> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.offering.as_ref().map(|o| o.retry_at)
+    }
+
+    pub fn status(&self) -> ConfigStatus {
+        let (version, hash) = self.advertised();
+        ConfigStatus {
+            version,
+            hash,
+            peer: self.peer,
+            mismatch: self.peer.is_some_and(|p| p != (version, hash)),
+            offering: self.offering.as_ref().map(|o| o.version),
+            applying: self.applying.as_ref().map(|p| p.version),
+            ..self.status.clone()
+        }
+    }
+
+    fn start_offer(&mut self, now: Time) {
+        let Some(p) = &self.ours else {
+            return;
+        };
+        self.offering = Some(Offering {
+            version: p.version,
+            hash: p.hash,
+            retries: 0,
+            retry_at: now + self.retry.initial,
+        });
+        self.status.offers_sent += 1;
+        self.status.peer_result = None;
+        self.queue_offer();
+    }
+
+    fn queue_offer(&mut self) {
+        let Some(p) = &self.ours else {
+            return;
+        };
+        let total = p.bytes.len() as u32;
+        for (offset, chunk) in chunks(&p.bytes) {
+            self.outbox.push_back(encode(&ConfigMessage::Offer {
+                version: p.version,
+                hash: p.hash,
+                total,
+                offset: offset as u32,
+                bytes: chunk.to_vec(),
+            }));
+        }
+    }
+
+    fn on_offer(&mut self, version: u64, hash: [u8; 32], total: usize, offset: usize, bytes: Vec<u8>) {
+        let (v, h) = self.advertised();
+        if version == 0 || version < v {
+            self.status.stale_offers += 1;
+            let why = format!("this node already runs the newer policy version {v}");
+            self.reply(version, hash, false, Some(why));
+            return;
+        }
+        if version == v {
+            if hash == h {
+                // Our earlier Result was lost: say it again.
+                self.reply(version, hash, true, None);
+            } else {
+                self.status.conflict = Some(v);
+                let why = format!(
+                    "this node runs another policy under version {v}: both nodes were \
+                     edited independently; apply a new version on the active node"
+                );
+                self.status.last_error = Some(why.clone());
+                self.reply(version, hash, false, Some(why));
+            }
+            return;
+        }
+        if let Some(p) = &self.applying {
+            // One apply at a time; the offer comes again after it.
+            if (p.version, p.hash) != (version, hash) {
+                self.status.stale_offers += 1;
+            }
+            return;
+        }
+        if let Some((fv, fh, e)) = &self.failed {
+            if (*fv, *fh) == (version, hash) {
+                let e = e.clone();
+                self.reply(version, hash, false, Some(e));
+                return;
+            }
+        }
+        let same = self
+            .incoming
+            .as_ref()
+            .is_some_and(|a| (a.version, a.hash) == (version, hash));
+        if !same {
+            if self.incoming.as_ref().is_some_and(|a| a.version > version) {
+                self.status.stale_offers += 1;
+                return;
+            }
+            match Assembly::new(version, hash, total) {
+                Ok(a) => self.incoming = Some(a),
+                Err(e) => return self.refuse(version, hash, e.describe()),
+            }
+        }
+        let Some(a) = &mut self.incoming else {
+            return;
+        };
+        match a.add(total, offset, bytes) {
+            Ok(None) => {}
+            Ok(Some(whole)) => {
+                self.incoming = None;
+                self.actions.push_back(ConfigAction::ApplyConfig {
+                    version,
+                    hash,
+                    bytes: whole.clone(),
+                });
+                self.applying = Some(Policy {
+                    version,
+                    hash,
+                    bytes: whole,
+                });
+            }
+            Err(e) => {
+                self.incoming = None;
+                self.refuse(version, hash, e.describe());
+            }
+        }
+    }
+
+    /// An offer that cannot even reach the daemon: the peer's bug.
+    fn refuse(&mut self, version: u64, hash: [u8; 32], why: String) {
+        self.status.bad_messages += 1;
+        self.status.last_error = Some(why.clone());
+        self.reply(version, hash, false, Some(why));
+    }
+
+    fn on_result(
+        &mut self,
+        _now: Time,
+        version: u64,
+        hash: [u8; 32],
+        applied: bool,
+        error: Option<String>,
+    ) {
+        let Some(o) = &self.offering else {
+            return;
+        };
+        if (o.version, o.hash) != (version, hash) {
+            return;
+        }
+        self.offering = None;
+        if !applied {
+            self.status.last_error = Some(format!(
+                "the peer did not apply policy version {version}: {}",
+                error.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        self.status.peer_result = Some((version, applied, error));
+    }
+
+    fn reply(&mut self, version: u64, hash: [u8; 32], applied: bool, error: Option<String>) {
+        self.outbox.push_back(encode(&ConfigMessage::Result {
+            version,
+            hash,
+            applied,
+            error,
+        }));
+    }
+}

@@ -1,0 +1,187 @@
+//! Tunables of the two session-sync endpoints, checked once at
+//! construction (style.md rule 5: a bad value is an error, never replaced
+//! by a default).
+
+use std::fmt;
+use std::time::Duration;
+
+use super::codec::{entries_per_message, MAX_PAYLOAD};
+
+/// The sender's window is at most this many messages: a receiver's
+/// selective ack covers 64 messages past the first gap, and 1024 × 60 KB
+/// is already more memory than a sync link needs in flight.
+pub const MAX_WINDOW: usize = 1024;
+/// Smallest payload a sender may be configured for (a handful of entries).
+pub const MIN_PAYLOAD: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderConfig {
+    /// Names this run of the sender; must differ from the previous run's
+    /// (the daemon uses its wire epoch's start time) and not be 0.
+    pub stream: u64,
+    /// Largest payload built, ≤ [`MAX_PAYLOAD`].
+    pub max_payload: usize,
+    /// How long a change may wait for others to share its message.
+    pub flush_interval: Duration,
+    /// Unacknowledged messages allowed in flight (2..=[`MAX_WINDOW`]).
+    /// When full, changes keep coalescing in the pending set instead.
+    pub window: usize,
+    /// Retransmission timeout before any round trip was measured.
+    pub initial_rto: Duration,
+    pub min_rto: Duration,
+    /// Cap of the exponential backoff.
+    pub max_rto: Duration,
+}
+
+impl SenderConfig {
+    /// The defaults for a LAN link: 60 KB messages, 2 ms flush, 64 in
+    /// flight, RTO 200 ms at first, 20 ms..2 s.
+    pub fn new(stream: u64) -> SenderConfig {
+        SenderConfig {
+            stream,
+            max_payload: MAX_PAYLOAD,
+            flush_interval: Duration::from_millis(2),
+            window: 64,
+            initial_rto: Duration::from_millis(200),
+            min_rto: Duration::from_millis(20),
+            max_rto: Duration::from_secs(2),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.stream == 0 {
+            return Err(ConfigError::new(
+                "stream",
+                "is 0, which receivers use for \"no stream\"; use the wire epoch's start time",
+            ));
+        }
+        if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&self.max_payload) {
+            return Err(ConfigError::new(
+                "max_payload",
+                format!(
+                    "is {} bytes; it must be within {MIN_PAYLOAD}..={MAX_PAYLOAD} \
+                     so that a message fits one HA2 envelope",
+                    self.max_payload
+                ),
+            ));
+        }
+        if !(2..=MAX_WINDOW).contains(&self.window) {
+            return Err(ConfigError::new(
+                "window",
+                format!("is {}; it must be within 2..={MAX_WINDOW}", self.window),
+            ));
+        }
+        if self.min_rto.is_zero() || self.min_rto > self.max_rto {
+            return Err(ConfigError::new(
+                "min_rto",
+                format!(
+                    "is {:?} with max_rto {:?}; it must be above zero and at most max_rto",
+                    self.min_rto, self.max_rto
+                ),
+            ));
+        }
+        if self.initial_rto < self.min_rto || self.initial_rto > self.max_rto {
+            return Err(ConfigError::new(
+                "initial_rto",
+                format!(
+                    "is {:?}; it must be within min_rto..=max_rto ({:?}..={:?})",
+                    self.initial_rto, self.min_rto, self.max_rto
+                ),
+            ));
+        }
+        debug_assert!(entries_per_message(self.max_payload) > 0);
+        Ok(())
+    }
+}
+
+/// Where the passive keeps synced sessions until it is promoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Mode A: mirror every change into the passive's own kernel table at
+    /// once ([`super::ReceiverAction`]s), so promotion has nothing to do.
+    Mirror,
+    /// Mode B: keep them in the cache only; promotion commits
+    /// [`super::SyncReceiver::take_for_promotion`] in one batch.
+    Commit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverConfig {
+    pub mode: Mode,
+    /// Out-of-order messages held past the first gap (1..=[`MAX_WINDOW`]);
+    /// at least the sender's window, or retransmissions are wasted.
+    pub window: usize,
+    /// Least time between two resync requests, and how long messages of an
+    /// unknown stream may arrive before one is sent (its bulk start may be
+    /// merely late).
+    pub resync_interval: Duration,
+    /// A gap retransmission has not filled in this long asks for a bulk.
+    pub gap_timeout: Duration,
+    /// Added to an entry's `timeout_s` before it expires here: the active
+    /// refreshes its kernel timer on traffic without sending an event.
+    pub expiry_grace: Duration,
+    /// How often the cache is scanned for expired entries.
+    pub expiry_scan: Duration,
+    /// Most entries per kernel action in [`Mode::Mirror`].
+    pub action_batch: usize,
+}
+
+impl ReceiverConfig {
+    pub fn new(mode: Mode) -> ReceiverConfig {
+        ReceiverConfig {
+            mode,
+            window: 128,
+            resync_interval: Duration::from_millis(200),
+            gap_timeout: Duration::from_secs(5),
+            expiry_grace: Duration::from_secs(30),
+            expiry_scan: Duration::from_secs(1),
+            action_batch: 1024,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_WINDOW).contains(&self.window) {
+            return Err(ConfigError::new(
+                "window",
+                format!("is {}; it must be within 1..={MAX_WINDOW}", self.window),
+            ));
+        }
+        for (field, d) in [
+            ("resync_interval", self.resync_interval),
+            ("gap_timeout", self.gap_timeout),
+            ("expiry_scan", self.expiry_scan),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::new(field, "is zero; it must be above zero"));
+            }
+        }
+        if self.action_batch == 0 {
+            return Err(ConfigError::new("action_batch", "is 0; it must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// A session-sync setting out of range: which one, and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(field: &'static str, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session sync setting {} {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,110 @@
+//! Session sync over HA2: the active streams its conntrack table to the
+//! passive, so that a promotion keeps every connection and NAT binding.
+//! Pure cores (architecture.md, "pure cores, thin drivers"): payloads,
+//! events and time in; payloads, actions and deadlines out.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`entry`] | [`Session`], [`SessionKey`], [`Event`]: plain data the daemon converts conntrack entries to |
+//! | [`codec`] | the payload format ([`Frame`], [`SyncMessage`]), versioned, never panicking |
+//! | [`sender`] | [`SyncSender`], on the active: coalescing, batching, sequence numbers, retransmission, bulk generations |
+//! | [`receiver`] | [`SyncReceiver`], on the passive: in-order delivery, acks, the [`SessionCache`], expiry, kernel actions |
+//! | [`config`] | their settings and defaults |
+//!
+//! # Protocol
+//!
+//! **Stream and order.** A sender run has a `stream` id; its data
+//! messages (Update, Destroy, BulkStart, BulkChunk, BulkEnd) carry one
+//! sequence of `seq` numbers, and the receiver applies them strictly in
+//! that order, holding up to `window` later ones while a gap is filled.
+//! Applying in order is what makes the result right: a Destroy and a later
+//! New of the same 5-tuple, or an update racing a bulk, land as they
+//! happened on the active.
+//!
+//! **Reliability.** The receiver answers data with a cumulative
+//! `Ack { upto, sack }` (a 64-bit selective-ack map past the first gap, so
+//! a loss costs one retransmission rather than the window's). The sender
+//! keeps at most `window` unacknowledged messages and retransmits each
+//! after its own RTO (RFC 6298 estimate, doubled per retry, capped);
+//! [`SyncSender::handle_reconnect`] resends at once when the HA2
+//! connection was replaced. HA2 is a TCP stream, so loss is rare (a
+//! reconnect, a peer frozen past its buffers): the protocol is correct
+//! over a link that drops, duplicates and reorders, and cheap over one
+//! that does not.
+//!
+//! **Coalescing and backpressure.** Events go into a pending set keyed by
+//! session, newest state only, in order of first change; a Destroy
+//! supersedes anything pending for its key. It is flushed when a message's
+//! worth (~1,570 entries in 60 KB) is pending or the oldest change has
+//! waited `flush_interval` (2 ms). When the window is full nothing more is
+//! encoded: changes keep coalescing, so memory is bounded by the window
+//! plus the number of distinct keys, however fast events come.
+//!
+//! **Bulk generations.** On start, on an overrun of the event socket
+//! (ENOBUFS), when the peer (re)joins, or on the receiver's request, the
+//! sender drops its pending changes (the dump will be newer) and asks the
+//! daemon for a dump ([`SenderAction::RequestDump`]); changes arriving
+//! meanwhile are held. The dump goes as `BulkStart, BulkChunk.., BulkEnd
+//! { count }`, then the held changes. A BulkStart is a resync point: a
+//! receiver jumps to it over any gap (a sender that restarts a bulk drops
+//! what it had in flight), and a receiver of a new stream adopts the
+//! stream at its BulkStart. The receiver applies chunks to the live cache
+//! at once, tagging each entry touched since the BulkStart; at a BulkEnd
+//! whose count matches it drops every entry not tagged (mark and sweep).
+//! This is the "replace atomically at BulkEnd" of the design with one
+//! difference: entries become current while the bulk streams in instead
+//! of at its end, and no second copy of the table is built.
+//! The receiver is [`SyncReceiver::ready`] once a generation completed.
+//!
+//! **Resync.** Messages of a stream whose BulkStart the receiver never saw,
+//! a gap that retransmission does not fill within `gap_timeout`, or a
+//! count mismatch make the receiver send `ResyncRequest` (rate limited;
+//! for an unknown stream only after `resync_interval`, as its BulkStart may
+//! just be late). The sender ignores one while a dump is coming, or when
+//! it names the generation in progress (stale: it was sent before the
+//! BulkStart arrived), except a count mismatch.
+//!
+//! **Expiry.** The receiver drops an entry `timeout_s + expiry_grace`
+//! after its last update, so an entry whose Destroy was lost (or that the
+//! active never reported, because it died) does not live forever. The
+//! active's kernel refreshes timers on traffic without events, so a live
+//! but quiet flow (UDP, 120 s) would expire here: the daemon sends a
+//! refresh bulk ([`SyncSender::request_bulk`]) more often than the
+//! shortest timeout it cares about, and a bulk also sweeps stale entries.
+//!
+//! **Two modes on the passive** ([`Mode`]): *Mirror* emits
+//! [`ReceiverAction`]s (coalesced per key, batched) that keep the
+//! passive's own kernel table warm, so promotion has nothing to install;
+//! *Commit* keeps the cache only and promotion installs
+//! [`SyncReceiver::take_for_promotion`] in one batch. The issue asks to
+//! measure both; the daemon picks one with a flag.
+//!
+//! **Echo.** Entries the passive installs must not come back as events
+//! when it is promoted: the daemon marks them and filters its event socket
+//! by mark, before [`SyncSender::handle_event`].
+//!
+//! **Channel.** Session sync and config sync share the HA2 frame kind; the
+//! first payload byte names the channel ([`codec::CHANNEL`] `'S'`,
+//! `crate::config_sync::codec::CHANNEL` `'C'`).
+
+pub mod cache;
+pub mod codec;
+mod coalesce;
+pub mod config;
+pub mod entry;
+pub mod receiver;
+mod rto;
+pub mod sender;
+
+#[cfg(test)]
+mod sweep;
+#[cfg(test)]
+mod tests;
+
+pub use cache::{Cached, SessionCache};
+pub use codec::{DecodeError, Frame, ResyncReason, SyncMessage};
+pub use config::{ConfigError, Mode, ReceiverConfig, SenderConfig};
+pub use entry::{Event, Session, SessionKey, Tuple};
+pub use receiver::{ReceiverAction, ReceiverStats, SyncReceiver};
+pub use rto::LagHistogram;
+pub use sender::{BulkReason, SenderAction, SenderStats, SyncSender};

@@ -1,0 +1,559 @@
+//! The active's side of session sync: conntrack events in, encoded
+//! payloads out, reliably and in order. See the module docs of
+//! [`crate::sessions`] for the protocol.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::codec::{
+    self, decode, encode, entries_per_message, keys_per_message, Frame, ResyncReason, SyncMessage,
+};
+use super::coalesce::Coalescer;
+use super::config::{ConfigError, SenderConfig};
+use super::entry::{Event, Session, SessionKey};
+use super::rto::{LagHistogram, RttEstimator};
+use crate::Time;
+
+/// What the sender needs from the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderAction {
+    /// Dump the conntrack table (after this action, so the dump is newer
+    /// than every change dropped in its favour) and hand it to
+    /// [`SyncSender::start_bulk`]. Changes arriving meanwhile are held and
+    /// follow the bulk.
+    RequestDump { reason: BulkReason },
+}
+
+/// Why a bulk generation is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkReason {
+    /// The sender started: the peer's cache is of unknown age.
+    Start,
+    /// The daemon's event socket overflowed (ENOBUFS): changes were lost.
+    Overrun,
+    /// The peer (re)started: it has nothing.
+    PeerJoined,
+    /// The peer asked.
+    Resync(ResyncReason),
+    /// The daemon's periodic refresh (keeps entries whose kernel timers
+    /// the active refreshes without events from expiring on the passive).
+    Refresh,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderStats {
+    /// Conntrack events handed in.
+    pub events: u64,
+    /// Events folded into a change already pending for the same key.
+    pub coalesced: u64,
+    /// Pending changes dropped because a bulk generation carries them.
+    pub superseded: u64,
+    /// Entries and keys sent (first transmissions, bulk included).
+    pub entries_sent: u64,
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub retransmits: u64,
+    /// Bulk generations fully queued.
+    pub bulks: u64,
+    /// Resync requests from the peer that started a bulk.
+    pub resyncs: u64,
+    /// Times changes waited because the window was full (backpressure).
+    pub window_stalls: u64,
+    /// Acks of another stream (a previous run's) or of unsent messages.
+    pub stale_acks: u64,
+    /// Payloads that did not decode, or that only a receiver should get.
+    pub bad_messages: u64,
+    /// Keys waiting for a message.
+    pub pending: usize,
+    /// Messages sent and not yet acknowledged.
+    pub in_flight: usize,
+    /// Age of the oldest change the peer has not acknowledged.
+    pub lag: Duration,
+    pub srtt: Option<Duration>,
+    pub rto: Duration,
+    /// Per acknowledged message: event to acknowledgement.
+    pub lag_histogram: LagHistogram,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSender {
+    config: SenderConfig,
+    per_update: usize,
+    per_destroy: usize,
+    phase: Phase,
+    /// The last bulk generation started (0: none yet).
+    gen: u64,
+    next_seq: u64,
+    pending: Coalescer<Pending>,
+    /// Ordered by seq.
+    unacked: VecDeque<InFlight>,
+    /// Seqs to transmit, each in `unacked` with `queued` set.
+    outbox: VecDeque<u64>,
+    actions: VecDeque<SenderAction>,
+    rtt: RttEstimator,
+    stats: SenderStats,
+}
+
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Holding changes until the daemon's dump arrives.
+    AwaitingDump,
+    Bulk(BulkTx),
+    Streaming,
+}
+
+#[derive(Debug, Clone)]
+struct BulkTx {
+    started: Time,
+    start_sent: bool,
+    entries: std::vec::IntoIter<Session>,
+    sent: u64,
+}
+
+enum BulkStep {
+    Start,
+    Chunk(Vec<Session>),
+    End(u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The newest state; `None`: destroyed. A destroy supersedes anything
+    /// before it (removing an unknown key is harmless), so a short-lived
+    /// connection's New..Destroy costs one 13-byte key.
+    session: Option<Session>,
+    /// The first change since the key was last sent: the lag clock.
+    since: Time,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    seq: u64,
+    bytes: Vec<u8>,
+    first_sent: Time,
+    /// Retransmission deadline.
+    due: Time,
+    retries: u32,
+    /// In the outbox, waiting for the daemon.
+    queued: bool,
+    /// The receiver holds it out of order: no retransmission needed.
+    sacked: bool,
+    oldest_change: Time,
+}
+
+impl SyncSender {
+    /// A sender at the start of its stream: it asks for a dump at once,
+    /// because the peer's cache (if any) is of another stream.
+    pub fn new(config: SenderConfig) -> Result<SyncSender, ConfigError> {
+        config.validate()?;
+        let mut s = SyncSender {
+            per_update: entries_per_message(config.max_payload),
+            per_destroy: keys_per_message(config.max_payload),
+            rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
+            config,
+            phase: Phase::AwaitingDump,
+            gen: 0,
+            next_seq: 1,
+            pending: Coalescer::default(),
+            unacked: VecDeque::new(),
+            outbox: VecDeque::new(),
+            actions: VecDeque::new(),
+            stats: SenderStats {
+                events: 0,
+                coalesced: 0,
+                superseded: 0,
+                entries_sent: 0,
+                messages_sent: 0,
+                bytes_sent: 0,
+                retransmits: 0,
+                bulks: 0,
+                resyncs: 0,
+                window_stalls: 0,
+                stale_acks: 0,
+                bad_messages: 0,
+                pending: 0,
+                in_flight: 0,
+                lag: Duration::ZERO,
+                srtt: None,
+                rto: Duration::ZERO,
+                lag_histogram: LagHistogram::default(),
+            },
+        };
+        s.actions.push_back(SenderAction::RequestDump {
+            reason: BulkReason::Start,
+        });
+        Ok(s)
+    }
+
+    pub fn stream(&self) -> u64 {
+        self.config.stream
+    }
+
+    /// A conntrack event (not one of our own injected entries).
+    pub fn handle_event(&mut self, now: Time, event: Event) {
+        self.absorb(now, event);
+        self.pump(now);
+    }
+
+    /// Many events at once (one read of the event socket): cheaper than
+    /// one call each, since the pump runs once.
+    pub fn handle_events(&mut self, now: Time, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            self.absorb(now, event);
+        }
+        self.pump(now);
+    }
+
+    /// The event socket overflowed (ENOBUFS): changes were lost. Call it
+    /// before dumping; the dump then supersedes every pending change.
+    pub fn handle_overrun(&mut self, now: Time) {
+        self.await_dump(now, BulkReason::Overrun, false);
+    }
+
+    /// The peer (re)started (a new wire epoch): what is in flight is lost
+    /// on it, so a bulk replaces it.
+    pub fn handle_peer_joined(&mut self, now: Time) {
+        self.await_dump(now, BulkReason::PeerJoined, true);
+    }
+
+    /// A periodic refresh: asks for a dump like an overrun does, without
+    /// having lost anything.
+    pub fn request_bulk(&mut self, now: Time) {
+        self.await_dump(now, BulkReason::Refresh, false);
+    }
+
+    /// The HA2 connection was re-established: whatever was in flight on
+    /// the old one is gone, so everything unacknowledged goes again now
+    /// rather than after its timeout.
+    pub fn handle_reconnect(&mut self, now: Time) {
+        let rto = self.rtt.rto();
+        for m in self.unacked.iter_mut().filter(|m| !m.queued && !m.sacked) {
+            m.queued = true;
+            m.due = now + rto;
+            self.outbox.push_back(m.seq);
+            self.stats.retransmits += 1;
+        }
+    }
+
+    /// The conntrack dump the daemon took after [`SenderAction::RequestDump`]
+    /// (or after [`SyncSender::handle_overrun`]). It is sent as a new bulk
+    /// generation; changes held meanwhile follow it.
+    pub fn start_bulk(&mut self, now: Time, dump: Vec<Session>) {
+        self.gen += 1;
+        self.phase = Phase::Bulk(BulkTx {
+            started: now,
+            start_sent: false,
+            entries: dump.into_iter(),
+            sent: 0,
+        });
+        self.pump(now);
+    }
+
+    /// A payload from the peer's receiver (an ack or a resync request).
+    pub fn handle_message(&mut self, now: Time, bytes: &[u8]) -> Result<(), codec::DecodeError> {
+        match decode(bytes) {
+            Ok(frame) => {
+                self.handle_frame(now, &frame);
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.bad_messages += 1;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn handle_frame(&mut self, now: Time, frame: &Frame) {
+        match frame.msg {
+            SyncMessage::Ack { upto, sack } => self.on_ack(now, frame.stream, upto, sack),
+            SyncMessage::ResyncRequest { gen, reason } => {
+                self.on_resync(now, frame.stream, gen, reason)
+            }
+            _ => self.stats.bad_messages += 1,
+        }
+    }
+
+    /// Retransmissions and the flush interval.
+    pub fn handle_timeout(&mut self, now: Time) {
+        for m in self.unacked.iter_mut() {
+            if m.queued || m.sacked || m.due > now {
+                continue;
+            }
+            m.retries += 1;
+            m.due = now + self.rtt.backoff(m.retries);
+            m.queued = true;
+            self.outbox.push_back(m.seq);
+            self.stats.retransmits += 1;
+        }
+        self.pump(now);
+    }
+
+    /// The next payload for the HA2 link (seal it as `Kind::Ha2Frame`).
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        while let Some(seq) = self.outbox.pop_front() {
+            // Acked while it waited: nothing to send.
+            if let Some(m) = self.find_mut(seq) {
+                m.queued = false;
+                return Some(m.bytes.clone());
+            }
+        }
+        None
+    }
+
+    pub fn poll_action(&mut self) -> Option<SenderAction> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest retransmission or flush deadline.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let retransmit = self
+            .unacked
+            .iter()
+            .filter(|m| !m.queued && !m.sacked)
+            .map(|m| m.due)
+            .min();
+        let flush = match self.phase {
+            Phase::Streaming if self.room() >= 2 => self
+                .pending
+                .front()
+                .map(|(_, p)| p.since + self.config.flush_interval),
+            _ => None,
+        };
+        retransmit.into_iter().chain(flush).min()
+    }
+
+    pub fn stats(&self, now: Time) -> SenderStats {
+        let oldest = self
+            .unacked
+            .iter()
+            .map(|m| m.oldest_change)
+            .chain(self.pending.front().map(|(_, p)| p.since))
+            .min();
+        SenderStats {
+            pending: self.pending.len(),
+            in_flight: self.unacked.len(),
+            lag: oldest.map_or(Duration::ZERO, |t| now.saturating_sub(t)),
+            srtt: self.rtt.srtt(),
+            rto: self.rtt.rto(),
+            ..self.stats.clone()
+        }
+    }
+
+    fn absorb(&mut self, now: Time, event: Event) {
+        self.stats.events += 1;
+        let session = match event {
+            Event::New(s) | Event::Update(s) => Some(s),
+            Event::Destroy(_) => None,
+        };
+        let key = event.key();
+        match self.pending.get_mut(&key) {
+            Some(p) => {
+                p.session = session;
+                self.stats.coalesced += 1;
+            }
+            None => self.pending.upsert(key, Pending { session, since: now }),
+        }
+    }
+
+    fn await_dump(&mut self, _now: Time, reason: BulkReason, drop_in_flight: bool) {
+        if drop_in_flight {
+            // The peer cannot use them: the bulk's start makes it skip
+            // past them, and they would only hold the window.
+            self.unacked.clear();
+            self.outbox.clear();
+        }
+        if matches!(self.phase, Phase::AwaitingDump) {
+            // A dump is already coming, and it may have been taken before
+            // the changes pending now: keep them, they follow the bulk.
+            return;
+        }
+        self.stats.superseded += self.pending.len() as u64;
+        self.pending.clear();
+        self.phase = Phase::AwaitingDump;
+        self.actions.push_back(SenderAction::RequestDump { reason });
+    }
+
+    fn on_ack(&mut self, now: Time, stream: u64, upto: u64, sack: u64) {
+        if stream != self.config.stream || upto >= self.next_seq {
+            self.stats.stale_acks += 1;
+            return;
+        }
+        let mut sample = None;
+        while self.unacked.front().is_some_and(|m| m.seq <= upto) {
+            let Some(m) = self.unacked.pop_front() else {
+                break;
+            };
+            if m.retries == 0 {
+                sample = Some(now.saturating_sub(m.first_sent));
+            }
+            self.stats
+                .lag_histogram
+                .record(now.saturating_sub(m.oldest_change));
+        }
+        if let Some(r) = sample {
+            self.rtt.sample(r);
+        }
+        for m in self.unacked.iter_mut() {
+            let Some(bit) = m.seq.checked_sub(upto + 2) else {
+                continue;
+            };
+            if bit < 64 && sack & (1 << bit) != 0 {
+                m.sacked = true;
+            }
+        }
+        self.pump(now);
+    }
+
+    fn on_resync(&mut self, now: Time, stream: u64, gen: u64, reason: ResyncReason) {
+        if matches!(self.phase, Phase::AwaitingDump) {
+            return;
+        }
+        // A receiver that names our current generation saw its start: what
+        // it misses, retransmission brings. Only a count mismatch there is
+        // a reason to start over.
+        let has_our_bulk = stream == self.config.stream && gen == self.gen && gen != 0;
+        if has_our_bulk && reason != ResyncReason::BulkMismatch {
+            return;
+        }
+        self.stats.resyncs += 1;
+        self.await_dump(now, BulkReason::Resync(reason), true);
+    }
+
+    fn room(&self) -> usize {
+        self.config.window.saturating_sub(self.unacked.len())
+    }
+
+    fn find_mut(&mut self, seq: u64) -> Option<&mut InFlight> {
+        let front = self.unacked.front()?.seq;
+        let i = usize::try_from(seq.checked_sub(front)?).ok()?;
+        self.unacked.get_mut(i).filter(|m| m.seq == seq)
+    }
+
+    /// Sends what the phase and the window allow.
+    fn pump(&mut self, now: Time) {
+        loop {
+            let room = self.room();
+            match &mut self.phase {
+                Phase::AwaitingDump => return,
+                Phase::Bulk(_) if room == 0 => {
+                    self.stats.window_stalls += 1;
+                    return;
+                }
+                Phase::Bulk(b) => {
+                    let started = b.started;
+                    let step = if !b.start_sent {
+                        b.start_sent = true;
+                        BulkStep::Start
+                    } else {
+                        let entries: Vec<Session> =
+                            b.entries.by_ref().take(self.per_update).collect();
+                        if entries.is_empty() {
+                            BulkStep::End(b.sent)
+                        } else {
+                            b.sent += entries.len() as u64;
+                            BulkStep::Chunk(entries)
+                        }
+                    };
+                    let gen = self.gen;
+                    match step {
+                        BulkStep::Start => {
+                            self.send(now, started, 0, |seq| SyncMessage::BulkStart { seq, gen })
+                        }
+                        BulkStep::Chunk(entries) => {
+                            let n = entries.len();
+                            self.send(now, started, n, |seq| SyncMessage::BulkChunk {
+                                seq,
+                                gen,
+                                entries,
+                            });
+                        }
+                        BulkStep::End(count) => {
+                            // Changes held during the bulk may go from here
+                            // on: their seqs follow the generation's end.
+                            self.phase = Phase::Streaming;
+                            self.stats.bulks += 1;
+                            self.send(now, started, 0, |seq| SyncMessage::BulkEnd {
+                                seq,
+                                gen,
+                                count,
+                            });
+                        }
+                    }
+                }
+                Phase::Streaming => {
+                    let Some((_, front)) = self.pending.front() else {
+                        return;
+                    };
+                    let due = front.since + self.config.flush_interval <= now;
+                    if !due && self.pending.len() < self.per_update {
+                        return;
+                    }
+                    if room < 2 {
+                        self.stats.window_stalls += 1;
+                        return;
+                    }
+                    self.flush_batch(now);
+                }
+            }
+        }
+    }
+
+    /// One Update and/or one Destroy from the oldest pending changes.
+    fn flush_batch(&mut self, now: Time) {
+        let mut ups = Vec::new();
+        let mut dels: Vec<SessionKey> = Vec::new();
+        let (mut ups_since, mut dels_since) = (now, now);
+        while ups.len() < self.per_update && dels.len() < self.per_destroy {
+            let Some((key, p)) = self.pending.pop_front() else {
+                break;
+            };
+            match p.session {
+                Some(s) => {
+                    ups_since = ups_since.min(p.since);
+                    ups.push(s);
+                }
+                None => {
+                    dels_since = dels_since.min(p.since);
+                    dels.push(key);
+                }
+            }
+        }
+        if !ups.is_empty() {
+            let n = ups.len();
+            self.send(now, ups_since, n, |seq| SyncMessage::Update { seq, entries: ups });
+        }
+        if !dels.is_empty() {
+            let n = dels.len();
+            self.send(now, dels_since, n, |seq| SyncMessage::Destroy { seq, keys: dels });
+        }
+    }
+
+    fn send(
+        &mut self,
+        now: Time,
+        oldest_change: Time,
+        entries: usize,
+        msg: impl FnOnce(u64) -> SyncMessage,
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let bytes = encode(&Frame {
+            stream: self.config.stream,
+            msg: msg(seq),
+        });
+        self.stats.messages_sent += 1;
+        self.stats.entries_sent += entries as u64;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.unacked.push_back(InFlight {
+            seq,
+            bytes,
+            first_sent: now,
+            due: now + self.rtt.rto(),
+            retries: 0,
+            queued: true,
+            sacked: false,
+            oldest_change,
+        });
+        self.outbox.push_back(seq);
+    }
+}
