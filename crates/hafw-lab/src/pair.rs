@@ -28,11 +28,14 @@ pub enum Fault {
     /// The whole active instance dies: daemon killed and every interface
     /// down, as when a VM crashes.
     Crash,
+    /// SIGTERM of the active's daemon (a service stop): it hands over first.
+    Term,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::Suspend,
+        Fault::Term,
         Fault::Kill,
         Fault::Stop,
         Fault::UntrustDown,
@@ -45,6 +48,7 @@ impl Fault {
             Fault::Stop => "SIGSTOP",
             Fault::UntrustDown => "untrust link down",
             Fault::Crash => "instance crash",
+            Fault::Term => "SIGTERM",
         }
     }
     pub fn parse(s: &str) -> Option<Fault> {
@@ -59,6 +63,7 @@ impl Fault {
             Fault::Stop => "stop",
             Fault::UntrustDown => "link",
             Fault::Crash => "crash",
+            Fault::Term => "term",
         }
     }
 }
@@ -69,8 +74,27 @@ pub struct Pair {
     pub file: PathBuf,
     exe: PathBuf,
     profile: String,
+    /// Serve the status API on 127.0.0.1 inside each firewall.
+    api: bool,
     daemons: Vec<(String, Option<Child>)>,
     runtime: tokio::runtime::Runtime,
+}
+
+/// Where the lab's daemons serve the status API (inside each namespace).
+pub const API_ADDR: &str = "127.0.0.1:9100";
+/// The lab's API token (a lab secret, not a production one).
+pub const API_TOKEN: &str = "lab-token-0123456789abcdef";
+
+fn write_secret(path: &Path, text: &str) -> Result<(), LabError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| err(format!("create {}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| err(format!("write {}: {e}", path.display())))
 }
 
 fn err(msg: impl Into<String>) -> LabError {
@@ -97,6 +121,18 @@ impl Pair {
     /// Builds the lab and starts a daemon on every firewall; returns once
     /// one is active and both HAVIPs point at it.
     pub fn start(file: &Path, lab_name: &str, exe: &Path, profile: &str) -> Result<Pair, LabError> {
+        Pair::start_with(file, lab_name, exe, profile, false)
+    }
+
+    /// As [`Pair::start`]; with `api`, each daemon also serves the status
+    /// API and metrics on [`API_ADDR`] in its own namespace.
+    pub fn start_with(
+        file: &Path,
+        lab_name: &str,
+        exe: &Path,
+        profile: &str,
+        api: bool,
+    ) -> Result<Pair, LabError> {
         if profile != "default" && profile != "fast" {
             return Err(err(format!(
                 "unknown HA profile `{profile}`: use `default` or `fast`"
@@ -122,13 +158,43 @@ impl Pair {
             file: file.to_path_buf(),
             exe: exe.to_path_buf(),
             profile: profile.to_string(),
+            api,
             runtime,
         };
+        if api {
+            write_secret(&pair.api_token_file(), API_TOKEN)?;
+        }
         for i in 0..pair.daemons.len() {
             pair.spawn(i)?;
         }
         pair.wait_settled(Duration::from_secs(20))?;
         Ok(pair)
+    }
+
+    pub fn api_token_file(&self) -> PathBuf {
+        lab::state_dir(&self.lab).join("api.token")
+    }
+
+    /// GET `path` from a node's status API; `token` None sends none.
+    /// Returns the status code and body.
+    pub fn api_get(&self, node: &str, path: &str, token: Option<&str>) -> Result<(u16, String), LabError> {
+        use std::io::{Read, Write};
+        let ns = topology::ns_name(&self.lab, node);
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: hafw\r\n{auth}Connection: close\r\n\r\n");
+        let text = hafw_kernel::in_netns(Some(&ns), move || -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(API_ADDR)?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(req.as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(format!("API of {node}: {e}")))?;
+        let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Ok((code, body))
     }
 
     pub fn control(&self, node: &str) -> PathBuf {
@@ -149,8 +215,11 @@ impl Pair {
             .arg("--key-file")
             .arg(lab::key_file(&self.lab))
             .arg("--control")
-            .arg(self.control(&node))
-            .stdin(Stdio::null())
+            .arg(self.control(&node));
+        if self.api {
+            cmd.args(["--api", API_ADDR, "--api-token-file"]).arg(self.api_token_file());
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
         let child = cmd
@@ -349,6 +418,7 @@ impl Pair {
                 }
             }
             Fault::Kill => self.signal(node, libc::SIGKILL)?,
+            Fault::Term => self.signal(node, libc::SIGTERM)?,
             Fault::Stop => self.signal(node, libc::SIGSTOP)?,
             Fault::UntrustDown => {
                 let role = if self.enis(node).contains(&"untrust") {
@@ -386,7 +456,7 @@ impl Pair {
                 };
                 self.set_links(node, &[role], true)?
             }
-            Fault::Kill | Fault::Crash => {
+            Fault::Kill | Fault::Crash | Fault::Term => {
                 if let Some(mut c) = self.daemons[i].1.take() {
                     let _ = c.wait();
                 }

@@ -23,7 +23,8 @@ pub struct SenderConfig {
     pub max_payload: usize,
     /// How long a change may wait for others to share its message.
     pub flush_interval: Duration,
-    /// Unacknowledged messages allowed in flight (2..=[`MAX_WINDOW`]).
+    /// Unacknowledged messages allowed in flight (2..=[`MAX_WINDOW`]; a
+    /// flush may overshoot it by one, an Update and a Destroy together).
     /// When full, changes keep coalescing in the pending set instead.
     pub window: usize,
     /// Retransmission timeout before any round trip was measured.

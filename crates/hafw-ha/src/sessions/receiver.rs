@@ -157,22 +157,24 @@ impl SyncReceiver {
             self.stats.duplicates += 1;
         } else if seq == self.expected {
             self.deliver(now, frame.msg);
-            self.expected += 1;
+            self.expected = self.expected.saturating_add(1);
         } else if matches!(frame.msg, SyncMessage::BulkStart { .. }) {
             // A bulk supersedes everything before it, so whatever is
             // missing before it is not worth waiting for (the sender
             // dropped it when it restarted the bulk).
             self.buffer = self.buffer.split_off(&seq);
             self.deliver(now, frame.msg);
-            self.expected = seq + 1;
+            self.expected = seq.saturating_add(1);
         } else if seq - self.expected > self.config.window as u64 {
             self.stats.dropped += 1;
         } else if self.buffer.insert(seq, frame.msg).is_some() {
             self.stats.duplicates += 1;
         }
+        // A hostile seq near u64::MAX saturates instead of wrapping; a
+        // real sender never gets there.
         while let Some(msg) = self.buffer.remove(&self.expected) {
             self.deliver(now, msg);
-            self.expected += 1;
+            self.expected = self.expected.saturating_add(1);
         }
         // The gap clock restarts whenever it moves, so it measures how long
         // retransmission has made no progress.
@@ -237,8 +239,9 @@ impl SyncReceiver {
         self.ack_due = false;
         let stream = self.stream?;
         let mut sack = 0u64;
-        for &seq in self.buffer.range(self.expected + 1..self.expected + 65).map(|(s, _)| s) {
-            sack |= 1 << (seq - self.expected - 1);
+        let first = self.expected.saturating_add(1);
+        for &seq in self.buffer.range(first..first.saturating_add(64)).map(|(s, _)| s) {
+            sack |= 1 << (seq - first);
         }
         self.stats.acks += 1;
         Some(encode(&Frame {

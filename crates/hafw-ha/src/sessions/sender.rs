@@ -313,7 +313,7 @@ impl SyncSender {
             .map(|m| m.due)
             .min();
         let flush = match self.phase {
-            Phase::Streaming if self.room() >= 2 => self
+            Phase::Streaming if self.room() > 0 => self
                 .pending
                 .front()
                 .map(|(_, p)| p.since + self.config.flush_interval),
@@ -394,7 +394,7 @@ impl SyncSender {
             self.rtt.sample(r);
         }
         for m in self.unacked.iter_mut() {
-            let Some(bit) = m.seq.checked_sub(upto + 2) else {
+            let Some(bit) = m.seq.checked_sub(upto.saturating_add(2)) else {
                 continue;
             };
             if bit < 64 && sack & (1 << bit) != 0 {
@@ -488,7 +488,7 @@ impl SyncSender {
                     if !due && self.pending.len() < self.per_update {
                         return;
                     }
-                    if room < 2 {
+                    if room == 0 {
                         self.stats.window_stalls += 1;
                         return;
                     }
@@ -498,7 +498,8 @@ impl SyncSender {
         }
     }
 
-    /// One Update and/or one Destroy from the oldest pending changes.
+    /// One Update and/or one Destroy from the oldest pending changes. With
+    /// one slot left both may go, so the window is soft by one message.
     fn flush_batch(&mut self, now: Time) {
         let mut ups = Vec::new();
         let mut dels: Vec<SessionKey> = Vec::new();

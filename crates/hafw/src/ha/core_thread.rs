@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::setup::Setup;
 use super::{status, HaRequest, Timelines};
 use crate::node::log::Log;
+use crate::ops::metrics::Metrics;
 
 /// Drop counters of the HA transport (on top of the opener's reasons).
 #[derive(Default, Debug, Clone)]
@@ -50,6 +51,7 @@ pub fn start(
     setup: Setup,
     sealer: Arc<Mutex<Sealer>>,
     timelines: Timelines,
+    metrics: Metrics,
     log: Log,
 ) -> Result<Handles, String> {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
@@ -80,7 +82,7 @@ pub fn start(
                 }
                 realtime(&log);
                 let _ = ready_tx.send(Ok(()));
-                run(setup, sealer, sockets, req_rx, act_tx, timelines, log).await;
+                run(setup, sealer, sockets, req_rx, act_tx, timelines, metrics, log).await;
             });
         })
         .map_err(|e| format!("start the HA thread: {e}"))?;
@@ -123,6 +125,29 @@ fn realtime(log: &Log) {
     }
 }
 
+fn cause_kind(cause: &hafw_ha::node::Cause) -> String {
+    crate::ops::metrics::cause_kind(cause)
+}
+
+/// Metrics from the core's snapshot, a few times a second.
+fn export(node: &Node, opener: &Opener, setup: &Setup, metrics: &Metrics) {
+    let s = node.status();
+    metrics.state(s.state.as_str());
+    metrics.term(s.term);
+    for (i, p) in s.paths.iter().enumerate() {
+        let name = setup.path_ifnames.get(i).map(String::as_str).unwrap_or("?");
+        metrics.path_up(name, p.up);
+        metrics.heartbeat_misses_total(name, p.lost);
+        if let Some(rtt) = p.rtt {
+            metrics.heartbeat_rtt(name, rtt.as_secs_f64());
+        }
+    }
+    metrics.ha_counters(opener.counters().iter());
+    if let Some(peer) = &s.peer {
+        metrics.peer_config_version(peer.config_version);
+    }
+}
+
 fn epoch_random() -> [u8; 8] {
     let mut r = [0u8; 8];
     if std::fs::File::open("/dev/urandom")
@@ -143,9 +168,15 @@ async fn run(
     mut requests: mpsc::UnboundedReceiver<HaRequest>,
     actions: mpsc::UnboundedSender<Action>,
     timelines: Timelines,
+    metrics: Metrics,
     log: Log,
 ) {
     let origin = Instant::now();
+    // The watchdog is fed from this loop: it proves heartbeats are served,
+    // not merely that some runtime is alive.
+    let watchdog_every = crate::ops::notify::watchdog_interval();
+    let mut last_watchdog = Instant::now();
+    let mut last_metrics = Instant::now();
     let now = || origin.elapsed();
     let mut opener = Opener::new(&setup.psk, setup.config.node_id);
     let mut node = match Node::new(setup.config.clone(), now()) {
@@ -182,6 +213,14 @@ async fn run(
     let mut shutdown_deadline: Option<Instant> = None;
 
     loop {
+        if watchdog_every.is_some_and(|w| last_watchdog.elapsed() >= w) {
+            let _ = crate::ops::notify::watchdog();
+            last_watchdog = Instant::now();
+        }
+        if last_metrics.elapsed() >= Duration::from_millis(100) {
+            export(&node, &opener, &setup, &metrics);
+            last_metrics = Instant::now();
+        }
         flush(
             &mut node,
             &sealer,
@@ -189,6 +228,7 @@ async fn run(
             &peers,
             &actions,
             &mut transport,
+            &metrics,
             &log,
         );
         if let Some(reply) = shutdown.take() {
@@ -246,11 +286,23 @@ fn flush(
     peers: &[SocketAddr],
     actions: &mpsc::UnboundedSender<Action>,
     transport: &mut Transport,
+    metrics: &Metrics,
     log: &Log,
 ) {
     // Actions first: a promotion must not wait behind a round of sends.
     while let Some(a) = node.poll_action() {
         log.info(format!("HA: {a}"));
+        if let Action::BecomeActive { cause, .. }
+        | Action::BecomePassive { cause }
+        | Action::BecomeSuspended { cause }
+        | Action::BecomeNonFunctional { cause } = &a
+        {
+            if let Some(t) = node.status().transitions.last() {
+                metrics.transition(t.from.as_str(), t.to.as_str(), &cause_kind(cause));
+            }
+            metrics.state(node.state().as_str());
+            metrics.term(node.status().term);
+        }
         let _ = actions.send(a);
     }
     while let Some((path, msg)) = node.poll_transmit() {

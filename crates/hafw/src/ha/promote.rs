@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::Timelines;
 use crate::node::apply::floating_net;
 use crate::node::log::Log;
+use crate::ops::metrics::Metrics;
 
 #[derive(Debug, Clone)]
 pub struct Timeline {
@@ -44,6 +45,7 @@ pub async fn execute(
     garp: Garp,
     mut actions: mpsc::UnboundedReceiver<Action>,
     timelines: Timelines,
+    metrics: Metrics,
     log: Log,
 ) {
     // Opened once: the failover path only sends.
@@ -94,6 +96,12 @@ pub async fn execute(
                     .map(|e| format!("; error: {e}"))
                     .unwrap_or_default()
             ));
+            for (phase, d) in &tl.phases {
+                metrics.phase(phase, d.as_secs_f64());
+            }
+            if a_is_promotion(&tl) {
+                metrics.garp_sent(plan.floating.len() as u64 * u64::from(garp.count.max(1)));
+            }
             if let Ok(mut all) = timelines.lock() {
                 all.push(tl);
                 let excess = all.len().saturating_sub(16);
@@ -101,6 +109,10 @@ pub async fn execute(
             }
         }
     }
+}
+
+fn a_is_promotion(tl: &Timeline) -> bool {
+    tl.phases.iter().any(|(p, _)| *p == "announce")
 }
 
 type Announcers = Arc<Vec<(std::net::Ipv4Addr, arp::Announcer)>>;

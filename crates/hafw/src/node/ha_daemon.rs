@@ -19,8 +19,15 @@ use super::log::Log;
 use super::{apply, withdraw};
 use crate::control::{self, Request};
 use crate::ha::{self, HaRequest};
+use crate::ops::{self, metrics::Metrics};
 
-pub fn run(dep: Deployment, plan: NodePlan, key_file: &Path, control_path: &Path) -> ExitCode {
+pub fn run(
+    dep: Deployment,
+    plan: NodePlan,
+    key_file: &Path,
+    control_path: &Path,
+    api: Option<(std::net::SocketAddr, String)>,
+) -> ExitCode {
     let log = Log::new(&plan.node);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -32,7 +39,7 @@ pub fn run(dep: Deployment, plan: NodePlan, key_file: &Path, control_path: &Path
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(dep, plan.clone(), key_file, control_path, log)) {
+    match runtime.block_on(serve(dep, plan.clone(), key_file, control_path, api, log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: hafw run: node {}: {e}", plan.node);
@@ -46,8 +53,10 @@ async fn serve(
     plan: NodePlan,
     key_file: &Path,
     control_path: &Path,
+    api: Option<(std::net::SocketAddr, String)>,
     log: Log,
 ) -> Result<(), String> {
+    let metrics = Metrics::new();
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut int =
@@ -75,7 +84,13 @@ async fn serve(
     let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
     let sealer = ha::core_thread::new_sealer(&setup);
     let handles =
-        match ha::core_thread::start(setup, sealer.clone(), timelines.clone(), log.clone()) {
+        match ha::core_thread::start(
+            setup,
+            sealer.clone(),
+            timelines.clone(),
+            metrics.clone(),
+            log.clone(),
+        ) {
             Ok(h) => h,
             Err(e) => {
                 let problems = withdraw::withdraw(&nl, applied, &log).await;
@@ -132,14 +147,34 @@ async fn serve(
         garp,
         handles.actions,
         timelines,
+        metrics.clone(),
         log.clone(),
     ));
+    let _api = match api {
+        Some((addr, token)) => {
+            let requests = handles.requests.clone();
+            let status = move || {
+                let (tx, rx) = oneshot::channel();
+                if requests.send(HaRequest::Status { json: true, reply: tx }).is_err() {
+                    return "{\"error\":\"the HA thread has stopped\"}".to_string();
+                }
+                rx.blocking_recv().unwrap_or_else(|_| "{\"error\":\"no answer\"}".into())
+            };
+            let server = ops::api::serve(addr, token, status, metrics.clone())?;
+            log.info(format!("status API on http://{}/status and /metrics", server.local_addr()));
+            Some(server)
+        }
+        None => None,
+    };
+    let _ = ops::notify::ready();
+    let _ = ops::notify::status("serving");
 
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
     log.info(format!("{which}: handing over if active, then withdrawing"));
+    let _ = ops::notify::stopping();
     let (tx, rx) = oneshot::channel();
     let _ = handles.requests.send(HaRequest::Shutdown { reply: tx });
     match tokio::time::timeout(Duration::from_secs(10), rx).await {

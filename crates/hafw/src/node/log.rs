@@ -30,8 +30,16 @@ impl Log {
         self.info(format!("{what}: {detail} ({})", ms(started.elapsed())));
     }
 
+    /// Through tracing, so `--log-json` turns every step and transition into
+    /// one JSON object; before the subscriber is set (other commands) it
+    /// falls back to plain standard error.
     pub fn info(&self, message: impl Display) {
-        if !self.quiet {
+        if self.quiet {
+            return;
+        }
+        if tracing::dispatcher::has_been_set() {
+            tracing::info!(node = %self.prefix, "{message}");
+        } else {
             eprintln!("{} {message}", self.prefix);
         }
     }

@@ -50,6 +50,15 @@ pub struct RunArgs {
     /// the lab's benchmarks do; give both nodes the same.
     #[arg(long, value_parser = ["default", "fast"])]
     pub ha_profile: Option<String>,
+    /// Serve the read-only status API and metrics on this address (off by default).
+    #[arg(long, requires = "api_token_file")]
+    pub api: Option<std::net::SocketAddr>,
+    /// File holding the API's bearer token (at least 16 characters, not world-readable).
+    #[arg(long)]
+    pub api_token_file: Option<PathBuf>,
+    /// Log one JSON object per line instead of text.
+    #[arg(long)]
+    pub log_json: bool,
     /// The control socket for `hafw status|suspend|resume`.
     #[arg(long, default_value = crate::control::DEFAULT_SOCKET)]
     pub control: PathBuf,
@@ -59,6 +68,10 @@ pub struct RunArgs {
 const EXIT_DIFFERS: u8 = 1;
 
 pub fn run(args: RunArgs) -> ExitCode {
+    if let Err(e) = crate::ops::logging::init(args.log_json) {
+        eprintln!("error: hafw run: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = preflight::check() {
         eprintln!("error: hafw run: {e}");
         return ExitCode::FAILURE;
@@ -81,7 +94,17 @@ pub fn run(args: RunArgs) -> ExitCode {
             .key_file
             .clone()
             .unwrap_or_else(|| PathBuf::from(&plan.key_file));
-        return ha_daemon::run(dep, plan, &key_file, &args.control);
+        let api = match (&args.api, &args.api_token_file) {
+            (Some(addr), Some(file)) => match crate::ops::api::load_token(file) {
+                Ok(token) => Some((*addr, token)),
+                Err(e) => {
+                    eprintln!("error: hafw run: --api-token-file: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            _ => None,
+        };
+        return ha_daemon::run(dep, plan, &key_file, &args.control, api);
     }
     daemon::run_standalone(plan, dep.policy.ha.garp.clone(), daemon::Mode::Hold)
 }

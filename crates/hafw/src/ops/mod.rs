@@ -6,7 +6,7 @@
 //! and `tests/ops.rs` compiles these files directly (`#[path]`), which is why
 //! they use no `crate::` paths.
 
-// Wired into the daemon by the lead; remove this when it is.
+// Parts of the API (serve_with, send_to, ...) are used by tests only.
 #![allow(dead_code)]
 
 pub mod api;

@@ -1,0 +1,295 @@
+//! Unit tests of the config-sync codec and core; the lossy-link runs are
+//! in `tests/sync.rs`.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::codec::*;
+use super::*;
+use crate::msg::State;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn samples() -> Vec<ConfigMessage> {
+    vec![
+        ConfigMessage::Offer {
+            version: 3,
+            hash: [7; 32],
+            total: 5,
+            offset: 0,
+            bytes: b"abcde".to_vec(),
+        },
+        ConfigMessage::Offer {
+            version: u64::MAX,
+            hash: [0; 32],
+            total: 0,
+            offset: 0,
+            bytes: vec![],
+        },
+        ConfigMessage::Result {
+            version: 3,
+            hash: [7; 32],
+            applied: true,
+            error: None,
+        },
+        ConfigMessage::Result {
+            version: 3,
+            hash: [7; 32],
+            applied: false,
+            error: Some("rule \"web\": unknown zone ünt".into()),
+        },
+        ConfigMessage::Result {
+            version: 1,
+            hash: [1; 32],
+            applied: false,
+            error: Some(String::new()),
+        },
+    ]
+}
+
+#[test]
+fn every_variant_round_trips_and_errors_are_named() {
+    for m in samples() {
+        assert_eq!(decode(&encode(&m)), Ok(m.clone()), "{m:?}");
+    }
+    let good = encode(&samples()[3]);
+    let mut b = good.clone();
+    b[0] = b'S';
+    assert_eq!(decode(&b), Err(DecodeError::WrongChannel(b'S')));
+    let mut b = good.clone();
+    b[1] = 9;
+    assert_eq!(decode(&b), Err(DecodeError::UnknownVersion(9)));
+    let mut b = good.clone();
+    b[2] = 3;
+    assert_eq!(decode(&b), Err(DecodeError::UnknownType(3)));
+    let flags_at = 3 + 8 + 32;
+    let mut b = good.clone();
+    b[flags_at] = 0x80;
+    assert_eq!(decode(&b), Err(DecodeError::UnknownFlags(0x80)));
+    let mut b = good.clone();
+    b[flags_at] = 0;
+    assert_eq!(decode(&b), Err(DecodeError::StrayError));
+    let mut b = good.clone();
+    let last = b.len() - 1;
+    b[last] = 0xFF;
+    assert_eq!(decode(&b), Err(DecodeError::BadUtf8));
+    let mut b = good.clone();
+    b.push(1);
+    assert_eq!(decode(&b), Err(DecodeError::TrailingBytes(1)));
+    assert!(matches!(decode(&good[..20]), Err(DecodeError::Truncated { .. })));
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_decode_without_panic_and_reencode_identically(
+        mut bytes in prop::collection::vec(any::<u8>(), 0..200),
+        valid_prefix in any::<bool>(),
+    ) {
+        if valid_prefix && bytes.len() >= 2 {
+            bytes[0] = b'C';
+            bytes[1] = 1;
+        }
+        if let Ok(m) = decode(&bytes) {
+            prop_assert_eq!(encode(&m), bytes);
+        }
+    }
+}
+
+/// Runs the two cores against each other over a perfect link until quiet;
+/// `apply` answers each ApplyConfig.
+fn exchange(
+    a: &mut ConfigSync,
+    b: &mut ConfigSync,
+    now: Duration,
+    apply: &mut dyn FnMut(&ConfigAction) -> Result<(), String>,
+) -> usize {
+    let mut applied = 0;
+    loop {
+        let mut moved = false;
+        while let Some(m) = a.poll_transmit() {
+            b.handle_message(now, &m).unwrap();
+            moved = true;
+        }
+        while let Some(act) = b.poll_action() {
+            applied += 1;
+            b.handle_apply_result(now, apply(&act));
+            moved = true;
+        }
+        while let Some(m) = b.poll_transmit() {
+            a.handle_message(now, &m).unwrap();
+            moved = true;
+        }
+        while let Some(act) = a.poll_action() {
+            applied += 1;
+            a.handle_apply_result(now, apply(&act));
+            moved = true;
+        }
+        if !moved {
+            return applied;
+        }
+    }
+}
+
+fn ok(_: &ConfigAction) -> Result<(), String> {
+    Ok(())
+}
+
+#[test]
+fn an_apply_on_the_active_reaches_the_passive_once() {
+    let mut active = ConfigSync::new(RetryConfig::default(), Some((1, b"v1".to_vec())));
+    let mut passive = ConfigSync::new(RetryConfig::default(), Some((1, b"v1".to_vec())));
+    assert_eq!(active.next_version(), 2);
+    let hash = active.apply_local(ms(0), 2, b"v2 policy".to_vec()).unwrap();
+    assert_eq!(hash, policy_hash(b"v2 policy"));
+    assert_eq!(active.status().offering, Some(2));
+    let mut seen = Vec::new();
+    let n = exchange(&mut active, &mut passive, ms(1), &mut |a| {
+        seen.push(a.clone());
+        Ok(())
+    });
+    assert_eq!(n, 1);
+    assert_eq!(
+        seen,
+        vec![ConfigAction::ApplyConfig {
+            version: 2,
+            hash,
+            bytes: b"v2 policy".to_vec()
+        }]
+    );
+    assert_eq!(passive.advertised(), (2, hash));
+    assert_eq!(active.status().offering, None, "answered: no more offers");
+    assert_eq!(active.status().peer_result, Some((2, true, None)));
+    assert_eq!(active.poll_timeout(), None);
+    // A stray retransmission of the same offer is answered, not re-applied.
+    active.note_peer_version(ms(2), 1, policy_hash(b"v1"));
+    assert_eq!(exchange(&mut active, &mut passive, ms(2), &mut ok), 0);
+    active.note_peer_version(ms(3), 2, hash);
+    assert!(!active.status().mismatch);
+}
+
+#[test]
+fn offers_are_retransmitted_with_backoff_until_answered() {
+    let mut active = ConfigSync::new(RetryConfig::default(), None);
+    active.apply_local(ms(0), 1, b"p".to_vec()).unwrap();
+    assert!(active.poll_transmit().is_some(), "first copy (lost)");
+    assert_eq!(active.poll_timeout(), Some(ms(100)));
+    active.handle_timeout(ms(100));
+    assert!(active.poll_transmit().is_some());
+    assert_eq!(active.poll_timeout(), Some(ms(300)), "doubled");
+    for t in [300, 700, 1500, 2500] {
+        active.handle_timeout(ms(t));
+        assert!(active.poll_transmit().is_some());
+    }
+    assert_eq!(active.poll_timeout(), Some(ms(3500)), "capped at 1 s");
+    assert_eq!(active.status().retransmits, 5);
+}
+
+#[test]
+fn a_failed_apply_keeps_the_previous_version_and_is_reported() {
+    let mut active = ConfigSync::new(RetryConfig::default(), Some((4, b"old".to_vec())));
+    let mut passive = ConfigSync::new(RetryConfig::default(), Some((4, b"old".to_vec())));
+    active.apply_local(ms(0), 5, b"bad".to_vec()).unwrap();
+    let n = exchange(&mut active, &mut passive, ms(1), &mut |_| {
+        Err("rule \"x\": unknown zone \"dmz\"".into())
+    });
+    assert_eq!(n, 1);
+    assert_eq!(passive.advertised(), (4, policy_hash(b"old")));
+    let ps = passive.status();
+    assert_eq!(ps.failed, 1);
+    assert!(ps.last_error.unwrap().contains("unknown zone"));
+    let st = active.status();
+    assert_eq!(st.offering, None);
+    assert_eq!(st.peer_result.as_ref().map(|r| (r.0, r.1)), Some((5, false)));
+    assert!(st.last_error.unwrap().contains("did not apply policy version 5"));
+    // The retransmitted offer gets the same failure, not a second apply;
+    // heartbeats showing the old version do not restart the offer either.
+    active.note_peer_version(ms(2), 4, policy_hash(b"old"));
+    assert_eq!(active.status().offering, None);
+    assert!(active.status().mismatch, "status flags it");
+}
+
+#[test]
+fn no_downgrade_and_conflicts_raise_the_alarm() {
+    let mut newer = ConfigSync::new(RetryConfig::default(), Some((9, b"nine".to_vec())));
+    let mut older = ConfigSync::new(RetryConfig::default(), Some((3, b"three".to_vec())));
+    // The older node learns the newer exists: it does not offer.
+    older.note_peer_version(ms(0), 9, policy_hash(b"nine"));
+    assert_eq!(older.poll_transmit(), None);
+    // A (forced) old offer to the newer node: refused, answered.
+    let offer = encode(&ConfigMessage::Offer {
+        version: 3,
+        hash: policy_hash(b"three"),
+        total: 5,
+        offset: 0,
+        bytes: b"three".to_vec(),
+    });
+    newer.handle_message(ms(1), &offer).unwrap();
+    assert_eq!(newer.poll_action(), None);
+    assert_eq!(newer.advertised().0, 9);
+    assert_eq!(newer.status().stale_offers, 1);
+    let answer = decode(&newer.poll_transmit().unwrap()).unwrap();
+    assert!(matches!(answer, ConfigMessage::Result { applied: false, version: 3, .. }));
+    // Same version, another text: conflict.
+    let twin = encode(&ConfigMessage::Offer {
+        version: 9,
+        hash: policy_hash(b"NINE"),
+        total: 4,
+        offset: 0,
+        bytes: b"NINE".to_vec(),
+    });
+    newer.handle_message(ms(2), &twin).unwrap();
+    assert_eq!(newer.poll_action(), None);
+    assert_eq!(newer.status().conflict, Some(9));
+    // The newer node pushes its version to the older one (highest wins).
+    newer.note_peer_version(ms(3), 3, policy_hash(b"three"));
+    let n = exchange(&mut newer, &mut older, ms(3), &mut ok);
+    assert_eq!(n, 1);
+    assert_eq!(older.advertised().0, 9);
+}
+
+#[test]
+fn a_large_policy_goes_in_chunks_and_is_hash_checked() {
+    let text: Vec<u8> = (0..CHUNK * 2 + 123).map(|i| (i % 251) as u8).collect();
+    let mut a = ConfigSync::new(RetryConfig::default(), None);
+    let mut b = ConfigSync::new(RetryConfig::default(), None);
+    a.apply_local(ms(0), 1, text.clone()).unwrap();
+    let offers: Vec<Vec<u8>> = std::iter::from_fn(|| a.poll_transmit()).collect();
+    assert_eq!(offers.len(), 3);
+    // Out of order and duplicated: still one apply, of the right bytes.
+    for i in [2, 0, 2, 1] {
+        b.handle_message(ms(1), &offers[i]).unwrap();
+    }
+    match b.poll_action() {
+        Some(ConfigAction::ApplyConfig { version: 1, bytes, .. }) => assert_eq!(bytes, text),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.poll_action(), None);
+    // A chunk whose bytes do not match the hash: refused as corrupted.
+    let mut c = ConfigSync::new(RetryConfig::default(), None);
+    let lie = encode(&ConfigMessage::Offer {
+        version: 1,
+        hash: [3; 32],
+        total: 2,
+        offset: 0,
+        bytes: b"hi".to_vec(),
+    });
+    c.handle_message(ms(1), &lie).unwrap();
+    assert_eq!(c.poll_action(), None);
+    assert!(c.status().last_error.unwrap().contains("SHA-256"));
+}
+
+#[test]
+fn only_the_active_edits_locally() {
+    assert!(local_edit_allowed(State::Active).is_ok());
+    for s in [State::Passive, State::Initial, State::Suspended, State::NonFunctional] {
+        let e = local_edit_allowed(s).unwrap_err();
+        assert!(e.to_string().contains("active node"), "{e}");
+        assert!(e.to_string().contains(s.as_str()), "{e}");
+    }
+    let mut a = ConfigSync::new(RetryConfig::default(), Some((5, b"x".to_vec())));
+    let e = a.apply_local(ms(0), 5, b"y".to_vec()).unwrap_err();
+    assert!(e.to_string().contains("not newer"), "{e}");
+}
