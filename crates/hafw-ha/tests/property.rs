@@ -94,6 +94,13 @@ fn plan(seed: u64) -> Plan {
     let paths = 1 + rng.below(3) as usize;
     let hold = interval * rng.below(4) as u32;
     let preempt = rng.chance(0.3);
+    // Half the cases listen longer than the detection time at start, as the
+    // daemon does (a cold-start race must not make both announce).
+    let listen = if rng.chance(0.5) {
+        Duration::ZERO
+    } else {
+        interval * 10
+    };
     let config = |node_id, priority, rng: &mut Rng| Config {
         node_id,
         priority,
@@ -108,6 +115,7 @@ fn plan(seed: u64) -> Plan {
             window: interval * 2000,
         },
         takeover_wait: interval * (3 + rng.below(10) as u32),
+        initial_listen: listen,
     };
     let prio = [100, 200];
     let a = config(1, prio[rng.below(2) as usize], &mut rng);
@@ -196,7 +204,7 @@ fn plan(seed: u64) -> Plan {
         rough,
         overlap: interval + calm.delay_max + ms(1),
         settle: detection + max_delay + interval,
-        patience: detection + hold + max_delay + interval * 3,
+        patience: detection.max(listen) + hold + max_delay + interval * 3,
     }
 }
 

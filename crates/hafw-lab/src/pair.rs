@@ -76,6 +76,7 @@ pub struct Pair {
     profile: String,
     /// Serve the status API on 127.0.0.1 inside each firewall.
     api: bool,
+    extra: Vec<String>,
     daemons: Vec<(String, Option<Child>)>,
     runtime: tokio::runtime::Runtime,
 }
@@ -94,7 +95,8 @@ fn write_secret(path: &Path, text: &str) -> Result<(), LabError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| err(format!("create {}: {e}", path.display())))?;
-    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| err(format!("write {}: {e}", path.display())))
+    std::io::Write::write_all(&mut f, text.as_bytes())
+        .map_err(|e| err(format!("write {}: {e}", path.display())))
 }
 
 fn err(msg: impl Into<String>) -> LabError {
@@ -133,6 +135,19 @@ impl Pair {
         profile: &str,
         api: bool,
     ) -> Result<Pair, LabError> {
+        Pair::start_opts(file, lab_name, exe, profile, api, &[])
+    }
+
+    /// As [`Pair::start_with`], with extra `hafw run` arguments for both
+    /// daemons (e.g. `--session-sync off`).
+    pub fn start_opts(
+        file: &Path,
+        lab_name: &str,
+        exe: &Path,
+        profile: &str,
+        api: bool,
+        extra: &[&str],
+    ) -> Result<Pair, LabError> {
         if profile != "default" && profile != "fast" {
             return Err(err(format!(
                 "unknown HA profile `{profile}`: use `default` or `fast`"
@@ -159,6 +174,7 @@ impl Pair {
             exe: exe.to_path_buf(),
             profile: profile.to_string(),
             api,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             runtime,
         };
         if api {
@@ -177,10 +193,17 @@ impl Pair {
 
     /// GET `path` from a node's status API; `token` None sends none.
     /// Returns the status code and body.
-    pub fn api_get(&self, node: &str, path: &str, token: Option<&str>) -> Result<(u16, String), LabError> {
+    pub fn api_get(
+        &self,
+        node: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<(u16, String), LabError> {
         use std::io::{Read, Write};
         let ns = topology::ns_name(&self.lab, node);
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let req = format!("GET {path} HTTP/1.1\r\nHost: hafw\r\n{auth}Connection: close\r\n\r\n");
         let text = hafw_kernel::in_netns(Some(&ns), move || -> std::io::Result<String> {
             let mut s = std::net::TcpStream::connect(API_ADDR)?;
@@ -192,8 +215,15 @@ impl Pair {
         })
         .map_err(|e| err(e.to_string()))?
         .map_err(|e| err(format!("API of {node}: {e}")))?;
-        let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         Ok((code, body))
     }
 
@@ -217,11 +247,11 @@ impl Pair {
             .arg("--control")
             .arg(self.control(&node));
         if self.api {
-            cmd.args(["--api", API_ADDR, "--api-token-file"]).arg(self.api_token_file());
+            cmd.args(["--api", API_ADDR, "--api-token-file"])
+                .arg(self.api_token_file());
         }
-        cmd.stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+        cmd.args(&self.extra);
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let child = cmd
             .spawn()
             .map_err(|e| err(format!("start hafw run on {node}: {e}")))?;

@@ -418,7 +418,12 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
         }
         // Linux delays proxy ARP replies by up to 0.8 s at random; the
         // platform answers at once.
-        sys(&mut t, &vpc, &format!("net.ipv4.neigh.{}.proxy_delay", p.vpc_dev), "0");
+        sys(
+            &mut t,
+            &vpc,
+            &format!("net.ipv4.neigh.{}.proxy_delay", p.vpc_dev),
+            "0",
+        );
         t.neighbours.push(Neighbour {
             ns: vpc.clone(),
             dev: p.vpc_dev.clone(),

@@ -124,7 +124,15 @@ pub fn run(args: DemoArgs) -> ExitCode {
         steps: vec![],
         total: 7,
     };
-    let pair = plan(&mut demo, &file, &lab_name, &exe, &profile, args.sessions, args.break_passive);
+    let pair = plan(
+        &mut demo,
+        &file,
+        &lab_name,
+        &exe,
+        &profile,
+        args.sessions,
+        args.break_passive,
+    );
     drop(pair); // tears the lab down, whatever happened
     if let Some(t) = temp {
         let _ = std::fs::remove_file(t);

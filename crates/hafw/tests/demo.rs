@@ -9,8 +9,13 @@ use std::process::Command;
 use common::*;
 
 fn demo(args: &[&str]) -> (bool, String) {
-    let out = Command::new(hafw()).args(["lab", "demo"]).args(args).output().expect("run hafw lab demo");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(hafw())
+        .args(["lab", "demo"])
+        .args(args)
+        .output()
+        .expect("run hafw lab demo");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -35,7 +40,10 @@ fn a_broken_nat_rule_fails_the_inbound_step() {
     }
     // DNAT to a port nothing listens on: the client's fetch cannot succeed.
     let text = std::fs::read_to_string(example("alicloud-havip.toml")).unwrap();
-    let broken = text.replace("to_address = \"10.0.10.10\"", "to_address = \"10.0.10.10\"\nto_port = 8081");
+    let broken = text.replace(
+        "to_address = \"10.0.10.10\"",
+        "to_address = \"10.0.10.10\"\nto_port = 8081",
+    );
     assert_ne!(text, broken);
     let path = std::env::temp_dir().join(format!("hafw-demo-nat-{}.toml", std::process::id()));
     std::fs::write(&path, broken).unwrap();
@@ -43,7 +51,10 @@ fn a_broken_nat_rule_fails_the_inbound_step() {
     let (ok, out) = demo(&[path.to_str().unwrap(), "--name", &name, "--profile", "fast"]);
     let _ = std::fs::remove_file(&path);
     assert!(!ok, "{out}");
-    assert!(out.contains("FAILED at `inbound: client -> EIP -> web server`"), "{out}");
+    assert!(
+        out.contains("FAILED at `inbound: client -> EIP -> web server`"),
+        "{out}"
+    );
     assert!(out.contains(&format!("lab `{name}` torn down")), "{out}");
     assert!(lab_namespaces(&name).is_empty());
 }
@@ -54,7 +65,15 @@ fn a_passive_that_cannot_take_over_fails_the_failover_step() {
         return;
     }
     let name = unique("dp");
-    let (ok, out) = demo(&["--name", &name, "--profile", "fast", "--break-passive", "--sessions", "5"]);
+    let (ok, out) = demo(&[
+        "--name",
+        &name,
+        "--profile",
+        "fast",
+        "--break-passive",
+        "--sessions",
+        "5",
+    ]);
     assert!(!ok, "{out}");
     assert!(out.contains("FAILED at `failover, planned"), "{out}");
     assert!(out.contains(&format!("lab `{name}` torn down")), "{out}");

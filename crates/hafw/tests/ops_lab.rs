@@ -12,12 +12,21 @@ use hafw_lab::pair::{Fault, Pair, API_TOKEN};
 
 fn start(prefix: &str) -> Pair {
     let name = unique(prefix);
-    Pair::start_with(&example("alicloud-havip.toml"), &name, std::path::Path::new(hafw()), "fast", true)
-        .unwrap_or_else(|e| panic!("start the pair: {e}"))
+    Pair::start_with(
+        &example("alicloud-havip.toml"),
+        &name,
+        std::path::Path::new(hafw()),
+        "fast",
+        true,
+    )
+    .unwrap_or_else(|e| panic!("start the pair: {e}"))
 }
 
 fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 #[test]
@@ -31,7 +40,12 @@ fn the_api_and_metrics_follow_a_failover() {
 
     // No token, or a wrong one: refused.
     assert_eq!(pair.api_get(&active, "/status", None).unwrap().0, 401);
-    assert_eq!(pair.api_get(&active, "/metrics", Some("not-the-token-at-all")).unwrap().0, 401);
+    assert_eq!(
+        pair.api_get(&active, "/metrics", Some("not-the-token-at-all"))
+            .unwrap()
+            .0,
+        401
+    );
 
     let (code, body) = pair.api_get(&active, "/status", Some(API_TOKEN)).unwrap();
     assert_eq!(code, 200, "{body}");
@@ -39,7 +53,11 @@ fn the_api_and_metrics_follow_a_failover() {
     assert_eq!(status["state"], "active");
     assert_eq!(status["peer"]["state"], "passive");
     let (_, m) = pair.api_get(&standby, "/metrics", Some(API_TOKEN)).unwrap();
-    assert_eq!(metric(&m, "hafw_state{state=\"passive\"}"), Some(1.0), "{m}");
+    assert_eq!(
+        metric(&m, "hafw_state{state=\"passive\"}"),
+        Some(1.0),
+        "{m}"
+    );
     let before = metric(&m, "hafw_transitions_total{from=\"passive\",to=\"active\"").unwrap_or(0.0);
 
     pair.inject(Fault::Suspend, &active).unwrap();
@@ -49,23 +67,50 @@ fn the_api_and_metrics_follow_a_failover() {
     let (_, body) = pair.api_get(&standby, "/status", Some(API_TOKEN)).unwrap();
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["state"], "active", "{body}");
-    let last = status["transitions"].as_array().and_then(|t| t.last()).cloned().unwrap();
-    assert!(last["cause"].as_str().unwrap().contains("planned takeover"), "{last}");
-    let phases = status["timelines"].as_array().and_then(|t| t.last()).unwrap()["phases"].as_array().unwrap().len();
+    let last = status["transitions"]
+        .as_array()
+        .and_then(|t| t.last())
+        .cloned()
+        .unwrap();
+    assert!(
+        last["cause"].as_str().unwrap().contains("planned takeover"),
+        "{last}"
+    );
+    let phases = status["timelines"]
+        .as_array()
+        .and_then(|t| t.last())
+        .unwrap()["phases"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(phases, 4, "sessions, addresses, announce, confirm");
 
     let (_, m) = pair.api_get(&standby, "/metrics", Some(API_TOKEN)).unwrap();
     assert_eq!(metric(&m, "hafw_state{state=\"active\"}"), Some(1.0), "{m}");
-    assert_eq!(metric(&m, "hafw_state{state=\"passive\"}"), Some(0.0), "{m}");
+    assert_eq!(
+        metric(&m, "hafw_state{state=\"passive\"}"),
+        Some(0.0),
+        "{m}"
+    );
     let after = m
         .lines()
         .filter(|l| l.starts_with("hafw_transitions_total{") && l.contains("to=\"active\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>();
-    assert!(after > before, "transitions to active did not grow: {before} -> {after}\n{m}");
-    assert!(m.contains("hafw_failover_phase_seconds_count{phase=\"announce\"}"), "{m}");
+    assert!(
+        after > before,
+        "transitions to active did not grow: {before} -> {after}\n{m}"
+    );
+    assert!(
+        m.contains("hafw_failover_phase_seconds_count{phase=\"announce\"}"),
+        "{m}"
+    );
     let (_, m) = pair.api_get(&active, "/metrics", Some(API_TOKEN)).unwrap();
-    assert_eq!(metric(&m, "hafw_state{state=\"suspended\"}"), Some(1.0), "{m}");
+    assert_eq!(
+        metric(&m, "hafw_state{state=\"suspended\"}"),
+        Some(1.0),
+        "{m}"
+    );
 }
 
 #[test]
@@ -78,7 +123,13 @@ fn sigterm_of_the_active_hands_over_with_the_planned_outage() {
     let standby = pair.nodes().into_iter().find(|n| *n != active).unwrap();
     let echo: SocketAddr = "198.51.100.30:7777".parse().unwrap();
     let (report, _, injected) = pair
-        .probe_around("web", echo, Duration::from_millis(2500), Duration::from_millis(500), |p| p.inject(Fault::Term, &active))
+        .probe_around(
+            "web",
+            echo,
+            Duration::from_millis(2500),
+            Duration::from_millis(500),
+            |p| p.inject(Fault::Term, &active),
+        )
         .unwrap();
     injected.unwrap();
     assert_eq!(pair.wait_settled(Duration::from_secs(10)).unwrap(), standby);
@@ -88,12 +139,25 @@ fn sigterm_of_the_active_hands_over_with_the_planned_outage() {
         report.sent,
         report.longest_arrival_gap.as_secs_f64() * 1000.0
     );
-    assert!(report.lost <= 2, "SIGTERM should hand over like a suspend: {report}");
+    assert!(
+        report.lost <= 2,
+        "SIGTERM should hand over like a suspend: {report}"
+    );
     // The stopped node withdrew: no floating address, no table left.
     let left = std::process::Command::new("ip")
-        .args(["netns", "exec", &format!("hafw-{}.{active}", pair.lab), "ip", "-br", "addr"])
+        .args([
+            "netns",
+            "exec",
+            &format!("hafw-{}.{active}", pair.lab),
+            "ip",
+            "-br",
+            "addr",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&left.stdout);
-    assert!(!text.contains("10.0.1.100") && !text.contains("10.0.2.100"), "{text}");
+    assert!(
+        !text.contains("10.0.1.100") && !text.contains("10.0.2.100"),
+        "{text}"
+    );
 }

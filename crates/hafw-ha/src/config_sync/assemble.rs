@@ -17,7 +17,10 @@ pub(crate) struct Assembly {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ChunkError {
     TooLarge(usize),
-    Misplaced { offset: usize, len: usize },
+    Misplaced {
+        offset: usize,
+        len: usize,
+    },
     /// Same (version, hash), another total length.
     Inconsistent,
     /// All chunks arrived, and they do not hash to the offered hash.
@@ -68,7 +71,8 @@ impl Assembly {
         }
         let expected_len = self.total.saturating_sub(offset).min(CHUNK);
         let index = offset / CHUNK;
-        if offset % CHUNK != 0 || index >= self.chunks.len() || bytes.len() != expected_len {
+        // (Not `is_multiple_of`: the workspace builds with Rust 1.85.)
+        if index * CHUNK != offset || index >= self.chunks.len() || bytes.len() != expected_len {
             return Err(ChunkError::Misplaced {
                 offset,
                 len: bytes.len(),

@@ -84,7 +84,9 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::UnknownType(t) => write!(f, "unknown config-sync message type {t}"),
             DecodeError::UnknownFlags(b) => write!(f, "unknown config result flags {b:#04x}"),
-            DecodeError::StrayError => write!(f, "config result carries error text without its flag"),
+            DecodeError::StrayError => {
+                write!(f, "config result carries error text without its flag")
+            }
             DecodeError::BadUtf8 => write!(f, "config result error text is not UTF-8"),
             DecodeError::TrailingBytes(n) => write!(f, "{n} bytes after the config-sync message"),
         }

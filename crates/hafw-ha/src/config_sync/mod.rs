@@ -51,7 +51,7 @@ use sha2::{Digest, Sha256};
 use crate::msg::State;
 
 pub use codec::{ConfigMessage, DecodeError};
-pub use sync::{ConfigAction, ConfigStatus, ConfigSync, RetryConfig};
+pub use sync::{ApplyError, ConfigAction, ConfigStatus, ConfigSync, RetryConfig};
 
 /// SHA-256 of the policy bytes: the hash advertised in heartbeats.
 pub fn policy_hash(bytes: &[u8]) -> [u8; 32] {

@@ -143,7 +143,9 @@ impl ConfigSync {
 
     /// (version, hash) to advertise in heartbeats (`Node::set_config_version`).
     pub fn advertised(&self) -> (u64, [u8; 32]) {
-        self.ours.as_ref().map_or((0, [0; 32]), |p| (p.version, p.hash))
+        self.ours
+            .as_ref()
+            .map_or((0, [0; 32]), |p| (p.version, p.hash))
     }
 
     /// The version `hafw config apply` should use: above both nodes'.
@@ -242,7 +244,11 @@ impl ConfigSync {
                 self.failed = None;
                 self.status.conflict = None;
                 // Applied here: an older offer of ours is moot.
-                if self.offering.as_ref().is_some_and(|o| o.version < p.version) {
+                if self
+                    .offering
+                    .as_ref()
+                    .is_some_and(|o| o.version < p.version)
+                {
                     self.offering = None;
                 }
                 self.ours = Some(p);
@@ -338,7 +344,14 @@ impl ConfigSync {
         }
     }
 
-    fn on_offer(&mut self, version: u64, hash: [u8; 32], total: usize, offset: usize, bytes: Vec<u8>) {
+    fn on_offer(
+        &mut self,
+        version: u64,
+        hash: [u8; 32],
+        total: usize,
+        offset: usize,
+        bytes: Vec<u8>,
+    ) {
         let (v, h) = self.advertised();
         if version == 0 || version < v {
             self.status.stale_offers += 1;

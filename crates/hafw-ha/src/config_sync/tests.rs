@@ -79,7 +79,10 @@ fn every_variant_round_trips_and_errors_are_named() {
     let mut b = good.clone();
     b.push(1);
     assert_eq!(decode(&b), Err(DecodeError::TrailingBytes(1)));
-    assert!(matches!(decode(&good[..20]), Err(DecodeError::Truncated { .. })));
+    assert!(matches!(
+        decode(&good[..20]),
+        Err(DecodeError::Truncated { .. })
+    ));
 }
 
 proptest! {
@@ -202,8 +205,14 @@ fn a_failed_apply_keeps_the_previous_version_and_is_reported() {
     assert!(ps.last_error.unwrap().contains("unknown zone"));
     let st = active.status();
     assert_eq!(st.offering, None);
-    assert_eq!(st.peer_result.as_ref().map(|r| (r.0, r.1)), Some((5, false)));
-    assert!(st.last_error.unwrap().contains("did not apply policy version 5"));
+    assert_eq!(
+        st.peer_result.as_ref().map(|r| (r.0, r.1)),
+        Some((5, false))
+    );
+    assert!(st
+        .last_error
+        .unwrap()
+        .contains("did not apply policy version 5"));
     // The retransmitted offer gets the same failure, not a second apply;
     // heartbeats showing the old version do not restart the offer either.
     active.note_peer_version(ms(2), 4, policy_hash(b"old"));
@@ -231,7 +240,14 @@ fn no_downgrade_and_conflicts_raise_the_alarm() {
     assert_eq!(newer.advertised().0, 9);
     assert_eq!(newer.status().stale_offers, 1);
     let answer = decode(&newer.poll_transmit().unwrap()).unwrap();
-    assert!(matches!(answer, ConfigMessage::Result { applied: false, version: 3, .. }));
+    assert!(matches!(
+        answer,
+        ConfigMessage::Result {
+            applied: false,
+            version: 3,
+            ..
+        }
+    ));
     // Same version, another text: conflict.
     let twin = encode(&ConfigMessage::Offer {
         version: 9,
@@ -263,7 +279,9 @@ fn a_large_policy_goes_in_chunks_and_is_hash_checked() {
         b.handle_message(ms(1), &offers[i]).unwrap();
     }
     match b.poll_action() {
-        Some(ConfigAction::ApplyConfig { version: 1, bytes, .. }) => assert_eq!(bytes, text),
+        Some(ConfigAction::ApplyConfig {
+            version: 1, bytes, ..
+        }) => assert_eq!(bytes, text),
         other => panic!("{other:?}"),
     }
     assert_eq!(b.poll_action(), None);
@@ -284,7 +302,12 @@ fn a_large_policy_goes_in_chunks_and_is_hash_checked() {
 #[test]
 fn only_the_active_edits_locally() {
     assert!(local_edit_allowed(State::Active).is_ok());
-    for s in [State::Passive, State::Initial, State::Suspended, State::NonFunctional] {
+    for s in [
+        State::Passive,
+        State::Initial,
+        State::Suspended,
+        State::NonFunctional,
+    ] {
         let e = local_edit_allowed(s).unwrap_err();
         assert!(e.to_string().contains("active node"), "{e}");
         assert!(e.to_string().contains(s.as_str()), "{e}");
@@ -292,4 +315,36 @@ fn only_the_active_edits_locally() {
     let mut a = ConfigSync::new(RetryConfig::default(), Some((5, b"x".to_vec())));
     let e = a.apply_local(ms(0), 5, b"y".to_vec()).unwrap_err();
     assert!(e.to_string().contains("not newer"), "{e}");
+}
+
+proptest! {
+    /// The core takes any decodable offer or result (lying totals,
+    /// offsets, hashes) without panicking or leaving a deadline behind.
+    #[test]
+    fn any_decodable_message_is_survived(
+        version in 0u64..4,
+        total in prop_oneof![0u32..200_000, Just(u32::MAX)],
+        offset in prop_oneof![0u32..200_000, Just(CHUNK as u32), Just(u32::MAX)],
+        len in 0usize..70_000,
+        applied in any::<bool>(),
+        result in any::<bool>(),
+    ) {
+        let mut c = ConfigSync::new(RetryConfig::default(), Some((2, b"two".to_vec())));
+        c.apply_local(ms(0), 3, b"three".to_vec()).unwrap();
+        let msg = if result {
+            ConfigMessage::Result { version, hash: [version as u8; 32], applied, error: None }
+        } else {
+            ConfigMessage::Offer {
+                version, hash: [1; 32], total, offset, bytes: vec![7; len],
+            }
+        };
+        c.handle_message(ms(1), &encode(&msg)).unwrap();
+        c.handle_timeout(ms(500));
+        prop_assert!(c.poll_timeout().is_none_or(|t| t > ms(500)));
+        while c.poll_transmit().is_some() {}
+        while let Some(a) = c.poll_action() {
+            let is_apply = matches!(a, ConfigAction::ApplyConfig { .. });
+            prop_assert!(is_apply);
+        }
+    }
 }

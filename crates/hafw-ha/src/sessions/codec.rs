@@ -17,8 +17,9 @@
 //! type 3 BulkStart  seq u64 | gen u64
 //! type 4 BulkChunk  seq u64 | gen u64 | count u16 | count × entry
 //! type 5 BulkEnd    seq u64 | gen u64 | count u64
-//! type 6 Ack        upto u64 | sack u64 (bit i: seq upto+2+i is held)
-//! type 7 Resync     gen u64 | reason u8
+//! type 6 Ack        upto u64 | sack u64 (bit i: seq upto+2+i is held) |
+//!                   receiver u64
+//! type 7 Resync     gen u64 | reason u8 | receiver u64
 //!
 //! key   (13): src [4] | dst [4] | proto u8 | src_port u16 | dst_port u16
 //! entry (39): key | reply src [4] | reply dst [4] | reply src_port u16 |
@@ -76,24 +77,48 @@ pub struct Frame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncMessage {
     /// New or changed entries, newest state only (coalesced).
-    Update { seq: u64, entries: Vec<Session> },
-    Destroy { seq: u64, keys: Vec<SessionKey> },
+    Update {
+        seq: u64,
+        entries: Vec<Session>,
+    },
+    Destroy {
+        seq: u64,
+        keys: Vec<SessionKey>,
+    },
     /// A full copy of the table follows; at its end, entries the
     /// generation did not mention are dropped.
-    BulkStart { seq: u64, gen: u64 },
+    BulkStart {
+        seq: u64,
+        gen: u64,
+    },
     BulkChunk {
         seq: u64,
         gen: u64,
         entries: Vec<Session>,
     },
     /// `count`: the entries the generation's chunks carried, a check.
-    BulkEnd { seq: u64, gen: u64, count: u64 },
+    BulkEnd {
+        seq: u64,
+        gen: u64,
+        count: u64,
+    },
     /// Everything up to `upto` is applied; bit `i` of `sack` says seq
     /// `upto + 2 + i` is held out of order (`upto + 1` is missing).
-    Ack { upto: u64, sack: u64 },
-    /// The receiver cannot continue from what it has: send a bulk. `gen`
-    /// is the last bulk generation it saw start on `stream` (0: none).
-    ResyncRequest { gen: u64, reason: ResyncReason },
+    /// `receiver`: the receiver's run id (like a sender's stream).
+    Ack {
+        upto: u64,
+        sack: u64,
+        receiver: u64,
+    },
+    /// The receiver cannot continue from what it has: send a bulk. For
+    /// `NotSynced`, the frame's stream is the one it cannot place and `gen`
+    /// is 0; otherwise they are its stream and the last bulk generation it
+    /// saw start there.
+    ResyncRequest {
+        gen: u64,
+        reason: ResyncReason,
+        receiver: u64,
+    },
 }
 
 impl SyncMessage {
@@ -195,7 +220,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             18 + entries.len() * ENTRY_LEN
         }
         SyncMessage::Destroy { keys, .. } => 10 + keys.len() * KEY_LEN,
-        _ => 24,
+        _ => 25,
     };
     let mut out = Vec::with_capacity(HEADER_LEN + body);
     out.push(CHANNEL);
@@ -237,13 +262,23 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
                 out.extend_from_slice(&v.to_be_bytes());
             }
         }
-        SyncMessage::Ack { upto, sack } => {
-            out.extend_from_slice(&upto.to_be_bytes());
-            out.extend_from_slice(&sack.to_be_bytes());
+        SyncMessage::Ack {
+            upto,
+            sack,
+            receiver,
+        } => {
+            for v in [upto, sack, receiver] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
         }
-        SyncMessage::ResyncRequest { gen, reason } => {
+        SyncMessage::ResyncRequest {
+            gen,
+            reason,
+            receiver,
+        } => {
             out.extend_from_slice(&gen.to_be_bytes());
             out.push(*reason as u8);
+            out.extend_from_slice(&receiver.to_be_bytes());
         }
     }
     out
@@ -293,12 +328,17 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
         T_ACK => SyncMessage::Ack {
             upto: r.u64("upto")?,
             sack: r.u64("sack")?,
+            receiver: r.u64("receiver")?,
         },
         T_RESYNC => {
             let gen = r.u64("gen")?;
             let b = r.u8("reason")?;
             let reason = ResyncReason::from_u8(b).ok_or(DecodeError::UnknownReason(b))?;
-            SyncMessage::ResyncRequest { gen, reason }
+            SyncMessage::ResyncRequest {
+                gen,
+                reason,
+                receiver: r.u64("receiver")?,
+            }
         }
         other => return Err(DecodeError::UnknownType(other)),
     };

@@ -108,6 +108,10 @@ pub enum Mode {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverConfig {
+    /// Names this run of the receiver in acks and requests, so a sender
+    /// tells a restarted receiver from a late request of the one it knows
+    /// (the daemon uses its wire epoch's start time). Not 0.
+    pub instance: u64,
     pub mode: Mode,
     /// Out-of-order messages held past the first gap (1..=[`MAX_WINDOW`]);
     /// at least the sender's window, or retransmissions are wasted.
@@ -128,8 +132,9 @@ pub struct ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    pub fn new(mode: Mode) -> ReceiverConfig {
+    pub fn new(instance: u64, mode: Mode) -> ReceiverConfig {
         ReceiverConfig {
+            instance,
             mode,
             window: 128,
             resync_interval: Duration::from_millis(200),
@@ -141,6 +146,12 @@ impl ReceiverConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.instance == 0 {
+            return Err(ConfigError::new(
+                "instance",
+                "is 0; use the wire epoch's start time",
+            ));
+        }
         if !(1..=MAX_WINDOW).contains(&self.window) {
             return Err(ConfigError::new(
                 "window",
@@ -157,7 +168,10 @@ impl ReceiverConfig {
             }
         }
         if self.action_batch == 0 {
-            return Err(ConfigError::new("action_batch", "is 0; it must be at least 1"));
+            return Err(ConfigError::new(
+                "action_batch",
+                "is 0; it must be at least 1",
+            ));
         }
         Ok(())
     }

@@ -61,8 +61,12 @@
 //! count mismatch make the receiver send `ResyncRequest` (rate limited;
 //! for an unknown stream only after `resync_interval`, as its BulkStart may
 //! just be late). The sender ignores one while a dump is coming, or when
-//! it names the generation in progress (stale: it was sent before the
-//! BulkStart arrived), except a count mismatch.
+//! it names the generation in progress (it saw its start), or when it
+//! says "your stream, but not its BulkStart" while that BulkStart is still
+//! unacknowledged (retransmission brings it) or was acknowledged by the
+//! very same receiver run (the request crossed that ack): acks and
+//! requests carry the receiver's run id, so only a restarted receiver the
+//! daemon did not report costs a bulk. A count mismatch always does.
 //!
 //! **Expiry.** The receiver drops an entry `timeout_s + expiry_grace`
 //! after its last update, so an entry whose Destroy was lost (or that the
@@ -88,8 +92,8 @@
 //! `crate::config_sync::codec::CHANNEL` `'C'`).
 
 pub mod cache;
-pub mod codec;
 mod coalesce;
+pub mod codec;
 pub mod config;
 pub mod entry;
 pub mod receiver;

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::cache::SessionCache;
-use super::codec::{self, decode, encode, Frame, ResyncReason, SyncMessage};
 use super::coalesce::Coalescer;
+use super::codec::{self, decode, encode, Frame, ResyncReason, SyncMessage};
 use super::config::{ConfigError, Mode, ReceiverConfig};
 use super::entry::{Session, SessionKey};
 use crate::Time;
@@ -68,6 +68,9 @@ pub struct SyncReceiver {
     ready: bool,
     /// Messages of an unknown stream have been arriving since.
     unsynced_since: Option<Time>,
+    /// The last such stream: a NotSynced request names it, so its sender
+    /// can tell "I lost your BulkStart" from "I restarted".
+    foreign: Option<u64>,
     last_request: Option<Time>,
     /// A resync request waiting for the rate limit.
     want_resync: Option<ResyncReason>,
@@ -100,6 +103,7 @@ impl SyncReceiver {
             tag: 0,
             ready: false,
             unsynced_since: None,
+            foreign: None,
             last_request: None,
             want_resync: None,
             ack_due: false,
@@ -139,8 +143,13 @@ impl SyncReceiver {
                 // Its bulk start may only be late (reordered): ask after
                 // `resync_interval` if it has not come by then.
                 self.stats.dropped += 1;
+                self.foreign = Some(frame.stream);
                 let since = *self.unsynced_since.get_or_insert(now);
-                self.want(now, ResyncReason::NotSynced, since + self.config.resync_interval);
+                self.want(
+                    now,
+                    ResyncReason::NotSynced,
+                    since + self.config.resync_interval,
+                );
                 return;
             }
             // A new run of the sender: its seqs start over at this bulk.
@@ -149,6 +158,7 @@ impl SyncReceiver {
             self.buffer.clear();
             self.bulk = None;
             self.unsynced_since = None;
+            self.foreign = None;
             self.want_resync = None;
         }
         self.ack_due = true;
@@ -199,9 +209,9 @@ impl SyncReceiver {
                 .last_request
                 .map_or(now, |t| t + self.config.resync_interval);
             let not_before = match reason {
-                ResyncReason::NotSynced => self
-                    .unsynced_since
-                    .map(|t| t + self.config.resync_interval),
+                ResyncReason::NotSynced => {
+                    self.unsynced_since.map(|t| t + self.config.resync_interval)
+                }
                 _ => Some(now),
             };
             match not_before {
@@ -240,7 +250,11 @@ impl SyncReceiver {
         let stream = self.stream?;
         let mut sack = 0u64;
         let first = self.expected.saturating_add(1);
-        for &seq in self.buffer.range(first..first.saturating_add(64)).map(|(s, _)| s) {
+        for &seq in self
+            .buffer
+            .range(first..first.saturating_add(64))
+            .map(|(s, _)| s)
+        {
             sack |= 1 << (seq - first);
         }
         self.stats.acks += 1;
@@ -249,6 +263,7 @@ impl SyncReceiver {
             msg: SyncMessage::Ack {
                 upto: self.expected.saturating_sub(1),
                 sack,
+                receiver: self.config.instance,
             },
         }))
     }
@@ -422,11 +437,16 @@ impl SyncReceiver {
         self.want_resync = None;
         self.last_request = Some(now);
         self.stats.resyncs += 1;
+        let (stream, gen) = match reason {
+            ResyncReason::NotSynced => (self.foreign.unwrap_or(0), 0),
+            _ => (self.stream.unwrap_or(0), self.last_gen),
+        };
         self.outbox.push_back(encode(&Frame {
-            stream: self.stream.unwrap_or(0),
+            stream,
             msg: SyncMessage::ResyncRequest {
-                gen: self.last_gen,
+                gen,
                 reason,
+                receiver: self.config.instance,
             },
         }));
     }

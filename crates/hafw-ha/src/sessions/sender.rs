@@ -5,10 +5,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::coalesce::Coalescer;
 use super::codec::{
     self, decode, encode, entries_per_message, keys_per_message, Frame, ResyncReason, SyncMessage,
 };
-use super::coalesce::Coalescer;
 use super::config::{ConfigError, SenderConfig};
 use super::entry::{Event, Session, SessionKey};
 use super::rto::{LagHistogram, RttEstimator};
@@ -83,6 +83,10 @@ pub struct SyncSender {
     phase: Phase,
     /// The last bulk generation started (0: none yet).
     gen: u64,
+    /// The seq of its BulkStart, once sent.
+    bulk_start_seq: Option<u64>,
+    /// The receiver run whose ack covered that BulkStart.
+    start_acked_by: Option<u64>,
     next_seq: u64,
     pending: Coalescer<Pending>,
     /// Ordered by seq.
@@ -153,6 +157,8 @@ impl SyncSender {
             config,
             phase: Phase::AwaitingDump,
             gen: 0,
+            bulk_start_seq: None,
+            start_acked_by: None,
             next_seq: 1,
             pending: Coalescer::default(),
             unacked: VecDeque::new(),
@@ -265,10 +271,16 @@ impl SyncSender {
 
     pub fn handle_frame(&mut self, now: Time, frame: &Frame) {
         match frame.msg {
-            SyncMessage::Ack { upto, sack } => self.on_ack(now, frame.stream, upto, sack),
-            SyncMessage::ResyncRequest { gen, reason } => {
-                self.on_resync(now, frame.stream, gen, reason)
-            }
+            SyncMessage::Ack {
+                upto,
+                sack,
+                receiver,
+            } => self.on_ack(now, frame.stream, upto, sack, receiver),
+            SyncMessage::ResyncRequest {
+                gen,
+                reason,
+                receiver,
+            } => self.on_resync(now, frame.stream, gen, reason, receiver),
             _ => self.stats.bad_messages += 1,
         }
     }
@@ -351,7 +363,13 @@ impl SyncSender {
                 p.session = session;
                 self.stats.coalesced += 1;
             }
-            None => self.pending.upsert(key, Pending { session, since: now }),
+            None => self.pending.upsert(
+                key,
+                Pending {
+                    session,
+                    since: now,
+                },
+            ),
         }
     }
 
@@ -373,46 +391,65 @@ impl SyncSender {
         self.actions.push_back(SenderAction::RequestDump { reason });
     }
 
-    fn on_ack(&mut self, now: Time, stream: u64, upto: u64, sack: u64) {
+    fn on_ack(&mut self, now: Time, stream: u64, upto: u64, sack: u64, receiver: u64) {
         if stream != self.config.stream || upto >= self.next_seq {
             self.stats.stale_acks += 1;
             return;
         }
+        if self.bulk_start_seq.is_some_and(|s| s <= upto) && self.start_acked_by.is_none() {
+            self.start_acked_by = Some(receiver);
+        }
+        // Round-trip samples only from messages sent once (Karn) and heard
+        // of for the first time now: one held out of order was reported by
+        // an earlier sack, and its cumulative ack waited for another.
         let mut sample = None;
         while self.unacked.front().is_some_and(|m| m.seq <= upto) {
             let Some(m) = self.unacked.pop_front() else {
                 break;
             };
-            if m.retries == 0 {
+            if m.retries == 0 && !m.sacked {
                 sample = Some(now.saturating_sub(m.first_sent));
             }
             self.stats
                 .lag_histogram
                 .record(now.saturating_sub(m.oldest_change));
         }
-        if let Some(r) = sample {
-            self.rtt.sample(r);
-        }
         for m in self.unacked.iter_mut() {
             let Some(bit) = m.seq.checked_sub(upto.saturating_add(2)) else {
                 continue;
             };
-            if bit < 64 && sack & (1 << bit) != 0 {
+            if bit < 64 && sack & (1 << bit) != 0 && !m.sacked {
                 m.sacked = true;
+                if m.retries == 0 {
+                    sample = Some(now.saturating_sub(m.first_sent));
+                }
             }
+        }
+        if let Some(r) = sample {
+            self.rtt.sample(r);
         }
         self.pump(now);
     }
 
-    fn on_resync(&mut self, now: Time, stream: u64, gen: u64, reason: ResyncReason) {
+    fn on_resync(&mut self, now: Time, stream: u64, gen: u64, reason: ResyncReason, receiver: u64) {
         if matches!(self.phase, Phase::AwaitingDump) {
             return;
         }
+        let ours = stream == self.config.stream;
         // A receiver that names our current generation saw its start: what
-        // it misses, retransmission brings. Only a count mismatch there is
-        // a reason to start over.
-        let has_our_bulk = stream == self.config.stream && gen == self.gen && gen != 0;
-        if has_our_bulk && reason != ResyncReason::BulkMismatch {
+        // it misses, retransmission brings (the request is stale).
+        let has_our_bulk = ours && gen == self.gen && gen != 0;
+        // A receiver that sees our stream but not its BulkStart: if the
+        // BulkStart is still unacknowledged, it was lost or is late and
+        // retransmission brings it; if this very receiver run acked it, the
+        // request crossed that ack. Only another run (a restarted
+        // receiver the daemon did not report) needs a new bulk.
+        let start_coming = ours
+            && reason == ResyncReason::NotSynced
+            && self.bulk_start_seq.is_some_and(|seq| {
+                self.unacked.iter().any(|m| m.seq == seq) || self.start_acked_by == Some(receiver)
+            });
+        if (has_our_bulk || start_coming) && reason != ResyncReason::BulkMismatch {
             return;
         }
         self.stats.resyncs += 1;
@@ -457,6 +494,8 @@ impl SyncSender {
                     let gen = self.gen;
                     match step {
                         BulkStep::Start => {
+                            self.bulk_start_seq = Some(self.next_seq);
+                            self.start_acked_by = None;
                             self.send(now, started, 0, |seq| SyncMessage::BulkStart { seq, gen })
                         }
                         BulkStep::Chunk(entries) => {
@@ -521,11 +560,17 @@ impl SyncSender {
         }
         if !ups.is_empty() {
             let n = ups.len();
-            self.send(now, ups_since, n, |seq| SyncMessage::Update { seq, entries: ups });
+            self.send(now, ups_since, n, |seq| SyncMessage::Update {
+                seq,
+                entries: ups,
+            });
         }
         if !dels.is_empty() {
             let n = dels.len();
-            self.send(now, dels_since, n, |seq| SyncMessage::Destroy { seq, keys: dels });
+            self.send(now, dels_since, n, |seq| SyncMessage::Destroy {
+                seq,
+                keys: dels,
+            });
         }
     }
 

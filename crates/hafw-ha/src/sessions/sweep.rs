@@ -4,7 +4,7 @@
 //! back to the same bytes (one encoding per frame).
 
 use super::codec::{decode, encode, Frame, SyncMessage, MAX_PAYLOAD};
-use super::tests::samples;
+use super::tests::{samples, RX};
 use super::*;
 use std::time::Duration;
 
@@ -67,8 +67,8 @@ fn no_payload_panics_and_decoding_is_injective() {
     let mut sender = SyncSender::new(SenderConfig::new(0x5EED)).unwrap();
     sender.start_bulk(Duration::ZERO, vec![]);
     let mut receivers = [
-        SyncReceiver::new(ReceiverConfig::new(Mode::Mirror)).unwrap(),
-        SyncReceiver::new(ReceiverConfig::new(Mode::Commit)).unwrap(),
+        SyncReceiver::new(ReceiverConfig::new(RX, Mode::Mirror)).unwrap(),
+        SyncReceiver::new(ReceiverConfig::new(RX, Mode::Commit)).unwrap(),
     ];
     let mut decoded = 0u64;
     for round in 0..ROUNDS {
@@ -109,11 +109,17 @@ fn no_payload_panics_and_decoding_is_injective() {
             while r.poll_action().is_some() {}
         }
         sender.handle_timeout(now);
-        assert!(sender.poll_timeout().is_none_or(|t| t > now), "round {round}");
+        assert!(
+            sender.poll_timeout().is_none_or(|t| t > now),
+            "round {round}"
+        );
         while sender.poll_transmit().is_some() {}
         while sender.poll_action().is_some() {}
     }
-    assert!(decoded > 1000, "mutations rarely kept a payload valid: {decoded}");
+    assert!(
+        decoded > 1000,
+        "mutations rarely kept a payload valid: {decoded}"
+    );
     // The receivers saw hostile but valid frames and still answer acks.
     let b = encode(&Frame {
         stream: 77,

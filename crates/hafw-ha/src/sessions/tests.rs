@@ -11,6 +11,7 @@ use super::*;
 use crate::wire::{Kind, Opener, Psk, Sealer, MAX_PLAINTEXT_LEN};
 
 const STREAM: u64 = 0x5EED;
+pub(crate) const RX: u64 = 0xAC4;
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -20,7 +21,7 @@ pub(crate) fn key(n: u32) -> SessionKey {
     SessionKey {
         src: Ipv4Addr::from(0x0A00_0000 | (n >> 16)),
         dst: Ipv4Addr::new(203, 0, 113, 10),
-        proto: if n % 3 == 0 { 17 } else { 6 },
+        proto: [17, 6, 6][(n % 3) as usize],
         src_port: n as u16,
         dst_port: 443,
     }
@@ -71,18 +72,22 @@ pub(crate) fn samples() -> Vec<Frame> {
         SyncMessage::Ack {
             upto: 5,
             sack: 0b1011,
+            receiver: RX,
         },
         SyncMessage::ResyncRequest {
             gen: 7,
             reason: ResyncReason::NotSynced,
+            receiver: RX,
         },
         SyncMessage::ResyncRequest {
             gen: 0,
             reason: ResyncReason::Gap,
+            receiver: RX,
         },
         SyncMessage::ResyncRequest {
             gen: 1,
             reason: ResyncReason::BulkMismatch,
+            receiver: RX,
         },
     ];
     msgs.into_iter()
@@ -131,8 +136,14 @@ fn entry_layout_is_the_documented_one() {
     assert_eq!(b.len(), HEADER_LEN + 8 + 2 + ENTRY_LEN);
     assert_eq!(&b[..3], b"S\x01\x01");
     let e = &b[HEADER_LEN + 10..];
-    assert_eq!(&e[..13], &[10, 0, 0, 1, 203, 0, 113, 5, 6, 0x12, 0x34, 0, 80]);
-    assert_eq!(&e[13..25], &[10, 1, 0, 9, 198, 51, 100, 1, 0x1F, 0x90, 0x56, 0x78]);
+    assert_eq!(
+        &e[..13],
+        &[10, 0, 0, 1, 203, 0, 113, 5, 6, 0x12, 0x34, 0, 80]
+    );
+    assert_eq!(
+        &e[13..25],
+        &[10, 1, 0, 9, 198, 51, 100, 1, 0x1F, 0x90, 0x56, 0x78]
+    );
     assert_eq!(&e[25..29], &[1, 2, 3, 4]);
     assert_eq!(&e[33..35], &[1, 3], "flags, tcp_state");
     assert_eq!(&e[35..39], &[0, 0, 0xAA, 0x55]);
@@ -206,9 +217,20 @@ fn a_full_message_fits_one_envelope() {
 
 fn any_session() -> impl Strategy<Value = Session> {
     (
-        (any::<u32>(), any::<u32>(), any::<u8>(), any::<u16>(), any::<u16>()),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u8>(),
+            any::<u16>(),
+            any::<u16>(),
+        ),
         (any::<u32>(), any::<u32>(), any::<u16>(), any::<u16>()),
-        (any::<u32>(), any::<u32>(), any::<Option<u8>>(), any::<u32>()),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<Option<u8>>(),
+            any::<u32>(),
+        ),
     )
         .prop_map(|(k, r, (status, timeout_s, tcp_state, mark))| Session {
             key: SessionKey {
@@ -246,10 +268,19 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             .prop_map(|(seq, gen, entries)| SyncMessage::BulkChunk { seq, gen, entries }),
         (any::<u64>(), any::<u64>(), any::<u64>())
             .prop_map(|(seq, gen, count)| SyncMessage::BulkEnd { seq, gen, count }),
-        (any::<u64>(), any::<u64>()).prop_map(|(upto, sack)| SyncMessage::Ack { upto, sack }),
-        (any::<u64>(), 1u8..=3).prop_map(|(gen, r)| SyncMessage::ResyncRequest {
-            gen,
-            reason: ResyncReason::from_u8(r).unwrap(),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(upto, sack, receiver)| {
+            SyncMessage::Ack {
+                upto,
+                sack,
+                receiver,
+            }
+        }),
+        (any::<u64>(), 1u8..=3, any::<u64>()).prop_map(|(gen, r, receiver)| {
+            SyncMessage::ResyncRequest {
+                gen,
+                reason: ResyncReason::from_u8(r).unwrap(),
+                receiver,
+            }
         }),
     ];
     (any::<u64>(), msg).prop_map(|(stream, msg)| Frame { stream, msg })
@@ -294,7 +325,11 @@ fn drain(s: &mut SyncSender) -> Vec<SyncMessage> {
 fn ack(s: &mut SyncSender, now: Duration, upto: u64, sack: u64) {
     let b = encode(&Frame {
         stream: STREAM,
-        msg: SyncMessage::Ack { upto, sack },
+        msg: SyncMessage::Ack {
+            upto,
+            sack,
+            receiver: RX,
+        },
     });
     s.handle_message(now, &b).unwrap();
 }
@@ -426,7 +461,7 @@ fn sender_retransmits_with_backoff_and_honours_sacks() {
         s.handle_timeout(ms(t + 2));
     }
     assert_eq!(drain(&mut s).len(), 3); // seqs 3, 4, 5
-    // The receiver holds 5 but misses 3 and 4... then gets 4 by sack.
+                                        // The receiver holds 5 but misses 3 and 4... then gets 4 by sack.
     ack(&mut s, ms(33), 2, 0b10); // bit 1: seq 2+2+1 = 5
     let rto = s.stats(ms(33)).rto;
     assert_eq!(s.poll_timeout(), Some(ms(12) + rto));
@@ -451,12 +486,20 @@ fn sender_ignores_foreign_acks_and_stale_resync_requests() {
     let mut s = streaming_sender();
     let foreign = encode(&Frame {
         stream: STREAM + 1,
-        msg: SyncMessage::Ack { upto: 1, sack: 0 },
+        msg: SyncMessage::Ack {
+            upto: 1,
+            sack: 0,
+            receiver: RX,
+        },
     });
     s.handle_message(ms(5), &foreign).unwrap();
     let beyond = encode(&Frame {
         stream: STREAM,
-        msg: SyncMessage::Ack { upto: 99, sack: 0 },
+        msg: SyncMessage::Ack {
+            upto: 99,
+            sack: 0,
+            receiver: RX,
+        },
     });
     s.handle_message(ms(5), &beyond).unwrap();
     assert_eq!(s.stats(ms(5)).stale_acks, 2);
@@ -466,6 +509,7 @@ fn sender_ignores_foreign_acks_and_stale_resync_requests() {
         msg: SyncMessage::ResyncRequest {
             gen: 1,
             reason: ResyncReason::NotSynced,
+            receiver: RX,
         },
     });
     s.handle_message(ms(6), &stale).unwrap();
@@ -476,6 +520,7 @@ fn sender_ignores_foreign_acks_and_stale_resync_requests() {
         msg: SyncMessage::ResyncRequest {
             gen: 0,
             reason: ResyncReason::NotSynced,
+            receiver: RX,
         },
     });
     s.handle_message(ms(7), &fresh).unwrap();
@@ -488,6 +533,29 @@ fn sender_ignores_foreign_acks_and_stale_resync_requests() {
     // While the dump is coming, more requests change nothing.
     s.handle_message(ms(8), &fresh).unwrap();
     assert_eq!(s.poll_action(), None);
+    s.start_bulk(ms(9), vec![]);
+    drain(&mut s);
+    // "I see your stream but not its start" while the start is unacked:
+    // retransmission brings it.
+    let unplaced = |receiver| {
+        encode(&Frame {
+            stream: STREAM,
+            msg: SyncMessage::ResyncRequest {
+                gen: 0,
+                reason: ResyncReason::NotSynced,
+                receiver,
+            },
+        })
+    };
+    s.handle_message(ms(10), &unplaced(RX)).unwrap();
+    assert_eq!(s.poll_action(), None);
+    // Acked by RX: the same request from RX crossed the ack (ignored);
+    // from another receiver run it means that one restarted.
+    ack(&mut s, ms(11), 4, 0);
+    s.handle_message(ms(12), &unplaced(RX)).unwrap();
+    assert_eq!(s.poll_action(), None);
+    s.handle_message(ms(12), &unplaced(RX + 1)).unwrap();
+    assert!(s.poll_action().is_some());
     assert!(s.handle_message(ms(8), b"garbage").is_err());
     assert_eq!(s.stats(ms(8)).bad_messages, 1);
 }
@@ -526,11 +594,17 @@ fn overrun_supersedes_pending_changes_and_holds_new_ones() {
 // ---- receiver ----
 
 fn receiver(mode: Mode) -> SyncReceiver {
-    SyncReceiver::new(ReceiverConfig::new(mode)).unwrap()
+    SyncReceiver::new(ReceiverConfig::new(RX, mode)).unwrap()
 }
 
 fn feed(r: &mut SyncReceiver, now: Duration, msg: SyncMessage) {
-    r.handle_frame(now, Frame { stream: STREAM, msg });
+    r.handle_frame(
+        now,
+        Frame {
+            stream: STREAM,
+            msg,
+        },
+    );
 }
 
 fn acks(r: &mut SyncReceiver) -> Vec<SyncMessage> {
@@ -541,7 +615,14 @@ fn acks(r: &mut SyncReceiver) -> Vec<SyncMessage> {
 
 fn bulk(r: &mut SyncReceiver, now: Duration, first_seq: u64, gen: u64, entries: Vec<Session>) {
     let n = entries.len() as u64;
-    feed(r, now, SyncMessage::BulkStart { seq: first_seq, gen });
+    feed(
+        r,
+        now,
+        SyncMessage::BulkStart {
+            seq: first_seq,
+            gen,
+        },
+    );
     feed(
         r,
         now,
@@ -568,7 +649,14 @@ fn receiver_is_ready_after_a_bulk_and_applies_in_order() {
     assert!(!r.ready());
     bulk(&mut r, ms(0), 1, 1, vec![session(1, 1), session(2, 1)]);
     assert!(r.ready());
-    assert_eq!(acks(&mut r), vec![SyncMessage::Ack { upto: 3, sack: 0 }]);
+    assert_eq!(
+        acks(&mut r),
+        vec![SyncMessage::Ack {
+            upto: 3,
+            sack: 0,
+            receiver: RX
+        }]
+    );
     // 5 before 4: held, acked selectively, applied when 4 arrives.
     feed(
         &mut r,
@@ -578,7 +666,14 @@ fn receiver_is_ready_after_a_bulk_and_applies_in_order() {
             keys: vec![key(3)],
         },
     );
-    assert_eq!(acks(&mut r), vec![SyncMessage::Ack { upto: 3, sack: 1 }]);
+    assert_eq!(
+        acks(&mut r),
+        vec![SyncMessage::Ack {
+            upto: 3,
+            sack: 1,
+            receiver: RX
+        }]
+    );
     assert_eq!(r.stats(ms(1)).buffered, 1);
     feed(
         &mut r,
@@ -588,7 +683,10 @@ fn receiver_is_ready_after_a_bulk_and_applies_in_order() {
             entries: vec![session(3, 1)],
         },
     );
-    assert!(r.cache().get(&key(3)).is_none(), "destroyed after its update");
+    assert!(
+        r.cache().get(&key(3)).is_none(),
+        "destroyed after its update"
+    );
     assert_eq!(r.cache().len(), 2);
     feed(
         &mut r,
@@ -599,7 +697,14 @@ fn receiver_is_ready_after_a_bulk_and_applies_in_order() {
         },
     );
     assert_eq!(r.stats(ms(3)).duplicates, 1);
-    assert_eq!(acks(&mut r), vec![SyncMessage::Ack { upto: 5, sack: 0 }]);
+    assert_eq!(
+        acks(&mut r),
+        vec![SyncMessage::Ack {
+            upto: 5,
+            sack: 0,
+            receiver: RX
+        }]
+    );
     assert_eq!(r.poll_action(), None, "commit mode touches no kernel");
 }
 
@@ -643,7 +748,10 @@ fn a_bulk_replaces_the_generation_but_keeps_what_it_touched() {
     want.sort();
     assert_eq!(keys, want);
     let actions: Vec<_> = std::iter::from_fn(|| r.poll_action()).collect();
-    assert!(actions.contains(&ReceiverAction::Remove(vec![key(2)])), "{actions:?}");
+    assert!(
+        actions.contains(&ReceiverAction::Remove(vec![key(2)])),
+        "{actions:?}"
+    );
     let installed: usize = actions
         .iter()
         .map(|a| match a {
@@ -708,14 +816,22 @@ fn unknown_stream_asks_for_resync_after_the_interval() {
         acks(&mut r),
         vec![SyncMessage::ResyncRequest {
             gen: 0,
-            reason: ResyncReason::NotSynced
+            reason: ResyncReason::NotSynced,
+            receiver: RX,
         }]
     );
     assert_eq!(r.stats(ms(200)).resyncs, 1);
     // The bulk start arrives: the stream is adopted, nothing more asked.
     bulk(&mut r, ms(250), 41, 3, vec![session(1, 1)]);
     r.handle_timeout(ms(1000));
-    assert_eq!(acks(&mut r), vec![SyncMessage::Ack { upto: 43, sack: 0 }]);
+    assert_eq!(
+        acks(&mut r),
+        vec![SyncMessage::Ack {
+            upto: 43,
+            sack: 0,
+            receiver: RX
+        }]
+    );
     assert!(r.ready());
 }
 
@@ -736,7 +852,8 @@ fn a_count_mismatch_asks_for_resync_and_is_not_ready() {
     let out = acks(&mut r);
     assert!(out.contains(&SyncMessage::ResyncRequest {
         gen: 1,
-        reason: ResyncReason::BulkMismatch
+        reason: ResyncReason::BulkMismatch,
+        receiver: RX,
     }));
 }
 
@@ -759,7 +876,8 @@ fn a_gap_that_is_never_filled_asks_for_resync() {
         acks(&mut r),
         vec![SyncMessage::ResyncRequest {
             gen: 1,
-            reason: ResyncReason::Gap
+            reason: ResyncReason::Gap,
+            receiver: RX,
         }]
     );
 }
@@ -795,7 +913,13 @@ fn expiry_drops_entries_past_their_timeout_and_grace() {
 #[test]
 fn promotion_takes_the_cache_and_leaves_the_receiver_unsynced() {
     let mut r = receiver(Mode::Commit);
-    bulk(&mut r, ms(0), 1, 1, (0..100).map(|n| session(n, 1)).collect());
+    bulk(
+        &mut r,
+        ms(0),
+        1,
+        1,
+        (0..100).map(|n| session(n, 1)).collect(),
+    );
     let taken = r.take_for_promotion();
     assert_eq!(taken.len(), 100);
     assert!(!r.ready() && r.cache().is_empty());
@@ -811,7 +935,10 @@ fn configs_are_checked() {
     let e = SyncSender::new(bad).unwrap_err();
     assert_eq!(e.field, "window");
     assert!(e.to_string().contains("2..="), "{e}");
-    assert_eq!(SyncSender::new(SenderConfig::new(0)).unwrap_err().field, "stream");
+    assert_eq!(
+        SyncSender::new(SenderConfig::new(0)).unwrap_err().field,
+        "stream"
+    );
     let bad = SenderConfig {
         max_payload: MAX_PAYLOAD + 1,
         ..SenderConfig::new(1)
@@ -819,7 +946,7 @@ fn configs_are_checked() {
     assert_eq!(SyncSender::new(bad).unwrap_err().field, "max_payload");
     let bad = ReceiverConfig {
         gap_timeout: Duration::ZERO,
-        ..ReceiverConfig::new(Mode::Mirror)
+        ..ReceiverConfig::new(RX, Mode::Mirror)
     };
     assert_eq!(SyncReceiver::new(bad).unwrap_err().field, "gap_timeout");
 }

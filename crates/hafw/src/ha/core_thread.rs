@@ -161,6 +161,8 @@ fn epoch_random() -> [u8; 8] {
     r
 }
 
+// The loop's parts are passed apart so each is visibly owned by it.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     setup: Setup,
     sealer: Arc<Mutex<Sealer>>,
@@ -279,6 +281,8 @@ async fn run(
     }
 }
 
+// The loop's parts are passed apart so each is visibly owned by it.
+#[allow(clippy::too_many_arguments)]
 fn flush(
     node: &mut Node,
     sealer: &Mutex<Sealer>,

@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod promote;
 pub mod setup;
 pub mod status;
+pub mod sync;
 
 use std::sync::{Arc, Mutex};
 

@@ -73,8 +73,14 @@ pub async fn links(
 async fn restore_routes(nl: &Rtnl, plan: &NodePlan, ifname: &str, log: &Log) {
     for r in plan.routes.iter().filter(|r| r.ifname == ifname) {
         match route::replace(nl, &planned_route(r)).await {
-            Ok(()) => log.info(format!("{ifname} is up again: restored route {} via {}", r.destination, r.gateway)),
-            Err(e) => log.info(format!("{ifname} is up again but route {} did not come back: {e}", r.destination)),
+            Ok(()) => log.info(format!(
+                "{ifname} is up again: restored route {} via {}",
+                r.destination, r.gateway
+            )),
+            Err(e) => log.info(format!(
+                "{ifname} is up again but route {} did not come back: {e}",
+                r.destination
+            )),
         }
     }
 }

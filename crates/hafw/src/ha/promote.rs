@@ -17,6 +17,7 @@ use hafw_model::render::node::NodePlan;
 use hafw_model::spec::Garp;
 use tokio::sync::mpsc;
 
+use super::sync::SyncHandle;
 use super::Timelines;
 use crate::node::apply::floating_net;
 use crate::node::log::Log;
@@ -31,6 +32,8 @@ pub struct Timeline {
     pub started_mono_ns: u64,
     pub phases: Vec<(&'static str, Duration)>,
     pub error: Option<String>,
+    /// Sessions installed at promotion (commit mode), if session sync runs.
+    pub sessions: Option<usize>,
 }
 
 impl Timeline {
@@ -39,6 +42,8 @@ impl Timeline {
     }
 }
 
+// The loop's parts are passed apart so each is visibly owned by it.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     nl: Rtnl,
     plan: NodePlan,
@@ -46,6 +51,7 @@ pub async fn execute(
     mut actions: mpsc::UnboundedReceiver<Action>,
     timelines: Timelines,
     metrics: Metrics,
+    sync: Option<Arc<SyncHandle>>,
     log: Log,
 ) {
     // Opened once: the failover path only sends.
@@ -68,13 +74,29 @@ pub async fn execute(
     while let Some(a) = actions.recv().await {
         let tl = match &a {
             Action::BecomeActive { .. } => {
-                Some(promote(&nl, &plan, &garp, &announcers, &a, &mut repeats).await)
+                let tl = promote(
+                    &nl,
+                    &plan,
+                    &garp,
+                    &announcers,
+                    sync.as_deref(),
+                    &a,
+                    &mut repeats,
+                )
+                .await;
+                if let Some(s) = &sync {
+                    s.set_active(true);
+                }
+                Some(tl)
             }
             Action::BecomePassive { .. }
             | Action::BecomeSuspended { .. }
             | Action::BecomeNonFunctional { .. } => {
                 if let Some(r) = repeats.take() {
                     r.abort();
+                }
+                if let Some(s) = &sync {
+                    s.set_active(false);
                 }
                 Some(demote(&nl, &plan, &a).await)
             }
@@ -122,6 +144,7 @@ async fn promote(
     plan: &NodePlan,
     garp: &Garp,
     announcers: &Announcers,
+    sync: Option<&SyncHandle>,
     a: &Action,
     repeats: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> Timeline {
@@ -130,10 +153,18 @@ async fn promote(
         started_mono_ns: monotonic_ns(),
         phases: vec![],
         error: None,
+        sessions: None,
     };
-    // Phase 1: sessions. Session sync (issue 6) fills this in; until then
-    // there is nothing to commit, and the timeline says so by its zero.
+    // Phase 1: sessions, committed before any address is announced, so the
+    // first packet the cloud sends here finds its connection and NAT.
     let t = Instant::now();
+    if let Some(s) = sync {
+        let (n, _, err) = s.install_for_promotion().await;
+        tl.sessions = Some(n);
+        if let Some(e) = err {
+            tl.error = Some(format!("sessions: {e}"));
+        }
+    }
     tl.phases.push(("sessions", t.elapsed()));
 
     let t = Instant::now();
@@ -201,6 +232,7 @@ async fn demote(nl: &Rtnl, plan: &NodePlan, a: &Action) -> Timeline {
         started_mono_ns: monotonic_ns(),
         phases: vec![],
         error: None,
+        sessions: None,
     };
     let t = Instant::now();
     for f in &plan.floating {

@@ -27,6 +27,7 @@ pub fn run(
     key_file: &Path,
     control_path: &Path,
     api: Option<(std::net::SocketAddr, String)>,
+    session_sync: &str,
 ) -> ExitCode {
     let log = Log::new(&plan.node);
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -39,7 +40,15 @@ pub fn run(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(dep, plan.clone(), key_file, control_path, api, log)) {
+    match runtime.block_on(serve(
+        dep,
+        plan.clone(),
+        key_file,
+        control_path,
+        api,
+        session_sync,
+        log,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: hafw run: node {}: {e}", plan.node);
@@ -54,6 +63,7 @@ async fn serve(
     key_file: &Path,
     control_path: &Path,
     api: Option<(std::net::SocketAddr, String)>,
+    session_sync: &str,
     log: Log,
 ) -> Result<(), String> {
     let metrics = Metrics::new();
@@ -83,27 +93,29 @@ async fn serve(
 
     let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
     let sealer = ha::core_thread::new_sealer(&setup);
-    let handles =
-        match ha::core_thread::start(
-            setup,
-            sealer.clone(),
-            timelines.clone(),
-            metrics.clone(),
-            log.clone(),
-        ) {
-            Ok(h) => h,
-            Err(e) => {
-                let problems = withdraw::withdraw(&nl, applied, &log).await;
-                return Err(format!(
-                    "{e}{}",
-                    problems
-                        .iter()
-                        .map(|p| format!("\n  also: {p}"))
-                        .collect::<String>()
-                ));
-            }
-        };
+    let sync = start_sync(&dep, &plan, &setup, &sealer, session_sync, &log)?;
+    let handles = match ha::core_thread::start(
+        setup,
+        sealer.clone(),
+        timelines.clone(),
+        metrics.clone(),
+        log.clone(),
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            let problems = withdraw::withdraw(&nl, applied, &log).await;
+            return Err(format!(
+                "{e}{}",
+                problems
+                    .iter()
+                    .map(|p| format!("\n  also: {p}"))
+                    .collect::<String>()
+            ));
+        }
+    };
     let requests = handles.requests.clone();
+    let sync_status = sync.as_ref().map(|s| s.status.clone());
+    let sync_for_control = sync_status.clone();
     control::serve(listener, move |req| {
         let (tx, rx) = oneshot::channel();
         let msg = match req {
@@ -127,8 +139,10 @@ async fn serve(
         requests
             .send(msg)
             .map_err(|_| "the HA thread has stopped".to_string())?;
-        rx.blocking_recv()
-            .map_err(|_| "the HA thread did not answer".to_string())
+        let body = rx
+            .blocking_recv()
+            .map_err(|_| "the HA thread did not answer".to_string())?;
+        Ok(with_sync(req, body, sync_for_control.as_ref()))
     });
     let monitor_every =
         Duration::from_millis(u64::from(plan.ha.timers.heartbeat_interval_ms).clamp(5, 50));
@@ -148,6 +162,7 @@ async fn serve(
         handles.actions,
         timelines,
         metrics.clone(),
+        sync.clone(),
         log.clone(),
     ));
     let _api = match api {
@@ -155,13 +170,25 @@ async fn serve(
             let requests = handles.requests.clone();
             let status = move || {
                 let (tx, rx) = oneshot::channel();
-                if requests.send(HaRequest::Status { json: true, reply: tx }).is_err() {
+                if requests
+                    .send(HaRequest::Status {
+                        json: true,
+                        reply: tx,
+                    })
+                    .is_err()
+                {
                     return "{\"error\":\"the HA thread has stopped\"}".to_string();
                 }
-                rx.blocking_recv().unwrap_or_else(|_| "{\"error\":\"no answer\"}".into())
+                let body = rx
+                    .blocking_recv()
+                    .unwrap_or_else(|_| "{\"error\":\"no answer\"}".into());
+                with_sync(Request::StatusJson, body, sync_status.as_ref())
             };
             let server = ops::api::serve(addr, token, status, metrics.clone())?;
-            log.info(format!("status API on http://{}/status and /metrics", server.local_addr()));
+            log.info(format!(
+                "status API on http://{}/status and /metrics",
+                server.local_addr()
+            ));
             Some(server)
         }
         None => None,
@@ -199,5 +226,86 @@ async fn serve(
                 .map(|p| format!("\n  {p}"))
                 .collect::<String>()
         ))
+    }
+}
+
+/// Session sync: over the HA2 interface, on the HA port, TCP.
+fn start_sync(
+    dep: &Deployment,
+    plan: &NodePlan,
+    setup: &ha::setup::Setup,
+    sealer: &std::sync::Arc<std::sync::Mutex<hafw_ha::wire::Sealer>>,
+    mode: &str,
+    log: &Log,
+) -> Result<Option<std::sync::Arc<ha::sync::SyncHandle>>, String> {
+    use hafw_ha::sessions::Mode;
+    let mode = match mode {
+        "off" => return Ok(None),
+        "commit" => Mode::Commit,
+        _ => Mode::Mirror,
+    };
+    let ha2 = plan
+        .ha
+        .paths
+        .iter()
+        .find(|p| p.role == hafw_model::spec::EniRole::Ha2);
+    let Some((local, Some(peer))) = ha2.map(|p| (p.local, p.peer)) else {
+        log.info("session sync off: no HA2 path in policy.ha.paths");
+        return Ok(None);
+    };
+    let peer_id = dep
+        .nodes
+        .iter()
+        .position(|n| Some(&n.name) == plan.peer.as_ref())
+        .map(|i| i as u32 + 1)
+        .unwrap_or(0);
+    let sync_setup = ha::sync::SyncSetup {
+        local: std::net::SocketAddr::new(local.0.into(), plan.ha.port),
+        peer: std::net::SocketAddr::new(peer.0.into(), plan.ha.port),
+        node_id: setup.config.node_id,
+        peer_id,
+        mode,
+    };
+    let handle = ha::sync::start(sync_setup, sealer.clone(), setup.psk.clone(), log.clone())?;
+    log.info(format!(
+        "session sync ({mode:?}) over HA2 {local} <-> {peer}"
+    ));
+    Ok(Some(std::sync::Arc::new(handle)))
+}
+
+/// Adds session sync's state to a status reply.
+fn with_sync(
+    req: Request,
+    body: String,
+    sync: Option<&std::sync::Arc<std::sync::Mutex<ha::sync::SyncStatus>>>,
+) -> String {
+    let Some(st) = sync.and_then(|s| s.lock().ok().map(|g| g.clone())) else {
+        return body;
+    };
+    match req {
+        Request::StatusJson => {
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&body) else { return body };
+            v["session_sync"] = serde_json::json!({
+                "mode": st.mode, "connected": st.connected, "sending": st.role_active,
+                "sessions": st.sessions_known, "installed": st.synced_entries,
+                "lag_ms": st.lag_ms, "resyncs": st.resyncs, "dropped_messages": st.dropped,
+                "ready": st.ready,
+                "last_install": st.last_install.map(|(n, d)| serde_json::json!({"sessions": n, "ms": d.as_secs_f64() * 1000.0})),
+            });
+            format!("{v}\n")
+        }
+        Request::Status => format!(
+            "{body}sessions  {} mode, HA2 {}, {} {} sessions, {} installed here, lag {}, resyncs {}, dropped {}, {}\n",
+            st.mode,
+            if st.connected { "connected" } else { "DISCONNECTED" },
+            if st.role_active { "sending" } else { "holding" },
+            st.sessions_known,
+            st.synced_entries,
+            st.lag_ms.map(|l| format!("{l:.1} ms")).unwrap_or_else(|| "-".into()),
+            st.resyncs,
+            st.dropped,
+            if st.ready { "ready" } else { "NOT READY (no full table yet)" }
+        ),
+        _ => body,
     }
 }

@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// File holding the API's bearer token (at least 16 characters, not world-readable).
     #[arg(long)]
     pub api_token_file: Option<PathBuf>,
+    /// Session sync over HA2: `mirror` keeps the passive's kernel table warm
+    /// (promotion installs nothing), `commit` installs the synced table at
+    /// promotion, `off` syncs nothing.
+    #[arg(long, default_value = "mirror", value_parser = ["mirror", "commit", "off"])]
+    pub session_sync: String,
     /// Log one JSON object per line instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -104,7 +109,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             },
             _ => None,
         };
-        return ha_daemon::run(dep, plan, &key_file, &args.control, api);
+        return ha_daemon::run(dep, plan, &key_file, &args.control, api, &args.session_sync);
     }
     daemon::run_standalone(plan, dep.policy.ha.garp.clone(), daemon::Mode::Hold)
 }

@@ -54,5 +54,9 @@ pub(super) fn sysctls(interfaces: &[Interface]) -> Vec<Sysctl> {
     // chain drops INVALID. Exists only once nf_conntrack is loaded, which
     // loading the ruleset does: write it after the ruleset.
     out.push(set("net.netfilter.nf_conntrack_tcp_be_liberal", "1"));
+    // A connection this node has no entry for is not picked up mid-stream:
+    // after a failover only connections session sync delivered go on, which
+    // is what a stateful firewall promises (and what the session tests prove).
+    out.push(set("net.netfilter.nf_conntrack_tcp_loose", "0"));
     out
 }

@@ -147,9 +147,18 @@ fn sysctls_cover_forwarding_arp_and_redirects_everywhere() {
             "{scope}"
         );
     }
+    // The conntrack sysctls come last (they exist once the ruleset loaded
+    // nf_conntrack): liberal windows, and no mid-stream pickup.
+    let tail: Vec<(&str, &str)> = p.sysctls[p.sysctls.len() - 2..]
+        .iter()
+        .map(|s| (s.key.as_str(), s.value.as_str()))
+        .collect();
     assert_eq!(
-        p.sysctls.last().map(|s| s.key.as_str()),
-        Some("net.netfilter.nf_conntrack_tcp_be_liberal")
+        tail,
+        [
+            ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
+            ("net.netfilter.nf_conntrack_tcp_loose", "0")
+        ]
     );
 }
 
