@@ -81,6 +81,10 @@ pub struct Pair {
     runtime: tokio::runtime::Runtime,
 }
 
+/// Profiles that run keepalived instead of hafw's HA core (the baseline).
+pub const KEEPALIVED_DEFAULT: &str = "keepalived";
+pub const KEEPALIVED_FASTEST: &str = "keepalived-fastest";
+
 /// Where the lab's daemons serve the status API (inside each namespace).
 pub const API_ADDR: &str = "127.0.0.1:9100";
 /// The lab's API token (a lab secret, not a production one).
@@ -148,9 +152,9 @@ impl Pair {
         api: bool,
         extra: &[&str],
     ) -> Result<Pair, LabError> {
-        if profile != "default" && profile != "fast" {
+        if !["default", "fast", KEEPALIVED_DEFAULT, KEEPALIVED_FASTEST].contains(&profile) {
             return Err(err(format!(
-                "unknown HA profile `{profile}`: use `default` or `fast`"
+                "unknown HA profile `{profile}`: use `default`, `fast`, `{KEEPALIVED_DEFAULT}` or `{KEEPALIVED_FASTEST}`"
             )));
         }
         let text = std::fs::read_to_string(file)
@@ -231,7 +235,108 @@ impl Pair {
         lab::state_dir(&self.lab).join(format!("{node}.sock"))
     }
 
+    /// Whether this pair runs keepalived (the baseline) instead of hafw.
+    pub fn is_keepalived(&self) -> bool {
+        self.profile.starts_with(KEEPALIVED_DEFAULT)
+    }
+
+    fn keepalived_timers(&self) -> crate::keepalived::Timers {
+        if self.profile == KEEPALIVED_FASTEST {
+            crate::keepalived::Timers::Fastest
+        } else {
+            crate::keepalived::Timers::Default
+        }
+    }
+
+    /// keepalived on node `i`: hafw lays the data plane as a passive node
+    /// (ruleset, routes, sysctls; no floating address), VRRP is let through
+    /// the input chain, and keepalived moves the floating addresses.
+    fn spawn_keepalived(&mut self, i: usize, first: bool) -> Result<(), LabError> {
+        let node = self.daemons[i].0.clone();
+        let ns = topology::ns_name(&self.lab, &node);
+        let dir = lab::state_dir(&self.lab);
+        if first {
+            let out = hafw_kernel::command(&ns, &self.exe)
+                .map_err(|e| err(e.to_string()))?
+                .arg("run")
+                .arg("--config")
+                .arg(&self.file)
+                .args(["--node", &node, "--apply-only"])
+                .output()
+                .map_err(|e| err(format!("apply the data plane on {node}: {e}")))?;
+            if !out.status.success() {
+                return Err(err(format!(
+                    "apply the data plane on {node}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            let peer = self
+                .peer_of(&node)
+                .ok_or_else(|| err("keepalived needs two nodes"))?;
+            let me = hafw_model::render::node::plan(&self.dep, &node).map_err(err)?;
+            let other = hafw_model::render::node::plan(&self.dep, &peer).map_err(err)?;
+            hafw_kernel::nft::apply(Some(&ns), &crate::keepalived::vrrp_rule(&other))
+                .map_err(|e| err(e.to_string()))?;
+            let conf =
+                crate::keepalived::config(&me, &other, self.keepalived_timers()).map_err(err)?;
+            std::fs::write(dir.join(format!("{node}.keepalived.conf")), conf)
+                .map_err(|e| err(format!("write keepalived.conf: {e}")))?;
+        }
+        let log = std::fs::File::create(dir.join(format!("{node}.run.log")))
+            .map_err(|e| err(format!("log file: {e}")))?;
+        let log2 = log.try_clone().map_err(|e| err(format!("log file: {e}")))?;
+        let mut cmd = hafw_kernel::command(&ns, "keepalived").map_err(|e| err(e.to_string()))?;
+        // keepalived runs its VRRP engine in a child process: a group of
+        // its own lets a fault reach both (a crash kills them all at once).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .args(["--dont-fork", "--vrrp", "--log-console", "-f"])
+            .arg(dir.join(format!("{node}.keepalived.conf")))
+            .arg("-p")
+            .arg(dir.join(format!("{node}.keepalived.pid")))
+            .arg("-r")
+            .arg(dir.join(format!("{node}.vrrp.pid")))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| {
+                err(format!(
+                    "start keepalived on {node}: {e}; install it with `apt-get install keepalived`"
+                ))
+            })?;
+        self.daemons[i].1 = Some(child);
+        Ok(())
+    }
+
+    /// Whether `node` holds every floating address (keepalived's "master").
+    fn holds_floating(&self, node: &str) -> Option<bool> {
+        let plan = hafw_model::render::node::plan(&self.dep, node).ok()?;
+        let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node)).ok()?;
+        let floating: Vec<(String, ipnet::Ipv4Net)> = plan
+            .floating
+            .iter()
+            .map(|f| (f.ifname.clone(), ipnet::Ipv4Net::from(f.address.0)))
+            .collect();
+        ns.run_blocking(move |nl| async move {
+            let mut all = true;
+            for (dev, net) in &floating {
+                let list = hafw_kernel::addr::list(&nl, dev).await?;
+                all &= list.iter().any(|a| a.addr() == net.addr());
+            }
+            Ok(all)
+        })
+        .ok()
+    }
+
     fn spawn(&mut self, i: usize) -> Result<(), LabError> {
+        if self.is_keepalived() {
+            let first = self.daemons[i].1.is_none()
+                && !lab::state_dir(&self.lab)
+                    .join(format!("{}.keepalived.conf", self.daemons[i].0))
+                    .exists();
+            return self.spawn_keepalived(i, first);
+        }
         let node = self.daemons[i].0.clone();
         let ns = topology::ns_name(&self.lab, &node);
         let log = std::fs::File::create(lab::state_dir(&self.lab).join(format!("{node}.run.log")))
@@ -363,6 +468,11 @@ impl Pair {
 
     /// A node's state from its status, or None when it does not answer.
     pub fn state(&self, node: &str) -> Option<String> {
+        if self.is_keepalived() {
+            return self
+                .holds_floating(node)
+                .map(|h| if h { "active" } else { "passive" }.to_string());
+        }
         let text = self.request(node, "status json").ok()?;
         let at = text.find("\"state\":\"")? + 9;
         Some(text[at..].split('"').next()?.to_string())
@@ -391,8 +501,14 @@ impl Pair {
         let Some(child) = &self.daemons[i].1 else {
             return Err(err(format!("{node} is not running")));
         };
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(child.id() as i32, sig) };
+        // keepalived's engine is a child of its own: signal the group.
+        let pid = if self.is_keepalived() {
+            -(child.id() as i32)
+        } else {
+            child.id() as i32
+        };
+        // SAFETY: kill(2) on our own child's pid or process group.
+        let rc = unsafe { libc::kill(pid, sig) };
         if rc == 0 {
             Ok(())
         } else {
@@ -434,6 +550,7 @@ impl Pair {
     pub fn inject(&mut self, fault: Fault, node: &str) -> Result<u64, LabError> {
         let at = monotonic_ns();
         match fault {
+            Fault::Suspend if self.is_keepalived() => self.signal(node, libc::SIGTERM)?,
             Fault::Suspend => {
                 let out = Command::new(&self.exe)
                     .args(["suspend", "--control"])
@@ -471,6 +588,12 @@ impl Pair {
     pub fn heal(&mut self, fault: Fault, node: &str) -> Result<(), LabError> {
         let i = self.index(node)?;
         match fault {
+            Fault::Suspend | Fault::Term if self.is_keepalived() => {
+                if let Some(mut c) = self.daemons[i].1.take() {
+                    let _ = c.wait();
+                }
+                self.spawn(i)?;
+            }
             Fault::Suspend => {
                 let _ = Command::new(&self.exe)
                     .args(["resume", "--control"])
@@ -555,6 +678,13 @@ impl Pair {
     /// How long after the last heartbeat a node declares its peer lost,
     /// with the profile the daemons run.
     pub fn detection(&self) -> Duration {
+        if self.is_keepalived() {
+            // VRRP: 3 adverts plus the skew time.
+            return match self.keepalived_timers() {
+                crate::keepalived::Timers::Fastest => Duration::from_millis(40),
+                crate::keepalived::Timers::Default => Duration::from_millis(3_700),
+            };
+        }
         let mut ha = self.dep.policy.ha.clone();
         ha.profile = if self.profile == "fast" {
             HaProfile::Fast

@@ -39,7 +39,7 @@ pub struct Args {
     /// HA timers: `default` (200 ms x 5), `fast` (5 ms x 3) or `both`.
     #[arg(long, default_value = "both", value_parser = ["default", "fast", "both"])]
     profile: String,
-    /// Fault kinds, comma-separated: suspend, kill, stop, link, crash.
+    /// Fault kinds, comma-separated: suspend, term, kill, stop, link, crash.
     #[arg(
         long,
         value_delimiter = ',',
@@ -49,6 +49,15 @@ pub struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run the same faults with keepalived (VRRPv3, unicast, one sync group)
+    /// moving the floating addresses, with its default and its fastest
+    /// advert interval, and print the ratios hafw / keepalived.
+    #[arg(long, value_parser = ["keepalived"])]
+    compare: Option<String>,
+    /// Established TCP sessions (server -> internet, through the SNAT) kept
+    /// open across each run; the share that survives is reported.
+    #[arg(long, default_value_t = 10)]
+    sessions: usize,
     /// After the runs, a soak of this many seconds per profile with both
     /// cores saturated by a CPU hog, counting spurious transitions.
     #[arg(long)]
@@ -63,6 +72,8 @@ struct Sample {
     /// The cloud's move of the external HAVIP after the injection.
     move_ms: f64,
     skipped_ticks: u64,
+    /// TCP sessions that survived, of those opened.
+    sessions: (usize, usize),
 }
 
 struct Series {
@@ -97,10 +108,22 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("error: hafw bench failover: --runs must be at least 1 (or give --soak-seconds)");
         return ExitCode::FAILURE;
     }
-    let profiles: Vec<&str> = match args.profile.as_str() {
+    let mut profiles: Vec<&str> = match args.profile.as_str() {
         "both" => vec!["default", "fast"],
         one => vec![one],
     };
+    if args.compare.is_some() {
+        if std::process::Command::new("keepalived")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("error: hafw bench failover --compare keepalived: keepalived is not installed; install it with `apt-get install keepalived` (Debian) and run again");
+            return ExitCode::FAILURE;
+        }
+        profiles.push(hafw_lab::pair::KEEPALIVED_DEFAULT);
+        profiles.push(hafw_lab::pair::KEEPALIVED_FASTEST);
+    }
     let file = match deployment_file(args.file.as_deref()) {
         Ok(f) => f,
         Err(e) => {
@@ -126,7 +149,7 @@ fn parse_faults(names: &[String]) -> Result<Vec<Fault>, String> {
         .map(|n| {
             Fault::parse(n.trim()).ok_or_else(|| {
                 format!(
-                    "unknown fault `{n}`: use suspend, kill, stop, link or crash, comma-separated"
+                    "unknown fault `{n}`: use suspend, term, kill, stop, link or crash, comma-separated"
                 )
             })
         })
@@ -189,7 +212,14 @@ fn bench(args: &Args, faults: &[Fault], profiles: &[&str], file: &Path) -> Resul
                 fault.as_str()
             );
             let mut pair = Pair::start(file, &lab, &exe, profile).map_err(|e| e.to_string())?;
-            all.push(series(&mut pair, fault, profile, args.runs, echo));
+            all.push(series(
+                &mut pair,
+                fault,
+                profile,
+                args.runs,
+                echo,
+                args.sessions,
+            ));
             pair.stop().map_err(|e| format!("remove lab {lab}: {e}"))?;
         }
         if let Some(secs) = args.soak_seconds {
@@ -206,7 +236,14 @@ fn bench(args: &Args, faults: &[Fault], profiles: &[&str], file: &Path) -> Resul
 }
 
 /// `runs` runs of one fault on a reused pair.
-fn series(pair: &mut Pair, fault: Fault, profile: &str, runs: usize, echo: SocketAddr) -> Series {
+fn series(
+    pair: &mut Pair,
+    fault: Fault,
+    profile: &str,
+    runs: usize,
+    echo: SocketAddr,
+    sessions: usize,
+) -> Series {
     let mut s = Series {
         fault,
         profile: profile.to_string(),
@@ -216,7 +253,7 @@ fn series(pair: &mut Pair, fault: Fault, profile: &str, runs: usize, echo: Socke
     // Long enough to see the detection, the move and recovery after it.
     let duration = LEAD + pair.detection() + Duration::from_millis(700);
     for run in 1..=runs {
-        match one_run(pair, fault, duration, echo) {
+        match one_run(pair, fault, duration, echo, sessions) {
             Ok(sample) => {
                 eprintln!(
                     "{profile:<7} {:<17} run {run:>2}: lost {:>4}  loss span {:>7.1} ms  arrival gap {:>7.1} ms  HAVIP moved {:>7.1} ms{}",
@@ -253,9 +290,18 @@ fn one_run(
     fault: Fault,
     duration: Duration,
     echo: SocketAddr,
+    n_sessions: usize,
 ) -> Result<Sample, String> {
     let active = pair.wait_settled(SETTLE).map_err(|e| e.to_string())?;
     let standby = pair.peer_of(&active).ok_or("the pair has one node")?;
+    let sessions = hafw_lab::sessions::Sessions::open(
+        &hafw_lab::topology::ns_name(&pair.lab, PROBER_HOST),
+        echo,
+        n_sessions,
+        Duration::from_millis(10),
+    );
+    // Give session sync a moment to carry the new connections over.
+    std::thread::sleep(Duration::from_millis(200));
     let (report, probe_start, injected) = pair
         .probe_around(PROBER_HOST, echo, duration, LEAD, |p| {
             p.inject(fault, &active)
@@ -263,6 +309,10 @@ fn one_run(
         .map_err(|e| e.to_string())?;
     let at = injected.map_err(|e| format!("inject {}: {e}", fault.as_str()))?;
     let moved = pair.wait_moved_to(&standby, at, SETTLE);
+    // Let the sessions exchange on the new active before judging them.
+    std::thread::sleep(Duration::from_millis(300));
+    let results = sessions.finish();
+    let survived = results.iter().filter(|r| r.failure.is_none()).count();
     // Heal even when the move failed, so the next run starts clean.
     pair.heal(fault, &active)
         .map_err(|e| format!("heal {} on {active}: {e}", fault.as_str()))?;
@@ -290,7 +340,9 @@ fn one_run(
         .unwrap_or(at);
     pair.wait_settled(SETTLE)
         .map_err(|e| format!("after healing: {e}"))?;
-    Ok(sample(&report, move_ns.saturating_sub(at)))
+    let mut out = sample(&report, move_ns.saturating_sub(at));
+    out.sessions = (survived, results.len());
+    Ok(out)
 }
 
 fn sample(r: &ProbeReport, move_ns: u64) -> Sample {
@@ -301,7 +353,17 @@ fn sample(r: &ProbeReport, move_ns: u64) -> Sample {
         arrival_gap_ms: ms(r.longest_arrival_gap),
         move_ms: move_ns as f64 / 1e6,
         skipped_ticks: r.skipped_ticks,
+        sessions: (0, 0),
     }
+}
+
+/// Share of TCP sessions that survived over a series' runs, in percent.
+fn survival(s: &Series) -> Option<f64> {
+    let (ok, all) = s
+        .samples
+        .iter()
+        .fold((0, 0), |(a, b), x| (a + x.sessions.0, b + x.sessions.1));
+    (all > 0).then(|| 100.0 * ok as f64 / all as f64)
 }
 
 /// Both cores saturated at nice 0 while the pair idles: every transition
@@ -428,14 +490,15 @@ fn print_table(all: &[Series], soaks: &[Soak], elapsed: Duration) {
     if !all.is_empty() {
         println!("hafw bench failover: 1 kHz UDP prober web -> {ECHO} (SNAT via the external HAVIP), min / median / max");
         println!(
-            "{:<18} {:<8} {:>4}  {:>20}  {:>26}  {:>26}  {:>26}",
+            "{:<18} {:<18} {:>4}  {:>20}  {:>26}  {:>26}  {:>26}  {:>8}",
             "fault",
             "profile",
             "runs",
             "lost probes",
             "loss span ms",
             "arrival gap ms",
-            "HAVIP move ms"
+            "HAVIP move ms",
+            "TCP kept"
         );
         for s in all {
             let f = |g: &dyn Fn(&Sample) -> f64, prec: usize| match stats(s.samples.iter().map(g)) {
@@ -443,7 +506,7 @@ fn print_table(all: &[Series], soaks: &[Soak], elapsed: Duration) {
                 None => "-".into(),
             };
             println!(
-                "{:<18} {:<8} {:>4}  {:>20}  {:>26}  {:>26}  {:>26}",
+                "{:<18} {:<18} {:>4}  {:>20}  {:>26}  {:>26}  {:>26}  {:>8}",
                 s.fault.as_str(),
                 s.profile,
                 s.samples.len(),
@@ -451,12 +514,16 @@ fn print_table(all: &[Series], soaks: &[Soak], elapsed: Duration) {
                 f(&|x| x.loss_span_ms, 1),
                 f(&|x| x.arrival_gap_ms, 1),
                 f(&|x| x.move_ms, 1),
+                survival(s)
+                    .map(|p| format!("{p:.0}%"))
+                    .unwrap_or_else(|| "-".into()),
             );
             for e in &s.failures {
                 println!("  failed run: {e}");
             }
         }
         println!("{NOTE}");
+        print_ratios(all);
     }
     for s in soaks {
         println!(
@@ -469,6 +536,44 @@ fn print_table(all: &[Series], soaks: &[Soak], elapsed: Duration) {
         );
     }
     println!("total time {:.0} s", elapsed.as_secs_f64());
+}
+
+/// hafw / keepalived per fault: median loss span and median HAVIP move
+/// (below 1 means hafw is faster), for each pairing of timer profiles.
+fn print_ratios(all: &[Series]) {
+    let med = |s: &Series, g: &dyn Fn(&Sample) -> f64| stats(s.samples.iter().map(g)).map(|x| x.1);
+    let pairs = [
+        ("fast", hafw_lab::pair::KEEPALIVED_FASTEST),
+        ("default", hafw_lab::pair::KEEPALIVED_DEFAULT),
+        ("fast", hafw_lab::pair::KEEPALIVED_DEFAULT),
+    ];
+    let mut lines = vec![];
+    for (h, k) in pairs {
+        for hs in all.iter().filter(|s| s.profile == h) {
+            let Some(ks) = all.iter().find(|s| s.profile == k && s.fault == hs.fault) else {
+                continue;
+            };
+            let ratio = |g: &dyn Fn(&Sample) -> f64| match (med(hs, g), med(ks, g)) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
+                (Some(a), Some(b)) => format!("{a:.1} vs {b:.1}"),
+                _ => "-".into(),
+            };
+            lines.push(format!(
+                "{:<18} hafw {h:<8} / {k:<19} loss span {:>12}   HAVIP move {:>12}   TCP kept {} vs {}",
+                hs.fault.as_str(),
+                ratio(&|x| x.loss_span_ms),
+                ratio(&|x| x.move_ms),
+                survival(hs).map(|p| format!("{p:.0}%")).unwrap_or_else(|| "-".into()),
+                survival(ks).map(|p| format!("{p:.0}%")).unwrap_or_else(|| "-".into()),
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        println!("\nratios hafw / keepalived (medians; below 1: hafw is faster):");
+        for l in lines {
+            println!("{l}");
+        }
+    }
 }
 
 fn to_json(all: &[Series], soaks: &[Soak], elapsed: Duration) -> Value {
@@ -485,6 +590,7 @@ fn to_json(all: &[Series], soaks: &[Soak], elapsed: Duration) -> Value {
             "loss_span_ms": st(s.samples.iter().map(|x| x.loss_span_ms).collect()),
             "arrival_gap_ms": st(s.samples.iter().map(|x| x.arrival_gap_ms).collect()),
             "havip_move_ms": st(s.samples.iter().map(|x| x.move_ms).collect()),
+            "tcp_survived_pct": survival(s),
             "samples": s.samples.iter().map(|x| json!({
                 "lost": x.lost, "loss_span_ms": x.loss_span_ms, "arrival_gap_ms": x.arrival_gap_ms,
                 "havip_move_ms": x.move_ms, "skipped_ticks": x.skipped_ticks,
