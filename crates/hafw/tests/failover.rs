@@ -268,7 +268,8 @@ enum Ha1Cut {
 /// nodes in `must_alarm` show path 0 DOWN with the path alarm while HA2
 /// stays up, and that traffic still flows.
 fn cut_ha1(prefix: &str, cut: Ha1Cut, must_alarm: &[&str]) {
-    let pair = start(prefix, "fast");
+    // The default timers: this test is about robustness, not speed.
+    let pair = start(prefix, "default");
     let active = pair.wait_settled(SETTLE).unwrap();
     let passive = pair.peer_of(&active).unwrap();
     let moves_before = pair.moves_since(0).len();
