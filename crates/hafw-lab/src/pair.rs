@@ -256,31 +256,7 @@ impl Pair {
         let ns = topology::ns_name(&self.lab, &node);
         let dir = lab::state_dir(&self.lab);
         if first {
-            let out = hafw_kernel::command(&ns, &self.exe)
-                .map_err(|e| err(e.to_string()))?
-                .arg("run")
-                .arg("--config")
-                .arg(&self.file)
-                .args(["--node", &node, "--apply-only"])
-                .output()
-                .map_err(|e| err(format!("apply the data plane on {node}: {e}")))?;
-            if !out.status.success() {
-                return Err(err(format!(
-                    "apply the data plane on {node}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )));
-            }
-            let peer = self
-                .peer_of(&node)
-                .ok_or_else(|| err("keepalived needs two nodes"))?;
-            let me = hafw_model::render::node::plan(&self.dep, &node).map_err(err)?;
-            let other = hafw_model::render::node::plan(&self.dep, &peer).map_err(err)?;
-            hafw_kernel::nft::apply(Some(&ns), &crate::keepalived::vrrp_rule(&other))
-                .map_err(|e| err(e.to_string()))?;
-            let conf =
-                crate::keepalived::config(&me, &other, self.keepalived_timers()).map_err(err)?;
-            std::fs::write(dir.join(format!("{node}.keepalived.conf")), conf)
-                .map_err(|e| err(format!("write keepalived.conf: {e}")))?;
+            self.keepalived_dataplane(&node)?;
         }
         let log = std::fs::File::create(dir.join(format!("{node}.run.log")))
             .map_err(|e| err(format!("log file: {e}")))?;
@@ -307,6 +283,40 @@ impl Pair {
             })?;
         self.daemons[i].1 = Some(child);
         Ok(())
+    }
+
+    /// The data plane under keepalived: hafw applies it as a passive node
+    /// would (and again after a link came back, since the kernel drops the
+    /// routes of a link that goes down), VRRP is let through the input chain.
+    fn keepalived_dataplane(&self, node: &str) -> Result<(), LabError> {
+        let ns = topology::ns_name(&self.lab, node);
+        let dir = lab::state_dir(&self.lab);
+        let out = hafw_kernel::command(&ns, &self.exe)
+            .map_err(|e| err(e.to_string()))?
+            .arg("run")
+            .arg("--config")
+            .arg(&self.file)
+            .args(["--node", node, "--apply-only"])
+            .output()
+            .map_err(|e| err(format!("apply the data plane on {node}: {e}")))?;
+        if !out.status.success() {
+            return Err(err(format!(
+                "apply the data plane on {node}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let peer = self
+            .peer_of(node)
+            .ok_or_else(|| err("keepalived needs two nodes"))?;
+        let me = hafw_model::render::node::plan(&self.dep, node).map_err(err)?;
+        let other = hafw_model::render::node::plan(&self.dep, &peer).map_err(err)?;
+        // `--apply-only` recommits the table when it differs (it does, by this
+        // rule), so the rule is inserted afresh each time.
+        hafw_kernel::nft::apply(Some(&ns), &crate::keepalived::vrrp_rule(&other))
+            .map_err(|e| err(e.to_string()))?;
+        let conf = crate::keepalived::config(&me, &other, self.keepalived_timers()).map_err(err)?;
+        std::fs::write(dir.join(format!("{node}.keepalived.conf")), conf)
+            .map_err(|e| err(format!("write keepalived.conf: {e}")))
     }
 
     /// Whether `node` holds every floating address (keepalived's "master").
@@ -607,7 +617,12 @@ impl Pair {
                 } else {
                     "data"
                 };
-                self.set_links(node, &[role], true)?
+                self.set_links(node, &[role], true)?;
+                // hafw's daemon restores its routes itself; under keepalived
+                // the harness lays them again.
+                if self.is_keepalived() {
+                    self.keepalived_dataplane(node)?;
+                }
             }
             Fault::Kill | Fault::Crash | Fault::Term => {
                 if let Some(mut c) = self.daemons[i].1.take() {
@@ -616,6 +631,9 @@ impl Pair {
                 if fault == Fault::Crash {
                     let enis = self.enis(node);
                     self.set_links(node, &enis, true)?;
+                    if self.is_keepalived() {
+                        self.keepalived_dataplane(node)?;
+                    }
                 }
                 self.spawn(i)?;
             }

@@ -300,8 +300,10 @@ fn one_run(
         n_sessions,
         Duration::from_millis(10),
     );
-    // Give session sync a moment to carry the new connections over.
-    std::thread::sleep(Duration::from_millis(200));
+    // Connections live a while before a failover: give session sync the
+    // moment it needs to carry new ones over (and a passive that just
+    // restarted its bulk).
+    std::thread::sleep(Duration::from_millis(500));
     let (report, probe_start, injected) = pair
         .probe_around(PROBER_HOST, echo, duration, LEAD, |p| {
             p.inject(fault, &active)

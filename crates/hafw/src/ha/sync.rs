@@ -348,7 +348,13 @@ async fn run(
 /// A receiver for a new passive period. `instance` tells the sender a
 /// restarted receiver from a late message of the previous one.
 fn new_receiver(instance: u64, mode: Mode) -> Result<SyncReceiver, String> {
-    SyncReceiver::new(ReceiverConfig::new(instance.max(1), mode)).map_err(|e| e.to_string())
+    let mut cfg = ReceiverConfig::new(instance.max(1), mode);
+    // HA2 is one TCP stream: a stream whose bulk start we missed (we were
+    // active, or frozen, when it was sent) will not see it arrive late, so
+    // ask for a bulk almost at once; connections opened just before the
+    // next failover depend on it.
+    cfg.resync_interval = Duration::from_millis(20);
+    SyncReceiver::new(cfg).map_err(|e| e.to_string())
 }
 
 fn apply(ct: &mut Conntrack, a: ReceiverAction, synced: &mut u64, log: &Log) -> usize {
