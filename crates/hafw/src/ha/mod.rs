@@ -8,6 +8,7 @@
 pub mod core_thread;
 pub mod ha2;
 pub mod monitor;
+pub mod probe;
 pub mod promote;
 pub mod setup;
 pub mod status;

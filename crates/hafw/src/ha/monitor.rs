@@ -1,4 +1,5 @@
-//! Link monitoring: the carrier of every interface of the node, polled over
+//! Link and path monitoring: path monitors' verdicts ([`super::probe`])
+//! are combined with the carrier of every interface of the node, polled over
 //! netlink. The groups of `policy.ha.link_monitor` (any or all members down
 //! fails the group) are reported to the core when the verdict changes. When
 //! an interface comes back, the routes the plan puts on it are restored: the
@@ -26,6 +27,13 @@ pub async fn links(
     log: Log,
 ) {
     let groups = dep.policy.ha.link_monitors.clone();
+    let mut paths = vec![];
+    for (i, m) in dep.policy.ha.path_monitors.iter().enumerate() {
+        match super::probe::start(m, (std::process::id() as u16).wrapping_add(i as u16)) {
+            Ok(v) => paths.push(v),
+            Err(e) => log.info(format!("{e}; this path monitor is off")),
+        }
+    }
     let mut last: Option<(bool, String)> = None;
     let mut was_up: BTreeMap<String, bool> = BTreeMap::new();
     loop {
@@ -55,7 +63,12 @@ pub async fn links(
                 failing.push(format!("link down: {}", down.join(", ")));
             }
         }
-        if !groups.is_empty() {
+        for p in &paths {
+            if let Some(why) = p.lock().ok().and_then(|v| v.clone()) {
+                failing.push(why);
+            }
+        }
+        if !groups.is_empty() || !paths.is_empty() {
             let verdict = (failing.is_empty(), failing.join("; "));
             if last.as_ref() != Some(&verdict) {
                 let _ = to_core.send(HaRequest::Monitor {
