@@ -37,6 +37,12 @@ pub enum Action {
     PeerFound {
         node_id: u32,
     },
+    /// Announce the floating addresses again: this node won a dual-active
+    /// conflict (the peer, active with term `peer_term`, steps down), and the
+    /// peer's announcements may have moved the HAVIPs to it.
+    Reannounce {
+        peer_term: u64,
+    },
 }
 
 /// Operator commands (`hafw suspend`, `hafw resume`, SIGTERM → Suspend).
@@ -59,6 +65,10 @@ impl fmt::Display for Action {
             Action::PathUp { path } => write!(f, "heartbeat path {path} up"),
             Action::PeerLost => f.write_str("peer lost"),
             Action::PeerFound { node_id } => write!(f, "peer node {node_id} found"),
+            Action::Reannounce { peer_term } => write!(
+                f,
+                "announce again: won a dual-active against a peer at term {peer_term}"
+            ),
         }
     }
 }

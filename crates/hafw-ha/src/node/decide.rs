@@ -138,6 +138,16 @@ impl Node {
                 self.step_down(now, &peer);
                 return true;
             }
+            if peer.state == State::Active && self.reannounced_for != Some(peer.term) {
+                // Two actives and this node stays: the peer announced the
+                // floating addresses too, and the cloud follows the latest
+                // announcement (alicloud-havip.md), so announce again now
+                // rather than leave the HAVIPs on the node that steps down.
+                self.reannounced_for = Some(peer.term);
+                self.actions.push_back(Action::Reannounce {
+                    peer_term: peer.term,
+                });
+            }
         }
         let ready = self.peer_ready();
         let handover = self.handover.as_ref().map(|h| h.why.clone());
@@ -255,6 +265,9 @@ impl Node {
             return;
         }
         // Planned handover: promote at once, skipping the promotion hold.
+        // The peer stays active until it sees us active: that is the
+        // handover, not a conflict to announce again for.
+        self.reannounced_for = Some(term);
         self.promote(now, Cause::TakeoverRequested { node_id });
     }
 

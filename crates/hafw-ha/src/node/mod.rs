@@ -105,6 +105,9 @@ pub struct Node {
     /// The start-up listen is over (Initial only).
     listened: bool,
     handover: Option<PlannedHandover>,
+    /// The peer term of the last dual-active this node won and re-announced
+    /// for: one re-announcement per conflict, not one per heartbeat.
+    reannounced_for: Option<u64>,
     flaps: FlapWindow,
     tx_seq: u64,
     transmits: VecDeque<(usize, Message)>,
@@ -144,6 +147,7 @@ impl Node {
             timers: TimerTable::default(),
             listened: false,
             handover: None,
+            reannounced_for: None,
             tx_seq: 0,
             transmits: VecDeque::new(),
             actions: VecDeque::new(),

@@ -215,3 +215,25 @@ fn a_peer_on_another_policy_version_raises_an_alarm() {
     let (tx, _) = drain(&mut n);
     assert!(tx.iter().all(|(_, m)| matches!(m, Message::Heartbeat(h) if h.config_version == 3 && h.config_hash == [7; 32])));
 }
+
+#[test]
+fn the_winner_of_a_dual_active_announces_again_once() {
+    // Cold start alone: active at term 1. Then a partition heals and the
+    // peer (priority 50, also active, term 1) is heard: it loses the tie on
+    // priority and steps down; this node stays and announces once more,
+    // since the cloud follows the latest announcement.
+    let mut n = Node::new(config(1, 100), ms(0)).unwrap();
+    run(&mut n, ms(30));
+    assert_eq!(n.state(), State::Active);
+    drain(&mut n);
+    n.handle_message(ms(31), 0, &peer_hb(1, State::Active, 1));
+    n.handle_message(ms(32), 1, &peer_hb(2, State::Active, 1));
+    n.handle_message(ms(33), 0, &peer_hb(3, State::Active, 1));
+    let (_, actions) = drain(&mut n);
+    assert_eq!(n.state(), State::Active);
+    let re: Vec<&Action> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Reannounce { .. }))
+        .collect();
+    assert_eq!(re, [&Action::Reannounce { peer_term: 1 }]);
+}

@@ -100,6 +100,14 @@ pub async fn execute(
                 }
                 Some(demote(&nl, &plan, &a).await)
             }
+            Action::Reannounce { .. } => {
+                // The first burst at once, as at a promotion.
+                for (ip, an) in announcers.iter() {
+                    let _ = an.announce(*ip);
+                }
+                log.info(format!("{a}"));
+                None
+            }
             _ => None,
         };
         if let Some(tl) = tl {
