@@ -143,18 +143,8 @@ impl Netns {
         F: FnOnce(Rtnl) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |rtnl| {
-            Box::pin(async move {
-                let _ = tx.send(f(rtnl).await);
-            })
-        });
-        let gone = || Error::WorkerGone {
-            op: "run",
-            ns: self.name.to_string(),
-        };
-        self.jobs.send(job).map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        let rx = self.submit(f)?;
+        rx.await.map_err(|_| self.gone())?
     }
 
     /// [`Netns::run`] for callers outside any tokio runtime: blocks the
@@ -166,17 +156,31 @@ impl Netns {
         F: FnOnce(Rtnl) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + 'static,
     {
+        let rx = self.submit(f)?;
+        rx.blocking_recv().map_err(|_| self.gone())?
+    }
+
+    /// Queues `f` on the namespace's thread; its result comes on the receiver.
+    fn submit<T, F, Fut>(&self, f: F) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rtnl) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |rtnl| {
             Box::pin(async move {
                 let _ = tx.send(f(rtnl).await);
             })
         });
-        let gone = || Error::WorkerGone {
+        self.jobs.send(job).map_err(|_| self.gone())?;
+        Ok(rx)
+    }
+
+    fn gone(&self) -> Error {
+        Error::WorkerGone {
             op: "run",
             ns: self.name.to_string(),
-        };
-        self.jobs.send(job).map_err(|_| gone())?;
-        rx.blocking_recv().map_err(|_| gone())?
+        }
     }
 }

@@ -82,3 +82,15 @@ pub fn plan_node(file: &Path, node: &str) -> ExitCode {
         }
     }
 }
+
+/// The single-threaded runtime the commands run on; the HA core and session
+/// sync start their own threads.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}

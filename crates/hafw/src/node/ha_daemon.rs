@@ -30,15 +30,9 @@ pub fn run(
     session_sync: &str,
 ) -> ExitCode {
     let log = Log::new(&plan.node);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: hafw run: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(serve(
         dep,
