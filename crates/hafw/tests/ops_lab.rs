@@ -161,3 +161,39 @@ fn sigterm_of_the_active_hands_over_with_the_planned_outage() {
         "{text}"
     );
 }
+
+/// `hafw run` without root refuses at once, naming the fix (issue 8).
+#[test]
+fn hafw_run_without_root_refuses_at_once() {
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: setpriv (util-linux) is not installed");
+        return;
+    }
+    // A copy the unprivileged user can reach, wherever the build lives.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("hafw-nonroot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (bin, file) = (dir.join("hafw"), dir.join("seed.toml"));
+    std::fs::copy(hafw(), &bin).unwrap();
+    std::fs::copy(example("alicloud-havip.toml"), &file).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["run", "--config"])
+        .arg(&file)
+        .args(["--node", "fw-a"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("needs root") && err.contains("sudo"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

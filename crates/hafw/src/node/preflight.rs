@@ -6,7 +6,12 @@ use std::path::Path;
 use hafw_kernel::nft::NFT;
 
 pub fn check() -> Result<(), String> {
-    match effective_uid() {
+    check_with(effective_uid(), Path::new(NFT))
+}
+
+/// [`check`] with its facts given, so each refusal is testable.
+pub fn check_with(uid: Option<u32>, nft: &Path) -> Result<(), String> {
+    match uid {
         Some(0) => {}
         Some(uid) => {
             return Err(format!(
@@ -19,9 +24,10 @@ pub fn check() -> Result<(), String> {
             )
         }
     }
-    if !Path::new(NFT).exists() {
+    if !nft.exists() {
         return Err(format!(
-            "{NFT} not found: the ruleset is committed with nft; install the nftables package (apt-get install nftables)"
+            "{} not found: the ruleset is committed with nft; install the nftables package (apt-get install nftables)",
+            nft.display()
         ));
     }
     Ok(())
@@ -42,6 +48,15 @@ fn parse_effective_uid(status: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_refusal_names_its_fix() {
+        let e = check_with(Some(1000), Path::new("/usr/sbin/nft")).unwrap_err();
+        assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
+        let e = check_with(Some(0), Path::new("/nonexistent/nft")).unwrap_err();
+        assert!(e.contains("apt-get install nftables"), "{e}");
+        assert!(check_with(None, Path::new("/usr/sbin/nft")).is_err());
+    }
 
     #[test]
     fn effective_uid_is_the_second_number() {
