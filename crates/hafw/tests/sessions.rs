@@ -51,7 +51,14 @@ port = 7777
     path
 }
 
-const PER_DIRECTION: usize = 50;
+/// 50 each way in CI; `HAFW_SESSIONS_PER_DIRECTION=500` runs the issue's
+/// 1,000 connections (heavier: one thread per connection).
+fn per_direction() -> usize {
+    std::env::var("HAFW_SESSIONS_PER_DIRECTION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
 
 fn run(prefix: &str, fault: Fault, extra: &[&str]) -> (usize, usize, String) {
     let file = deployment();
@@ -69,17 +76,22 @@ fn run(prefix: &str, fault: Fault, extra: &[&str]) -> (usize, usize, String) {
     let inbound = Sessions::open(
         &pair_ns(&pair, "client"),
         "203.0.113.10:7777".parse().unwrap(),
-        PER_DIRECTION,
+        per_direction(),
         Duration::from_millis(10),
     );
     let outbound = Sessions::open(
         &pair_ns(&pair, "web"),
         "198.51.100.30:7777".parse().unwrap(),
-        PER_DIRECTION,
+        per_direction(),
         Duration::from_millis(10),
     );
-    assert_eq!(inbound.opened, PER_DIRECTION, "{:?}", inbound.open_errors);
-    assert_eq!(outbound.opened, PER_DIRECTION, "{:?}", outbound.open_errors);
+    assert_eq!(inbound.opened, per_direction(), "{:?}", inbound.open_errors);
+    assert_eq!(
+        outbound.opened,
+        per_direction(),
+        "{:?}",
+        outbound.open_errors
+    );
     // Let the passive receive the table (mirror mode installs it as it comes).
     std::thread::sleep(Duration::from_millis(500));
     let status = pair.status_text(&pair.peer_of(&active).unwrap());
