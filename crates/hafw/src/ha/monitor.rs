@@ -39,7 +39,12 @@ pub async fn links(
     loop {
         let mut up_now = BTreeMap::new();
         for i in &plan.interfaces {
-            let up = matches!(link::show(&nl, &i.ifname).await, Ok(l) if l.carrier && l.admin_up);
+            // A netlink error is not a link going down: on a loaded machine a
+            // query can fail, and that must not make the node non-functional.
+            let up = match link::show(&nl, &i.ifname).await {
+                Ok(l) => l.carrier && l.admin_up,
+                Err(_) => was_up.get(&i.ifname).copied().unwrap_or(true),
+            };
             up_now.insert(i.ifname.clone(), up);
         }
         for (name, up) in &up_now {
