@@ -3,10 +3,8 @@
 //! written, so the plan's form is obtained the same way: committed in a
 //! scratch namespace and listed there.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use hafw_kernel::nft::{self, Family};
-use hafw_kernel::{netns, Error};
+use hafw_kernel::Error;
 use hafw_model::render::nft::Ruleset;
 
 /// The live table in namespace `ns`, counters removed; `None` when there
@@ -20,29 +18,37 @@ pub fn live(ns: Option<&str>, ruleset: &Ruleset) -> Result<Option<String>, Error
 }
 
 /// The table `ruleset` makes, in the kernel's listing, counters removed.
-/// Committed in a namespace of its own that is deleted afterwards, so
-/// nothing outside it changes; a ruleset the kernel refuses is an error.
+/// Committed in an anonymous namespace that only a thread made for it
+/// holds: it has no name under /run/netns, so it can never be left behind
+/// (a daemon killed mid-check used to leave `hafw-scratch-*` entries), and
+/// it vanishes with the thread. A ruleset the kernel refuses is an error.
 pub fn expected(ruleset: &Ruleset) -> Result<String, Error> {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    // Unique per process and call; no `.`, so no lab's `down` matches it.
-    let name = format!(
-        "hafw-scratch-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
-    netns::create(&name)?;
-    let scratch = Scratch(name);
-    nft::apply(Some(&scratch.0), &ruleset.text)?;
-    let listed = nft::list_table(Some(&scratch.0), family(ruleset), &ruleset.table)?;
-    Ok(normalize(&listed))
-}
-
-struct Scratch(String);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = netns::delete(&self.0);
-    }
+    let (text, family, table) = (ruleset.text.clone(), family(ruleset), ruleset.table.clone());
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                // SAFETY: unshare affects only this thread, made for it.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(Error::Nft {
+                        ns: "a scratch namespace".into(),
+                        status: "not started".into(),
+                        stderr: format!("unshare: {}", std::io::Error::last_os_error()),
+                    });
+                }
+                // nft runs as a child of this thread, so in its namespace.
+                nft::apply(None, &text)?;
+                nft::list_table(None, family, &table)
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::Nft {
+                    ns: "a scratch namespace".into(),
+                    status: "panicked".into(),
+                    stderr: String::new(),
+                })
+            })
+    })
+    .map(|listed| normalize(&listed))
 }
 
 pub fn family(ruleset: &Ruleset) -> Family {
