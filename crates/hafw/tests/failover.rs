@@ -133,7 +133,19 @@ fn cold_start_elects_the_higher_priority_and_forwards() {
 /// Returns the pair and the injection time for fault-specific checks.
 fn fail_over(prefix: &str, fault: Fault) -> (Pair, u64) {
     let mut pair = start(prefix, "fast");
-    let active = pair.wait_settled(SETTLE).unwrap();
+    let mut active = pair.wait_settled(SETTLE).unwrap();
+    if active != "fw-a" {
+        // A loaded machine can let fw-b's cold start win before fw-a is
+        // heard (no preemption): hand over so the tests below fault fw-a.
+        pair.inject(Fault::Suspend, &active).unwrap();
+        active = pair.wait_settled(SETTLE).unwrap();
+        pair.heal(Fault::Suspend, "fw-b").unwrap();
+        let end = Instant::now() + SETTLE;
+        while pair.state("fw-b").as_deref() != Some("passive") && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(active, "fw-a", "{}", logs(&pair));
     let standby = pair.peer_of(&active).unwrap();
     assert_traffic(&pair, "before the fault");
 
