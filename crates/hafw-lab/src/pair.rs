@@ -184,6 +184,16 @@ impl Pair {
         if api {
             write_secret(&pair.api_token_file(), API_TOKEN)?;
         }
+        // Each node runs from a file of its own, as on two machines: config
+        // sync rewrites a node's file, and one shared file would hide a
+        // passive that never wrote its copy.
+        for n in &pair.dep.nodes {
+            let copy = pair.node_config(&n.name);
+            if let Err(e) = std::fs::write(&copy, &text) {
+                let _ = lab::down(lab_name);
+                return Err(err(format!("write {}: {e}", copy.display())));
+            }
+        }
         for i in 0..pair.daemons.len() {
             pair.spawn(i)?;
         }
@@ -229,6 +239,11 @@ impl Pair {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         Ok((code, body))
+    }
+
+    /// The deployment file `node`'s daemon runs from (its own copy).
+    pub fn node_config(&self, node: &str) -> PathBuf {
+        lab::state_dir(&self.lab).join(format!("{node}.toml"))
     }
 
     pub fn control(&self, node: &str) -> PathBuf {
@@ -355,7 +370,7 @@ impl Pair {
         let mut cmd = hafw_kernel::command(&ns, &self.exe).map_err(|e| err(e.to_string()))?;
         cmd.arg("run")
             .arg("--config")
-            .arg(&self.file)
+            .arg(self.node_config(&node))
             .args(["--node", &node, "--ha-profile", &self.profile])
             .arg("--key-file")
             .arg(lab::key_file(&self.lab))

@@ -61,12 +61,57 @@ enum Command {
         #[arg(long)]
         control: Option<PathBuf>,
     },
+    /// The shared policy: show the running one, diff a file against it, apply a file.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Sessions this node knows: the count and a listing (orig -> reply, protocol, TCP state, NAT).
+    #[command(
+        after_help = "Example: hafw sessions --control /run/hafw/hafw.sock --filter 10.0.1.100:80"
+    )]
+    Sessions {
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Only the sessions whose line contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
     /// The emulated VPC in network namespaces (needs root).
     #[command(subcommand)]
     Lab(lab::LabCmd),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// The running policy's version and hash, the peer's, and the policy text.
+    #[command(after_help = "Example: hafw config show --control /run/hafw/hafw.sock")]
+    Show {
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// A line diff of FILE's [policy] against the running one; exit 1 when they differ.
+    #[command(
+        after_help = "Example: hafw config diff /etc/hafw/deployment.toml --control /run/hafw/hafw.sock"
+    )]
+    Diff {
+        file: PathBuf,
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Validate FILE, apply its [policy] atomically on this (active) node and push it to the peer.
+    #[command(
+        after_help = "Example: hafw config apply /etc/hafw/deployment.toml --control /run/hafw/hafw.sock\n\nOnly [policy] may change; the passive refuses: apply on the active node."
+    )]
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +152,18 @@ fn main() -> ExitCode {
                 control::Request::Status
             },
         ),
+        Command::Config(ConfigCmd::Show { control }) => {
+            control::cli(control, control::Request::ConfigShow)
+        }
+        Command::Config(ConfigCmd::Diff { file, control }) => control::config_diff(control, &file),
+        Command::Config(ConfigCmd::Apply { file, control }) => {
+            control::config_apply(control, &file)
+        }
+        Command::Sessions {
+            control,
+            filter,
+            json,
+        } => control::cli(control, control::Request::Sessions { json, filter }),
         Command::Suspend { control } => control::cli(control, control::Request::Suspend),
         Command::Resume { control } => control::cli(control, control::Request::Resume),
     }

@@ -11,7 +11,7 @@ use hafw_ha::msg::State;
 use hafw_ha::node::{Action, Command, Node};
 use hafw_ha::wire::{Kind, Opener, Sealer};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::setup::Setup;
 use super::{status, HaRequest, Timelines};
@@ -28,7 +28,12 @@ pub struct Transport {
 pub struct Handles {
     pub requests: mpsc::UnboundedSender<HaRequest>,
     pub actions: mpsc::UnboundedReceiver<Action>,
+    /// The peer's (version, hash) of the shared policy, from its heartbeats.
+    pub peer_config: watch::Receiver<Option<(u64, [u8; 32])>>,
 }
+
+/// The peer's advertised policy version, as the core last heard it.
+pub type PeerConfig = watch::Sender<Option<(u64, [u8; 32])>>;
 
 /// Binds the heartbeat sockets and starts the HA thread. Binding happens
 /// here, before the thread runs, so an address problem stops `hafw run`.
@@ -56,6 +61,7 @@ pub fn start(
 ) -> Result<Handles, String> {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (act_tx, act_rx) = mpsc::unbounded_channel();
+    let (peer_tx, peer_rx) = watch::channel(None);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     std::thread::Builder::new()
         .name("ha".into())
@@ -82,7 +88,7 @@ pub fn start(
                 }
                 realtime(&log);
                 let _ = ready_tx.send(Ok(()));
-                run(setup, sealer, sockets, req_rx, act_tx, timelines, metrics, log).await;
+                run(setup, sealer, sockets, req_rx, act_tx, timelines, metrics, peer_tx, log).await;
             });
         })
         .map_err(|e| format!("start the HA thread: {e}"))?;
@@ -90,6 +96,7 @@ pub fn start(
         Ok(Ok(())) => Ok(Handles {
             requests: req_tx,
             actions: act_rx,
+            peer_config: peer_rx,
         }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("the HA thread stopped during start-up".into()),
@@ -171,6 +178,7 @@ async fn run(
     actions: mpsc::UnboundedSender<Action>,
     timelines: Timelines,
     metrics: Metrics,
+    peer_config: PeerConfig,
     log: Log,
 ) {
     let origin = Instant::now();
@@ -221,6 +229,16 @@ async fn run(
         }
         if last_metrics.elapsed() >= Duration::from_millis(100) {
             export(&node, &opener, &setup, &metrics);
+            // Config sync offers its policy to a peer that is behind.
+            let peer = node
+                .status()
+                .peer
+                .map(|p| (p.config_version, p.config_hash));
+            peer_config.send_if_modified(|old| {
+                let changed = *old != peer;
+                *old = peer;
+                changed
+            });
             last_metrics = Instant::now();
         }
         flush(
@@ -271,6 +289,8 @@ async fn run(
                     let _ = reply.send(format!("{}: now {}\n", match cmd { Command::Suspend => "suspend", Command::Resume => "resume" }, node.state().as_str()));
                 }
                 Some(HaRequest::Monitor { healthy, reason }) => node.handle_monitor(now(), healthy, &reason),
+                Some(HaRequest::SetConfigVersion { version, hash }) => node.set_config_version(version, hash),
+                Some(HaRequest::State { reply }) => { let _ = reply.send(node.state()); }
                 Some(HaRequest::Shutdown { reply }) => {
                     node.handle_command(now(), Command::Suspend);
                     shutdown_deadline = Some(Instant::now() + setup.config.takeover_wait + setup.config.heartbeat_interval * 2);

@@ -5,6 +5,7 @@
 //! executor ([`promote`]) on the main runtime, which times each phase of a
 //! promotion and reports the timeline back for `hafw status`.
 
+pub mod config;
 pub mod core_thread;
 pub mod ha2;
 pub mod monitor;
@@ -32,6 +33,16 @@ pub enum HaRequest {
     Monitor {
         healthy: bool,
         reason: String,
+    },
+    /// The shared policy's (version, hash) this node runs: carried in its
+    /// heartbeats, so the peer can flag a mismatch.
+    SetConfigVersion {
+        version: u64,
+        hash: [u8; 32],
+    },
+    /// The node's HA state (config apply is allowed on the active only).
+    State {
+        reply: oneshot::Sender<hafw_ha::msg::State>,
     },
     /// SIGTERM: hand over if active, then report the final state.
     Shutdown {

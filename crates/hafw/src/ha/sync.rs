@@ -10,11 +10,17 @@
 //! the cache in one batch. Only the active sends and only the passive
 //! applies, so the two nodes never echo each other's entries (and a stale
 //! peer can never overwrite the active's live table).
+//!
+//! The same thread runs config sync ([`ConfigSync`]) over the same link: HA2
+//! payloads starting with `'C'` are config sync's, the rest session sync's.
+//! The daemon's config task ([`super::config`]) applies what the peer
+//! offers and tells this thread the result ([`SyncCmd`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hafw_ha::config_sync::{self, ConfigAction, ConfigStatus, ConfigSync, RetryConfig};
 use hafw_ha::sessions::{
     Event as SyncEvent, Mode, ReceiverAction, ReceiverConfig, SenderAction, SenderConfig, Session,
     SessionKey, SyncReceiver, SyncSender, Tuple as SyncTuple,
@@ -44,17 +50,39 @@ pub struct SyncStatus {
     pub dropped: u64,
     pub ready: bool,
     pub last_install: Option<(usize, Duration)>,
+    pub config: ConfigStatus,
+}
+
+/// What the daemon asks of config sync.
+pub enum SyncCmd {
+    /// The peer's (version, hash) from its heartbeats.
+    PeerConfig(u64, [u8; 32]),
+    /// `hafw config apply` succeeded here: offer this policy to the peer.
+    ApplyLocal {
+        version: u64,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<[u8; 32], String>>,
+    },
+    /// The verdict on the last [`ConfigAction::ApplyConfig`].
+    ApplyResult(Result<(), String>),
 }
 
 pub struct SyncHandle {
     role: watch::Sender<bool>,
     promote: mpsc::UnboundedSender<oneshot::Sender<(usize, Duration, Option<String>)>>,
     pub status: Arc<Mutex<SyncStatus>>,
+    cmd: mpsc::UnboundedSender<SyncCmd>,
 }
 
 impl SyncHandle {
     pub fn set_active(&self, active: bool) {
         let _ = self.role.send(active);
+    }
+
+    pub fn config(&self, cmd: SyncCmd) -> Result<(), String> {
+        self.cmd
+            .send(cmd)
+            .map_err(|_| "the sync thread has stopped".to_string())
     }
 
     /// Commit before announce: makes every synced session present in this
@@ -85,6 +113,13 @@ pub struct SyncSetup {
     pub node_id: u32,
     pub peer_id: u32,
     pub mode: Mode,
+    /// The persisted policy (version, bytes), if any.
+    pub config: Option<(u64, Vec<u8>)>,
+    /// Where policies offered by the peer go to be applied.
+    pub config_actions: mpsc::UnboundedSender<ConfigAction>,
+    /// Both nodes' own (not floating) addresses: flows to or from them are
+    /// the nodes' own traffic (heartbeats, HA2, management), never synced.
+    pub node_addresses: Vec<std::net::Ipv4Addr>,
 }
 
 pub fn start(
@@ -95,6 +130,7 @@ pub fn start(
 ) -> Result<SyncHandle, String> {
     let (role_tx, role_rx) = watch::channel(false);
     let (promote_tx, promote_rx) = mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let status = Arc::new(Mutex::new(SyncStatus {
         mode: format!("{:?}", setup.mode).to_lowercase(),
         ..Default::default()
@@ -133,7 +169,7 @@ pub fn start(
             };
             let _ = ready_tx.send(Ok(()));
             rt.block_on(run(
-                setup, sealer, psk, ct, events, role_rx, promote_rx, st, log,
+                setup, sealer, psk, ct, events, role_rx, promote_rx, cmd_rx, st, log,
             ));
         })
         .map_err(|e| format!("start the sync thread: {e}"))?;
@@ -142,6 +178,7 @@ pub fn start(
             role: role_tx,
             promote: promote_tx,
             status,
+            cmd: cmd_tx,
         }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("the sync thread stopped during start-up".into()),
@@ -161,6 +198,7 @@ async fn run(
     mut events: Events,
     mut role: watch::Receiver<bool>,
     mut promote: mpsc::UnboundedReceiver<oneshot::Sender<(usize, Duration, Option<String>)>>,
+    mut cmds: mpsc::UnboundedReceiver<SyncCmd>,
     status: Arc<Mutex<SyncStatus>>,
     log: Log,
 ) {
@@ -208,15 +246,29 @@ async fn run(
     let mut last_refresh = Instant::now();
     let mut synced: u64 = 0;
     let mut dropped: u64 = 0;
+    let mut config = ConfigSync::new(RetryConfig::default(), setup.config.clone());
     loop {
+        while let Some(bytes) = config.poll_transmit() {
+            let _ = link.to_peer.send(bytes);
+        }
+        while let Some(a) = config.poll_action() {
+            if setup.config_actions.send(a).is_err() {
+                config
+                    .handle_apply_result(now(), Err("the daemon's config task has stopped".into()));
+            }
+        }
         // Outputs of the cores.
         if let Some(s) = sender.as_mut() {
             while let Some(a) = s.poll_action() {
                 let SenderAction::RequestDump { .. } = a;
                 match ct.dump() {
-                    Ok(entries) => {
-                        s.start_bulk(now(), entries.iter().filter_map(to_session).collect())
-                    }
+                    Ok(entries) => s.start_bulk(
+                        now(),
+                        entries
+                            .iter()
+                            .filter_map(|e| to_session(e, &setup.node_addresses))
+                            .collect(),
+                    ),
                     Err(e) => log.info(format!("session sync: conntrack dump failed: {e}")),
                 }
             }
@@ -246,7 +298,14 @@ async fn run(
             }
             st.synced_entries = synced;
             st.dropped = dropped;
-            st.ready = active || receiver.ready();
+            let cs = config.status();
+            // A node behind its peer's policy is not ready: it would run
+            // (and, promoted, enforce) an old rule set.
+            // The peer's version must be known: a bulk can finish before
+            // the first heartbeat carrying it has been read.
+            let behind = cs.peer.is_none_or(|(v, _)| v > cs.version);
+            st.ready = active || (receiver.ready() && !behind);
+            st.config = cs;
         }
         if active && last_refresh.elapsed() >= REFRESH {
             if let Some(s) = sender.as_mut() {
@@ -257,6 +316,7 @@ async fn run(
         let deadline = [
             sender.as_ref().and_then(|s| s.poll_timeout()),
             receiver.poll_timeout(),
+            config.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -274,6 +334,11 @@ async fn run(
                     }
                 }
                 Some(Ha2Event::Disconnected(_)) => connected = false,
+                Some(Ha2Event::Payload(bytes)) if bytes.first() == Some(&config_sync::codec::CHANNEL) => {
+                    if config.handle_message(now(), &bytes).is_err() {
+                        dropped += 1;
+                    }
+                }
                 Some(Ha2Event::Payload(bytes)) => {
                     if let Some(s) = sender.as_mut() {
                         if s.handle_message(now(), &bytes).is_err() {
@@ -287,8 +352,8 @@ async fn run(
             Some(CtIn::Event(e)) = ev_rx.recv() => {
                 if let Some(s) = sender.as_mut() {
                     match e {
-                        conntrack::Event::New(x) => { if let Some(v) = to_session(&x) { s.handle_event(now(), SyncEvent::New(v)) } }
-                        conntrack::Event::Update(x) => { if let Some(v) = to_session(&x) { s.handle_event(now(), SyncEvent::Update(v)) } }
+                        conntrack::Event::New(x) => { if let Some(v) = to_session(&x, &setup.node_addresses) { s.handle_event(now(), SyncEvent::New(v)) } }
+                        conntrack::Event::Update(x) => { if let Some(v) = to_session(&x, &setup.node_addresses) { s.handle_event(now(), SyncEvent::Update(v)) } }
                         conntrack::Event::Destroy(x) => s.handle_event(now(), SyncEvent::Destroy(key_of(&x.orig))),
                         conntrack::Event::Overrun => s.handle_overrun(now()),
                     }
@@ -314,6 +379,13 @@ async fn run(
                 }
                 active = now_active;
             }
+            Some(cmd) = cmds.recv() => match cmd {
+                SyncCmd::PeerConfig(v, h) => config.note_peer_version(now(), v, h),
+                SyncCmd::ApplyLocal { version, bytes, reply } => {
+                    let _ = reply.send(config.apply_local(now(), version, bytes).map_err(|e| e.to_string()));
+                }
+                SyncCmd::ApplyResult(r) => config.handle_apply_result(now(), r),
+            },
             Some(reply) = promote.recv() => {
                 let t = Instant::now();
                 // Whatever the receiver still holds goes in now.
@@ -340,6 +412,7 @@ async fn run(
                     s.handle_timeout(now());
                 }
                 receiver.handle_timeout(now());
+                config.handle_timeout(now());
             }
         }
     }
@@ -404,9 +477,12 @@ fn tuple_of(k: &SessionKey) -> Tuple {
     }
 }
 
-/// Entries of the default zone only: zones are not part of the policy.
-fn to_session(e: &Entry) -> Option<Session> {
-    if e.zone != 0 {
+/// Entries of the default zone only (zones are not part of the policy),
+/// and not the nodes' own traffic: a passive that mirrored its peer's
+/// heartbeat and HA2 flows would overwrite the entries of flows it
+/// terminates itself (conntrackd's `IgnoreTrafficFor`, for the same reason).
+fn to_session(e: &Entry, node_addresses: &[std::net::Ipv4Addr]) -> Option<Session> {
+    if e.zone != 0 || is_node_traffic(e, node_addresses) {
         return None;
     }
     Some(Session {
@@ -422,6 +498,12 @@ fn to_session(e: &Entry) -> Option<Session> {
         tcp_state: e.tcp.map(|t| t.state),
         mark: e.mark,
     })
+}
+
+fn is_node_traffic(e: &Entry, node_addresses: &[std::net::Ipv4Addr]) -> bool {
+    [e.orig.src, e.orig.dst, e.reply.src, e.reply.dst]
+        .iter()
+        .any(|a| node_addresses.contains(a))
 }
 
 fn to_entry(s: &Session) -> Entry {
@@ -445,5 +527,162 @@ fn to_entry(s: &Session) -> Entry {
             flags_reply: conntrack::tcp_flags::BE_LIBERAL,
             ..Default::default()
         }),
+    }
+}
+
+/// `hafw sessions`: the kernel's conntrack table of this node, filtered by
+/// a substring of each line, at most `cap` lines. `cache`: the passive's
+/// sync cache size, shown beside the kernel's count.
+pub fn listing(
+    filter: Option<&str>,
+    json: bool,
+    cache: Option<usize>,
+    cap: usize,
+) -> Result<String, String> {
+    let mut ct = Conntrack::open(None).map_err(|e| format!("open conntrack: {e}"))?;
+    let entries = ct.dump().map_err(|e| format!("dump conntrack: {e}"))?;
+    let lines: Vec<(String, &Entry)> = entries
+        .iter()
+        .map(|e| (session_line(e), e))
+        .filter(|(l, _)| filter.is_none_or(|f| l.contains(f)))
+        .collect();
+    let shown = lines.len().min(cap);
+    if json {
+        let v = serde_json::json!({
+            "kernel_sessions": entries.len(),
+            "sync_cache_sessions": cache,
+            "matching": lines.len(),
+            "sessions": lines[..shown].iter().map(|(l, e)| serde_json::json!({
+                "line": l,
+                "orig": e.orig.to_string(),
+                "reply": e.reply.to_string(),
+                "proto": e.orig.proto,
+                "tcp_state": e.tcp.map(|t| tcp_state_name(t.state)),
+                "nat": e.nat().map(|n| nat_text(&n)),
+            })).collect::<Vec<_>>(),
+        });
+        return Ok(format!("{v}\n"));
+    }
+    let mut out = format!(
+        "sessions  {} in the kernel{}{}\n",
+        entries.len(),
+        cache
+            .map(|n| format!(", {n} in the sync cache"))
+            .unwrap_or_default(),
+        filter
+            .map(|f| format!(", {} matching {f:?}", lines.len()))
+            .unwrap_or_default()
+    );
+    for (l, _) in &lines[..shown] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    if lines.len() > shown {
+        out.push_str(&format!("... {} more\n", lines.len() - shown));
+    }
+    Ok(out)
+}
+
+fn session_line(e: &Entry) -> String {
+    let proto = match e.orig.proto {
+        conntrack::proto::TCP => "tcp".to_string(),
+        conntrack::proto::UDP => "udp".to_string(),
+        conntrack::proto::ICMP => "icmp".to_string(),
+        p => format!("proto-{p}"),
+    };
+    let ends = |t: &Tuple| {
+        if conntrack::proto::has_ports(t.proto) {
+            format!("{}:{} -> {}:{}", t.src, t.src_port, t.dst, t.dst_port)
+        } else {
+            format!("{} -> {}", t.src, t.dst)
+        }
+    };
+    format!(
+        "{proto:<5} {}  reply {}{}{}",
+        ends(&e.orig),
+        ends(&e.reply),
+        e.tcp
+            .map(|t| format!("  {}", tcp_state_name(t.state)))
+            .unwrap_or_default(),
+        e.nat()
+            .map(|n| format!("  {}", nat_text(&n)))
+            .unwrap_or_default()
+    )
+}
+
+fn nat_text(n: &conntrack::Nat) -> String {
+    let mut parts = vec![];
+    if let Some(b) = n.snat {
+        parts.push(format!("snat {}:{}", b.addr, b.port));
+    }
+    if let Some(b) = n.dnat {
+        parts.push(format!("dnat {}:{}", b.addr, b.port));
+    }
+    parts.join(" ")
+}
+
+fn tcp_state_name(s: u8) -> &'static str {
+    use conntrack::tcp_state::*;
+    match s {
+        NONE => "NONE",
+        SYN_SENT => "SYN_SENT",
+        SYN_RECV => "SYN_RECV",
+        ESTABLISHED => "ESTABLISHED",
+        FIN_WAIT => "FIN_WAIT",
+        CLOSE_WAIT => "CLOSE_WAIT",
+        LAST_ACK => "LAST_ACK",
+        TIME_WAIT => "TIME_WAIT",
+        CLOSE => "CLOSE",
+        SYN_SENT2 => "SYN_SENT2",
+        _ => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn entry(src: [u8; 4], dst: [u8; 4], reply_src: [u8; 4], reply_dst: [u8; 4]) -> Entry {
+        Entry {
+            orig: Tuple::tcp(Ipv4Addr::from(src), 40000, Ipv4Addr::from(dst), 80),
+            reply: Tuple::tcp(
+                Ipv4Addr::from(reply_src),
+                80,
+                Ipv4Addr::from(reply_dst),
+                40000,
+            ),
+            status: 0,
+            timeout: 100,
+            mark: 0,
+            zone: 0,
+            id: None,
+            tcp: None,
+        }
+    }
+
+    #[test]
+    fn the_nodes_own_flows_are_not_synced_but_nat_through_floating_addresses_is() {
+        let own = [Ipv4Addr::new(10, 0, 3, 11), Ipv4Addr::new(10, 0, 3, 12)];
+        // HA2 between the nodes.
+        let ha2 = entry(
+            [10, 0, 3, 11],
+            [10, 0, 3, 12],
+            [10, 0, 3, 12],
+            [10, 0, 3, 11],
+        );
+        assert!(to_session(&ha2, &own).is_none());
+        // Inbound DNAT to the floating address: synced.
+        let dnat = entry(
+            [198, 51, 100, 20],
+            [10, 0, 1, 100],
+            [10, 0, 10, 10],
+            [198, 51, 100, 20],
+        );
+        assert!(to_session(&dnat, &own).is_some());
+        // Another zone: not synced.
+        let mut zoned = dnat;
+        zoned.zone = 3;
+        assert!(to_session(&zoned, &own).is_none());
     }
 }

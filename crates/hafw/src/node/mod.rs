@@ -17,7 +17,7 @@ pub mod log;
 mod nft_error;
 mod nft_view;
 pub mod preflight;
-mod withdraw;
+pub mod withdraw;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -109,7 +109,18 @@ pub fn run(args: RunArgs) -> ExitCode {
             },
             _ => None,
         };
-        return ha_daemon::run(dep, plan, &key_file, &args.control, api, &args.session_sync);
+        return ha_daemon::run(
+            dep,
+            plan,
+            ha_daemon::Paths {
+                config: &args.config,
+                key_file: &key_file,
+                control: &args.control,
+            },
+            args.ha_profile.clone(),
+            api,
+            &args.session_sync,
+        );
     }
     daemon::run_standalone(plan, dep.policy.ha.garp.clone(), daemon::Mode::Hold)
 }
