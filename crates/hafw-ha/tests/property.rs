@@ -101,6 +101,12 @@ fn plan(seed: u64) -> Plan {
     } else {
         interval * 10
     };
+    // Half the cases adapt detection to jitter, up to 10x the fixed time.
+    let max_detection = if rng.chance(0.5) {
+        interval * 30
+    } else {
+        Duration::ZERO
+    };
     let config = |node_id, priority, rng: &mut Rng| Config {
         node_id,
         priority,
@@ -116,6 +122,7 @@ fn plan(seed: u64) -> Plan {
         },
         takeover_wait: interval * (3 + rng.below(10) as u32),
         initial_listen: listen,
+        max_detection,
     };
     let prio = [100, 200];
     let a = config(1, prio[rng.below(2) as usize], &mut rng);
@@ -197,7 +204,9 @@ fn plan(seed: u64) -> Plan {
             }
         }
     }
-    let detection = interval * 3;
+    // Adaptive detection may stretch to its ceiling after a freeze or a
+    // delay burst: the bounds allow for it.
+    let detection = (interval * 3).max(max_detection);
     Plan {
         sim,
         end,

@@ -508,3 +508,34 @@ fn duplicated_reordered_delayed_heartbeats_cause_no_transition() {
     );
     assert!(status.paths.iter().all(|p| p.rtt.is_some()));
 }
+
+/// Load that builds up: the active's heartbeats stall for longer and
+/// longer (20 to 110 ms against a 30 ms detection time), as they do on a
+/// host whose packet processing is starved. A fixed detector calls that
+/// death and fails over; the adaptive one stretches with the stalls it has
+/// seen and stays put.
+fn rising_stalls(max_detection: Duration) -> usize {
+    let config = |id, prio| Config {
+        max_detection,
+        ..fast(id, prio)
+    };
+    let mut sim = Sim::new(7, [config(1, 200), config(2, 100)], ms(1));
+    sim.at(ms(0), Start(0));
+    sim.at(ms(0), Start(1));
+    for (k, stall) in [20, 35, 50, 70, 90, 110].into_iter().enumerate() {
+        let at = 500 + 500 * k as u64;
+        sim.at(ms(at), Fault::Freeze(0));
+        sim.at(ms(at + stall), Fault::Thaw(0));
+    }
+    sim.run_until(ms(4000));
+    (0..2)
+        .map(|i| sim.actions(i).iter().filter(|(_, a)| is_active(a)).count())
+        .sum()
+}
+
+#[test]
+fn rising_stalls_stretch_adaptive_detection_instead_of_failing_over() {
+    assert_eq!(rising_stalls(ms(300)), 1, "only the cold start's promotion");
+    // The control: the same schedule with a fixed detection time fails over.
+    assert!(rising_stalls(Duration::ZERO) > 1);
+}

@@ -17,6 +17,10 @@ pub struct SessionResult {
     pub failure: Option<String>,
     /// The longest wait for an echo.
     pub longest_wait: Duration,
+    /// This end of the connection (the firewall's conntrack key).
+    pub local: Option<SocketAddr>,
+    /// When the last echo came back.
+    pub last_ok: Option<Instant>,
 }
 
 pub struct Sessions {
@@ -85,7 +89,10 @@ impl Sessions {
 }
 
 fn exchange(i: usize, stream: TcpStream, every: Duration, stop: &AtomicBool) -> SessionResult {
-    let mut r = SessionResult::default();
+    let mut r = SessionResult {
+        local: stream.local_addr().ok(),
+        ..Default::default()
+    };
     let _ = stream.set_read_timeout(Some(STALL));
     let _ = stream.set_nodelay(true);
     let mut writer = match stream.try_clone() {
@@ -120,6 +127,7 @@ fn exchange(i: usize, stream: TcpStream, every: Duration, stop: &AtomicBool) -> 
             return r;
         }
         r.longest_wait = r.longest_wait.max(t.elapsed());
+        r.last_ok = Some(Instant::now());
         r.exchanges += 1;
         seq += 1;
         std::thread::sleep(every);

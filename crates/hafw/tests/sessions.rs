@@ -60,6 +60,10 @@ fn per_direction() -> usize {
         .unwrap_or(50)
 }
 
+fn profile() -> String {
+    std::env::var("HAFW_SESSIONS_PROFILE").unwrap_or_else(|_| "fast".into())
+}
+
 fn run(prefix: &str, fault: Fault, extra: &[&str]) -> (usize, usize, String) {
     let file = deployment();
     let name = unique(prefix);
@@ -67,7 +71,7 @@ fn run(prefix: &str, fault: Fault, extra: &[&str]) -> (usize, usize, String) {
         &file,
         &name,
         std::path::Path::new(hafw()),
-        "fast",
+        &profile(),
         false,
         extra,
     )
@@ -94,35 +98,72 @@ fn run(prefix: &str, fault: Fault, extra: &[&str]) -> (usize, usize, String) {
     );
     // Let the passive receive the table (mirror mode installs it as it comes).
     std::thread::sleep(Duration::from_millis(500));
-    let status = pair.status_text(&pair.peer_of(&active).unwrap());
+    let passive = pair.peer_of(&active).unwrap();
+    let status = pair.status_text(&passive);
+    let before = client_ports(&pair, &passive);
     let echo: SocketAddr = "198.51.100.30:7777".parse().unwrap();
+    let mut fault_at = None;
     let (udp, _, injected) = pair
         .probe_around(
             "web",
             echo,
             Duration::from_millis(2500),
             Duration::from_millis(300),
-            |p| p.inject(fault, &active),
+            |p| {
+                fault_at = Some(std::time::Instant::now());
+                p.inject(fault, &active)
+            },
         )
         .unwrap();
     injected.unwrap();
-    pair.wait_settled(Duration::from_secs(10)).unwrap();
+    let new_active = pair.wait_settled(Duration::from_secs(10)).unwrap();
     // Keep exchanging a while on the new active.
     std::thread::sleep(Duration::from_millis(500));
+    let after = client_ports(&pair, &new_active);
     let results: Vec<_> = inbound
         .finish()
         .into_iter()
         .chain(outbound.finish())
         .collect();
     let ok = results.iter().filter(|r| r.failure.is_none()).count();
+    // What the HA cores did, and where the first failed sessions' state
+    // was: shown with the report when the test fails.
+    for n in pair.nodes() {
+        for l in pair
+            .daemon_log(&n)
+            .lines()
+            .filter(|l| l.contains("HA: become"))
+        {
+            eprintln!("{n}: {l}");
+        }
+    }
+    let fault_at = fault_at.unwrap();
+    for r in results.iter().filter(|r| r.failure.is_some()).take(10) {
+        let port = r.local.map(|a| a.port()).unwrap_or(0);
+        eprintln!(
+            "failed {:?} after {} exchanges, last echo {:?} (vs the fault); conntrack on the passive before: {:?}; on the new active after: {:?}; {:?}",
+            r.local,
+            r.exchanges,
+            r.last_ok.map(|t| t.checked_duration_since(fault_at).map(|d| format!("+{d:?}")).unwrap_or_else(|| format!("-{:?}", fault_at - t))),
+            before.get(&port),
+            after.get(&port),
+            r.failure
+        );
+    }
     let first = results
         .iter()
         .find_map(|r| r.failure.clone())
         .unwrap_or_default();
+    let longest = results
+        .iter()
+        .map(|r| r.longest_wait)
+        .max()
+        .unwrap_or_default();
     let report = format!(
-        "{}: {ok}/{} TCP sessions survived{}; UDP {} of {} lost, longest gap {:.1} ms\npassive before the fault:\n{status}",
+        "{}: {ok}/{} TCP sessions survived (longest wait for an echo {:.0} ms){}; UDP {} of {} lost, longest gap {:.1} ms\npassive before the fault:\n{status}",
         fault.as_str(),
         results.len(),
+        longest.as_secs_f64() * 1000.0,
         if first.is_empty() { String::new() } else { format!(" (first failure: {first})") },
         udp.lost,
         udp.sent,
@@ -130,6 +171,30 @@ fn run(prefix: &str, fault: Fault, extra: &[&str]) -> (usize, usize, String) {
     );
     eprintln!("{report}");
     (ok, results.len(), report)
+}
+
+/// Conntrack entries of a firewall keyed by the client's source port.
+fn client_ports(pair: &Pair, node: &str) -> std::collections::HashMap<u16, String> {
+    let ns = pair_ns(pair, node);
+    let mut ct = hafw_kernel::conntrack::Conntrack::open(Some(&ns)).unwrap();
+    ct.dump()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.orig.dst_port == 7777)
+        .map(|e| {
+            (
+                e.orig.src_port,
+                format!(
+                    "{} -> {} st {:#x} tcp {:?} to {}",
+                    e.orig,
+                    e.reply,
+                    e.status,
+                    e.tcp.map(|t| t.state),
+                    e.timeout
+                ),
+            )
+        })
+        .collect()
 }
 
 fn pair_ns(pair: &Pair, host: &str) -> String {

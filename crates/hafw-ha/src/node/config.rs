@@ -34,7 +34,17 @@ pub struct Config {
     /// Two nodes booted together need more than a fast detection time to
     /// hear each other's first heartbeats (the first ones wait on ARP).
     pub initial_listen: Duration,
+    /// Adaptive detection's ceiling. A path's detection time grows with the
+    /// jitter its heartbeats show (a silence shorter than this that ended
+    /// with the peer still there is jitter, not death): `detection +
+    /// miss_count × excess`, where excess is the largest recent lateness of
+    /// a heartbeat, halving every [`JITTER_HALF_LIFE`]. Kept within
+    /// `detection()..=max_detection`; at or below `detection()` it is off.
+    pub max_detection: Duration,
 }
+
+/// How fast a path forgets a late heartbeat (adaptive detection).
+pub const JITTER_HALF_LIFE: Duration = Duration::from_secs(20);
 
 /// More than `transitions` promotions within `window` suspend the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +72,7 @@ impl Config {
             },
             takeover_wait: Duration::from_secs(2),
             initial_listen: Duration::ZERO,
+            max_detection: Duration::from_secs(2),
         }
     }
 

@@ -13,6 +13,13 @@
 //!   a duplicate or reordered copy: counted, never refreshes liveness. Across
 //!   paths, only a `seq` above every one seen updates what the peer said, so
 //!   a late copy can't bring back an old state.
+//! - Adaptive detection: a path's detection time is `detection + misses ×
+//!   excess` (capped), where `excess` is how much later than the interval
+//!   its heartbeats have recently come (the largest lateness, halving every
+//!   `JITTER_HALF_LIFE`). On a loaded host heartbeats queue in the kernel
+//!   for tens of milliseconds; a fixed 15 ms detector calls that death and
+//!   flaps. A silence longer than the cap is an outage, not jitter, and a
+//!   restarted peer's first heartbeat is no sample: neither inflates it.
 //! - A peer that restarts numbers from 1 again. Its first heartbeats say
 //!   `Initial`, which resets the ordering; if those are all lost, its paths
 //!   go silent within one detection time and the reset happens on loss.
@@ -54,11 +61,25 @@ pub(crate) struct Path {
     pub lost: u64,
     /// Duplicates and reordered copies.
     pub stale: u64,
+    /// Recent lateness of heartbeats here, and when it was last raised.
+    excess: Duration,
+    excess_at: Time,
+    /// This path's current detection time (adaptive).
+    pub detection: Option<Duration>,
+}
+
+/// Adaptive detection's inputs (see the module notes).
+#[derive(Debug, Clone, Copy)]
+struct Adapt {
+    interval: Duration,
+    misses: u32,
+    max: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Liveness {
     detection: Duration,
+    adapt: Option<Adapt>,
     pub paths: Vec<Path>,
     pub peer: Option<Peer>,
     newest_seq: Option<u64>,
@@ -69,11 +90,47 @@ impl Liveness {
     pub fn new(paths: usize, detection: Duration) -> Liveness {
         Liveness {
             detection,
+            adapt: None,
             paths: vec![Path::default(); paths],
             peer: None,
             newest_seq: None,
             last_heard: None,
         }
+    }
+
+    /// Turns on adaptive detection up to `max` (off when `max` is not
+    /// above the fixed detection time).
+    pub fn adaptive(mut self, interval: Duration, misses: u32, max: Duration) -> Liveness {
+        self.adapt = (max > self.detection).then_some(Adapt {
+            interval,
+            misses,
+            max,
+        });
+        self
+    }
+
+    /// The detection time a path has after a heartbeat at `now` that came
+    /// `gap` after the previous one (`None`: no usable previous one).
+    fn path_detection(&self, p: &mut Path, now: Time, gap: Option<Duration>) -> Duration {
+        let Some(a) = self.adapt else {
+            return self.detection;
+        };
+        let age = now.saturating_sub(p.excess_at).as_secs_f64();
+        let half = super::config::JITTER_HALF_LIFE.as_secs_f64();
+        let mut excess = p.excess.mul_f64(0.5f64.powf(age / half));
+        if let Some(late) = gap
+            .filter(|g| *g <= a.max)
+            .map(|g| g.saturating_sub(a.interval))
+        {
+            excess = excess.max(late);
+        }
+        p.excess = excess;
+        p.excess_at = now;
+        excess
+            .checked_mul(a.misses)
+            .and_then(|x| x.checked_add(self.detection))
+            .unwrap_or(a.max)
+            .clamp(self.detection, a.max)
     }
 
     pub fn alive(&self) -> bool {
@@ -106,14 +163,22 @@ impl Liveness {
             self.reset_ordering();
         }
         let was_alive = self.alive();
-        let detection = self.detection;
-        let Some(p) = self.paths.get_mut(path) else {
+        let initial_detection = self.detection;
+        let Some(mut p) = self.paths.get(path).cloned() else {
             return;
         };
         if p.last_seq.is_some_and(|last| hb.seq <= last) {
-            p.stale += 1;
+            self.paths[path].stale += 1;
             return;
         }
+        // A (re)starting peer's heartbeat after a silence is no sample: the
+        // silence was an outage.
+        let gap = p
+            .last_heard
+            .filter(|_| !(replaced || hb.state == State::Initial))
+            .map(|t| now.saturating_sub(t));
+        let detection = self.path_detection(&mut p, now, gap);
+        p.detection = Some(detection);
         if let Some(last) = p.last_seq {
             p.lost += hb.seq - last - 1;
         }
@@ -133,12 +198,13 @@ impl Liveness {
                 events.push(Event::PathUp(path));
             }
         }
+        self.paths[path] = p;
         self.last_heard = Some(now);
         if !was_alive {
             events.push(Event::PeerFound(hb.node_id));
             for (i, q) in self.paths.iter_mut().enumerate() {
                 if i != path && q.deadline.is_none() {
-                    q.deadline = Some(now.saturating_add(detection));
+                    q.deadline = Some(now.saturating_add(initial_detection));
                 }
             }
         }
@@ -305,6 +371,75 @@ mod tests {
         assert_eq!(l.alive_peer().map(|h| h.state), Some(State::Initial));
         l.on_heartbeat(ms(6), 0, &hb(2, State::Passive), &mut ev);
         assert_eq!(l.alive_peer().map(|h| h.state), Some(State::Passive));
+    }
+
+    /// 5 ms x 3 with a 150 ms ceiling, as the fast profile.
+    fn adaptive() -> Liveness {
+        Liveness::new(1, ms(15)).adaptive(ms(5), 3, ms(150))
+    }
+
+    #[test]
+    fn late_heartbeats_stretch_the_detection_time_up_to_the_ceiling() {
+        let mut l = adaptive();
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        l.on_heartbeat(ms(5), 0, &hb(2, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].deadline, Some(ms(20)), "on time: 15 ms");
+        // 25 ms late: detection 15 + 3 x 25 = 90 ms.
+        l.on_heartbeat(ms(35), 0, &hb(3, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(90)));
+        assert_eq!(l.paths[0].deadline, Some(ms(125)));
+        // Later still: capped at 150 ms.
+        l.on_heartbeat(ms(100), 0, &hb(4, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(150)));
+        l.on_timeout(ms(249), &mut ev);
+        assert_eq!(ev, [Event::PeerFound(2)], "not lost before the ceiling");
+        l.on_timeout(ms(250), &mut ev);
+        assert_eq!(ev, [Event::PeerFound(2), Event::PeerLost]);
+    }
+
+    #[test]
+    fn the_stretch_halves_every_half_life_of_on_time_heartbeats() {
+        let mut l = adaptive();
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        l.on_heartbeat(ms(45), 0, &hb(2, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(135)), "40 ms late");
+        let half = super::super::config::JITTER_HALF_LIFE;
+        let mut t = ms(45);
+        let mut seq = 3;
+        while t < ms(45) + half {
+            t += ms(5);
+            l.on_heartbeat(t, 0, &hb(seq, State::Passive), &mut ev);
+            seq += 1;
+        }
+        let d = l.paths[0].detection.unwrap();
+        assert!(
+            d >= ms(74) && d <= ms(76),
+            "one half-life later: 15 + 3 x 20 = 75 ms, got {d:?}"
+        );
+    }
+
+    #[test]
+    fn an_outage_or_a_restart_is_no_jitter_sample() {
+        let mut l = adaptive();
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        // Silent beyond the ceiling: an outage (lost, then back).
+        l.on_heartbeat(ms(400), 0, &hb(2, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(15)));
+        // A restarted peer after 100 ms: no sample either.
+        l.on_heartbeat(ms(500), 0, &hb(1, State::Initial), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(15)));
+    }
+
+    #[test]
+    fn without_a_ceiling_above_the_detection_time_nothing_adapts() {
+        let mut l = Liveness::new(1, ms(15)).adaptive(ms(5), 3, ms(15));
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        l.on_heartbeat(ms(14), 0, &hb(2, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].deadline, Some(ms(29)));
     }
 
     #[test]

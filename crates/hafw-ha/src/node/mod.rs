@@ -134,7 +134,11 @@ impl Node {
     pub fn new(config: Config, now: Time) -> Result<Node, ConfigError> {
         config.validate()?;
         let mut node = Node {
-            liveness: Liveness::new(config.paths, config.detection()),
+            liveness: Liveness::new(config.paths, config.detection()).adaptive(
+                config.heartbeat_interval,
+                config.miss_count,
+                config.max_detection,
+            ),
             flaps: FlapWindow::new(config.flap_limit.transitions, config.flap_limit.window),
             config,
             state: State::Initial,
@@ -269,6 +273,7 @@ impl Node {
                 up: p.up,
                 last_heard: p.last_heard,
                 rtt: p.rtt,
+                detection: p.detection,
                 sent: p.sent,
                 received: p.received,
                 lost: p.lost,

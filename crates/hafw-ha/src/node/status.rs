@@ -55,6 +55,8 @@ pub struct PathStatus {
     pub lost: u64,
     /// Duplicated or reordered heartbeats, ignored.
     pub stale: u64,
+    /// Silence after which this path counts as down (adaptive detection).
+    pub detection: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,4 +33,4 @@ pub use codec::{decode, encode, DecodeError};
 pub use envelope::{Kind, MAX_ENVELOPE_LEN, MAX_PLAINTEXT_LEN};
 pub use keys::{Epoch, Psk, PskError, PSK_MIN_LEN};
 pub use open::{Counters, Opened, Opener, Reject};
-pub use seal::{SealError, Sealer};
+pub use seal::{KindSealer, SealError, Sealer};

@@ -125,9 +125,67 @@ impl Sealer {
         Ok(out)
     }
 
+    /// One sealer per kind (HA1 datagrams, HA2 frames), same epoch: the
+    /// nonce carries the kind, so the two never share a nonce, and each can
+    /// be owned by the thread that uses it. A real-time HA thread that had
+    /// to take a lock the sync thread holds would wait for that thread to
+    /// be scheduled again: on a saturated host, for a hundred milliseconds
+    /// and more (priority inversion).
+    pub fn split(self) -> (KindSealer, KindSealer) {
+        let ha1 = Sealer {
+            cipher: self.cipher.clone(),
+            node_id: self.node_id,
+            epoch: self.epoch,
+            next: self.next,
+        };
+        (
+            KindSealer {
+                inner: ha1,
+                kind: Kind::Ha1Datagram,
+            },
+            KindSealer {
+                inner: self,
+                kind: Kind::Ha2Frame,
+            },
+        )
+    }
+
     #[cfg(test)]
     pub(crate) fn set_next_counter(&mut self, kind: Kind, next: u64) {
         self.next[kind.index()] = next;
+    }
+}
+
+/// A [`Sealer`] that seals one kind only (from [`Sealer::split`]).
+pub struct KindSealer {
+    inner: Sealer,
+    kind: Kind,
+}
+
+impl KindSealer {
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.inner.epoch
+    }
+
+    pub fn seal(&mut self, msg: &Message) -> Result<Vec<u8>, SealError> {
+        self.inner.seal(self.kind, msg)
+    }
+
+    pub fn seal_bytes(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.inner.seal_bytes(self.kind, plaintext)
+    }
+}
+
+impl fmt::Debug for KindSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KindSealer")
+            .field("kind", &self.kind)
+            .field("sealer", &self.inner)
+            .finish()
     }
 }
 
@@ -149,6 +207,27 @@ mod tests {
 
     fn psk() -> Psk {
         Psk::from_file_bytes(b"0123456789abcdef0123456789abcdef", "test.key").unwrap()
+    }
+
+    #[test]
+    fn split_sealers_never_share_a_nonce_and_both_open() {
+        let psk = psk();
+        let (mut ha1, mut ha2) = Sealer::new(&psk, 1, 5, [3; 8]).split();
+        assert_eq!(
+            (ha1.kind(), ha2.kind()),
+            (Kind::Ha1Datagram, Kind::Ha2Frame)
+        );
+        let mut opener = crate::wire::Opener::new(&psk, 2);
+        let mut nonces = HashSet::new();
+        for i in 0..1000u32 {
+            for s in [&mut ha1, &mut ha2] {
+                let env = s.seal_bytes(&i.to_be_bytes()).unwrap();
+                let h = Header::parse(&env).unwrap();
+                assert_eq!(h.kind, s.kind());
+                assert!(nonces.insert(h.nonce()), "nonce reused at {i}");
+                assert_eq!(opener.open_bytes(&env).unwrap().body, i.to_be_bytes());
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hafw_ha::msg::State;
 use hafw_ha::node::{Action, Command, Node};
-use hafw_ha::wire::{Kind, Opener, Sealer};
+use hafw_ha::wire::{KindSealer, Opener, Sealer};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -37,24 +37,22 @@ pub type PeerConfig = watch::Sender<Option<(u64, [u8; 32])>>;
 
 /// Binds the heartbeat sockets and starts the HA thread. Binding happens
 /// here, before the thread runs, so an address problem stops `hafw run`.
-/// One sealer per run for HA1 and HA2 alike: the peer's opener accepts one
-/// epoch per sender, and each kind keeps its own counter inside it.
-pub fn new_sealer(setup: &Setup) -> Arc<Mutex<Sealer>> {
+/// One epoch per run for HA1 and HA2 alike (the peer's opener accepts one
+/// epoch per sender), split into one sealer per kind: the HA thread owns
+/// HA1's outright, so it never waits on a lock the sync thread holds.
+pub fn new_sealers(setup: &Setup) -> (KindSealer, Arc<Mutex<KindSealer>>) {
     let start_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
-    Arc::new(Mutex::new(Sealer::new(
-        &setup.psk,
-        setup.config.node_id,
-        start_ns,
-        epoch_random(),
-    )))
+    let (ha1, ha2) =
+        Sealer::new(&setup.psk, setup.config.node_id, start_ns, epoch_random()).split();
+    (ha1, Arc::new(Mutex::new(ha2)))
 }
 
 pub fn start(
     setup: Setup,
-    sealer: Arc<Mutex<Sealer>>,
+    sealer: KindSealer,
     timelines: Timelines,
     metrics: Metrics,
     log: Log,
@@ -172,7 +170,7 @@ fn epoch_random() -> [u8; 8] {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     setup: Setup,
-    sealer: Arc<Mutex<Sealer>>,
+    mut sealer: KindSealer,
     sockets: Vec<Arc<UdpSocket>>,
     mut requests: mpsc::UnboundedReceiver<HaRequest>,
     actions: mpsc::UnboundedSender<Action>,
@@ -243,7 +241,7 @@ async fn run(
         }
         flush(
             &mut node,
-            &sealer,
+            &mut sealer,
             &sockets,
             &peers,
             &actions,
@@ -272,7 +270,13 @@ async fn run(
                     node.handle_message(now(), path, &opened.body);
                 }
             }
-            _ = tokio::time::sleep_until(sleep_until.into()) => node.handle_timeout(now()),
+            _ = tokio::time::sleep_until(sleep_until.into()) => {
+                // A heartbeat may sit in a socket whose receive task has not
+                // run yet in this turn of the runtime: read it before the
+                // timer can call the peer lost.
+                drain(&sockets, &mut opener, &mut node, now());
+                node.handle_timeout(now())
+            }
             req = requests.recv() => match req {
                 None => return,
                 Some(HaRequest::Status { json, reply }) => {
@@ -301,11 +305,23 @@ async fn run(
     }
 }
 
+/// Reads every datagram already queued on the heartbeat sockets.
+fn drain(sockets: &[Arc<UdpSocket>], opener: &mut Opener, node: &mut Node, now: Duration) {
+    let mut buf = vec![0u8; 65_536];
+    for (path, s) in sockets.iter().enumerate() {
+        while let Ok((n, _)) = s.try_recv_from(&mut buf) {
+            if let Ok(opened) = opener.open(&buf[..n]) {
+                node.handle_message(now, path, &opened.body);
+            }
+        }
+    }
+}
+
 // The loop's parts are passed apart so each is visibly owned by it.
 #[allow(clippy::too_many_arguments)]
 fn flush(
     node: &mut Node,
-    sealer: &Mutex<Sealer>,
+    sealer: &mut KindSealer,
     sockets: &[Arc<UdpSocket>],
     peers: &[SocketAddr],
     actions: &mpsc::UnboundedSender<Action>,
@@ -333,11 +349,7 @@ fn flush(
         let (Some(sock), Some(peer)) = (sockets.get(path), peers.get(path)) else {
             continue;
         };
-        let sealed = match sealer.lock() {
-            Ok(mut s) => s.seal(Kind::Ha1Datagram, &msg),
-            Err(_) => continue,
-        };
-        match sealed {
+        match sealer.seal(&msg) {
             Ok(bytes) => {
                 transport.sealed += 1;
                 // Non-blocking: a full socket buffer drops a heartbeat

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hafw_ha::wire::{Kind, Opener, Psk, Sealer, MAX_ENVELOPE_LEN};
+use hafw_ha::wire::{Kind, KindSealer, Opener, Psk, MAX_ENVELOPE_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -46,7 +46,7 @@ pub fn start(
     local: SocketAddr,
     peer: SocketAddr,
     dial: bool,
-    sealer: Arc<Mutex<Sealer>>,
+    sealer: Arc<Mutex<KindSealer>>,
     psk: &Psk,
     own_id: u32,
 ) -> Ha2 {
@@ -109,7 +109,7 @@ pub fn start(
 async fn serve(
     stream: TcpStream,
     outgoing: &mut mpsc::UnboundedReceiver<Vec<u8>>,
-    sealer: &Arc<Mutex<Sealer>>,
+    sealer: &Arc<Mutex<KindSealer>>,
     opener: &mut Opener,
     events: &mpsc::UnboundedSender<Ha2Event>,
     c: &Ha2Counters,
@@ -145,7 +145,7 @@ async fn serve(
             msg = outgoing.recv() => {
                 let Some(payload) = msg else { return "closed".into() };
                 let sealed = match sealer.lock() {
-                    Ok(mut s) => s.seal_bytes(Kind::Ha2Frame, &payload),
+                    Ok(mut s) => s.seal_bytes(&payload),
                     Err(_) => return "sealer poisoned".into(),
                 };
                 let Ok(frame) = sealed else { continue };
@@ -164,6 +164,7 @@ async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hafw_ha::wire::Sealer;
 
     fn psk() -> Psk {
         Psk::from_file_bytes(&(0u8..32).collect::<Vec<_>>(), "test").unwrap()
@@ -173,8 +174,8 @@ mod tests {
     async fn frames_cross_sealed_both_ways() {
         let a_addr: SocketAddr = "127.0.0.1:28791".parse().unwrap();
         let b_addr: SocketAddr = "127.0.0.1:28792".parse().unwrap();
-        let sa = Arc::new(Mutex::new(Sealer::new(&psk(), 1, 1, [1; 8])));
-        let sb = Arc::new(Mutex::new(Sealer::new(&psk(), 2, 1, [2; 8])));
+        let sa = Arc::new(Mutex::new(Sealer::new(&psk(), 1, 1, [1; 8]).split().1));
+        let sb = Arc::new(Mutex::new(Sealer::new(&psk(), 2, 1, [2; 8]).split().1));
         let mut b = start(b_addr, a_addr, false, sb, &psk(), 2);
         let mut a = start(a_addr, b_addr, true, sa, &psk(), 1);
         assert!(matches!(a.events.recv().await, Some(Ha2Event::Connected)));

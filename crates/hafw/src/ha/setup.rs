@@ -81,6 +81,11 @@ pub fn resolve(dep: &Deployment, plan: &NodePlan, key_file: &Path) -> Result<Set
     // Booted together, the nodes must hear each other before either takes
     // the HAVIPs alone (a cold-start race makes both announce).
     config.initial_listen = Duration::from_millis(500);
+    // Adaptive detection: on a loaded host heartbeats queue in the kernel
+    // for tens, at worst hundreds, of milliseconds. Up to 500 ms (or twice
+    // the fixed time) a
+    // path's detection time grows with the lateness it has seen.
+    config.max_detection = (config.detection() * 2).max(Duration::from_millis(500));
     config.validate().map_err(|e| format!("HA settings: {e}"))?;
     Ok(Setup {
         config,

@@ -64,9 +64,10 @@ pub fn text(
         let name = setup.path_names.get(i).map(String::as_str).unwrap_or("?");
         let _ = writeln!(
             o,
-            "  {i} {name:<32} {:<5} rtt {:<9} sent {} received {} lost {} stale {}  last heard {}",
+            "  {i} {name:<32} {:<5} rtt {:<9} detect {:<9} sent {} received {} lost {} stale {}  last heard {}",
             if p.up { "up" } else { "DOWN" },
             p.rtt.map(ms).unwrap_or_else(|| "-".into()),
+            p.detection.map(ms).unwrap_or_else(|| "-".into()),
             p.sent,
             p.received,
             p.lost,
@@ -150,7 +151,7 @@ pub fn json(
             "config_version": p.config_version, "last_heard_ms_ago": since(p.last_heard),
         })),
         "paths": s.paths.iter().enumerate().map(|(i, p)| json!({
-            "name": setup.path_names.get(i), "up": p.up, "rtt_ms": p.rtt.map(ms_f), "sent": p.sent,
+            "name": setup.path_names.get(i), "up": p.up, "rtt_ms": p.rtt.map(ms_f), "detection_ms": p.detection.map(ms_f), "sent": p.sent,
             "received": p.received, "lost": p.lost, "stale": p.stale, "last_heard_ms_ago": since(p.last_heard),
         })).collect::<Vec<_>>(),
         "alarms": s.alarms.iter().map(|a| a.to_string()).collect::<Vec<_>>(),

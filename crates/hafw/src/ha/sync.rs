@@ -25,7 +25,7 @@ use hafw_ha::sessions::{
     Event as SyncEvent, Mode, ReceiverAction, ReceiverConfig, SenderAction, SenderConfig, Session,
     SessionKey, SyncReceiver, SyncSender, Tuple as SyncTuple,
 };
-use hafw_ha::wire::{Psk, Sealer};
+use hafw_ha::wire::{KindSealer, Psk};
 use hafw_kernel::conntrack::{self, Conntrack, Entry, Events, TcpInfo, Tuple};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -124,7 +124,7 @@ pub struct SyncSetup {
 
 pub fn start(
     setup: SyncSetup,
-    sealer: Arc<Mutex<Sealer>>,
+    sealer: Arc<Mutex<KindSealer>>,
     psk: Psk,
     log: Log,
 ) -> Result<SyncHandle, String> {
@@ -192,7 +192,7 @@ enum CtIn {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     setup: SyncSetup,
-    sealer: Arc<Mutex<Sealer>>,
+    sealer: Arc<Mutex<KindSealer>>,
     psk: Psk,
     mut ct: Conntrack,
     mut events: Events,

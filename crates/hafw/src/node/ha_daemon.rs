@@ -106,7 +106,7 @@ async fn serve(
     ));
 
     let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
-    let sealer = ha::core_thread::new_sealer(&setup);
+    let (ha1_sealer, sealer) = ha::core_thread::new_sealers(&setup);
     let (peer_cfg_tx, peer_cfg_rx) = mpsc::unbounded_channel();
     let initial = Some((start.version, start.policy.clone().into_bytes()));
     let sync = start_sync(
@@ -121,7 +121,7 @@ async fn serve(
     )?;
     let handles = match ha::core_thread::start(
         setup,
-        sealer.clone(),
+        ha1_sealer,
         timelines.clone(),
         metrics.clone(),
         log.clone(),
@@ -364,7 +364,7 @@ fn start_sync(
     dep: &Deployment,
     plan: &NodePlan,
     setup: &ha::setup::Setup,
-    sealer: &std::sync::Arc<std::sync::Mutex<hafw_ha::wire::Sealer>>,
+    sealer: &std::sync::Arc<std::sync::Mutex<hafw_ha::wire::KindSealer>>,
     mode: &str,
     config: Option<(u64, Vec<u8>)>,
     config_actions: mpsc::UnboundedSender<hafw_ha::config_sync::ConfigAction>,
