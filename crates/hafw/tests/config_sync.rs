@@ -392,8 +392,13 @@ fn a_passive_restarted_from_scratch_is_ready_only_with_the_policy_and_all_sessio
         at_ready["session_sync"]["sessions"].as_u64().unwrap_or(0) >= N as u64,
         "{at_ready}"
     );
-    // The daemon's own order of events says the same.
-    let log = pair.daemon_log(&passive);
+    // The daemon's own order of events says the same (its log lines may
+    // trail the status it serves by a few milliseconds).
+    let mut log = String::new();
+    within(Duration::from_secs(2), || {
+        log = pair.daemon_log(&passive);
+        log.contains("from the peer applied") && log.contains("log: ready ")
+    });
     let applied_at = log.find("policy version 1 from the peer applied");
     let ready_at = log.find("log: ready ");
     assert!(
