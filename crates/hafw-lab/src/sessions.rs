@@ -32,6 +32,8 @@ pub struct Sessions {
 
 /// How long an echo may take before the session counts as stalled.
 const STALL: Duration = Duration::from_secs(3);
+/// How long the echo host may take to accept and greet.
+const GREETING: Duration = Duration::from_secs(30);
 
 impl Sessions {
     /// Opens `n` connections to `target` from namespace `ns`, each
@@ -93,7 +95,9 @@ fn exchange(i: usize, stream: TcpStream, every: Duration, stop: &AtomicBool) -> 
         local: stream.local_addr().ok(),
         ..Default::default()
     };
-    let _ = stream.set_read_timeout(Some(STALL));
+    // The greeting waits on the echo host accepting, which a saturated
+    // host may take seconds to do: that is the load, not the firewall.
+    let _ = stream.set_read_timeout(Some(GREETING));
     let _ = stream.set_nodelay(true);
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -109,6 +113,7 @@ fn exchange(i: usize, stream: TcpStream, every: Duration, stop: &AtomicBool) -> 
         r.failure = Some(format!("no greeting: {e}"));
         return r;
     }
+    let _ = reader.get_ref().set_read_timeout(Some(STALL));
     let mut seq: u64 = 0;
     while !stop.load(Ordering::SeqCst) {
         let msg = format!("{i:06}:{seq:09}\n");

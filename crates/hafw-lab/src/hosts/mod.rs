@@ -10,6 +10,7 @@
 //! [`Stop`] and returns a `Result`.
 
 pub mod ask;
+pub mod churn;
 pub mod echo;
 mod error;
 pub mod fetch;
@@ -21,6 +22,7 @@ mod stop;
 pub mod web;
 
 pub use ask::{ask, ask_via};
+pub use churn::{churn, ChurnConfig, ChurnReport};
 pub use echo::{serve_echo, EchoConfig, EchoServer, EchoStats};
 pub use error::HostError;
 pub use fetch::{fetch, Fetched};

@@ -21,6 +21,24 @@ const ACCEPT_POLL: Duration = Duration::from_millis(5);
 /// Accepts connections until `stop` says so, handing each, in blocking mode,
 /// to `handle`. Errors of one connection (aborted handshake, out of file
 /// descriptors) are counted in the return value and do not end the loop.
+/// Waits until a connection is pending, or [`ACCEPT_POLL`] passes (so
+/// `stop` is seen): a connection is accepted the moment it arrives, not at
+/// the next tick of a sleep loop (which capped `churn` at one connection per
+/// client thread per tick).
+fn wait_readable(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let mut fds = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the listener's open descriptor.
+    let rc = unsafe { libc::poll(&mut fds, 1, ACCEPT_POLL.as_millis() as libc::c_int) };
+    if rc < 0 {
+        thread::sleep(ACCEPT_POLL);
+    }
+}
+
 pub(crate) fn accept_until(
     listener: &TcpListener,
     stop: &Stop,
@@ -41,7 +59,7 @@ pub(crate) fn accept_until(
                 }
                 handle(stream, canonical(peer));
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_readable(listener),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => {
                 // EMFILE and friends: back off instead of spinning on them.

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 mod dataplane;
 mod failover;
+mod sync;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCmd {
@@ -19,11 +20,20 @@ pub enum BenchCmd {
         after_help = "Example: hafw bench failover --runs 10 --profile both --soak-seconds 600"
     )]
     Failover(failover::Args),
+    /// Session sync of the HA pair in the emulated VPC: events/s and the
+    /// active-to-passive lag under a connection-churn load generator, and
+    /// the time a promotion takes to make 1k / 10k / 100k synced sessions
+    /// ready, per session-sync mode. Builds its own labs; needs root.
+    #[command(
+        after_help = "Example: hafw bench sync --seconds 5 --sizes 1000,10000,100000 --runs 3 --modes mirror,commit"
+    )]
+    Sync(sync::Args),
 }
 
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Dataplane(args) => dataplane::run(args),
         BenchCmd::Failover(args) => failover::run(args),
+        BenchCmd::Sync(args) => sync::run(args),
     }
 }
