@@ -523,11 +523,12 @@ fn rising_stalls(max_detection: Duration) -> usize {
     sim.at(ms(0), Start(0));
     sim.at(ms(0), Start(1));
     for (k, stall) in [20, 35, 50, 70, 90, 110].into_iter().enumerate() {
-        let at = 500 + 500 * k as u64;
+        // After the first second, which teaches adaptive detection nothing.
+        let at = 1500 + 500 * k as u64;
         sim.at(ms(at), Fault::Freeze(0));
         sim.at(ms(at + stall), Fault::Thaw(0));
     }
-    sim.run_until(ms(4000));
+    sim.run_until(ms(5000));
     (0..2)
         .map(|i| sim.actions(i).iter().filter(|(_, a)| is_active(a)).count())
         .sum()

@@ -196,6 +196,7 @@ fn a_policy_applied_on_the_active_reaches_the_passive_within_a_second() {
     });
     assert!(ok.is_some(), "{}", pair.status_text(&active));
     let st = pair.status_text(&active);
+    eprintln!("{st}");
     assert!(
         st.contains("config    version 1") && st.contains("peer version 1"),
         "{st}"

@@ -38,13 +38,17 @@ pub struct Config {
     /// jitter its heartbeats show (a silence shorter than this that ended
     /// with the peer still there is jitter, not death): `detection +
     /// miss_count × excess`, where excess is the largest recent lateness of
-    /// a heartbeat, halving every [`JITTER_HALF_LIFE`]. Kept within
+    /// a heartbeat, halving every [`JITTER_HALF_LIFE`] (none is taken in
+    /// a path's first [`JITTER_WARMUP`]). Kept within
     /// `detection()..=max_detection`; at or below `detection()` it is off.
     pub max_detection: Duration,
 }
 
 /// How fast a path forgets a late heartbeat (adaptive detection).
-pub const JITTER_HALF_LIFE: Duration = Duration::from_secs(20);
+pub const JITTER_HALF_LIFE: Duration = Duration::from_secs(5);
+/// A path's first second after it comes up teaches adaptive detection
+/// nothing: its first heartbeats wait on ARP and on both nodes starting.
+pub const JITTER_WARMUP: Duration = Duration::from_secs(1);
 
 /// More than `transitions` promotions within `window` suspend the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

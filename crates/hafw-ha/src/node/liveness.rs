@@ -16,8 +16,9 @@
 //! - Adaptive detection: a path's detection time is `detection + misses ×
 //!   excess` (capped), where `excess` is how much later than the interval
 //!   its heartbeats have recently come (the largest lateness, halving every
-//!   `JITTER_HALF_LIFE`). On a loaded host heartbeats queue in the kernel
-//!   for tens of milliseconds; a fixed 15 ms detector calls that death and
+//!   `JITTER_HALF_LIFE`; nothing is learnt in the first second of a peer's
+//!   run). On a loaded host heartbeats queue in the kernel for tens of
+//!   milliseconds; a fixed 15 ms detector calls that death and
 //!   flaps. A silence longer than the cap is an outage, not jitter, and a
 //!   restarted peer's first heartbeat is no sample: neither inflates it.
 //! - A peer that restarts numbers from 1 again. Its first heartbeats say
@@ -64,6 +65,8 @@ pub(crate) struct Path {
     /// Recent lateness of heartbeats here, and when it was last raised.
     excess: Duration,
     excess_at: Time,
+    /// When the path first heard this peer run (adaptive detection's warm-up).
+    up_since: Time,
     /// This path's current detection time (adaptive).
     pub detection: Option<Duration>,
 }
@@ -172,10 +175,17 @@ impl Liveness {
             return;
         }
         // A (re)starting peer's heartbeat after a silence is no sample: the
-        // silence was an outage.
+        // silence was an outage; nor is anything in the warm-up.
+        let fresh = replaced || hb.state == State::Initial;
+        // Not reset when the path merely went silent: a silence that ended
+        // with the same peer is the very jitter to learn from.
+        if p.last_heard.is_none() || fresh {
+            p.up_since = now;
+        }
+        let warm = now.saturating_sub(p.up_since) >= super::config::JITTER_WARMUP;
         let gap = p
             .last_heard
-            .filter(|_| !(replaced || hb.state == State::Initial))
+            .filter(|_| !fresh && warm)
             .map(|t| now.saturating_sub(t));
         let detection = self.path_detection(&mut p, now, gap);
         p.detection = Some(detection);
@@ -373,45 +383,58 @@ mod tests {
         assert_eq!(l.alive_peer().map(|h| h.state), Some(State::Passive));
     }
 
-    /// 5 ms x 3 with a 150 ms ceiling, as the fast profile.
-    fn adaptive() -> Liveness {
-        Liveness::new(1, ms(15)).adaptive(ms(5), 3, ms(150))
+    /// 5 ms x 3 with a 150 ms ceiling, past its warm-up: heard at 0 and
+    /// every 5 ms from 1 s on (the next `seq` is returned).
+    fn adaptive(max: u64) -> (Liveness, Vec<Event>, u64) {
+        let mut l = Liveness::new(1, ms(15)).adaptive(ms(5), 3, ms(max));
+        let mut ev = Vec::new();
+        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        l.on_heartbeat(ms(1000), 0, &hb(2, State::Passive), &mut ev);
+        (l, ev, 3)
     }
 
     #[test]
     fn late_heartbeats_stretch_the_detection_time_up_to_the_ceiling() {
-        let mut l = adaptive();
+        let (mut l, mut ev, seq) = adaptive(150);
+        l.on_heartbeat(ms(1005), 0, &hb(seq, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].deadline, Some(ms(1020)), "on time: 15 ms");
+        // 25 ms late: detection 15 + 3 x 25 = 90 ms.
+        l.on_heartbeat(ms(1035), 0, &hb(seq + 1, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(90)));
+        assert_eq!(l.paths[0].deadline, Some(ms(1125)));
+        // Later still: capped at 150 ms.
+        l.on_heartbeat(ms(1100), 0, &hb(seq + 2, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(150)));
+        l.on_timeout(ms(1249), &mut ev);
+        assert_eq!(ev, [Event::PeerFound(2)], "not lost before the ceiling");
+        l.on_timeout(ms(1250), &mut ev);
+        assert_eq!(ev, [Event::PeerFound(2), Event::PeerLost]);
+        // Back after that silence (under the ceiling): it was jitter, and
+        // it is learnt.
+        l.on_heartbeat(ms(1260), 0, &hb(seq + 3, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(150)));
+    }
+
+    #[test]
+    fn nothing_is_learnt_in_the_first_second() {
+        let mut l = Liveness::new(1, ms(15)).adaptive(ms(5), 3, ms(150));
         let mut ev = Vec::new();
         l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
-        l.on_heartbeat(ms(5), 0, &hb(2, State::Passive), &mut ev);
-        assert_eq!(l.paths[0].deadline, Some(ms(20)), "on time: 15 ms");
-        // 25 ms late: detection 15 + 3 x 25 = 90 ms.
-        l.on_heartbeat(ms(35), 0, &hb(3, State::Passive), &mut ev);
-        assert_eq!(l.paths[0].detection, Some(ms(90)));
-        assert_eq!(l.paths[0].deadline, Some(ms(125)));
-        // Later still: capped at 150 ms.
-        l.on_heartbeat(ms(100), 0, &hb(4, State::Passive), &mut ev);
-        assert_eq!(l.paths[0].detection, Some(ms(150)));
-        l.on_timeout(ms(249), &mut ev);
-        assert_eq!(ev, [Event::PeerFound(2)], "not lost before the ceiling");
-        l.on_timeout(ms(250), &mut ev);
-        assert_eq!(ev, [Event::PeerFound(2), Event::PeerLost]);
+        l.on_heartbeat(ms(40), 0, &hb(2, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].detection, Some(ms(15)));
     }
 
     #[test]
     fn the_stretch_halves_every_half_life_of_on_time_heartbeats() {
-        let mut l = adaptive();
-        let mut ev = Vec::new();
-        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
-        l.on_heartbeat(ms(45), 0, &hb(2, State::Passive), &mut ev);
+        let (mut l, mut ev, mut seq) = adaptive(150);
+        l.on_heartbeat(ms(1045), 0, &hb(seq, State::Passive), &mut ev);
         assert_eq!(l.paths[0].detection, Some(ms(135)), "40 ms late");
         let half = super::super::config::JITTER_HALF_LIFE;
-        let mut t = ms(45);
-        let mut seq = 3;
-        while t < ms(45) + half {
+        let mut t = ms(1045);
+        while t < ms(1045) + half {
             t += ms(5);
-            l.on_heartbeat(t, 0, &hb(seq, State::Passive), &mut ev);
             seq += 1;
+            l.on_heartbeat(t, 0, &hb(seq, State::Passive), &mut ev);
         }
         let d = l.paths[0].detection.unwrap();
         assert!(
@@ -422,24 +445,20 @@ mod tests {
 
     #[test]
     fn an_outage_or_a_restart_is_no_jitter_sample() {
-        let mut l = adaptive();
-        let mut ev = Vec::new();
-        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
+        let (mut l, mut ev, seq) = adaptive(150);
         // Silent beyond the ceiling: an outage (lost, then back).
-        l.on_heartbeat(ms(400), 0, &hb(2, State::Passive), &mut ev);
+        l.on_heartbeat(ms(1400), 0, &hb(seq, State::Passive), &mut ev);
         assert_eq!(l.paths[0].detection, Some(ms(15)));
         // A restarted peer after 100 ms: no sample either.
-        l.on_heartbeat(ms(500), 0, &hb(1, State::Initial), &mut ev);
+        l.on_heartbeat(ms(1500), 0, &hb(1, State::Initial), &mut ev);
         assert_eq!(l.paths[0].detection, Some(ms(15)));
     }
 
     #[test]
     fn without_a_ceiling_above_the_detection_time_nothing_adapts() {
-        let mut l = Liveness::new(1, ms(15)).adaptive(ms(5), 3, ms(15));
-        let mut ev = Vec::new();
-        l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
-        l.on_heartbeat(ms(14), 0, &hb(2, State::Passive), &mut ev);
-        assert_eq!(l.paths[0].deadline, Some(ms(29)));
+        let (mut l, mut ev, seq) = adaptive(15);
+        l.on_heartbeat(ms(1014), 0, &hb(seq, State::Passive), &mut ev);
+        assert_eq!(l.paths[0].deadline, Some(ms(1029)));
     }
 
     #[test]

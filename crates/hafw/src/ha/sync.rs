@@ -43,7 +43,11 @@ pub struct SyncStatus {
     pub mode: String,
     pub connected: bool,
     pub role_active: bool,
+    /// The passive's sync cache (what a promotion would make ready); 0 on
+    /// the active, whose table is the kernel's.
     pub sessions_known: usize,
+    /// The active's session changes sent to the peer (cumulative).
+    pub entries_sent: u64,
     pub synced_entries: u64,
     pub lag_ms: Option<f64>,
     pub resyncs: u64,
@@ -287,7 +291,8 @@ async fn run(
             st.role_active = active;
             if let Some(s) = &sender {
                 let stats = s.stats(now());
-                st.sessions_known = stats.entries_sent as usize;
+                st.sessions_known = 0;
+                st.entries_sent = stats.entries_sent;
                 st.lag_ms = Some(stats.lag.as_secs_f64() * 1000.0);
                 st.resyncs = stats.resyncs + stats.bulks;
             } else {

@@ -438,7 +438,7 @@ fn with_sync(
             if let Some(st) = &st {
                 v["session_sync"] = serde_json::json!({
                     "mode": st.mode, "connected": st.connected, "sending": st.role_active,
-                    "sessions": st.sessions_known, "installed": st.synced_entries,
+                    "sessions": sessions(st), "entries_sent": st.entries_sent, "installed": st.synced_entries,
                     "lag_ms": st.lag_ms, "resyncs": st.resyncs, "dropped_messages": st.dropped,
                     "ready": st.ready,
                     "last_install": st.last_install.map(|(n, d)| serde_json::json!({"sessions": n, "ms": d.as_secs_f64() * 1000.0})),
@@ -461,11 +461,12 @@ fn with_sync(
             let mut out = body;
             if let Some(st) = &st {
                 out.push_str(&format!(
-                    "sessions  {} mode, HA2 {}, {} {} sessions, {} installed here, lag {}, resyncs {}, dropped {}, {}\n",
+                    "sessions  {} mode, HA2 {}, {} {} sessions{}, {} installed here, lag {}, resyncs {}, dropped {}, {}\n",
                     st.mode,
                     if st.connected { "connected" } else { "DISCONNECTED" },
                     if st.role_active { "sending" } else { "holding" },
-                    st.sessions_known,
+                    sessions(st),
+                    if st.role_active { format!(" ({} changes sent)", st.entries_sent) } else { String::new() },
                     st.synced_entries,
                     st.lag_ms.map(|l| format!("{l:.1} ms")).unwrap_or_else(|| "-".into()),
                     st.resyncs,
@@ -495,6 +496,19 @@ fn with_sync(
         }
         _ => body,
     }
+}
+
+/// The sessions a node answers for: the passive's sync cache; on the
+/// active, the kernel's conntrack count (this process's namespace), read
+/// when asked rather than tracked per event.
+fn sessions(st: &ha::sync::SyncStatus) -> usize {
+    if !st.role_active {
+        return st.sessions_known;
+    }
+    std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// This node's and its peer's policy, as status shows them.
