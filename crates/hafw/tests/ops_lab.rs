@@ -87,6 +87,15 @@ fn the_api_and_metrics_follow_a_failover() {
 
     let (_, m) = pair.api_get(&standby, "/metrics", Some(API_TOKEN)).unwrap();
     assert_eq!(metric(&m, "hafw_state{state=\"active\"}"), Some(1.0), "{m}");
+    // Session and config sync's figures are fed, not only registered: the
+    // new active's kernel holds at least the nodes' own flows.
+    assert!(
+        metric(&m, "hafw_sessions ").is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "hafw_config_version "), Some(0.0), "{m}");
+    assert_eq!(metric(&m, "hafw_peer_config_version "), Some(0.0), "{m}");
+    assert!(metric(&m, "hafw_session_resyncs_total ").is_some(), "{m}");
     assert_eq!(
         metric(&m, "hafw_state{state=\"passive\"}"),
         Some(0.0),

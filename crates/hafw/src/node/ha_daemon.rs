@@ -267,6 +267,30 @@ async fn serve(
         sync.clone(),
         log.clone(),
     ));
+    // Session and config sync's figures into the metrics, twice a second
+    // (the sync thread keeps them in its status, not per event).
+    {
+        let (metrics, sync_status, view) = (metrics.clone(), sync_status.clone(), view.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Some(st) = sync_status
+                    .as_ref()
+                    .and_then(|s| s.lock().ok().map(|g| g.clone()))
+                {
+                    metrics.sessions(sessions(&st) as u64, st.synced_entries);
+                    metrics.sync_lag(st.lag_ms.unwrap_or(0.0) / 1000.0);
+                    metrics.resyncs_total(st.resyncs);
+                    if let Some((v, _)) = st.config.peer {
+                        metrics.peer_config_version(v);
+                    }
+                }
+                if let Ok(v) = view.lock() {
+                    metrics.config_version(v.version);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
     let _api = match api {
         Some((addr, token)) => {
             let requests = handles.requests.clone();
