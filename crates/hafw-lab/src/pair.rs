@@ -79,11 +79,28 @@ pub struct Pair {
     extra: Vec<String>,
     daemons: Vec<(String, Option<Child>)>,
     runtime: tokio::runtime::Runtime,
+    /// conntrackd beside keepalived (the baseline's session sync): its
+    /// binary when the profile is keepalived's and it is installed.
+    conntrackd: Option<PathBuf>,
+    /// Each node's conntrackd, by the index in `daemons`.
+    syncd: Vec<Option<Child>>,
 }
 
 /// Profiles that run keepalived instead of hafw's HA core (the baseline).
 pub const KEEPALIVED_DEFAULT: &str = "keepalived";
 pub const KEEPALIVED_FASTEST: &str = "keepalived-fastest";
+
+/// conntrackd on PATH, if installed: the keepalived baseline then runs it
+/// for session sync, as keepalived is run on a NAT firewall.
+pub fn conntrackd_path() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("conntrackd"))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
 
 /// Where the lab's daemons serve the status API (inside each namespace).
 pub const API_ADDR: &str = "127.0.0.1:9100";
@@ -173,6 +190,12 @@ impl Pair {
         let mut pair = Pair {
             lab: lab_name.to_string(),
             daemons: dep.nodes.iter().map(|n| (n.name.clone(), None)).collect(),
+            syncd: dep.nodes.iter().map(|_| None).collect(),
+            conntrackd: if profile.starts_with(KEEPALIVED_DEFAULT) {
+                conntrackd_path()
+            } else {
+                None
+            },
             dep,
             file: file.to_path_buf(),
             exe: exe.to_path_buf(),
@@ -255,6 +278,94 @@ impl Pair {
         self.profile.starts_with(KEEPALIVED_DEFAULT)
     }
 
+    /// Whether conntrackd runs beside keepalived (the baseline's session
+    /// sync): a keepalived profile with conntrackd installed.
+    pub fn conntrackd(&self) -> bool {
+        self.conntrackd.is_some()
+    }
+
+    /// `node`'s conntrackd files, when conntrackd runs.
+    fn conntrackd_files(&self, node: &str) -> Option<crate::keepalived::Conntrackd> {
+        self.conntrackd
+            .as_deref()
+            .map(|bin| crate::keepalived::Conntrackd::in_dir(&lab::state_dir(&self.lab), node, bin))
+    }
+
+    /// conntrackd on node `i`, unless it runs: in the firewall's namespace,
+    /// in a process group of its own (a fault on keepalived's group does not
+    /// reach it), logging to the state dir. Returns once its control socket
+    /// is there, which keepalived's first notify command needs.
+    fn spawn_conntrackd(&mut self, i: usize) -> Result<(), LabError> {
+        let node = self.daemons[i].0.clone();
+        let Some(files) = self.conntrackd_files(&node) else {
+            return Ok(());
+        };
+        if let Some(c) = &mut self.syncd[i] {
+            if matches!(c.try_wait(), Ok(None)) {
+                return Ok(());
+            }
+        }
+        self.reap_conntrackd(i);
+        // A killed conntrackd leaves its lock (it refuses to start while the
+        // lock is there) and its socket.
+        let _ = std::fs::remove_file(&files.lock);
+        let _ = std::fs::remove_file(&files.socket);
+        let ns = topology::ns_name(&self.lab, &node);
+        let out_path = lab::state_dir(&self.lab).join(format!("{node}.conntrackd.out"));
+        let out = std::fs::File::create(&out_path).map_err(|e| err(format!("log file: {e}")))?;
+        let out2 = out.try_clone().map_err(|e| err(format!("log file: {e}")))?;
+        let mut cmd = hafw_kernel::command(&ns, &files.bin).map_err(|e| err(e.to_string()))?;
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .arg("-C")
+            .arg(&files.conf)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(out2)
+            .spawn()
+            .map_err(|e| err(format!("start conntrackd on {node}: {e}")))?;
+        self.syncd[i] = Some(child);
+        let end = Instant::now() + Duration::from_secs(5);
+        while !files.socket.exists() {
+            let exited = self.syncd[i]
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > end {
+                self.reap_conntrackd(i);
+                let log = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+                return Err(err(format!(
+                    "conntrackd on {node} {}: {}{}",
+                    match exited {
+                        Some(st) => format!("exited ({st})"),
+                        None => "made no control socket within 5 s".into(),
+                    },
+                    log(&out_path),
+                    log(&files.log)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Kills node `i`'s conntrackd (its group) without waiting for it.
+    fn kill_conntrackd(&self, i: usize) {
+        if let Some(c) = &self.syncd[i] {
+            // SAFETY: kill(2) on our own child's process group.
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Kills node `i`'s conntrackd, if any, and waits for it.
+    fn reap_conntrackd(&mut self, i: usize) {
+        self.kill_conntrackd(i);
+        if let Some(mut c) = self.syncd[i].take() {
+            let _ = c.wait();
+        }
+    }
+
     fn keepalived_timers(&self) -> crate::keepalived::Timers {
         if self.profile == KEEPALIVED_FASTEST {
             crate::keepalived::Timers::Fastest
@@ -272,6 +383,16 @@ impl Pair {
         let dir = lab::state_dir(&self.lab);
         if first {
             self.keepalived_dataplane(&node)?;
+        }
+        // Before keepalived: its first transition already runs conntrackd's
+        // client commands.
+        self.spawn_conntrackd(i)?;
+        // The previous keepalived of this node is gone (reaped, its group
+        // killed), but its VRRP child may linger unreaped for a while after a
+        // kill -9: keepalived would take the pid in its pid file for a running
+        // daemon and refuse to start.
+        for f in ["keepalived.pid", "vrrp.pid"] {
+            let _ = std::fs::remove_file(dir.join(format!("{node}.{f}")));
         }
         let log = std::fs::File::create(dir.join(format!("{node}.run.log")))
             .map_err(|e| err(format!("log file: {e}")))?;
@@ -329,7 +450,17 @@ impl Pair {
         // rule), so the rule is inserted afresh each time.
         hafw_kernel::nft::apply(Some(&ns), &crate::keepalived::vrrp_rule(&other))
             .map_err(|e| err(e.to_string()))?;
-        let conf = crate::keepalived::config(&me, &other, self.keepalived_timers()).map_err(err)?;
+        let syncd = self.conntrackd_files(node);
+        if let Some(f) = &syncd {
+            let rule = crate::keepalived::conntrackd_rule(&me, &other).map_err(err)?;
+            hafw_kernel::nft::apply(Some(&ns), &rule).map_err(|e| err(e.to_string()))?;
+            let text = crate::keepalived::conntrackd_config(&me, &other, f).map_err(err)?;
+            std::fs::write(&f.conf, text)
+                .map_err(|e| err(format!("write conntrackd.conf: {e}")))?;
+        }
+        let conf =
+            crate::keepalived::config_with(&me, &other, self.keepalived_timers(), syncd.as_ref())
+                .map_err(err)?;
         std::fs::write(dir.join(format!("{node}.keepalived.conf")), conf)
             .map_err(|e| err(format!("write keepalived.conf: {e}")))
     }
@@ -471,6 +602,40 @@ impl Pair {
         }
     }
 
+    /// Waits until every hafw daemon says it is ready (`session_sync.ready`:
+    /// active, or a passive holding its peer's sessions and policy version),
+    /// as an operator would before trusting the pair with a failover. Under
+    /// keepalived, or with session sync off, there is nothing to wait for.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), LabError> {
+        if self.is_keepalived() {
+            return Ok(());
+        }
+        let end = Instant::now() + timeout;
+        loop {
+            let pending: Vec<String> = self
+                .daemons
+                .iter()
+                .filter(|(n, _)| {
+                    let st: serde_json::Value =
+                        serde_json::from_str(&self.status_json(n)).unwrap_or_default();
+                    let sync = &st["session_sync"];
+                    !(st.is_object() && (sync.is_null() || sync["ready"] == true))
+                })
+                .map(|(n, _)| n.clone())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                return Err(err(format!(
+                    "{} not ready within {timeout:?} (no full session table or policy from the peer)",
+                    pending.join(", ")
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// One request to a node's control socket, as `hafw status` sends it,
     /// with a short timeout: a frozen daemon must not stall the caller.
     fn request(&self, node: &str, line: &str) -> Result<String, String> {
@@ -602,6 +767,10 @@ impl Pair {
             }
             Fault::Crash => {
                 self.signal(node, libc::SIGKILL)?;
+                // A crashed instance loses its conntrackd too (healing
+                // starts it again, before keepalived).
+                let i = self.index(node)?;
+                self.kill_conntrackd(i);
                 let enis = self.enis(node);
                 self.set_links(node, &enis, false)?
             }
@@ -802,6 +971,9 @@ impl Pair {
                 }
                 let _ = c.wait();
             }
+        }
+        for i in 0..self.syncd.len() {
+            self.reap_conntrackd(i);
         }
         let _ = &self.runtime;
         lab::down(&self.lab).map(|_| ())

@@ -211,7 +211,12 @@ fn plan(
     }
     // The suspended node comes back passive: the unplanned failover needs it.
     let _ = pair.heal(Fault::Suspend, &first);
-    if let Err(e) = wait_state(&pair, &first, "passive", Duration::from_secs(5)) {
+    // ... and ready: holding the new active's sessions and policy.
+    let back = wait_state(&pair, &first, "passive", Duration::from_secs(5)).and_then(|()| {
+        pair.wait_ready(Duration::from_secs(10))
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = back {
         demo.record(
             &format!("failover, unplanned (instance {passive} crashes)"),
             Err(e),

@@ -79,6 +79,8 @@ struct Sample {
 struct Series {
     fault: Fault,
     profile: String,
+    /// keepalived ran with conntrackd (session sync).
+    conntrackd: bool,
     samples: Vec<Sample>,
     /// Runs that failed, with why.
     failures: Vec<String>,
@@ -120,6 +122,9 @@ pub fn run(args: Args) -> ExitCode {
         {
             eprintln!("error: hafw bench failover --compare keepalived: keepalived is not installed; install it with `apt-get install keepalived` (Debian) and run again");
             return ExitCode::FAILURE;
+        }
+        if hafw_lab::pair::conntrackd_path().is_none() {
+            eprintln!("conntrackd not installed: keepalived runs without session sync (apt-get install conntrackd)");
         }
         profiles.push(hafw_lab::pair::KEEPALIVED_DEFAULT);
         profiles.push(hafw_lab::pair::KEEPALIVED_FASTEST);
@@ -247,6 +252,7 @@ fn series(
     let mut s = Series {
         fault,
         profile: profile.to_string(),
+        conntrackd: pair.conntrackd(),
         samples: vec![],
         failures: vec![],
     };
@@ -293,6 +299,9 @@ fn one_run(
     n_sessions: usize,
 ) -> Result<Sample, String> {
     let active = pair.wait_settled(SETTLE).map_err(|e| e.to_string())?;
+    // A passive restarted by the last run's heal protects nothing until it
+    // holds the table: an operator waits for `ready`, so does the bench.
+    pair.wait_ready(SETTLE).map_err(|e| e.to_string())?;
     let standby = pair.peer_of(&active).ok_or("the pair has one node")?;
     let sessions = hafw_lab::sessions::Sessions::open(
         &hafw_lab::topology::ns_name(&pair.lab, PROBER_HOST),
@@ -359,6 +368,15 @@ fn sample(r: &ProbeReport, move_ns: u64) -> Sample {
     }
 }
 
+/// The profile as the tables name it: keepalived with conntrackd says so.
+fn label(s: &Series) -> String {
+    if s.conntrackd {
+        format!("{} + conntrackd", s.profile)
+    } else {
+        s.profile.clone()
+    }
+}
+
 /// Share of TCP sessions that survived over a series' runs, in percent.
 fn survival(s: &Series) -> Option<f64> {
     let (ok, all) = s
@@ -420,7 +438,9 @@ fn soak(
         let _ = h.join();
     }
     let seconds = start.elapsed().as_secs_f64();
-    let window_ms = seconds * 1000.0 + 1000.0;
+    // Exactly the soak: the cold start's own transitions, a moment before
+    // it, are not spurious (a second of slack here once counted them).
+    let window_ms = start.elapsed().as_secs_f64() * 1000.0;
     let transitions = pair
         .nodes()
         .iter()
@@ -510,7 +530,7 @@ fn print_table(all: &[Series], soaks: &[Soak], elapsed: Duration) {
             println!(
                 "{:<18} {:<18} {:>4}  {:>20}  {:>26}  {:>26}  {:>26}  {:>8}",
                 s.fault.as_str(),
-                s.profile,
+                label(s),
                 s.samples.len(),
                 f(&|x| x.lost as f64, 0),
                 f(&|x| x.loss_span_ms, 1),
@@ -561,8 +581,9 @@ fn print_ratios(all: &[Series]) {
                 _ => "-".into(),
             };
             lines.push(format!(
-                "{:<18} hafw {h:<8} / {k:<19} loss span {:>12}   HAVIP move {:>12}   TCP kept {} vs {}",
+                "{:<18} hafw {h:<8} / {:<19} loss span {:>12}   HAVIP move {:>12}   TCP kept {} vs {}",
                 hs.fault.as_str(),
+                label(ks),
                 ratio(&|x| x.loss_span_ms),
                 ratio(&|x| x.move_ms),
                 survival(hs).map(|p| format!("{p:.0}%")).unwrap_or_else(|| "-".into()),
@@ -587,6 +608,7 @@ fn to_json(all: &[Series], soaks: &[Soak], elapsed: Duration) -> Value {
         "series": all.iter().map(|s| json!({
             "fault": s.fault.key(),
             "profile": s.profile,
+            "conntrackd": s.conntrackd,
             "runs": s.samples.len(),
             "lost": st(s.samples.iter().map(|x| x.lost as f64).collect()),
             "loss_span_ms": st(s.samples.iter().map(|x| x.loss_span_ms).collect()),
