@@ -20,8 +20,6 @@ use hafw_lab::hosts::ProbeReport;
 use hafw_lab::pair::{Fault, Pair};
 use serde_json::{json, Value};
 
-/// The seed deployment, built in so the benchmark runs from anywhere.
-const SEED: &str = include_str!("../../../../examples/alicloud-havip.toml");
 const ECHO: &str = "198.51.100.30:7777";
 const PROBER_HOST: &str = "web";
 /// Probing before the fault, so the run shows a steady state first.
@@ -129,7 +127,7 @@ pub fn run(args: Args) -> ExitCode {
         profiles.push(hafw_lab::pair::KEEPALIVED_DEFAULT);
         profiles.push(hafw_lab::pair::KEEPALIVED_FASTEST);
     }
-    let file = match deployment_file(args.file.as_deref()) {
+    let file = match super::deployment_file(args.file.as_deref(), "seed") {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: hafw bench failover: {e}");
@@ -159,42 +157,6 @@ fn parse_faults(names: &[String]) -> Result<Vec<Fault>, String> {
             })
         })
         .collect()
-}
-
-/// The deployment file `hafw run` reads; the built-in seed is written to a
-/// temporary file removed on drop.
-enum DeploymentFile {
-    Given(PathBuf),
-    Temporary(PathBuf),
-}
-
-impl DeploymentFile {
-    fn path(&self) -> &Path {
-        match self {
-            DeploymentFile::Given(p) | DeploymentFile::Temporary(p) => p,
-        }
-    }
-}
-
-impl Drop for DeploymentFile {
-    fn drop(&mut self) {
-        if let DeploymentFile::Temporary(p) = self {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn deployment_file(given: Option<&Path>) -> Result<DeploymentFile, String> {
-    if let Some(p) = given {
-        // `hafw run` is started inside namespaces, maybe from another
-        // directory: give it an absolute path.
-        let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        return Ok(DeploymentFile::Given(abs));
-    }
-    let path = std::env::temp_dir().join(format!("hafw-bench-seed-{}.toml", std::process::id()));
-    std::fs::write(&path, SEED)
-        .map_err(|e| format!("write the built-in seed to {}: {e}", path.display()))?;
-    Ok(DeploymentFile::Temporary(path))
 }
 
 fn bench(args: &Args, faults: &[Fault], profiles: &[&str], file: &Path) -> Result<bool, String> {

@@ -1,4 +1,5 @@
 //! `hafw bench …`: commands that print figures.
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod dataplane;
@@ -28,6 +29,45 @@ pub enum BenchCmd {
         after_help = "Example: hafw bench sync --seconds 5 --sizes 1000,10000,100000 --runs 3 --modes mirror,commit"
     )]
     Sync(sync::Args),
+}
+
+/// The seed deployment, built in so the benchmarks run from anywhere.
+const SEED: &str = include_str!("../../../../examples/alicloud-havip.toml");
+
+/// The deployment file `hafw run` reads; the built-in seed is written to a
+/// temporary file removed on drop.
+enum DeploymentFile {
+    Given(PathBuf),
+    Temporary(PathBuf),
+}
+
+impl DeploymentFile {
+    fn path(&self) -> &Path {
+        match self {
+            DeploymentFile::Given(p) | DeploymentFile::Temporary(p) => p,
+        }
+    }
+}
+
+impl Drop for DeploymentFile {
+    fn drop(&mut self) {
+        if let DeploymentFile::Temporary(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// `given`, made absolute (`hafw run` starts inside namespaces, maybe from
+/// another directory), or the built-in seed in a temporary file.
+fn deployment_file(given: Option<&Path>, bench: &str) -> Result<DeploymentFile, String> {
+    if let Some(p) = given {
+        let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        return Ok(DeploymentFile::Given(abs));
+    }
+    let path = std::env::temp_dir().join(format!("hafw-bench-{bench}-{}.toml", std::process::id()));
+    std::fs::write(&path, SEED)
+        .map_err(|e| format!("write the built-in seed to {}: {e}", path.display()))?;
+    Ok(DeploymentFile::Temporary(path))
 }
 
 pub fn run(cmd: BenchCmd) -> ExitCode {

@@ -36,8 +36,6 @@ use serde_json::{json, Value};
 
 use crate::ha::sync::INJECT_MARK;
 
-/// The seed deployment, built in so the benchmark runs from anywhere.
-const SEED: &str = include_str!("../../../../examples/alicloud-havip.toml");
 const ECHO: &str = "198.51.100.30:7777";
 const CHURN_HOST: &str = "web";
 const SETTLE: Duration = Duration::from_secs(30);
@@ -219,7 +217,7 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("error: hafw bench sync: {e}");
         return ExitCode::FAILURE;
     }
-    let file = match deployment_file(args.file.as_deref()) {
+    let file = match super::deployment_file(args.file.as_deref(), "sync") {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: hafw bench sync: {e}");
@@ -254,42 +252,6 @@ fn check_args(args: &Args) -> Result<(), String> {
         return Err("--modes is empty: use mirror, commit or both".into());
     }
     Ok(())
-}
-
-/// The deployment file `hafw run` reads; the built-in seed is written to a
-/// temporary file removed on drop.
-enum DeploymentFile {
-    Given(PathBuf),
-    Temporary(PathBuf),
-}
-
-impl DeploymentFile {
-    fn path(&self) -> &Path {
-        match self {
-            DeploymentFile::Given(p) | DeploymentFile::Temporary(p) => p,
-        }
-    }
-}
-
-impl Drop for DeploymentFile {
-    fn drop(&mut self) {
-        if let DeploymentFile::Temporary(p) = self {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn deployment_file(given: Option<&Path>) -> Result<DeploymentFile, String> {
-    if let Some(p) = given {
-        // `hafw run` is started inside namespaces, maybe from another
-        // directory: give it an absolute path.
-        let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        return Ok(DeploymentFile::Given(abs));
-    }
-    let path = std::env::temp_dir().join(format!("hafw-bench-sync-{}.toml", std::process::id()));
-    std::fs::write(&path, SEED)
-        .map_err(|e| format!("write the built-in seed to {}: {e}", path.display()))?;
-    Ok(DeploymentFile::Temporary(path))
 }
 
 fn bench(args: &Args, file: &Path) -> Result<bool, String> {
