@@ -365,9 +365,23 @@ impl Node {
     }
 
     /// Every promotion goes through here: the flap limit, then a term above
-    /// every term known.
+    /// every term known. The flap limit stops two working nodes trading the
+    /// addresses; with no peer that could serve, suspending would turn
+    /// flapping into an outage, so the node promotes and raises an alarm.
     fn promote(&mut self, now: Time, cause: Cause) {
+        self.flap_override = None;
         if let Err(transitions) = self.flaps.admit(now) {
+            let peer_can_serve = self
+                .liveness
+                .alive_peer()
+                .is_some_and(|p| p.healthy && matches!(p.state, State::Passive | State::Active));
+            if !peer_can_serve {
+                self.flap_override = Some(transitions);
+                self.max_term = self.max_term.saturating_add(1);
+                self.active_term = self.max_term;
+                self.enter(now, State::Active, cause);
+                return;
+            }
             let window = self.config.flap_limit.window;
             self.enter(
                 now,

@@ -109,6 +109,9 @@ pub struct Node {
     /// for: one re-announcement per conflict, not one per heartbeat.
     reannounced_for: Option<u64>,
     flaps: FlapWindow,
+    /// The promotion count when the flap limit was last passed because no
+    /// peer could serve (an alarm while active).
+    flap_override: Option<u32>,
     tx_seq: u64,
     transmits: VecDeque<(usize, Message)>,
     actions: VecDeque<Action>,
@@ -140,6 +143,7 @@ impl Node {
                 config.max_detection,
             ),
             flaps: FlapWindow::new(config.flap_limit.transitions, config.flap_limit.window),
+            flap_override: None,
             config,
             state: State::Initial,
             active_term: 0,
@@ -304,6 +308,9 @@ impl Node {
             alarms.push(Alarm::ActiveWhileUnhealthy {
                 reason: self.monitor_reason.clone(),
             });
+        }
+        if let (State::Active, Some(transitions)) = (self.state, self.flap_override) {
+            alarms.push(Alarm::FlapLimitOverridden { transitions });
         }
         if let Some(peer) = self.liveness.alive_peer() {
             if (peer.config_version, peer.config_hash) != (self.config_version, self.config_hash) {

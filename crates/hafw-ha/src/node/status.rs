@@ -70,6 +70,9 @@ pub enum Alarm {
     ConfigMismatch { ours: u64, peer: u64 },
     /// The two nodes disagree on preemption.
     PreemptMismatch { ours: bool, peer: bool },
+    /// Promoted past the flap limit because no peer could serve: an
+    /// outage would be worse than flapping.
+    FlapLimitOverridden { transitions: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,10 @@ impl fmt::Display for Alarm {
                     "preempt setting differs: ours {ours}, peer {peer}: set it alike on both nodes"
                 )
             }
+            Alarm::FlapLimitOverridden { transitions } => write!(
+                f,
+                "flap limit passed ({transitions} promotions in the window) but active: no peer could serve; find why the nodes keep failing over"
+            ),
         }
     }
 }
