@@ -560,3 +560,33 @@ fn rising_stalls_stretch_adaptive_detection_instead_of_failing_over() {
     // The control: the same schedule with a fixed detection time fails over.
     assert!(rising_stalls(Duration::ZERO) > 1);
 }
+
+/// A passive restarts while the active is busy (bulk sync to it): the
+/// active's heartbeats pause 70 ms, 50 ms after the restart (longer than
+/// the 30 ms detection plus the 20 ms promotion hold). With nothing learnt
+/// yet, the adaptive node uses four times the fixed time for its first
+/// second and stays passive; a fixed detector takes over.
+fn hiccup_after_restart(max_detection: Duration) -> usize {
+    let config = |id, prio| Config {
+        max_detection,
+        ..fast(id, prio)
+    };
+    let mut sim = Sim::new(3, [config(1, 200), config(2, 100)], ms(1));
+    sim.at(ms(0), Start(0));
+    sim.at(ms(0), Start(1));
+    sim.schedule(&[
+        (1000, Crash(1)),
+        (1200, Start(1)),
+        (1250, Fault::Freeze(0)),
+        (1320, Fault::Thaw(0)),
+    ]);
+    sim.run_until(ms(2000));
+    sim.actions(1).iter().filter(|(_, a)| is_active(a)).count()
+}
+
+#[test]
+fn a_restarted_passive_rides_out_a_hiccup_in_its_first_second() {
+    assert_eq!(hiccup_after_restart(ms(300)), 0);
+    // The control: a fixed 30 ms detector promotes on it.
+    assert!(hiccup_after_restart(Duration::ZERO) > 0);
+}

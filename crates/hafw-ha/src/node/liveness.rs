@@ -17,7 +17,7 @@
 //!   excess` (capped), where `excess` is how much later than the interval
 //!   its heartbeats have recently come (the largest lateness, halving every
 //!   `JITTER_HALF_LIFE`; nothing is learnt in the first second of a peer's
-//!   run). On a loaded host heartbeats queue in the kernel for tens of
+//!   run, when detection is four times the fixed time, within the cap). On a loaded host heartbeats queue in the kernel for tens of
 //!   milliseconds; a fixed 15 ms detector calls that death and
 //!   flaps. A silence longer than the cap is an outage, not jitter, and a
 //!   restarted peer's first heartbeat is no sample: neither inflates it.
@@ -114,10 +114,27 @@ impl Liveness {
 
     /// The detection time a path has after a heartbeat at `now` that came
     /// `gap` after the previous one (`None`: no usable previous one).
-    fn path_detection(&self, p: &mut Path, now: Time, gap: Option<Duration>) -> Duration {
+    fn path_detection(
+        &self,
+        p: &mut Path,
+        now: Time,
+        gap: Option<Duration>,
+        warm: bool,
+    ) -> Duration {
         let Some(a) = self.adapt else {
             return self.detection;
         };
+        if !warm {
+            // Nothing learnt yet, and this is when the peer is busiest
+            // with us (bulk sync, config): a seen 17 ms hiccup promoted a
+            // passive 52 ms after its restart. Four times the fixed time,
+            // within the ceiling, until the warm-up is over.
+            return self
+                .detection
+                .checked_mul(4)
+                .unwrap_or(a.max)
+                .clamp(self.detection, a.max);
+        }
         let age = now.saturating_sub(p.excess_at).as_secs_f64();
         let half = super::config::JITTER_HALF_LIFE.as_secs_f64();
         let mut excess = p.excess.mul_f64(0.5f64.powf(age / half));
@@ -187,7 +204,7 @@ impl Liveness {
             .last_heard
             .filter(|_| !fresh && warm)
             .map(|t| now.saturating_sub(t));
-        let detection = self.path_detection(&mut p, now, gap);
+        let detection = self.path_detection(&mut p, now, gap, warm);
         p.detection = Some(detection);
         if let Some(last) = p.last_seq {
             p.lost += hb.seq - last - 1;
@@ -421,7 +438,14 @@ mod tests {
         let mut ev = Vec::new();
         l.on_heartbeat(ms(0), 0, &hb(1, State::Passive), &mut ev);
         l.on_heartbeat(ms(40), 0, &hb(2, State::Passive), &mut ev);
-        assert_eq!(l.paths[0].detection, Some(ms(15)));
+        assert_eq!(l.paths[0].detection, Some(ms(60)), "warm-up: 4 x 15 ms");
+        l.on_heartbeat(ms(1000), 0, &hb(3, State::Passive), &mut ev);
+        l.on_heartbeat(ms(1005), 0, &hb(4, State::Passive), &mut ev);
+        assert_eq!(
+            l.paths[0].detection,
+            Some(ms(15)),
+            "the 40 ms gap taught nothing"
+        );
     }
 
     #[test]
@@ -449,9 +473,10 @@ mod tests {
         // Silent beyond the ceiling: an outage (lost, then back).
         l.on_heartbeat(ms(1400), 0, &hb(seq, State::Passive), &mut ev);
         assert_eq!(l.paths[0].detection, Some(ms(15)));
-        // A restarted peer after 100 ms: no sample either.
+        // A restarted peer after 100 ms: no sample either, and a new
+        // warm-up.
         l.on_heartbeat(ms(1500), 0, &hb(1, State::Initial), &mut ev);
-        assert_eq!(l.paths[0].detection, Some(ms(15)));
+        assert_eq!(l.paths[0].detection, Some(ms(60)));
     }
 
     #[test]

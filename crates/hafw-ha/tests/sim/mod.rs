@@ -445,6 +445,9 @@ pub fn profile(node_id: u32, priority: u8, interval: u64, hold: u64) -> Config {
         promotion_hold: ms(hold),
         preempt_hold: ms(interval * 20),
         takeover_wait: ms(interval * 10),
+        // Fixed detection: the scenarios time it; adaptive detection has
+        // scenarios of its own.
+        max_detection: Duration::ZERO,
         ..Config::new(node_id, priority)
     }
 }

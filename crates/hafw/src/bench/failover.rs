@@ -260,10 +260,11 @@ fn one_run(
     echo: SocketAddr,
     n_sessions: usize,
 ) -> Result<Sample, String> {
-    let active = pair.wait_settled(SETTLE).map_err(|e| e.to_string())?;
     // A passive restarted by the last run's heal protects nothing until it
     // holds the table: an operator waits for `ready`, so does the bench.
+    // Then who is active, asked last: it may have changed meanwhile.
     pair.wait_ready(SETTLE).map_err(|e| e.to_string())?;
+    let active = pair.wait_settled(SETTLE).map_err(|e| e.to_string())?;
     let standby = pair.peer_of(&active).ok_or("the pair has one node")?;
     let sessions = hafw_lab::sessions::Sessions::open(
         &hafw_lab::topology::ns_name(&pair.lab, PROBER_HOST),
@@ -272,16 +273,22 @@ fn one_run(
         Duration::from_millis(10),
     );
     // Connections live a while before a failover: give session sync the
-    // moment it needs to carry new ones over (and a passive that just
-    // restarted its bulk).
-    std::thread::sleep(Duration::from_millis(500));
+    // moment it needs to carry new ones over. And a passive restarted by
+    // the last heal detects at four times the fixed time in its first
+    // second (adaptive detection's warm-up): the runs measure the steady
+    // state, 1.1 s on.
+    std::thread::sleep(Duration::from_millis(1100));
     let (report, probe_start, injected) = pair
         .probe_around(PROBER_HOST, echo, duration, LEAD, |p| {
             p.inject(fault, &active)
         })
         .map_err(|e| e.to_string())?;
     let at = injected.map_err(|e| format!("inject {}: {e}", fault.as_str()))?;
-    let moved = pair.wait_moved_to(&standby, at, SETTLE);
+    // A failed move is shown with what both nodes said, before the heal
+    // restarts anything: one such run was seen and its lab was gone.
+    let moved = pair
+        .wait_moved_to(&standby, at, SETTLE)
+        .map_err(|e| format!("{e}\n{}", diagnosis(pair, &standby, &active)));
     // Let the sessions exchange on the new active before judging them.
     std::thread::sleep(Duration::from_millis(300));
     let results = sessions.finish();
@@ -316,6 +323,21 @@ fn one_run(
     let mut out = sample(&report, move_ns.saturating_sub(at));
     out.sessions = (survived, results.len());
     Ok(out)
+}
+
+/// The standby's status and the tail of both daemons' logs, for a report.
+fn diagnosis(pair: &Pair, standby: &str, victim: &str) -> String {
+    let tail = |node: &str| {
+        let log = pair.daemon_log(node);
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(25)..].join("\n    ")
+    };
+    format!(
+        "  status of {standby}:\n    {}\n  log of {standby}:\n    {}\n  log of {victim}:\n    {}",
+        pair.status_text(standby).trim_end().replace('\n', "\n    "),
+        tail(standby),
+        tail(victim)
+    )
 }
 
 fn sample(r: &ProbeReport, move_ns: u64) -> Sample {
