@@ -616,8 +616,7 @@ impl Pair {
                 .daemons
                 .iter()
                 .filter(|(n, _)| {
-                    let st: serde_json::Value =
-                        serde_json::from_str(&self.status_json(n)).unwrap_or_default();
+                    let st = self.status(n);
                     let sync = &st["session_sync"];
                     !(st.is_object() && (sync.is_null() || sync["ready"] == true))
                 })
@@ -677,6 +676,11 @@ impl Pair {
     /// `hafw status --json` of a node, or an empty string.
     pub fn status_json(&self, node: &str) -> String {
         self.request(node, "status json").unwrap_or_default()
+    }
+
+    /// `status_json` parsed; `Null` when the node did not answer.
+    pub fn status(&self, node: &str) -> serde_json::Value {
+        serde_json::from_str(&self.status_json(node)).unwrap_or_default()
     }
 
     fn index(&self, node: &str) -> Result<usize, LabError> {

@@ -435,7 +435,7 @@ fn failover(
         .filter(|l| l.kind == "move" && l.at_ns >= fault_at)
         .map(|l| (l.havip.clone(), ms(l.at_ns as i128 - fault_at as i128)))
         .collect();
-    let status: Value = serde_json::from_str(&pair.status_json(survivor)).unwrap_or(Value::Null);
+    let status = pair.status(survivor);
     let tl = status["timelines"]
         .as_array()
         .and_then(|a| {

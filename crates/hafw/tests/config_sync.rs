@@ -77,12 +77,8 @@ fn text(o: &std::process::Output) -> String {
     )
 }
 
-fn status(pair: &Pair, node: &str) -> Value {
-    serde_json::from_str(&pair.status_json(node)).unwrap_or(Value::Null)
-}
-
 fn config_version(pair: &Pair, node: &str) -> Option<u64> {
-    status(pair, node)["config"]["version"].as_u64()
+    pair.status(node)["config"]["version"].as_u64()
 }
 
 fn ruleset(pair: &Pair, node: &str) -> String {
@@ -118,7 +114,7 @@ fn a_policy_applied_on_the_active_reaches_the_passive_within_a_second() {
     let v1 = write(&dir, "v1.toml", &with_rule("no-discard"));
 
     // Both start on version 0 with the same policy: no mismatch.
-    let st = status(&pair, &active);
+    let st = pair.status(&active);
     assert_eq!(st["config"]["version"], 0, "{st}");
     assert_eq!(st["config"]["mismatch"], false, "{st}");
 
@@ -191,7 +187,7 @@ fn a_policy_applied_on_the_active_reaches_the_passive_within_a_second() {
 
     // Both show version 1 on both sides, no mismatch; show and diff agree.
     let ok = within(Duration::from_secs(2), || {
-        let st = status(&pair, &active);
+        let st = pair.status(&active);
         st["config"]["peer_version"] == 1 && st["config"]["mismatch"] == false
     });
     assert!(ok.is_some(), "{}", pair.status_text(&active));
@@ -273,7 +269,7 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version_with_an_alarm() {
     assert!(applied.status.success(), "{}", text(&applied));
     // The active hears the refusal and flags it.
     let flagged = within(Duration::from_secs(3), || {
-        let st = status(&pair, &active);
+        let st = pair.status(&active);
         st["config"]["mismatch"] == true && st["config"]["peer_error"].is_string()
     });
     assert!(
@@ -285,7 +281,7 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version_with_an_alarm() {
     let st = pair.status_text(&active);
     assert!(st.contains("MISMATCH") && st.contains("alarm"), "{st}");
     // The passive: still version 0, an alarm, nothing of version 1 anywhere.
-    let pst = status(&pair, &passive);
+    let pst = pair.status(&passive);
     assert_eq!(pst["config"]["version"], 0, "{pst}");
     assert!(pst["config"]["error"].is_string(), "{pst}");
     assert!(
@@ -319,7 +315,7 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version_with_an_alarm() {
     assert!(ok.is_some(), "{}", pair.daemon_log(&passive));
     assert!(ruleset(&pair, &passive).contains("rule no-discard-2"));
     let ok = within(Duration::from_secs(2), || {
-        status(&pair, &active)["config"]["mismatch"] == false
+        pair.status(&active)["config"]["mismatch"] == false
     });
     assert!(ok.is_some(), "{}", pair.status_text(&active));
     pair.stop().unwrap();
@@ -372,7 +368,7 @@ fn a_passive_restarted_from_scratch_is_ready_only_with_the_policy_and_all_sessio
     let mut seen_not_ready = false;
     let mut at_ready = Value::Null;
     let ok = within(Duration::from_secs(15), || {
-        let st = status(&pair, &passive);
+        let st = pair.status(&passive);
         if st["session_sync"]["ready"] == true {
             at_ready = st;
             true

@@ -445,18 +445,14 @@ fn soak(
     })
 }
 
-fn status(pair: &Pair, node: &str) -> Value {
-    serde_json::from_str(&pair.status_json(node)).unwrap_or(Value::Null)
-}
-
 fn term(pair: &Pair, node: &str) -> u64 {
-    status(pair, node)["term"].as_u64().unwrap_or(0)
+    pair.status(node)["term"].as_u64().unwrap_or(0)
 }
 
 /// Transitions the node reports within the last `window_ms`. The node
 /// keeps its last 16; 16 here means at least 16.
 fn transitions_within(pair: &Pair, node: &str, window_ms: f64) -> usize {
-    status(pair, node)["transitions"]
+    pair.status(node)["transitions"]
         .as_array()
         .map(|ts| {
             ts.iter()
@@ -464,21 +460,6 @@ fn transitions_within(pair: &Pair, node: &str, window_ms: f64) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-fn stats(v: impl Iterator<Item = f64>) -> Option<(f64, f64, f64)> {
-    let mut v: Vec<f64> = v.collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let mid = v.len() / 2;
-    let median = if v.len().is_multiple_of(2) {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
-    };
-    Some((v[0], median, v[v.len() - 1]))
 }
 
 const NOTE: &str = "\
@@ -507,7 +488,9 @@ fn print_table(all: &[Series], soaks: &[Soak], elapsed: Duration) {
             "TCP kept"
         );
         for s in all {
-            let f = |g: &dyn Fn(&Sample) -> f64, prec: usize| match stats(s.samples.iter().map(g)) {
+            let f = |g: &dyn Fn(&Sample) -> f64, prec: usize| match super::min_med_max(
+                &s.samples.iter().map(g).collect::<Vec<_>>(),
+            ) {
                 Some((a, b, c)) => format!("{a:.prec$} / {b:.prec$} / {c:.prec$}"),
                 None => "-".into(),
             };
@@ -547,7 +530,9 @@ fn print_table(all: &[Series], soaks: &[Soak], elapsed: Duration) {
 /// hafw / keepalived per fault: median loss span and median HAVIP move
 /// (below 1 means hafw is faster), for each pairing of timer profiles.
 fn print_ratios(all: &[Series]) {
-    let med = |s: &Series, g: &dyn Fn(&Sample) -> f64| stats(s.samples.iter().map(g)).map(|x| x.1);
+    let med = |s: &Series, g: &dyn Fn(&Sample) -> f64| {
+        super::min_med_max(&s.samples.iter().map(g).collect::<Vec<_>>()).map(|x| x.1)
+    };
     let pairs = [
         ("fast", hafw_lab::pair::KEEPALIVED_FASTEST),
         ("default", hafw_lab::pair::KEEPALIVED_DEFAULT),
@@ -585,7 +570,7 @@ fn print_ratios(all: &[Series]) {
 
 fn to_json(all: &[Series], soaks: &[Soak], elapsed: Duration) -> Value {
     let st = |v: Vec<f64>| {
-        stats(v.into_iter()).map(|(a, b, c)| json!({"min": a, "median": b, "max": c}))
+        super::min_med_max(&v).map(|(a, b, c)| json!({"min": a, "median": b, "max": c}))
     };
     json!({
         "prober": {"from": PROBER_HOST, "to": ECHO, "rate_hz": 1000},

@@ -70,10 +70,36 @@ fn deployment_file(given: Option<&Path>, bench: &str) -> Result<DeploymentFile, 
     Ok(DeploymentFile::Temporary(path))
 }
 
+/// Min, median (the mean of the middle two for an even count) and max,
+/// as every benchmark prints them; None for no values.
+fn min_med_max(v: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let median = match n {
+        0 => return None,
+        n if n % 2 == 0 => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+        n => s[n / 2],
+    };
+    Some((s[0], median, s[n - 1]))
+}
+
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Dataplane(args) => dataplane::run(args),
         BenchCmd::Failover(args) => failover::run(args),
         BenchCmd::Sync(args) => sync::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_med_max_averages_the_middle_pair() {
+        assert_eq!(min_med_max(&[]), None);
+        assert_eq!(min_med_max(&[5.0, 1.0, 3.0]), Some((1.0, 3.0, 5.0)));
+        assert_eq!(min_med_max(&[4.0, 1.0, 2.0, 3.0]), Some((1.0, 2.5, 4.0)));
     }
 }

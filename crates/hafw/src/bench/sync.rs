@@ -631,7 +631,7 @@ fn one_promotion(pair: &mut Pair, mode: &str, size: usize) -> Result<Promotion, 
         .map_err(|e| format!("suspend {active}: {e}"))?;
     let timeline = wait_timeline(pair, &passive, at);
     let held = count_synthetic(&passive_ns).unwrap_or(0);
-    let installed = status(pair, &passive)["session_sync"]["last_install"]["sessions"].as_u64();
+    let installed = pair.status(&passive)["session_sync"]["last_install"]["sessions"].as_u64();
     pair.heal(Fault::Suspend, &active)
         .map_err(|e| format!("resume {active}: {e}"))?;
     let tl = timeline?;
@@ -686,7 +686,7 @@ fn stable_cache_size(pair: &Pair, node: &str) -> u64 {
 fn wait_timeline(pair: &Pair, node: &str, since: u64) -> Result<Value, String> {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let v = status(pair, node);
+        let v = pair.status(node);
         if let Some(tl) = promotion_timeline(&v, since) {
             return Ok(tl);
         }
@@ -804,12 +804,8 @@ fn cleanup(pair: &Pair) -> Result<(), String> {
 
 // --------------------------------------------------------------- status --
 
-fn status(pair: &Pair, node: &str) -> Value {
-    serde_json::from_str(&pair.status_json(node)).unwrap_or(Value::Null)
-}
-
 fn counters(pair: &Pair, node: &str) -> Counters {
-    counters_from(&status(pair, node))
+    counters_from(&pair.status(node))
 }
 
 fn counters_from(v: &Value) -> Counters {
@@ -854,23 +850,6 @@ fn summary(v: &[f64]) -> Option<Summary> {
         p99: rank(99.0),
         max: s[s.len() - 1],
     })
-}
-
-/// min / median / max, the median of an even count being the mean of the
-/// middle two (as `hafw bench failover` prints).
-fn min_med_max(v: &[f64]) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let mid = s.len() / 2;
-    let median = if s.len().is_multiple_of(2) {
-        (s[mid - 1] + s[mid]) / 2.0
-    } else {
-        s[mid]
-    };
-    Some((s[0], median, s[s.len() - 1]))
 }
 
 fn per_s(n: u64, secs: f64) -> f64 {
@@ -1049,7 +1028,7 @@ fn print_tables(
         for s in series {
             let f = |g: &dyn Fn(&Promotion) -> f64, prec: usize| {
                 let v: Vec<f64> = s.runs.iter().map(g).collect();
-                match min_med_max(&v) {
+                match super::min_med_max(&v) {
                     Some((a, b, c)) => format!("{a:.prec$} / {b:.prec$} / {c:.prec$}"),
                     None => "-".into(),
                 }
@@ -1078,7 +1057,7 @@ fn print_tables(
         }
         for s in series.iter().filter(|s| s.size >= 100_000) {
             let v: Vec<f64> = s.runs.iter().map(|p| p.sessions_ms).collect();
-            if let Some((_, med, _)) = min_med_max(&v) {
+            if let Some((_, med, _)) = super::min_med_max(&v) {
                 println!(
                     "goal <= 10 ms ready time at {} sessions ({}): {} (median sessions phase {med:.2} ms)",
                     s.size,
@@ -1124,8 +1103,9 @@ fn to_json(
             })
             .collect::<serde_json::Map<_, _>>()
     };
-    let mmm =
-        |v: Vec<f64>| min_med_max(&v).map(|(a, b, c)| json!({"min": a, "median": b, "max": c}));
+    let mmm = |v: Vec<f64>| {
+        super::min_med_max(&v).map(|(a, b, c)| json!({"min": a, "median": b, "max": c}))
+    };
     json!({
         "profile": args.profile,
         "churn": churns.iter().map(|c| json!({
@@ -1182,13 +1162,6 @@ mod tests {
         );
         let s = summary(&[1.0, 2.0, 3.0, 1000.0]).unwrap();
         assert_eq!((s.p50, s.p99), (2.0, 1000.0));
-    }
-
-    #[test]
-    fn min_med_max_averages_the_middle_pair() {
-        assert_eq!(min_med_max(&[]), None);
-        assert_eq!(min_med_max(&[5.0, 1.0, 3.0]), Some((1.0, 3.0, 5.0)));
-        assert_eq!(min_med_max(&[4.0, 1.0, 2.0, 3.0]), Some((1.0, 2.5, 4.0)));
     }
 
     #[test]

@@ -134,8 +134,14 @@ fn cause_kind(cause: &hafw_ha::node::Cause) -> String {
     crate::ops::metrics::cause_kind(cause)
 }
 
-/// Metrics from the core's snapshot, a few times a second.
-fn export(node: &Node, opener: &Opener, setup: &Setup, metrics: &Metrics) {
+/// Metrics from the core's snapshot, a few times a second; returns the
+/// peer's policy (version, hash) from the same snapshot.
+fn export(
+    node: &Node,
+    opener: &Opener,
+    setup: &Setup,
+    metrics: &Metrics,
+) -> Option<(u64, [u8; 32])> {
     let s = node.status();
     metrics.state(s.state.as_str());
     metrics.term(s.term);
@@ -151,6 +157,7 @@ fn export(node: &Node, opener: &Opener, setup: &Setup, metrics: &Metrics) {
     if let Some(peer) = &s.peer {
         metrics.peer_config_version(peer.config_version);
     }
+    s.peer.map(|p| (p.config_version, p.config_hash))
 }
 
 fn epoch_random() -> [u8; 8] {
@@ -217,6 +224,8 @@ async fn run(
             }
         });
     }
+    // Read at every timeout (every interval): allocated once.
+    let mut drain_buf = vec![0u8; 65_536];
     let mut shutdown: Option<oneshot::Sender<String>> = None;
     let mut shutdown_deadline: Option<Instant> = None;
 
@@ -226,12 +235,8 @@ async fn run(
             last_watchdog = Instant::now();
         }
         if last_metrics.elapsed() >= Duration::from_millis(100) {
-            export(&node, &opener, &setup, &metrics);
             // Config sync offers its policy to a peer that is behind.
-            let peer = node
-                .status()
-                .peer
-                .map(|p| (p.config_version, p.config_hash));
+            let peer = export(&node, &opener, &setup, &metrics);
             peer_config.send_if_modified(|old| {
                 let changed = *old != peer;
                 *old = peer;
@@ -274,7 +279,7 @@ async fn run(
                 // A heartbeat may sit in a socket whose receive task has not
                 // run yet in this turn of the runtime: read it before the
                 // timer can call the peer lost.
-                drain(&sockets, &mut opener, &mut node, now());
+                drain(&sockets, &mut drain_buf, &mut opener, &mut node, now());
                 node.handle_timeout(now())
             }
             req = requests.recv() => match req {
@@ -306,10 +311,15 @@ async fn run(
 }
 
 /// Reads every datagram already queued on the heartbeat sockets.
-fn drain(sockets: &[Arc<UdpSocket>], opener: &mut Opener, node: &mut Node, now: Duration) {
-    let mut buf = vec![0u8; 65_536];
+fn drain(
+    sockets: &[Arc<UdpSocket>],
+    buf: &mut [u8],
+    opener: &mut Opener,
+    node: &mut Node,
+    now: Duration,
+) {
     for (path, s) in sockets.iter().enumerate() {
-        while let Ok((n, _)) = s.try_recv_from(&mut buf) {
+        while let Ok((n, _)) = s.try_recv_from(buf) {
             if let Ok(opened) = opener.open(&buf[..n]) {
                 node.handle_message(now, path, &opened.body);
             }
@@ -330,20 +340,27 @@ fn flush(
     log: &Log,
 ) {
     // Actions first: a promotion must not wait behind a round of sends.
+    // The executor gets each action before the log line is written and the
+    // metrics are counted: those are bookkeeping, the promotion is not.
     while let Some(a) = node.poll_action() {
-        log.info(format!("HA: {a}"));
-        if let Action::BecomeActive { cause, .. }
-        | Action::BecomePassive { cause }
-        | Action::BecomeSuspended { cause }
-        | Action::BecomeNonFunctional { cause } = &a
-        {
-            if let Some(t) = node.status().transitions.last() {
-                metrics.transition(t.from.as_str(), t.to.as_str(), &cause_kind(cause));
-            }
-            metrics.state(node.state().as_str());
-            metrics.term(node.status().term);
-        }
+        let line = format!("HA: {a}");
+        let transition = match &a {
+            Action::BecomeActive { cause, .. }
+            | Action::BecomePassive { cause }
+            | Action::BecomeSuspended { cause }
+            | Action::BecomeNonFunctional { cause } => Some(cause_kind(cause)),
+            _ => None,
+        };
         let _ = actions.send(a);
+        log.info(line);
+        if let Some(kind) = transition {
+            let s = node.status();
+            if let Some(t) = s.transitions.last() {
+                metrics.transition(t.from.as_str(), t.to.as_str(), &kind);
+            }
+            metrics.state(s.state.as_str());
+            metrics.term(s.term);
+        }
     }
     while let Some((path, msg)) = node.poll_transmit() {
         let (Some(sock), Some(peer)) = (sockets.get(path), peers.get(path)) else {

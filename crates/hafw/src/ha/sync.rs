@@ -38,6 +38,9 @@ pub const INJECT_MARK: u32 = 0x4846_0000;
 /// kernel timers are refreshed without events) alive on the passive.
 const REFRESH: Duration = Duration::from_secs(30);
 
+/// How often the sync thread publishes its [`SyncStatus`] at most.
+const STATUS_EVERY: Duration = Duration::from_millis(5);
+
 #[derive(Debug, Clone, Default)]
 pub struct SyncStatus {
     pub mode: String,
@@ -251,6 +254,7 @@ async fn run(
     let mut synced: u64 = 0;
     let mut dropped: u64 = 0;
     let mut config = ConfigSync::new(RetryConfig::default(), setup.config.clone());
+    let mut last_status: Option<Instant> = None;
     loop {
         while let Some(bytes) = config.poll_transmit() {
             let _ = link.to_peer.send(bytes);
@@ -286,7 +290,14 @@ async fn run(
         while let Some(a) = receiver.poll_action() {
             apply(&mut ct, a, &mut synced, &log);
         }
-        if let Ok(mut st) = status.lock() {
+        // The status is for readers (control socket, metrics, readiness):
+        // published at most every STATUS_EVERY, not per conntrack event,
+        // and never left stale (the wait below ends when it is due).
+        let status_due = last_status.map(|t| t + STATUS_EVERY);
+        let publish = status_due.is_none_or(|d| Instant::now() >= d);
+        let lock = if publish { status.lock().ok() } else { None };
+        if let Some(mut st) = lock {
+            last_status = Some(Instant::now());
             st.connected = connected;
             st.role_active = active;
             if let Some(s) = &sender {
@@ -328,6 +339,10 @@ async fn run(
         .min()
         .map(|t| origin + t)
         .unwrap_or_else(|| Instant::now() + Duration::from_millis(500));
+        let deadline = match status_due.filter(|_| !publish) {
+            Some(due) => deadline.min(due),
+            None => deadline,
+        };
         tokio::select! {
             ev = link.events.recv() => match ev {
                 None => return,

@@ -267,8 +267,9 @@ async fn serve(
         sync.clone(),
         log.clone(),
     ));
-    // Session and config sync's figures into the metrics, twice a second
-    // (the sync thread keeps them in its status, not per event).
+    // Session sync's figures and this node's policy version into the
+    // metrics, twice a second (the peer's version comes from the HA
+    // thread's heartbeats).
     {
         let (metrics, sync_status, view) = (metrics.clone(), sync_status.clone(), view.clone());
         tokio::spawn(async move {
@@ -280,9 +281,6 @@ async fn serve(
                     metrics.sessions(sessions(&st) as u64, st.synced_entries);
                     metrics.sync_lag(st.lag_ms.unwrap_or(0.0) / 1000.0);
                     metrics.resyncs_total(st.resyncs);
-                    if let Some((v, _)) = st.config.peer {
-                        metrics.peer_config_version(v);
-                    }
                 }
                 if let Ok(v) = view.lock() {
                     metrics.config_version(v.version);

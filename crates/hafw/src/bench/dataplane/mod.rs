@@ -161,12 +161,7 @@ fn row(label: &str, values: &[f64], ratios: Option<&[f64]>) {
 }
 
 fn stats(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => (f64::NAN, f64::NAN, f64::NAN),
-        n => (v[0], v[n / 2], v[n - 1]),
-    }
+    super::min_med_max(values).unwrap_or((f64::NAN, f64::NAN, f64::NAN))
 }
 
 /// The seed with `n` security rules: `n - 1` synthetic ones, then the
