@@ -40,6 +40,7 @@
 
 pub mod addr;
 pub mod arp;
+pub mod clock;
 pub mod conntrack;
 mod error;
 pub mod exec;

@@ -288,11 +288,7 @@ mod tests {
 
     #[test]
     fn both_havips_are_in_one_sync_group_with_unicast_peers() {
-        let dep = hafw_model::parse(
-            "seed",
-            include_str!("../../../examples/alicloud-havip.toml"),
-        )
-        .unwrap();
+        let dep = hafw_model::parse("seed", hafw_model::examples::SEED).unwrap();
         let a = hafw_model::render::node::plan(&dep, "fw-a").unwrap();
         let b = hafw_model::render::node::plan(&dep, "fw-b").unwrap();
         let c = config(&a, &b, Timers::Fastest).unwrap();
@@ -312,11 +308,7 @@ mod tests {
     }
 
     fn seed_plans() -> (NodePlan, NodePlan) {
-        let dep = hafw_model::parse(
-            "seed",
-            include_str!("../../../examples/alicloud-havip.toml"),
-        )
-        .unwrap();
+        let dep = hafw_model::parse("seed", hafw_model::examples::SEED).unwrap();
         (
             hafw_model::render::node::plan(&dep, "fw-a").unwrap(),
             hafw_model::render::node::plan(&dep, "fw-b").unwrap(),

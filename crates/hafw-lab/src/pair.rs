@@ -13,6 +13,7 @@ use hafw_model::spec::{Deployment, HaProfile};
 use crate::hosts::{self, ProbeReport, Stop};
 use crate::lab::{self, monotonic_ns, LabError, LogLine};
 use crate::topology;
+use hafw_daemon::control::{self, Request};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -637,22 +638,9 @@ impl Pair {
 
     /// One request to a node's control socket, as `hafw status` sends it,
     /// with a short timeout: a frozen daemon must not stall the caller.
-    fn request(&self, node: &str, line: &str) -> Result<String, String> {
-        use std::io::{Read as _, Write as _};
-        let path = self.control(node);
-        let mut conn = std::os::unix::net::UnixStream::connect(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        conn.set_read_timeout(Some(Duration::from_millis(1000)))
-            .ok();
-        conn.write_all(format!("{line}\n").as_bytes())
-            .map_err(|e| e.to_string())?;
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply)
-            .map_err(|e| format!("{node} did not answer `{line}`: {e}"))?;
-        match reply.split_once('\n') {
-            Some(("ok", body)) => Ok(body.to_string()),
-            _ => Err(reply),
-        }
+    fn request(&self, node: &str, req: Request) -> Result<String, String> {
+        control::request_within(&self.control(node), &req, Duration::from_millis(1000))
+            .map_err(|e| format!("{node}: {e}"))
     }
 
     /// A node's state from its status, or None when it does not answer.
@@ -662,20 +650,20 @@ impl Pair {
                 .holds_floating(node)
                 .map(|h| if h { "active" } else { "passive" }.to_string());
         }
-        let text = self.request(node, "status json").ok()?;
+        let text = self.request(node, Request::StatusJson).ok()?;
         let at = text.find("\"state\":\"")? + 9;
         Some(text[at..].split('"').next()?.to_string())
     }
 
     /// `hafw status` of a node, or why it did not answer.
     pub fn status_text(&self, node: &str) -> String {
-        self.request(node, "status")
+        self.request(node, Request::Status)
             .unwrap_or_else(|e| format!("no status: {e}"))
     }
 
     /// `hafw status --json` of a node, or an empty string.
     pub fn status_json(&self, node: &str) -> String {
-        self.request(node, "status json").unwrap_or_default()
+        self.request(node, Request::StatusJson).unwrap_or_default()
     }
 
     /// `status_json` parsed; `Null` when the node did not answer.

@@ -692,7 +692,7 @@ mod tests {
     use super::*;
 
     fn seed() -> Deployment {
-        let text = include_str!("../../../examples/alicloud-havip.toml");
+        let text = hafw_model::examples::SEED;
         hafw_model::parse("alicloud-havip.toml", text).expect("seed example validates")
     }
 

@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod diag;
+pub mod examples;
 pub mod query;
 pub mod render;
 pub mod spec;

@@ -4,17 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use hafw_model::Deployment;
-
-/// Exit status for a deployment file that does not validate.
-pub const EXIT_INVALID: u8 = 2;
-
-pub fn load(file: &Path) -> Result<Deployment, ExitCode> {
-    hafw_model::load(file).map_err(|d| {
-        eprintln!("{d}");
-        ExitCode::from(EXIT_INVALID)
-    })
-}
+pub use hafw_daemon::{load, EXIT_INVALID};
 
 pub fn validate(file: &Path) -> ExitCode {
     match load(file) {
@@ -81,16 +71,4 @@ pub fn plan_node(file: &Path, node: &str) -> ExitCode {
             ExitCode::from(EXIT_INVALID)
         }
     }
-}
-
-/// The single-threaded runtime the commands run on; the HA core and session
-/// sync start their own threads.
-pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
 }

@@ -18,7 +18,7 @@ pub enum LabCmd {
     #[command(
         after_help = "Example: hafw lab demo            (the built-in seed example)\n         hafw lab demo examples/alicloud-one-arm.toml --json"
     )]
-    Demo(crate::demo::DemoArgs),
+    Demo(hafw_bench::demo::DemoArgs),
     /// Build the emulated VPC of a deployment file in network namespaces.
     #[command(after_help = "Example: hafw lab up examples/alicloud-havip.toml --name seed")]
     Up {
@@ -102,7 +102,7 @@ pub enum LabCmd {
 
 pub fn run(cmd: LabCmd) -> ExitCode {
     match cmd {
-        LabCmd::Demo(args) => crate::demo::run(args),
+        LabCmd::Demo(args) => hafw_bench::demo::run(args),
         LabCmd::Up { file, name } => up(&file, name.as_deref()),
         LabCmd::Down { name } => report(vpc::resolve_name(name.as_deref()).and_then(|n| {
             let removed = vpc::down(&n)?;
@@ -209,7 +209,7 @@ fn up(file: &Path, name: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match crate::cli::runtime() {
+    let runtime = match hafw_daemon::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -6,14 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod cli;
-mod control;
-mod demo;
-mod ha;
 mod lab;
-mod node;
-mod ops;
+mod run;
+
+use hafw_daemon::control;
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +35,7 @@ enum Command {
     #[command(
         after_help = "Example: hafw run --config examples/alicloud-havip.toml --node fw-a --standalone"
     )]
-    Run(node::RunArgs),
+    Run(run::RunArgs),
     /// Show a running node's state, peer, term, heartbeat paths and last transition.
     #[command(after_help = "Example: hafw status --control /run/hafw/hafw.sock")]
     Status {
@@ -80,7 +77,7 @@ enum Command {
     },
     /// Benchmarks that print figures.
     #[command(subcommand)]
-    Bench(bench::BenchCmd),
+    Bench(hafw_bench::BenchCmd),
     /// The emulated VPC in network namespaces (needs root).
     #[command(subcommand)]
     Lab(lab::LabCmd),
@@ -142,8 +139,8 @@ fn main() -> ExitCode {
         }
         Command::Plan(Plan::Node { file, node }) => cli::plan_node(&file, &node),
         Command::Lab(cmd) => lab::run(cmd),
-        Command::Run(args) => node::run(args),
-        Command::Bench(cmd) => bench::run(cmd),
+        Command::Run(args) => hafw_daemon::run(args.into()),
+        Command::Bench(cmd) => hafw_bench::run(cmd),
         Command::Status { control, json } => control::cli(
             control,
             if json {

@@ -39,8 +39,8 @@ pub(crate) mod testing {
     //! The examples, changed in one place, for the rules' unit tests.
     use crate::spec::Deployment;
 
-    pub const SEED: &str = include_str!("../../../../examples/alicloud-havip.toml");
-    pub const ONE_ARM: &str = include_str!("../../../../examples/alicloud-one-arm.toml");
+    pub use crate::examples::ONE_ARM;
+    pub use crate::examples::SEED;
 
     fn with(text: &str, edits: &[(&str, &str)]) -> Deployment {
         let mut changed = text.to_string();

@@ -3,8 +3,8 @@ use super::{compile, probe};
 use crate::render::node;
 use crate::spec::{Action, Protocol, Rule};
 
-const SEED: &str = include_str!("../../../../../examples/alicloud-havip.toml");
-const ONE_ARM: &str = include_str!("../../../../../examples/alicloud-one-arm.toml");
+use crate::examples::ONE_ARM;
+use crate::examples::SEED;
 
 fn load(name: &str, text: &str) -> Deployment {
     crate::parse(name, text).unwrap_or_else(|d| panic!("{name} does not load: {d:?}"))

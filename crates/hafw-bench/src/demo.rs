@@ -1,0 +1,547 @@
+//! `hafw lab demo`: the seed's test plan, end to end, on one machine. Builds
+//! the emulated VPC, starts both firewalls, checks inbound and outbound
+//! traffic the way the seed does, fails over twice (planned: the seed's own
+//! suspend test; unplanned: the active instance crashes) with a probe stream
+//! and live TCP sessions running, checks failback, prints a report and tears
+//! everything down. Exits non-zero, naming the step and the reason, when a
+//! check fails.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use hafw_lab::hosts::ProbeReport;
+use hafw_lab::lab;
+use hafw_lab::pair::{Fault, Pair};
+use hafw_lab::sessions::Sessions;
+use serde_json::{json, Value};
+
+/// The seed example, built in: `hafw lab demo` works from any directory.
+use hafw_model::examples::SEED;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Deployment file (default: the built-in seed example).
+    pub file: Option<PathBuf>,
+    /// Lab name (default: demo-<pid>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// HA timer profile for the run (default: the file's).
+    #[arg(long, value_parser = ["default", "fast"])]
+    pub profile: Option<String>,
+    /// Established TCP sessions kept open across each failover.
+    #[arg(long, default_value_t = 20)]
+    pub sessions: usize,
+    /// Print the report as JSON too.
+    #[arg(long)]
+    pub json: bool,
+    /// Test hook: make the passive unable to take over (its untrust link
+    /// down) before the planned failover, to prove the report names the step.
+    #[arg(long, hide = true)]
+    pub break_passive: bool,
+}
+
+struct Step {
+    title: String,
+    ok: bool,
+    detail: String,
+    figures: Value,
+}
+
+struct Demo {
+    steps: Vec<Step>,
+    total: usize,
+}
+
+impl Demo {
+    fn record(&mut self, title: &str, result: Result<(String, Value), String>) -> bool {
+        let n = self.steps.len() + 1;
+        let (ok, detail, figures) = match result {
+            Ok((d, f)) => (true, d, f),
+            Err(e) => (false, e, Value::Null),
+        };
+        println!(
+            "[{n}/{}] {title}: {} {detail}",
+            self.total,
+            if ok { "ok" } else { "FAILED:" }
+        );
+        self.steps.push(Step {
+            title: title.into(),
+            ok,
+            detail,
+            figures,
+        });
+        ok
+    }
+}
+
+pub fn run(args: DemoArgs) -> ExitCode {
+    if let Err(e) = hafw_daemon::dataplane::preflight::check() {
+        eprintln!("error: hafw lab demo: {e}");
+        return ExitCode::FAILURE;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find the hafw binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let lab_name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("demo-{}", std::process::id() % 100_000));
+    let (file, temp) = match &args.file {
+        Some(f) => (f.clone(), None),
+        None => {
+            let p = std::env::temp_dir().join(format!("hafw-demo-{}.toml", std::process::id()));
+            if let Err(e) = std::fs::write(&p, SEED) {
+                eprintln!("error: cannot write {}: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+            (p.clone(), Some(p))
+        }
+    };
+    let dep = match hafw_daemon::load(&file) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let profile = args
+        .profile
+        .clone()
+        .unwrap_or_else(|| match dep.policy.ha.profile {
+            hafw_model::spec::HaProfile::Fast => "fast".into(),
+            hafw_model::spec::HaProfile::Default => "default".into(),
+        });
+    println!(
+        "hafw lab demo: deployment `{}` ({}), lab `{lab_name}`, HA timers `{profile}`",
+        dep.name,
+        file.display()
+    );
+    let started = Instant::now();
+    let mut demo = Demo {
+        steps: vec![],
+        total: 7,
+    };
+    let pair = plan(
+        &mut demo,
+        &file,
+        &lab_name,
+        &exe,
+        &profile,
+        args.sessions,
+        args.break_passive,
+    );
+    drop(pair); // tears the lab down, whatever happened
+    if let Some(t) = temp {
+        let _ = std::fs::remove_file(t);
+    }
+    let left = lab::namespaces(&lab_name).map(|n| n.len()).unwrap_or(0);
+    report(&demo, started.elapsed(), left, &lab_name);
+    if args.json {
+        let steps: Vec<Value> = demo
+            .steps
+            .iter()
+            .map(|s| json!({"step": s.title, "ok": s.ok, "detail": s.detail, "figures": s.figures}))
+            .collect();
+        println!(
+            "{}",
+            json!({"deployment": dep.name, "lab": lab_name, "profile": profile, "steps": steps,
+            "passed": demo.steps.iter().all(|s| s.ok) && demo.steps.len() == demo.total, "seconds": started.elapsed().as_secs_f64()})
+        );
+    }
+    if demo.steps.iter().all(|s| s.ok) && demo.steps.len() == demo.total && left == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn plan(
+    demo: &mut Demo,
+    file: &Path,
+    lab_name: &str,
+    exe: &Path,
+    profile: &str,
+    n_sessions: usize,
+    break_passive: bool,
+) -> Option<Pair> {
+    let t = Instant::now();
+    let pair = match Pair::start(file, lab_name, exe, profile) {
+        Ok(p) => p,
+        Err(e) => {
+            demo.record("build the VPC and start both firewalls", Err(e.to_string()));
+            return None;
+        }
+    };
+    let first = pair.owner().unwrap_or_default();
+    let others: Vec<String> = pair.nodes().into_iter().filter(|n| *n != first).collect();
+    demo.record(
+        "build the VPC and start both firewalls",
+        Ok((
+            format!(
+                "{first} active, {} passive, both HAVIPs on {first} ({} ms)",
+                others.join(", "),
+                t.elapsed().as_millis()
+            ),
+            json!({"active": first, "ms": t.elapsed().as_millis()}),
+        )),
+    );
+    let mut pair = pair;
+    if !demo.record("inbound: client -> EIP -> web server", inbound(&pair)) {
+        return Some(pair);
+    }
+    if !demo.record("outbound: web server -> internet", outbound(&pair)) {
+        return Some(pair);
+    }
+    let passive = others.first().cloned().unwrap_or_default();
+    if break_passive {
+        if let Err(e) = pair.inject(Fault::UntrustDown, &passive) {
+            demo.record("break the passive (test hook)", Err(e.to_string()));
+            return Some(pair);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if !demo.record(
+        &format!("failover, planned (the seed's test: suspend {first})"),
+        failover(&mut pair, Fault::Suspend, &first, &passive, n_sessions),
+    ) {
+        return Some(pair);
+    }
+    // The suspended node comes back passive: the unplanned failover needs it.
+    let _ = pair.heal(Fault::Suspend, &first);
+    // ... and ready: holding the new active's sessions and policy.
+    let back = wait_state(&pair, &first, "passive", Duration::from_secs(5)).and_then(|()| {
+        pair.wait_ready(Duration::from_secs(10))
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = back {
+        demo.record(
+            &format!("failover, unplanned (instance {passive} crashes)"),
+            Err(e),
+        );
+        return Some(pair);
+    }
+    if !demo.record(
+        &format!("failover, unplanned (instance {passive} crashes)"),
+        failover(&mut pair, Fault::Crash, &passive, &first, n_sessions),
+    ) {
+        return Some(pair);
+    }
+    if !demo.record(
+        "traffic after both failovers",
+        inbound(&pair).and_then(|a| {
+            outbound(&pair).map(|b| (format!("{}; {}", a.0, b.0), json!([a.1, b.1])))
+        }),
+    ) {
+        return Some(pair);
+    }
+    demo.record("failback", failback(&mut pair, &passive, &first));
+    Some(pair)
+}
+
+fn exec(pair: &Pair, host: &str, args: &[&str]) -> Result<String, String> {
+    let ns = hafw_lab::topology::ns_name(&pair.lab, host);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = hafw_kernel::command(&ns, &exe)
+        .map_err(|e| e.to_string())?
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn client_and_eip(pair: &Pair) -> Result<(String, String, u16), String> {
+    let client = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.kind == hafw_model::spec::HostKind::Client)
+        .ok_or("the deployment has no lab client host")?;
+    let eip = pair
+        .dep
+        .cloud
+        .eips
+        .iter()
+        .find(|e| e.havip.is_some())
+        .ok_or("the deployment has no EIP on a HAVIP")?;
+    let port = pair
+        .dep
+        .policy
+        .nat
+        .dnat
+        .first()
+        .map(|d| d.port)
+        .ok_or("the deployment has no DNAT rule")?;
+    Ok((client.name.clone(), eip.ip.to_string(), port))
+}
+
+fn inbound(pair: &Pair) -> Result<(String, Value), String> {
+    let (client, eip, port) = client_and_eip(pair)?;
+    let client_ip = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.name == client)
+        .map(|h| h.ip.to_string())
+        .unwrap_or_default();
+    let got = exec(
+        pair,
+        &client,
+        &[
+            "lab",
+            "fetch",
+            &format!("{eip}:{port}"),
+            "--timeout-ms",
+            "3000",
+        ],
+    )?;
+    if got.contains(&format!("client {client_ip}:")) {
+        Ok((
+            format!("HTTP 200 via {eip}:{port}; the server saw the client's public IP {client_ip}"),
+            json!({"reply": got}),
+        ))
+    } else {
+        Err(format!(
+            "the server did not see the client's public IP {client_ip}: {got}"
+        ))
+    }
+}
+
+fn echo_target(pair: &Pair) -> Result<(String, SocketAddr), String> {
+    let echo = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.kind == hafw_model::spec::HostKind::Echo)
+        .ok_or("the deployment has no lab echo host")?;
+    let server = pair
+        .dep
+        .lab
+        .hosts
+        .iter()
+        .find(|h| h.vswitch.is_some())
+        .ok_or("the deployment has no server lab host")?;
+    Ok((
+        server.name.clone(),
+        SocketAddr::new(echo.ip.0.into(), echo.port.unwrap_or(7777)),
+    ))
+}
+
+fn outbound(pair: &Pair) -> Result<(String, Value), String> {
+    let (server, target) = echo_target(pair)?;
+    let eip = pair
+        .dep
+        .cloud
+        .eips
+        .iter()
+        .find(|e| e.havip.is_some())
+        .map(|e| e.ip.to_string())
+        .unwrap_or_default();
+    let got = exec(
+        pair,
+        &server,
+        &["lab", "ask", &target.to_string(), "--timeout-ms", "3000"],
+    )?;
+    if got.contains(&format!("seen {eip}:")) {
+        Ok((
+            format!("the internet host saw the EIP {eip}"),
+            json!({"reply": got}),
+        ))
+    } else {
+        Err(format!(
+            "the internet host did not see the EIP {eip}: {got}"
+        ))
+    }
+}
+
+fn wait_state(pair: &Pair, node: &str, want: &str, timeout: Duration) -> Result<(), String> {
+    let end = Instant::now() + timeout;
+    loop {
+        let st = pair.state(node);
+        if st.as_deref() == Some(want) {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            return Err(format!(
+                "{node} is {} after {timeout:?}, expected {want}",
+                st.unwrap_or_else(|| "not answering".into())
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ms(ns: i128) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn failover(
+    pair: &mut Pair,
+    fault: Fault,
+    victim: &str,
+    survivor: &str,
+    n: usize,
+) -> Result<(String, Value), String> {
+    let (server, target) = echo_target(pair)?;
+    let server_ns = hafw_lab::topology::ns_name(&pair.lab, &server);
+    let sessions = Sessions::open(&server_ns, target, n, Duration::from_millis(10));
+    if sessions.opened < n {
+        return Err(format!(
+            "opened only {}/{n} TCP sessions: {:?}",
+            sessions.opened,
+            sessions.open_errors.first()
+        ));
+    }
+    let mut fault_at = 0u64;
+    let (report, probe_start, injected): (ProbeReport, u64, Result<u64, String>) = pair
+        .probe_around(
+            &server,
+            target,
+            Duration::from_millis(3000),
+            Duration::from_millis(500),
+            |p| p.inject(fault, victim).map_err(|e| e.to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+    match injected {
+        Ok(at) => fault_at = at.max(fault_at),
+        Err(e) => return Err(format!("cannot inject {}: {e}", fault.as_str())),
+    }
+    let results = sessions.finish();
+    pair.wait_settled(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let owner = pair.owner().unwrap_or_default();
+    if owner != survivor {
+        return Err(format!("the HAVIPs are on {owner}, expected {survivor}"));
+    }
+    let survived = results.iter().filter(|r| r.failure.is_none()).count();
+    let first_failure = results.iter().find_map(|r| r.failure.clone());
+    // Timeline, all from CLOCK_MONOTONIC, relative to the fault.
+    let log = lab::read_havip_log(&pair.lab);
+    let moved: Vec<(String, f64)> = log
+        .iter()
+        .filter(|l| l.kind == "move" && l.at_ns >= fault_at)
+        .map(|l| (l.havip.clone(), ms(l.at_ns as i128 - fault_at as i128)))
+        .collect();
+    let status = pair.status(survivor);
+    let tl = status["timelines"]
+        .as_array()
+        .and_then(|a| {
+            a.iter().rev().find(|t| {
+                t["what"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("become active"))
+            })
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    let detected = tl["started_mono_ns"]
+        .as_u64()
+        .map(|t| ms(t as i128 - fault_at as i128));
+    let phases: Vec<String> = tl["phases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    format!(
+                        "{} {:.2} ms",
+                        p["phase"].as_str().unwrap_or("?"),
+                        p["ms"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let through = report.longest_loss_run_start.as_ref().map(|m| {
+        let end = probe_start as i128 + (m.sent_at + report.longest_loss_span).as_nanos() as i128;
+        ms(end - fault_at as i128)
+    });
+    let detail = format!(
+        "{} of {} probes lost at {} Hz, longest gap {:.1} ms; {survived}/{n} TCP sessions survived{}\n      timeline from the fault: promotion started {}, {}; HAVIP moved {}; first probe through {}",
+        report.lost,
+        report.sent,
+        report.rate_hz,
+        report.longest_arrival_gap.as_secs_f64() * 1000.0,
+        first_failure.map(|f| format!(" (first failure: {f})")).unwrap_or_default(),
+        detected.map(|d| format!("+{d:.1} ms")).unwrap_or_else(|| "?".into()),
+        if phases.is_empty() { "no phases".into() } else { phases.join(", ") },
+        moved.iter().map(|(h, t)| format!("{h} +{t:.1} ms")).collect::<Vec<_>>().join(", "),
+        through.map(|t| format!("+{t:.1} ms")).unwrap_or_else(|| "no loss".into()),
+    );
+    let figures = json!({
+        "fault": fault.as_str(), "victim": victim, "new_active": survivor,
+        "probes_sent": report.sent, "probes_lost": report.lost, "longest_gap_ms": report.longest_arrival_gap.as_secs_f64() * 1000.0,
+        "longest_loss_span_ms": report.longest_loss_span.as_secs_f64() * 1000.0,
+        "promotion_started_ms": detected, "phases": tl["phases"], "havip_moved_ms": moved, "first_probe_through_ms": through,
+        "tcp_sessions": n, "tcp_survived": survived,
+    });
+    if survived < n {
+        return Err(detail);
+    }
+    Ok((detail, figures))
+}
+
+fn failback(pair: &mut Pair, crashed: &str, active: &str) -> Result<(String, Value), String> {
+    pair.heal(Fault::Crash, crashed)
+        .map_err(|e| e.to_string())?;
+    let preempt = pair.dep.policy.ha.preempt;
+    let want_active = if preempt { crashed } else { active };
+    let want_other = if preempt { active } else { crashed };
+    let wait = Duration::from_millis(u64::from(pair.dep.policy.ha.preempt_hold_ms))
+        + Duration::from_secs(8);
+    wait_state(pair, want_other, "passive", wait)?;
+    wait_state(pair, want_active, "active", Duration::from_secs(2))?;
+    let owner = pair.owner().unwrap_or_default();
+    if owner != want_active {
+        return Err(format!("the HAVIPs are on {owner}, expected {want_active}"));
+    }
+    Ok((
+        format!(
+            "{crashed} restarted and is passive; {want_active} stays active ({})",
+            if preempt {
+                "preemption on: the higher priority took over"
+            } else {
+                "preemption off: no failback"
+            }
+        ),
+        json!({"active": want_active, "preempt": preempt}),
+    ))
+}
+
+fn report(demo: &Demo, took: Duration, left: usize, lab_name: &str) {
+    println!();
+    println!("{:<52} result", "step");
+    for s in &demo.steps {
+        println!("{:<52} {}", s.title, if s.ok { "pass" } else { "FAIL" });
+    }
+    for s in demo.steps.len()..demo.total {
+        println!("{:<52} not run", format!("(step {})", s + 1));
+    }
+    let failed = demo.steps.iter().find(|s| !s.ok);
+    println!(
+        "\n{} in {:.1} s; lab `{lab_name}` {}",
+        match failed {
+            None if demo.steps.len() == demo.total => "all checks passed".to_string(),
+            None => "stopped early".to_string(),
+            Some(s) => format!("FAILED at `{}`: {}", s.title, s.detail),
+        },
+        took.as_secs_f64(),
+        if left == 0 {
+            "torn down".to_string()
+        } else {
+            format!("NOT torn down: {left} namespaces left")
+        }
+    );
+}

@@ -1,0 +1,51 @@
+//! `hafw run` with a peer: the HA pair. The pure core (`hafw_ha::node`)
+//! and its heartbeat sockets run on their own thread with their own runtime
+//! ([`thread`]), so a slow netlink reply, an API call or session sync
+//! can never delay a heartbeat. The core's actions go to the data-plane
+//! executor ([`executor`]) on the main runtime, which times each phase of a
+//! promotion and reports the timeline back for `hafw status`.
+
+pub mod executor;
+pub mod monitor;
+pub mod probe;
+pub mod setup;
+pub mod status;
+pub mod thread;
+
+use std::sync::{Arc, Mutex};
+
+use hafw_ha::node::Command;
+use tokio::sync::oneshot;
+
+/// What the rest of the daemon asks of the HA thread.
+pub enum HaRequest {
+    Status {
+        json: bool,
+        reply: oneshot::Sender<String>,
+    },
+    Command {
+        cmd: Command,
+        reply: oneshot::Sender<String>,
+    },
+    Monitor {
+        healthy: bool,
+        reason: String,
+    },
+    /// The shared policy's (version, hash) this node runs: carried in its
+    /// heartbeats, so the peer can flag a mismatch.
+    SetConfigVersion {
+        version: u64,
+        hash: [u8; 32],
+    },
+    /// The node's HA state (config apply is allowed on the active only).
+    State {
+        reply: oneshot::Sender<hafw_ha::msg::State>,
+    },
+    /// SIGTERM: hand over if active, then report the final state.
+    Shutdown {
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// The phases of the last promotions and demotions, newest last.
+pub type Timelines = Arc<Mutex<Vec<executor::Timeline>>>;

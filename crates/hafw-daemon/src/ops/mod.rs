@@ -1,0 +1,11 @@
+//! Operating a node: Prometheus metrics, the read-only HTTP status API,
+//! systemd readiness and watchdog notifications, and log setup.
+//!
+//! Nothing here reaches into the daemon: the daemon hands in what it knows
+//! (a status callback, metric values), so every piece is testable on its own
+//! (`tests/ops.rs`).
+
+pub mod api;
+pub mod logging;
+pub mod metrics;
+pub mod notify;

@@ -1,0 +1,118 @@
+//! `hafw run`: the firewall node daemon. With a peer it runs the HA pair
+//! ([`paired`]); with `--standalone` it is forced active without a peer: it applies the node's data plane, holds it, and
+//! withdraws what it added on SIGTERM/SIGINT. `--check` compares the
+//! kernel's live state with the plan.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hafw_model::render::node::NodePlan;
+use hafw_model::Deployment;
+
+mod paired;
+mod standalone;
+
+use crate::dataplane::{check, preflight};
+
+/// What `hafw run` was asked to do, as the command line gives it.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The deployment file.
+    pub config: PathBuf,
+    /// This node's name (a [[node]] in the file).
+    pub node: String,
+    /// Stay active without a peer (no HA).
+    pub standalone: bool,
+    /// Compare the kernel's live state with the plan and exit.
+    pub check: bool,
+    /// Apply the data plane and exit, leaving it in place.
+    pub apply_only: bool,
+    /// Test hook: commit this file's nftables text instead of the rendered ruleset.
+    pub ruleset: Option<PathBuf>,
+    /// The pre-shared key file (default: the node's `key_file`).
+    pub key_file: Option<PathBuf>,
+    /// Override the deployment's HA timer profile (`default` or `fast`).
+    pub ha_profile: Option<String>,
+    /// Serve the read-only status API and metrics on this address.
+    pub api: Option<std::net::SocketAddr>,
+    /// File holding the API's bearer token.
+    pub api_token_file: Option<PathBuf>,
+    /// Session sync over HA2: `mirror`, `commit` or `off`.
+    pub session_sync: String,
+    /// Log one JSON object per line instead of text.
+    pub log_json: bool,
+    /// The control socket for `hafw status|suspend|resume`.
+    pub control: PathBuf,
+}
+
+pub fn run(args: RunOptions) -> ExitCode {
+    if let Err(e) = crate::ops::logging::init(args.log_json) {
+        eprintln!("error: hafw run: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = preflight::check() {
+        eprintln!("error: hafw run: {e}");
+        return ExitCode::FAILURE;
+    }
+    let (dep, plan) = match load_plan(&args) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if args.check {
+        return check::run(&plan, args.standalone);
+    }
+    if args.apply_only {
+        let mode = standalone::Mode::ApplyOnly {
+            active: args.standalone,
+        };
+        return standalone::run_standalone(plan, dep.policy.ha.garp.clone(), mode);
+    }
+    if !args.standalone {
+        let key_file = args
+            .key_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&plan.key_file));
+        let api = match (&args.api, &args.api_token_file) {
+            (Some(addr), Some(file)) => match crate::ops::api::load_token(file) {
+                Ok(token) => Some((*addr, token)),
+                Err(e) => {
+                    eprintln!("error: hafw run: --api-token-file: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            _ => None,
+        };
+        return paired::run(
+            dep,
+            plan,
+            paired::Paths {
+                config: &args.config,
+                key_file: &key_file,
+                control: &args.control,
+            },
+            args.ha_profile.clone(),
+            api,
+            &args.session_sync,
+        );
+    }
+    standalone::run_standalone(plan, dep.policy.ha.garp.clone(), standalone::Mode::Hold)
+}
+
+fn load_plan(args: &RunOptions) -> Result<(Deployment, NodePlan), ExitCode> {
+    let mut dep = crate::load(&args.config)?;
+    match args.ha_profile.as_deref() {
+        Some("fast") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Fast,
+        Some("default") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Default,
+        _ => {}
+    }
+    let mut plan = hafw_model::render::node::plan(&dep, &args.node).map_err(|e| {
+        eprintln!("{}: error: {e}", args.config.display());
+        ExitCode::from(crate::EXIT_INVALID)
+    })?;
+    if let Some(file) = &args.ruleset {
+        plan.ruleset.text = std::fs::read_to_string(file).map_err(|e| {
+            eprintln!("error: cannot read ruleset {}: {e}", file.display());
+            ExitCode::FAILURE
+        })?;
+    }
+    Ok((dep, plan))
+}

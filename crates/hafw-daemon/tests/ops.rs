@@ -1,0 +1,544 @@
+//! The operations layer on its own: metrics text, the status API over
+//! loopback (auth, routes, hostile clients), systemd notifications to a
+//! test socket, token files. No lab, no root needed.
+
+use hafw_daemon::ops;
+
+use std::net::SocketAddr;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ops::api::{self, Limits};
+use ops::metrics::Metrics;
+use ops::notify;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TOKEN: &str = "s3cret-token-0123456789";
+const STATUS_JSON: &str = "{\"state\":\"active\",\"term\":4}\n";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hafw-ops-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ---- metrics ----
+
+#[test]
+fn metrics_show_every_series_after_the_daemon_reports() {
+    let m = Metrics::new();
+    let m2 = m.clone();
+    m.state("passive");
+    m2.state("active");
+    m.term(4);
+    m.transition("passive", "active", "peer_lost");
+    m.transition("passive", "active", "peer_lost");
+    m.heartbeat_rtt("mgmt", 0.0004);
+    m.heartbeat_rtt("mgmt", 0.5);
+    m.heartbeat_rtt("mgmt", f64::NAN);
+    m.heartbeat_miss("ha2");
+    m.heartbeat_miss("ha2");
+    m.heartbeat_misses_total("mgmt", 7);
+    m.path_up("mgmt", true);
+    m.path_up("ha2", false);
+    m.phase("addresses", 0.0002);
+    m.phase("garp", 0.5);
+    m.garp_sent(3);
+    m.garp_sent(2);
+    m.ha_counters([("accepted", 100), ("auth_failed", 2), ("replayed", 0)]);
+    m.ha_counters([("accepted", 100), ("auth_failed", 2), ("replayed", 1)]);
+    m.sessions(120, 118);
+    m.sync_lag(0.25);
+    m.resyncs_total(1);
+    m.config_version(3);
+    m.peer_config_version(2);
+    let text = m.encode();
+    for line in [
+        "hafw_state{state=\"active\"} 1\n",
+        "hafw_state{state=\"passive\"} 0\n",
+        "hafw_term 4\n",
+        "hafw_transitions_total{from=\"passive\",to=\"active\",cause=\"peer_lost\"} 2\n",
+        "hafw_heartbeat_rtt_seconds_count{path=\"mgmt\"} 2\n",
+        "hafw_heartbeat_rtt_seconds_bucket{le=\"0.8192\",path=\"mgmt\"} 2\n",
+        "hafw_heartbeat_rtt_seconds_bucket{le=\"0.0004\",path=\"mgmt\"} 1\n",
+        "hafw_heartbeat_misses_total{path=\"ha2\"} 2\n",
+        "hafw_heartbeat_misses_total{path=\"mgmt\"} 7\n",
+        "hafw_heartbeat_path_up{path=\"mgmt\"} 1\n",
+        "hafw_heartbeat_path_up{path=\"ha2\"} 0\n",
+        "hafw_failover_phase_seconds_count{phase=\"garp\"} 1\n",
+        "hafw_failover_phase_seconds_count{phase=\"addresses\"} 1\n",
+        "hafw_garp_sent_total 5\n",
+        "hafw_ha_messages_accepted_total 100\n",
+        "hafw_ha_messages_dropped_total{reason=\"auth_failed\"} 2\n",
+        "hafw_ha_messages_dropped_total{reason=\"replayed\"} 1\n",
+        "hafw_sessions 120\n",
+        "hafw_sessions_synced 118\n",
+        "hafw_session_sync_lag_seconds 0.25\n",
+        "hafw_session_resyncs_total 1\n",
+        "hafw_config_version 3\n",
+        "hafw_peer_config_version 2\n",
+        "# TYPE hafw_failover_phase_seconds histogram\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        !text.contains("\"accepted\""),
+        "accepted is not a drop reason"
+    );
+}
+
+#[test]
+fn label_values_cannot_break_the_format() {
+    let m = Metrics::new();
+    m.heartbeat_miss("a\"b\\c\nd");
+    let text = m.encode();
+    assert!(
+        text.contains("hafw_heartbeat_misses_total{path=\"a\\\"b\\\\c\\nd\"} 1\n"),
+        "{text}"
+    );
+}
+
+// ---- status API over loopback ----
+
+fn start(limits: Limits) -> (api::Server, Metrics) {
+    let metrics = Metrics::new();
+    metrics.state("active");
+    let server = api::serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        TOKEN.into(),
+        || STATUS_JSON.to_string(),
+        metrics.clone(),
+        limits,
+    )
+    .unwrap();
+    (server, metrics)
+}
+
+fn quick() -> Limits {
+    Limits {
+        head_timeout: Duration::from_millis(300),
+        write_timeout: Duration::from_millis(300),
+        status_timeout: Duration::from_millis(300),
+        max_connections: 4,
+        ..Limits::default()
+    }
+}
+
+/// Sends `request` and reads the reply to the end.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    read_all(&mut s).await
+}
+
+async fn read_all(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the server must close the connection")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn get(path: &str, auth: Option<&str>) -> Vec<u8> {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nHost: fw\r\n{auth}\r\n").into_bytes()
+}
+
+fn code(reply: &str) -> u16 {
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {reply:?}"))
+}
+
+fn body(reply: &str) -> &str {
+    reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+}
+
+fn header<'a>(reply: &'a str, name: &str) -> Option<&'a str> {
+    reply.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(": ")?;
+        n.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+#[tokio::test]
+async fn the_api_answers_only_with_the_token() {
+    let (server, _m) = start(quick());
+    let a = server.local_addr();
+    let bearer = format!("Bearer {TOKEN}");
+
+    let r = exchange(a, &get("/status", None)).await;
+    assert_eq!(code(&r), 401, "{r}");
+    assert_eq!(
+        header(&r, "WWW-Authenticate"),
+        Some("Bearer realm=\"hafw\"")
+    );
+    assert!(!r.contains("active"), "no data without the token: {r}");
+    let r = exchange(a, &get("/metrics", Some("Bearer wrong-token-0123456789"))).await;
+    assert_eq!(code(&r), 401, "{r}");
+    let r = exchange(a, &get("/metrics", Some(&format!("Basic {TOKEN}")))).await;
+    assert_eq!(code(&r), 401, "{r}");
+
+    let r = exchange(a, &get("/status", Some(&bearer))).await;
+    assert_eq!(code(&r), 200, "{r}");
+    assert_eq!(header(&r, "Content-Type"), Some("application/json"));
+    assert_eq!(body(&r), STATUS_JSON);
+    assert_eq!(
+        header(&r, "Content-Length"),
+        Some(STATUS_JSON.len().to_string().as_str())
+    );
+
+    let r = exchange(a, &get("/metrics?x=1", Some(&bearer))).await;
+    assert_eq!(code(&r), 200, "{r}");
+    assert!(header(&r, "Content-Type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(body(&r).contains("hafw_state{state=\"active\"} 1\n"), "{r}");
+    assert!(body(&r).ends_with("# EOF\n"), "{r}");
+
+    let r = exchange(a, &get("/", Some(&bearer))).await;
+    assert_eq!(code(&r), 404, "{r}");
+    let r = exchange(a, &get("/status/../metrics", Some(&bearer))).await;
+    assert_eq!(code(&r), 404, "{r}");
+    let post = format!(
+        "POST /status HTTP/1.1\r\nAuthorization: {bearer}\r\nContent-Length: 5\r\n\r\nhello"
+    );
+    let r = exchange(a, post.as_bytes()).await;
+    assert_eq!(code(&r), 405, "{r}");
+    assert_eq!(header(&r, "Allow"), Some("GET"));
+    let head = format!("HEAD /status HTTP/1.1\r\nAuthorization: {bearer}\r\n\r\n");
+    assert_eq!(code(&exchange(a, head.as_bytes()).await), 405);
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_api_survives_garbage_oversize_and_slow_clients() {
+    let limits = quick();
+    let (server, _m) = start(limits);
+    let a = server.local_addr();
+    let bearer = format!("Bearer {TOKEN}");
+    let alive = || async {
+        let r = exchange(a, &get("/status", Some(&bearer))).await;
+        assert_eq!(code(&r), 200, "the server must still answer: {r}");
+    };
+
+    // Garbage heads: answered 400 (or 505), never a crash.
+    for junk in [
+        &b"\x00\xff\xfe garbage\r\n\r\n"[..],
+        b"GET\r\n\r\n",
+        b"GET /status HTTP/9.9\r\n\r\n",
+        b"GET /status HTTP/1.1\r\n: empty name\r\n\r\n",
+        b"\r\n\r\n",
+    ] {
+        let r = exchange(a, junk).await;
+        assert!(matches!(code(&r), 400 | 505), "{junk:?} -> {r}");
+    }
+    // Pseudo-random bytes, terminated so the server parses them.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..30 {
+        let mut junk: Vec<u8> = (0..200)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        junk.extend_from_slice(b"\r\n\r\n");
+        let r = exchange(a, &junk).await;
+        assert!(matches!(code(&r), 400 | 505), "{r}");
+    }
+    alive().await;
+
+    // An oversize head: 431, without reading it all.
+    let mut big = b"GET /status HTTP/1.1\r\nX-Pad: ".to_vec();
+    big.resize(64 * 1024, b'a');
+    let r = exchange(a, &big).await;
+    assert_eq!(code(&r), 431, "{r}");
+    alive().await;
+
+    // A client that connects and says nothing is cut off after the head
+    // timeout with 408.
+    let started = Instant::now();
+    let mut idle = TcpStream::connect(a).await.unwrap();
+    let r = read_all(&mut idle).await;
+    assert_eq!(code(&r), 408, "{r}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= limits.head_timeout && waited < limits.head_timeout * 5,
+        "{waited:?}"
+    );
+
+    // An idle client holding a connection does not block the others.
+    let _idle = TcpStream::connect(a).await.unwrap();
+    alive().await;
+    server.stop();
+}
+
+/// The head timeout counts from the connection, not from the last byte:
+/// a client trickling bytes is cut off as one saying nothing is.
+#[tokio::test]
+async fn a_slowloris_is_cut_off_at_the_head_timeout() {
+    let limits = Limits {
+        head_timeout: Duration::from_millis(1000),
+        ..quick()
+    };
+    let (server, _m) = start(limits);
+    let mut slow = TcpStream::connect(server.local_addr()).await.unwrap();
+    let started = Instant::now();
+    for b in b"GET /status HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa" {
+        if started.elapsed() > Duration::from_millis(900) {
+            break;
+        }
+        slow.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = read_all(&mut slow).await;
+    assert_eq!(code(&r), 408, "{r}");
+    // A timer reset by each byte would answer after 1.9 s or more.
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(1600), "{waited:?}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_at_once() {
+    let limits = Limits {
+        max_connections: 2,
+        head_timeout: Duration::from_millis(500),
+        ..quick()
+    };
+    let (server, _m) = start(limits);
+    let a = server.local_addr();
+    let _hold1 = TcpStream::connect(a).await.unwrap();
+    let _hold2 = TcpStream::connect(a).await.unwrap();
+    // Give the accept loop time to take both slots.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let mut third = TcpStream::connect(a).await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(2), third.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        n.map(|n| n == 0).unwrap_or(true),
+        "the third connection must be closed without a reply"
+    );
+    assert!(started.elapsed() < limits.head_timeout, "closed at once");
+    // Once the held connections time out, the server serves again.
+    tokio::time::sleep(limits.head_timeout + Duration::from_millis(200)).await;
+    let r = exchange(a, &get("/status", Some(&format!("Bearer {TOKEN}")))).await;
+    assert_eq!(code(&r), 200, "{r}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_slow_or_failing_status_callback_is_a_5xx_not_a_hang() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let server = api::serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        TOKEN.into(),
+        move || match c.fetch_add(1, Ordering::SeqCst) {
+            0 => {
+                std::thread::sleep(Duration::from_millis(800));
+                "late".into()
+            }
+            1 => panic!("status callback panics on purpose"),
+            _ => STATUS_JSON.into(),
+        },
+        Metrics::new(),
+        quick(),
+    )
+    .unwrap();
+    let a = server.local_addr();
+    let req = get("/status", Some(&format!("Bearer {TOKEN}")));
+    let started = Instant::now();
+    let r = exchange(a, &req).await;
+    assert_eq!(code(&r), 503, "{r}");
+    assert!(started.elapsed() < Duration::from_millis(700));
+    // The late call still holds one of the two status slots; the next
+    // panics in its own slot and is a 500.
+    let r = exchange(a, &req).await;
+    assert_eq!(code(&r), 500, "{r}");
+    let r = exchange(a, &req).await;
+    assert_eq!(code(&r), 200, "{r}");
+    assert_eq!(body(&r), STATUS_JSON);
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_api_refuses_a_weak_token_and_a_taken_port() {
+    let err = api::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        "short".into(),
+        String::new,
+        Metrics::new(),
+    )
+    .unwrap_err();
+    assert!(err.contains("at least 16"), "{err}");
+    let (server, _m) = start(quick());
+    let err = api::serve(
+        server.local_addr(),
+        TOKEN.into(),
+        String::new,
+        Metrics::new(),
+    )
+    .unwrap_err();
+    assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
+    server.stop();
+}
+
+#[test]
+fn the_api_needs_a_runtime() {
+    let err = api::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        TOKEN.into(),
+        String::new,
+        Metrics::new(),
+    )
+    .unwrap_err();
+    assert!(err.contains("tokio runtime"), "{err}");
+}
+
+// ---- token file ----
+
+#[test]
+fn token_files_are_checked() {
+    let dir = temp_dir("token");
+    let write = |name: &str, text: &[u8], mode: u32| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    };
+    let err = api::load_token(&dir.join("absent")).unwrap_err();
+    assert!(
+        err.contains("does not exist") && err.contains("umask 077"),
+        "{err}"
+    );
+    let err = api::load_token(&write("empty", b"\n", 0o600)).unwrap_err();
+    assert!(err.contains("empty"), "{err}");
+    let err = api::load_token(&write("short", b"abc123\n", 0o600)).unwrap_err();
+    assert!(err.contains("6 bytes long; use at least 16"), "{err}");
+    let err = api::load_token(&write("open", TOKEN.as_bytes(), 0o644)).unwrap_err();
+    assert!(
+        err.contains("every user (mode 644)") && err.contains("chmod 600"),
+        "{err}"
+    );
+    let err = api::load_token(&write("spaces", b"0123456789 abcdefgh\n", 0o600)).unwrap_err();
+    assert!(err.contains("spaces"), "{err}");
+    let err = api::load_token(&write("binary", b"\xff\xfe0123456789abcdef", 0o600)).unwrap_err();
+    assert!(err.contains("not text"), "{err}");
+    let err = api::load_token(&dir).unwrap_err();
+    assert!(err.contains("not a regular file"), "{err}");
+    let good = format!("{TOKEN}\n");
+    assert_eq!(
+        api::load_token(&write("good", good.as_bytes(), 0o600)).unwrap(),
+        TOKEN
+    );
+    assert_eq!(
+        api::load_token(&write("group", good.as_bytes(), 0o640)).unwrap(),
+        TOKEN
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---- systemd notifications ----
+
+fn receive(sock: &UnixDatagram) -> String {
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn notifications_reach_a_path_socket() {
+    let dir = temp_dir("notify-path");
+    let path = dir.join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let p = path.to_str().unwrap();
+    for msg in ["READY=1", "WATCHDOG=1", "STOPPING=1"] {
+        notify::send_to(p, msg).unwrap();
+        assert_eq!(receive(&sock), msg);
+    }
+    let err = notify::send_to(dir.join("nobody").to_str().unwrap(), "READY=1").unwrap_err();
+    assert!(err.contains("NOTIFY_SOCKET="), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn notifications_reach_an_abstract_socket() {
+    let name = format!("hafw-ops-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sock = UnixDatagram::bind_addr(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    notify::send_to(&format!("@{name}"), "READY=1").unwrap();
+    assert_eq!(receive(&sock), "READY=1");
+}
+
+/// The only test that touches NOTIFY_SOCKET and WATCHDOG_*: environment
+/// variables are process-wide.
+#[test]
+fn the_environment_selects_the_socket_and_the_watchdog() {
+    let dir = temp_dir("notify-env");
+    let path = dir.join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+
+    std::env::remove_var("NOTIFY_SOCKET");
+    notify::ready().unwrap();
+    std::env::set_var("NOTIFY_SOCKET", &path);
+    notify::ready().unwrap();
+    assert_eq!(receive(&sock), "READY=1");
+    notify::watchdog().unwrap();
+    assert_eq!(receive(&sock), "WATCHDOG=1");
+    notify::status("active, term 4\nREADY=1").unwrap();
+    assert_eq!(receive(&sock), "STATUS=active, term 4 READY=1");
+    notify::stopping().unwrap();
+    assert_eq!(receive(&sock), "STOPPING=1");
+    std::env::set_var("NOTIFY_SOCKET", "relative/path");
+    assert!(notify::ready().is_err());
+    std::env::remove_var("NOTIFY_SOCKET");
+    // Nothing else arrived: the unset and failed sends sent nothing.
+    sock.set_nonblocking(true).unwrap();
+    assert!(sock.recv(&mut [0u8; 64]).is_err());
+
+    std::env::remove_var("WATCHDOG_PID");
+    std::env::remove_var("WATCHDOG_USEC");
+    assert_eq!(notify::watchdog_interval(), None);
+    std::env::set_var("WATCHDOG_USEC", "2000000");
+    assert_eq!(notify::watchdog_interval(), Some(Duration::from_secs(1)));
+    std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
+    assert_eq!(notify::watchdog_interval(), Some(Duration::from_secs(1)));
+    std::env::set_var("WATCHDOG_PID", "1");
+    assert_eq!(notify::watchdog_interval(), None);
+    std::env::remove_var("WATCHDOG_PID");
+    std::env::remove_var("WATCHDOG_USEC");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---- logging ----
+
+/// The only test that installs the global subscriber.
+#[test]
+fn logging_installs_once() {
+    ops::logging::init(true).unwrap();
+    tracing::info!(test = "ops", "JSON logging installed");
+    let err = ops::logging::init(false).unwrap_err();
+    assert!(err.contains("cannot install the logger"), "{err}");
+}

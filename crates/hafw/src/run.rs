@@ -1,0 +1,73 @@
+//! `hafw run`'s arguments; the daemon itself is `hafw_daemon`.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The deployment file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// This node's name (a [[node]] in the file).
+    #[arg(long)]
+    pub node: String,
+    /// Stay active without a peer (no HA): apply the data plane and hold it.
+    #[arg(long)]
+    pub standalone: bool,
+    /// Compare the kernel's live state with the plan and exit (0 same, 1 differs).
+    /// With --standalone the floating addresses are expected too.
+    #[arg(long)]
+    pub check: bool,
+    /// Apply the data plane and exit, leaving it in place: as passive (no
+    /// floating addresses), or with --standalone as active (floating
+    /// addresses added and announced).
+    #[arg(long, conflicts_with = "check")]
+    pub apply_only: bool,
+    /// Test hook: commit this file's nftables text instead of the rendered
+    /// ruleset (to prove how a ruleset the kernel refuses is handled).
+    #[arg(long, hide = true)]
+    pub ruleset: Option<PathBuf>,
+    /// The pre-shared key file (default: the node's `key_file` in the deployment).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Override the deployment's HA timer profile (`default` or `fast`), as
+    /// the lab's benchmarks do; give both nodes the same.
+    #[arg(long, value_parser = ["default", "fast"])]
+    pub ha_profile: Option<String>,
+    /// Serve the read-only status API and metrics on this address (off by default).
+    #[arg(long, requires = "api_token_file")]
+    pub api: Option<std::net::SocketAddr>,
+    /// File holding the API's bearer token (at least 16 characters, not world-readable).
+    #[arg(long)]
+    pub api_token_file: Option<PathBuf>,
+    /// Session sync over HA2: `mirror` keeps the passive's kernel table warm
+    /// (promotion installs nothing), `commit` installs the synced table at
+    /// promotion, `off` syncs nothing.
+    #[arg(long, default_value = "mirror", value_parser = ["mirror", "commit", "off"])]
+    pub session_sync: String,
+    /// Log one JSON object per line instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+    /// The control socket for `hafw status|suspend|resume`.
+    #[arg(long, default_value = hafw_daemon::control::DEFAULT_SOCKET)]
+    pub control: PathBuf,
+}
+
+impl From<RunArgs> for hafw_daemon::RunOptions {
+    fn from(a: RunArgs) -> Self {
+        hafw_daemon::RunOptions {
+            config: a.config,
+            node: a.node,
+            standalone: a.standalone,
+            check: a.check,
+            apply_only: a.apply_only,
+            ruleset: a.ruleset,
+            key_file: a.key_file,
+            ha_profile: a.ha_profile,
+            api: a.api,
+            api_token_file: a.api_token_file,
+            session_sync: a.session_sync,
+            log_json: a.log_json,
+            control: a.control,
+        }
+    }
+}
