@@ -20,12 +20,14 @@ use hafw_model::Deployment;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod error;
 pub mod ha;
 pub mod log;
 pub mod ops;
 pub mod run;
 pub mod sync;
 
+pub use error::DaemonError;
 pub use run::{run, RunOptions};
 
 /// Exit status for a deployment file that does not validate.

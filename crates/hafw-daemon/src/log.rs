@@ -4,6 +4,8 @@
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
+use crate::error::{DaemonError, Level};
+
 #[derive(Clone, Debug)]
 pub struct Log {
     prefix: String,
@@ -40,6 +42,37 @@ impl Log {
         if tracing::dispatcher::has_been_set() {
             tracing::info!(node = %self.prefix, "{message}");
         } else {
+            eprintln!("{} {message}", self.prefix);
+        }
+    }
+}
+
+impl Log {
+    /// Logs an error at the level its kind calls for ([`DaemonError::level`]):
+    /// the one place that decides it.
+    pub fn error(&self, e: &DaemonError) {
+        self.at(e.level(), format_args!("{e}"));
+    }
+
+    pub fn warn(&self, message: impl Display) {
+        self.at(Level::Warn, message);
+    }
+
+    pub fn debug(&self, message: impl Display) {
+        self.at(Level::Debug, message);
+    }
+
+    fn at(&self, level: Level, message: impl Display) {
+        if self.quiet {
+            return;
+        }
+        if tracing::dispatcher::has_been_set() {
+            match level {
+                Level::Debug => tracing::debug!(node = %self.prefix, "{message}"),
+                Level::Warn => tracing::warn!(node = %self.prefix, "{message}"),
+                Level::Error => tracing::error!(node = %self.prefix, "{message}"),
+            }
+        } else if level > Level::Debug {
             eprintln!("{} {message}", self.prefix);
         }
     }
