@@ -435,35 +435,18 @@ fn failover(
         .filter(|l| l.kind == "move" && l.at_ns >= fault_at)
         .map(|l| (l.havip.clone(), ms(l.at_ns as i128 - fault_at as i128)))
         .collect();
-    let status = pair.status(survivor);
-    let tl = status["timelines"]
-        .as_array()
-        .and_then(|a| {
-            a.iter().rev().find(|t| {
-                t["what"]
-                    .as_str()
-                    .is_some_and(|w| w.starts_with("become active"))
-            })
-        })
+    let status = pair.status(survivor).unwrap_or_default();
+    let tl = status
+        .timeline("become active", 0)
         .cloned()
-        .unwrap_or(Value::Null);
-    let detected = tl["started_mono_ns"]
-        .as_u64()
-        .map(|t| ms(t as i128 - fault_at as i128));
-    let phases: Vec<String> = tl["phases"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| {
-                    format!(
-                        "{} {:.2} ms",
-                        p["phase"].as_str().unwrap_or("?"),
-                        p["ms"].as_f64().unwrap_or(0.0)
-                    )
-                })
-                .collect()
-        })
         .unwrap_or_default();
+    let detected =
+        (tl.started_mono_ns > 0).then(|| ms(tl.started_mono_ns as i128 - fault_at as i128));
+    let phases: Vec<String> = tl
+        .phases
+        .iter()
+        .map(|p| format!("{} {:.2} ms", p.phase, p.ms))
+        .collect();
     let through = report.longest_loss_run_start.as_ref().map(|m| {
         let end = probe_start as i128 + (m.sent_at + report.longest_loss_span).as_nanos() as i128;
         ms(end - fault_at as i128)
@@ -484,7 +467,7 @@ fn failover(
         "fault": fault.as_str(), "victim": victim, "new_active": survivor,
         "probes_sent": report.sent, "probes_lost": report.lost, "longest_gap_ms": report.longest_arrival_gap.as_secs_f64() * 1000.0,
         "longest_loss_span_ms": report.longest_loss_span.as_secs_f64() * 1000.0,
-        "promotion_started_ms": detected, "phases": tl["phases"], "havip_moved_ms": moved, "first_probe_through_ms": through,
+        "promotion_started_ms": detected, "phases": serde_json::to_value(&tl.phases).unwrap_or(Value::Null), "havip_moved_ms": moved, "first_probe_through_ms": through,
         "tcp_sessions": n, "tcp_survived": survived,
     });
     if survived < n {

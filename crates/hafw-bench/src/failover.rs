@@ -446,20 +446,18 @@ fn soak(
 }
 
 fn term(pair: &Pair, node: &str) -> u64 {
-    pair.status(node)["term"].as_u64().unwrap_or(0)
+    pair.status(node).map_or(0, |s| s.term)
 }
 
 /// Transitions the node reports within the last `window_ms`. The node
 /// keeps its last 16; 16 here means at least 16.
 fn transitions_within(pair: &Pair, node: &str, window_ms: f64) -> usize {
-    pair.status(node)["transitions"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .filter(|t| t["ms_ago"].as_f64().is_some_and(|a| a < window_ms))
-                .count()
-        })
-        .unwrap_or(0)
+    pair.status(node).map_or(0, |s| {
+        s.transitions
+            .iter()
+            .filter(|t| t.ms_ago.is_some_and(|a| a < window_ms))
+            .count()
+    })
 }
 
 const NOTE: &str = "\

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hafw_daemon::status::{Status, Timeline};
 use hafw_kernel::conntrack::{
     self, status, tcp_state, Conntrack, Entry, Event, Events, TcpInfo, Tuple,
 };
@@ -631,12 +632,15 @@ fn one_promotion(pair: &mut Pair, mode: &str, size: usize) -> Result<Promotion, 
         .map_err(|e| format!("suspend {active}: {e}"))?;
     let timeline = wait_timeline(pair, &passive, at);
     let held = count_synthetic(&passive_ns).unwrap_or(0);
-    let installed = pair.status(&passive)["session_sync"]["last_install"]["sessions"].as_u64();
+    let installed = pair
+        .status(&passive)
+        .and_then(|s| s.session_sync?.last_install)
+        .map(|i| i.sessions);
     pair.heal(Fault::Suspend, &active)
         .map_err(|e| format!("resume {active}: {e}"))?;
     let tl = timeline?;
     let (sessions_ms, total_ms, phases) = phases_of(&tl)
-        .ok_or_else(|| format!("{passive}'s promotion timeline has no sessions phase: {tl}"))?;
+        .ok_or_else(|| format!("{passive}'s promotion timeline has no sessions phase: {tl:?}"))?;
     Ok(Promotion {
         synced_ms,
         sessions_ms,
@@ -644,7 +648,7 @@ fn one_promotion(pair: &mut Pair, mode: &str, size: usize) -> Result<Promotion, 
         phases,
         installed,
         held,
-        error: tl["error"].as_str().map(str::to_string),
+        error: tl.error.clone(),
     })
 }
 
@@ -683,11 +687,11 @@ fn stable_cache_size(pair: &Pair, node: &str) -> u64 {
 
 /// The latest "become active" timeline of `node` started after `since`
 /// (CLOCK_MONOTONIC ns), once it is complete.
-fn wait_timeline(pair: &Pair, node: &str, since: u64) -> Result<Value, String> {
+fn wait_timeline(pair: &Pair, node: &str, since: u64) -> Result<Timeline, String> {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let v = pair.status(node);
-        if let Some(tl) = promotion_timeline(&v, since) {
+        if let Some(tl) = v.as_ref().and_then(|v| promotion_timeline(v, since)) {
             return Ok(tl);
         }
         if Instant::now() > end {
@@ -700,33 +704,24 @@ fn wait_timeline(pair: &Pair, node: &str, since: u64) -> Result<Value, String> {
     }
 }
 
-fn promotion_timeline(status: &Value, since: u64) -> Option<Value> {
-    status["timelines"]
-        .as_array()?
+fn promotion_timeline(status: &Status, since: u64) -> Option<Timeline> {
+    status
+        .timelines
         .iter()
         .rev()
         .find(|t| {
-            t["what"]
-                .as_str()
-                .is_some_and(|w| w.starts_with("become active"))
-                && t["started_mono_ns"].as_u64().is_some_and(|s| s >= since)
-                && t["phases"].as_array().is_some_and(|p| !p.is_empty())
+            t.what.starts_with("become active")
+                && t.started_mono_ns >= since
+                && !t.phases.is_empty()
         })
         .cloned()
 }
 
 /// (sessions phase ms, total ms, every phase) of a timeline.
-fn phases_of(tl: &Value) -> Option<(f64, f64, Phases)> {
-    let phases: Phases = tl["phases"]
-        .as_array()?
-        .iter()
-        .filter_map(|p| Some((p["phase"].as_str()?.to_string(), p["ms"].as_f64()?)))
-        .collect();
+fn phases_of(tl: &Timeline) -> Option<(f64, f64, Phases)> {
+    let phases: Phases = tl.phases.iter().map(|p| (p.phase.clone(), p.ms)).collect();
     let sessions = phases.iter().find(|(n, _)| n == "sessions")?.1;
-    let total = tl["total_ms"]
-        .as_f64()
-        .unwrap_or_else(|| phases.iter().map(|p| p.1).sum());
-    Some((sessions, total, phases))
+    Some((sessions, tl.total_ms, phases))
 }
 
 /// `n` distinct established TCP entries from the servers' subnet to
@@ -805,18 +800,18 @@ fn cleanup(pair: &Pair) -> Result<(), String> {
 // --------------------------------------------------------------- status --
 
 fn counters(pair: &Pair, node: &str) -> Counters {
-    counters_from(&pair.status(node))
+    counters_from(pair.status(node).as_ref())
 }
 
-fn counters_from(v: &Value) -> Counters {
-    let s = &v["session_sync"];
+fn counters_from(v: Option<&Status>) -> Counters {
+    let s = v.and_then(|v| v.session_sync.as_ref());
     Counters {
-        state: v["state"].as_str().unwrap_or("?").to_string(),
-        sessions: s["sessions"].as_u64(),
-        installed: s["installed"].as_u64(),
-        lag_ms: s["lag_ms"].as_f64(),
-        resyncs: s["resyncs"].as_u64(),
-        dropped: s["dropped_messages"].as_u64(),
+        state: v.map_or("?", |v| v.state.as_str()).to_string(),
+        sessions: s.map(|s| s.sessions),
+        installed: s.map(|s| s.installed),
+        lag_ms: s.and_then(|s| s.lag_ms),
+        resyncs: s.map(|s| s.resyncs),
+        dropped: s.map(|s| s.dropped_messages),
     }
 }
 
@@ -1229,7 +1224,7 @@ mod tests {
 
     #[test]
     fn promotion_timeline_is_the_latest_complete_become_active() {
-        let v: Value = serde_json::json!({"timelines": [
+        let v: Status = serde_json::from_value(serde_json::json!({"node_id": 1, "state": "active", "term": 4, "healthy": true, "peer": null, "timelines": [
             {"what": "become active (term 2): start", "started_mono_ns": 50,
              "phases": [{"phase": "sessions", "ms": 9.0}], "total_ms": 9.0},
             {"what": "become passive", "started_mono_ns": 150, "phases": [{"phase": "remove addresses", "ms": 1.0}]},
@@ -1237,26 +1232,31 @@ mod tests {
              "phases": [{"phase": "sessions", "ms": 0.5}, {"phase": "addresses", "ms": 0.25},
                         {"phase": "announce", "ms": 0.1}, {"phase": "confirm", "ms": 0.15}],
              "total_ms": 1.0},
-        ]});
+        ]}))
+        .unwrap();
         assert_eq!(promotion_timeline(&v, 300), None);
         let tl = promotion_timeline(&v, 100).unwrap();
         let (sessions, total, phases) = phases_of(&tl).unwrap();
         assert_eq!((sessions, total, phases.len()), (0.5, 1.0, 4));
         assert_eq!(phases[1], ("addresses".to_string(), 0.25));
-        assert_eq!(promotion_timeline(&Value::Null, 0), None);
+        assert_eq!(promotion_timeline(&Status::default(), 0), None);
     }
 
     #[test]
     fn counters_come_from_the_status_json() {
-        let v = serde_json::json!({"state": "active", "session_sync": {
-            "sessions": 12, "installed": 3, "lag_ms": 0.5, "resyncs": 1, "dropped_messages": 0}});
-        let c = counters_from(&v);
+        let v: Status = serde_json::from_value(serde_json::json!({"node_id": 1, "state": "active",
+            "term": 1, "healthy": true, "peer": null, "session_sync": {
+            "mode": "mirror", "connected": true, "sending": true, "entries_sent": 0, "ready": true,
+            "last_install": null, "sessions": 12, "installed": 3, "lag_ms": 0.5, "resyncs": 1,
+            "dropped_messages": 0}}))
+        .unwrap();
+        let c = counters_from(Some(&v));
         assert_eq!(c.state, "active");
         assert_eq!(
             (c.sessions, c.installed, c.resyncs, c.dropped),
             (Some(12), Some(3), Some(1), Some(0))
         );
         assert_eq!(c.lag_ms, Some(0.5));
-        assert_eq!(counters_from(&Value::Null).sessions, None);
+        assert_eq!(counters_from(None).sessions, None);
     }
 }

@@ -25,6 +25,7 @@ pub mod ha;
 pub mod log;
 pub mod ops;
 pub mod run;
+pub mod status;
 pub mod sync;
 
 pub use error::DaemonError;

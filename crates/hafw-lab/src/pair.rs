@@ -14,6 +14,7 @@ use crate::hosts::{self, ProbeReport, Stop};
 use crate::lab::{self, monotonic_ns, LabError, LogLine};
 use crate::topology;
 use hafw_daemon::control::{self, Request};
+use hafw_daemon::status::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -616,11 +617,7 @@ impl Pair {
             let pending: Vec<String> = self
                 .daemons
                 .iter()
-                .filter(|(n, _)| {
-                    let st = self.status(n);
-                    let sync = &st["session_sync"];
-                    !(st.is_object() && (sync.is_null() || sync["ready"] == true))
-                })
+                .filter(|(n, _)| !self.status(n).is_some_and(|st| st.ready()))
                 .map(|(n, _)| n.clone())
                 .collect();
             if pending.is_empty() {
@@ -650,9 +647,7 @@ impl Pair {
                 .holds_floating(node)
                 .map(|h| if h { "active" } else { "passive" }.to_string());
         }
-        let text = self.request(node, Request::StatusJson).ok()?;
-        let at = text.find("\"state\":\"")? + 9;
-        Some(text[at..].split('"').next()?.to_string())
+        self.status(node).map(|s| s.state)
     }
 
     /// `hafw status` of a node, or why it did not answer.
@@ -666,9 +661,9 @@ impl Pair {
         self.request(node, Request::StatusJson).unwrap_or_default()
     }
 
-    /// `status_json` parsed; `Null` when the node did not answer.
-    pub fn status(&self, node: &str) -> serde_json::Value {
-        serde_json::from_str(&self.status_json(node)).unwrap_or_default()
+    /// A node's typed status; `None` when it did not answer.
+    pub fn status(&self, node: &str) -> Option<Status> {
+        serde_json::from_str(&self.status_json(node)).ok()
     }
 
     fn index(&self, node: &str) -> Result<usize, LabError> {

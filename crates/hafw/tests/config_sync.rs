@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use hafw_daemon::status::Status;
 use hafw_lab::pair::{Fault, Pair};
 use hafw_lab::sessions::Sessions;
 use serde_json::Value;
@@ -78,7 +79,7 @@ fn text(o: &std::process::Output) -> String {
 }
 
 fn config_version(pair: &Pair, node: &str) -> Option<u64> {
-    pair.status(node)["config"]["version"].as_u64()
+    pair.status(node).map(|s| s.config.version)
 }
 
 fn ruleset(pair: &Pair, node: &str) -> String {
@@ -114,9 +115,9 @@ fn a_policy_applied_on_the_active_reaches_the_passive_within_a_second() {
     let v1 = write(&dir, "v1.toml", &with_rule("no-discard"));
 
     // Both start on version 0 with the same policy: no mismatch.
-    let st = pair.status(&active);
-    assert_eq!(st["config"]["version"], 0, "{st}");
-    assert_eq!(st["config"]["mismatch"], false, "{st}");
+    let st = pair.status(&active).expect("the active answers");
+    assert_eq!(st.config.version, 0, "{st}");
+    assert!(!st.config.mismatch, "{st}");
 
     // The passive refuses a local edit, and nothing changes.
     let refused = hafw_cmd(
@@ -187,8 +188,8 @@ fn a_policy_applied_on_the_active_reaches_the_passive_within_a_second() {
 
     // Both show version 1 on both sides, no mismatch; show and diff agree.
     let ok = within(Duration::from_secs(2), || {
-        let st = pair.status(&active);
-        st["config"]["peer_version"] == 1 && st["config"]["mismatch"] == false
+        pair.status(&active)
+            .is_some_and(|st| st.config.peer_version == Some(1) && !st.config.mismatch)
     });
     assert!(ok.is_some(), "{}", pair.status_text(&active));
     let st = pair.status_text(&active);
@@ -269,8 +270,8 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version_with_an_alarm() {
     assert!(applied.status.success(), "{}", text(&applied));
     // The active hears the refusal and flags it.
     let flagged = within(Duration::from_secs(3), || {
-        let st = pair.status(&active);
-        st["config"]["mismatch"] == true && st["config"]["peer_error"].is_string()
+        pair.status(&active)
+            .is_some_and(|st| st.config.mismatch && st.config.peer_error.is_some())
     });
     assert!(
         flagged.is_some(),
@@ -281,13 +282,11 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version_with_an_alarm() {
     let st = pair.status_text(&active);
     assert!(st.contains("MISMATCH") && st.contains("alarm"), "{st}");
     // The passive: still version 0, an alarm, nothing of version 1 anywhere.
-    let pst = pair.status(&passive);
-    assert_eq!(pst["config"]["version"], 0, "{pst}");
-    assert!(pst["config"]["error"].is_string(), "{pst}");
+    let pst = pair.status(&passive).expect("the passive answers");
+    assert_eq!(pst.config.version, 0, "{pst}");
+    assert!(pst.config.error.is_some(), "{pst}");
     assert!(
-        pst["alarms"].as_array().is_some_and(|a| a
-            .iter()
-            .any(|x| x.as_str().is_some_and(|s| s.contains("config sync")))),
+        pst.alarms.iter().any(|a| a.contains("config sync")),
         "{pst}"
     );
     assert!(!ruleset(&pair, &passive).contains("no-discard"));
@@ -315,7 +314,7 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version_with_an_alarm() {
     assert!(ok.is_some(), "{}", pair.daemon_log(&passive));
     assert!(ruleset(&pair, &passive).contains("rule no-discard-2"));
     let ok = within(Duration::from_secs(2), || {
-        pair.status(&active)["config"]["mismatch"] == false
+        pair.status(&active).is_some_and(|st| !st.config.mismatch)
     });
     assert!(ok.is_some(), "{}", pair.status_text(&active));
     pair.stop().unwrap();
@@ -366,27 +365,33 @@ fn a_passive_restarted_from_scratch_is_ready_only_with_the_policy_and_all_sessio
     // Sample its status until it says ready: at that moment it must hold
     // version 1 and every session.
     let mut seen_not_ready = false;
-    let mut at_ready = Value::Null;
+    let mut at_ready = Status::default();
     let ok = within(Duration::from_secs(15), || {
-        let st = pair.status(&passive);
-        if st["session_sync"]["ready"] == true {
-            at_ready = st;
-            true
-        } else {
-            seen_not_ready |= st["session_sync"]["ready"] == false;
-            false
+        let Some(st) = pair.status(&passive) else {
+            return false;
+        };
+        match st.session_sync.as_ref().map(|s| s.ready) {
+            Some(true) => {
+                at_ready = st;
+                true
+            }
+            Some(false) => {
+                seen_not_ready = true;
+                false
+            }
+            None => false,
         }
     });
     assert!(ok.is_some(), "never ready:\n{}", pair.daemon_log(&passive));
     assert_eq!(
-        at_ready["config"]["version"],
+        at_ready.config.version,
         1,
         "{at_ready}\n--- {passive}\n{}\n--- {active}\n{}",
         pair.daemon_log(&passive),
         pair.daemon_log(&active)
     );
     assert!(
-        at_ready["session_sync"]["sessions"].as_u64().unwrap_or(0) >= N as u64,
+        at_ready.session_sync.as_ref().map_or(0, |s| s.sessions) >= N as u64,
         "{at_ready}"
     );
     // The daemon's own order of events says the same (its log lines may

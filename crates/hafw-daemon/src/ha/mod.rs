@@ -19,9 +19,9 @@ use tokio::sync::oneshot;
 
 /// What the rest of the daemon asks of the HA thread.
 pub enum HaRequest {
+    /// The HA part of the node's status.
     Status {
-        json: bool,
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<crate::status::Status>,
     },
     Command {
         cmd: Command,

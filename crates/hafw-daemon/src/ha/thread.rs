@@ -284,14 +284,9 @@ async fn run(
             }
             req = requests.recv() => match req {
                 None => return,
-                Some(HaRequest::Status { json, reply }) => {
+                Some(HaRequest::Status { reply }) => {
                     let tl = timelines.lock().map(|t| t.clone()).unwrap_or_default();
-                    let text = if json {
-                        status::json(&node.status(), &setup, &tl, &opener.counters(), &transport, origin)
-                    } else {
-                        status::text(&node.status(), &setup, &tl, &opener.counters(), &transport, origin)
-                    };
-                    let _ = reply.send(text);
+                    let _ = reply.send(status::build(&node.status(), &setup, &tl, &opener.counters(), &transport, origin));
                 }
                 Some(HaRequest::Command { cmd, reply }) => {
                     node.handle_command(now(), cmd);

@@ -89,9 +89,11 @@ pub fn run(args: RunOptions) -> ExitCode {
                 key_file: &key_file,
                 control: &args.control,
             },
-            args.ha_profile.clone(),
-            api,
-            &args.session_sync,
+            paired::Options {
+                ha_profile: args.ha_profile.clone(),
+                api,
+                session_sync: args.session_sync.clone(),
+            },
         );
     }
     standalone::run_standalone(plan, dep.policy.ha.garp.clone(), standalone::Mode::Hold)

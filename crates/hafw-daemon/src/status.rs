@@ -1,0 +1,518 @@
+//! The node's status as one typed value: built by the daemon (the HA
+//! thread fills the HA part, the paired node adds session sync and config),
+//! shown by `hafw status` ([`std::fmt::Display`]), served as JSON by `hafw
+//! status --json` and the API, and read back with serde by the lab harness,
+//! the benchmarks and the tests. One type, so no reader scrapes text.
+//!
+//! Times are relative to the moment the status was taken (`*_ms_ago`) or
+//! CLOCK_MONOTONIC (`started_mono_ns`), so a reader in another process can
+//! line them up with its own clock.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigView;
+use crate::sync::SyncStatus;
+
+/// Everything `hafw status` shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub node_id: u32,
+    /// `initial`, `passive`, `active`, `suspended` or `non-functional`.
+    pub state: String,
+    pub term: u64,
+    pub healthy: bool,
+    #[serde(default)]
+    pub monitor_reason: String,
+    /// The peer's name from the deployment file (known before it is heard).
+    #[serde(default)]
+    pub peer_name: String,
+    /// What the peer's heartbeats say; `None` until one is heard.
+    pub peer: Option<Peer>,
+    #[serde(default)]
+    pub paths: Vec<Path>,
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+    #[serde(default)]
+    pub timelines: Vec<Timeline>,
+    /// HA messages opened, by outcome: `accepted` and each reason to refuse.
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
+    /// HA messages refused, all reasons.
+    #[serde(default)]
+    pub dropped_total: u64,
+    #[serde(default)]
+    pub send_errors: u64,
+    /// Absent when session sync is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_sync: Option<SessionSync>,
+    #[serde(default)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Peer {
+    pub name: String,
+    pub node_id: u32,
+    pub state: String,
+    pub term: u64,
+    pub priority: u8,
+    pub healthy: bool,
+    pub alive: bool,
+    pub config_version: u64,
+    pub last_heard_ms_ago: Option<f64>,
+}
+
+/// One heartbeat path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Path {
+    pub name: Option<String>,
+    pub up: bool,
+    pub rtt_ms: Option<f64>,
+    /// The path's current detection time (adaptive).
+    pub detection_ms: Option<f64>,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub stale: u64,
+    pub last_heard_ms_ago: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Transition {
+    pub from: String,
+    pub to: String,
+    pub term: u64,
+    pub cause: String,
+    pub ms_ago: Option<f64>,
+}
+
+/// The phases of one promotion or demotion, as the executor timed them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timeline {
+    pub what: String,
+    pub started_mono_ns: u64,
+    pub error: Option<String>,
+    pub phases: Vec<Phase>,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Phase {
+    pub phase: String,
+    pub ms: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionSync {
+    pub mode: String,
+    pub connected: bool,
+    /// This node streams its table (the active) rather than holding the peer's.
+    pub sending: bool,
+    /// The sessions this node answers for: the passive's cache, the active's kernel count.
+    pub sessions: u64,
+    pub entries_sent: u64,
+    pub installed: u64,
+    pub lag_ms: Option<f64>,
+    pub resyncs: u64,
+    pub dropped_messages: u64,
+    pub ready: bool,
+    pub last_install: Option<Install>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Install {
+    pub sessions: u64,
+    pub ms: f64,
+}
+
+/// This node's and its peer's policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub version: u64,
+    pub hash: String,
+    pub peer_version: Option<u64>,
+    pub peer_hash: Option<String>,
+    pub mismatch: bool,
+    /// A failure to apply here.
+    pub error: Option<String>,
+    /// The peer's refusal of our last offer.
+    pub peer_error: Option<String>,
+    pub restart_needed: Option<String>,
+    /// Config sync runs (there is an HA2 path and session sync is on).
+    pub sync: bool,
+}
+
+impl Status {
+    pub fn is_active(&self) -> bool {
+        self.state == "active"
+    }
+
+    /// Ready to take over with nothing lost (systemd's READY=1): active, or
+    /// holding the peer's table and policy. Without session sync there is
+    /// nothing to wait for.
+    pub fn ready(&self) -> bool {
+        self.session_sync.as_ref().is_none_or(|s| s.ready)
+    }
+
+    /// The newest timeline whose description starts with `what` and that
+    /// started at or after `since_mono_ns`.
+    pub fn timeline(&self, what: &str, since_mono_ns: u64) -> Option<&Timeline> {
+        self.timelines
+            .iter()
+            .rev()
+            .find(|t| t.what.starts_with(what) && t.started_mono_ns >= since_mono_ns)
+    }
+
+    /// The JSON `hafw status --json` prints: one object and a newline.
+    pub fn to_json(&self) -> String {
+        match serde_json::to_string(self) {
+            Ok(s) => s + "\n",
+            // A struct of strings and numbers always serializes; say so if not.
+            Err(e) => format!("{{\"error\":\"status: {e}\"}}\n"),
+        }
+    }
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.1} ms")
+}
+
+fn ago(v: Option<f64>) -> String {
+    match v {
+        Some(v) => format!("{} ago", ms(v)),
+        None => "never".into(),
+    }
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..8).unwrap_or(hash)
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, o: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            o,
+            "node      id {}  {}  term {}  {}",
+            self.node_id,
+            self.state,
+            self.term,
+            if self.healthy { "healthy" } else { "UNHEALTHY" }
+        )?;
+        if !self.healthy {
+            writeln!(o, "          monitor: {}", self.monitor_reason)?;
+        }
+        match &self.peer {
+            Some(p) => writeln!(
+                o,
+                "peer      {} (id {})  {}  term {}  priority {}  {}  {}  last heard {}",
+                p.name,
+                p.node_id,
+                p.state,
+                p.term,
+                p.priority,
+                if p.healthy { "healthy" } else { "unhealthy" },
+                if p.alive { "alive" } else { "LOST" },
+                ago(p.last_heard_ms_ago)
+            )?,
+            None => writeln!(o, "peer      {}  never heard", self.peer_name)?,
+        }
+        writeln!(o, "paths")?;
+        for (i, p) in self.paths.iter().enumerate() {
+            writeln!(
+                o,
+                "  {i} {:<32} {:<5} rtt {:<9} detect {:<9} sent {} received {} lost {} stale {}  last heard {}",
+                p.name.as_deref().unwrap_or("?"),
+                if p.up { "up" } else { "DOWN" },
+                p.rtt_ms.map(ms).unwrap_or_else(|| "-".into()),
+                p.detection_ms.map(ms).unwrap_or_else(|| "-".into()),
+                p.sent,
+                p.received,
+                p.lost,
+                p.stale,
+                ago(p.last_heard_ms_ago)
+            )?;
+        }
+        if self.alarms.is_empty() {
+            writeln!(o, "alarms    none")?;
+        } else {
+            for a in &self.alarms {
+                writeln!(o, "alarm     {a}")?;
+            }
+        }
+        match self.transitions.last() {
+            Some(t) => writeln!(
+                o,
+                "last transition  {} -> {} (term {}) {}: {}",
+                t.from,
+                t.to,
+                t.term,
+                ago(t.ms_ago),
+                t.cause
+            )?,
+            None => writeln!(o, "last transition  none")?,
+        }
+        if let Some(t) = self.timelines.last() {
+            let phases: Vec<String> = t
+                .phases
+                .iter()
+                .map(|p| format!("{} {}", p.phase, ms(p.ms)))
+                .collect();
+            writeln!(
+                o,
+                "timeline  {} (total {})",
+                phases.join(", "),
+                ms(t.total_ms)
+            )?;
+            if let Some(e) = &t.error {
+                writeln!(o, "          error: {e}")?;
+            }
+        }
+        writeln!(
+            o,
+            "dropped   {} HA messages ({}), {} send errors",
+            self.dropped_total,
+            self.dropped
+                .iter()
+                .filter(|(k, n)| **n > 0 && k.as_str() != "accepted")
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.send_errors
+        )?;
+        if let Some(st) = &self.session_sync {
+            writeln!(
+                o,
+                "sessions  {} mode, HA2 {}, {} {} sessions{}, {} installed here, lag {}, resyncs {}, dropped {}, {}",
+                st.mode,
+                if st.connected { "connected" } else { "DISCONNECTED" },
+                if st.sending { "sending" } else { "holding" },
+                st.sessions,
+                if st.sending {
+                    format!(" ({} changes sent)", st.entries_sent)
+                } else {
+                    String::new()
+                },
+                st.installed,
+                st.lag_ms
+                    .map(|l| format!("{l:.1} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                st.resyncs,
+                st.dropped_messages,
+                if st.ready {
+                    "ready"
+                } else {
+                    "NOT READY (no full table or policy yet)"
+                }
+            )?;
+        }
+        let c = &self.config;
+        writeln!(
+            o,
+            "config    version {} ({}){}{}",
+            c.version,
+            short(&c.hash),
+            match (c.peer_version, &c.peer_hash) {
+                (Some(v), Some(h)) => format!("  peer version {v} ({})", short(h)),
+                _ if !c.sync => "  (config sync off)".into(),
+                _ => "  peer version unknown".into(),
+            },
+            if c.mismatch { "  [MISMATCH]" } else { "" }
+        )?;
+        for e in c.error.iter().chain(&c.peer_error) {
+            writeln!(o, "alarm     config sync: {e}")?;
+        }
+        if let Some(r) = &c.restart_needed {
+            writeln!(o, "          restart needed: {r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds session sync's and the config task's parts to the HA thread's
+/// status; a config failure on either side is also an alarm.
+pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
+    let hex = crate::config::hex;
+    let cs = sync.map(|st| &st.config);
+    let peer = cs.and_then(|c| c.peer);
+    let peer_error = cs.and_then(|c| match &c.peer_result {
+        Some((version, false, e)) => Some(format!(
+            "the peer did not apply policy version {version}: {}",
+            e.as_deref().unwrap_or("no reason given")
+        )),
+        _ => None,
+    });
+    s.config = Config {
+        version: view.version,
+        hash: hex(&view.hash),
+        peer_version: peer.map(|p| p.0),
+        peer_hash: peer.map(|p| hex(&p.1)),
+        mismatch: peer.is_some_and(|p| p != (view.version, view.hash)),
+        // Cleared by the next policy applied here.
+        error: view.error.clone(),
+        peer_error,
+        restart_needed: view.restart.clone(),
+        sync: sync.is_some(),
+    };
+    for e in s.config.error.iter().chain(&s.config.peer_error) {
+        s.alarms.push(format!("config sync: {e}"));
+    }
+    s.session_sync = sync.map(|st| SessionSync {
+        mode: st.mode.clone(),
+        connected: st.connected,
+        sending: st.role_active,
+        sessions: sessions(st),
+        entries_sent: st.entries_sent,
+        installed: st.synced_entries,
+        lag_ms: st.lag_ms,
+        resyncs: st.resyncs,
+        dropped_messages: st.dropped,
+        ready: st.ready,
+        last_install: st.last_install.map(|(n, d)| Install {
+            sessions: n as u64,
+            ms: d.as_secs_f64() * 1000.0,
+        }),
+    });
+}
+
+/// The sessions a node answers for: the passive's sync cache; on the
+/// active, the kernel's conntrack count (this process's namespace), read
+/// when asked rather than tracked per event.
+pub fn sessions(st: &SyncStatus) -> u64 {
+    if !st.role_active {
+        return st.sessions_known as u64;
+    }
+    std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Status {
+        Status {
+            node_id: 1,
+            state: "active".into(),
+            term: 4,
+            healthy: true,
+            peer_name: "fw-b".into(),
+            peer: Some(Peer {
+                name: "fw-b".into(),
+                node_id: 2,
+                state: "passive".into(),
+                term: 4,
+                priority: 100,
+                healthy: true,
+                alive: false,
+                config_version: 3,
+                last_heard_ms_ago: Some(1500.0),
+            }),
+            paths: vec![Path {
+                name: Some("mgmt 10.0.0.1 -> 10.0.0.2".into()),
+                up: false,
+                ..Path::default()
+            }],
+            alarms: vec!["peer lost".into()],
+            timelines: vec![Timeline {
+                what: "become active (term 4): peer lost".into(),
+                started_mono_ns: 10,
+                phases: vec![Phase {
+                    phase: "add addresses".into(),
+                    ms: 0.5,
+                }],
+                total_ms: 0.5,
+                error: None,
+            }],
+            dropped: [
+                ("accepted".to_string(), 90),
+                ("bad tag".to_string(), 2),
+                ("replay".to_string(), 0),
+            ]
+            .into(),
+            dropped_total: 2,
+            session_sync: Some(SessionSync {
+                mode: "mirror".into(),
+                connected: false,
+                sending: true,
+                sessions: 12,
+                ready: true,
+                ..SessionSync::default()
+            }),
+            config: Config {
+                version: 3,
+                hash: "d7b9ec9f00".into(),
+                peer_version: Some(3),
+                peer_hash: Some("d7b9ec9f00".into()),
+                sync: true,
+                ..Config::default()
+            },
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn json_round_trips_into_the_same_value() {
+        let s = sample();
+        let back: Status = serde_json::from_str(&s.to_json()).expect("parse");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn the_json_keeps_the_field_names_readers_use() {
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json()).expect("parse");
+        assert_eq!(v["state"], "active");
+        assert_eq!(v["session_sync"]["ready"], true);
+        assert_eq!(v["config"]["version"], 3);
+        assert_eq!(v["timelines"][0]["phases"][0]["phase"], "add addresses");
+        assert_eq!(v["peer"]["last_heard_ms_ago"], 1500.0);
+    }
+
+    #[test]
+    fn the_text_says_what_is_wrong() {
+        let text = sample().to_string();
+        assert!(text.contains("peer      fw-b (id 2)  passive"), "{text}");
+        assert!(text.contains("LOST"), "{text}");
+        assert!(text.contains("alarm     peer lost"), "{text}");
+        assert!(text.contains("HA2 DISCONNECTED"), "{text}");
+        assert!(
+            text.contains("dropped   2 HA messages (bad tag 2)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("config    version 3 (d7b9ec9f)  peer version 3 (d7b9ec9f)"),
+            "{text}"
+        );
+        assert!(text.contains("timeline  add addresses 0.5 ms (total 0.5 ms)"));
+    }
+
+    #[test]
+    fn a_status_without_sync_is_ready_and_says_config_sync_is_off() {
+        let s = Status {
+            state: "passive".into(),
+            ..Status::default()
+        };
+        assert!(s.ready());
+        assert!(!s.is_active());
+        assert!(s.to_string().contains("(config sync off)"));
+        let mut waiting = sample();
+        if let Some(x) = waiting.session_sync.as_mut() {
+            x.ready = false;
+        }
+        assert!(!waiting.ready());
+    }
+}
