@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use hafw_model::render::node::HaTimers;
 use hafw_model::spec::{Deployment, HaProfile};
 
+use crate::keepalived::Timers;
+
 use crate::hosts::{self, ProbeReport, Stop};
 use crate::lab::{self, monotonic_ns, LabError, LogLine};
 use crate::topology;
@@ -74,7 +76,7 @@ pub struct Pair {
     pub dep: Deployment,
     pub file: PathBuf,
     exe: PathBuf,
-    profile: String,
+    profile: Profile,
     /// Serve the status API on 127.0.0.1 inside each firewall.
     api: bool,
     extra: Vec<String>,
@@ -90,6 +92,56 @@ pub struct Pair {
 /// Profiles that run keepalived instead of hafw's HA core (the baseline).
 pub const KEEPALIVED_DEFAULT: &str = "keepalived";
 pub const KEEPALIVED_FASTEST: &str = "keepalived-fastest";
+
+/// What a lab pair runs: hafw with one of its timer profiles, or
+/// keepalived (the baseline) with its default or its fastest advert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Hafw(HaProfile),
+    Keepalived(Timers),
+}
+
+impl Profile {
+    pub const KEEPALIVED: Profile = Profile::Keepalived(Timers::Default);
+    pub const KEEPALIVED_FASTEST: Profile = Profile::Keepalived(Timers::Fastest);
+
+    /// The name the benches and tests give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Hafw(p) => p.as_str(),
+            Profile::Keepalived(Timers::Default) => KEEPALIVED_DEFAULT,
+            Profile::Keepalived(Timers::Fastest) => KEEPALIVED_FASTEST,
+        }
+    }
+}
+
+impl From<HaProfile> for Profile {
+    fn from(p: HaProfile) -> Profile {
+        Profile::Hafw(p)
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so a width in a format string (a table column) applies.
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            KEEPALIVED_DEFAULT => Ok(Profile::KEEPALIVED),
+            KEEPALIVED_FASTEST => Ok(Profile::KEEPALIVED_FASTEST),
+            _ => s.parse::<HaProfile>().map(Profile::Hafw).map_err(|_| {
+                format!(
+                    "unknown HA profile `{s}`: use `default`, `fast`, `{KEEPALIVED_DEFAULT}` or `{KEEPALIVED_FASTEST}`"
+                )
+            }),
+        }
+    }
+}
 
 /// conntrackd on PATH, if installed: the keepalived baseline then runs it
 /// for session sync, as keepalived is run on a NAT firewall.
@@ -170,11 +222,7 @@ impl Pair {
         api: bool,
         extra: &[&str],
     ) -> Result<Pair, LabError> {
-        if !["default", "fast", KEEPALIVED_DEFAULT, KEEPALIVED_FASTEST].contains(&profile) {
-            return Err(err(format!(
-                "unknown HA profile `{profile}`: use `default`, `fast`, `{KEEPALIVED_DEFAULT}` or `{KEEPALIVED_FASTEST}`"
-            )));
-        }
+        let profile: Profile = profile.parse().map_err(err)?;
         let text = std::fs::read_to_string(file)
             .map_err(|e| err(format!("read {}: {e}", file.display())))?;
         let dep = hafw_model::parse(&file.display().to_string(), &text)
@@ -192,7 +240,7 @@ impl Pair {
             lab: lab_name.to_string(),
             daemons: dep.nodes.iter().map(|n| (n.name.clone(), None)).collect(),
             syncd: dep.nodes.iter().map(|_| None).collect(),
-            conntrackd: if profile.starts_with(KEEPALIVED_DEFAULT) {
+            conntrackd: if matches!(profile, Profile::Keepalived(_)) {
                 conntrackd_path()
             } else {
                 None
@@ -200,7 +248,7 @@ impl Pair {
             dep,
             file: file.to_path_buf(),
             exe: exe.to_path_buf(),
-            profile: profile.to_string(),
+            profile,
             api,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             runtime,
@@ -276,7 +324,7 @@ impl Pair {
 
     /// Whether this pair runs keepalived (the baseline) instead of hafw.
     pub fn is_keepalived(&self) -> bool {
-        self.profile.starts_with(KEEPALIVED_DEFAULT)
+        matches!(self.profile, Profile::Keepalived(_))
     }
 
     /// Whether conntrackd runs beside keepalived (the baseline's session
@@ -368,10 +416,9 @@ impl Pair {
     }
 
     fn keepalived_timers(&self) -> crate::keepalived::Timers {
-        if self.profile == KEEPALIVED_FASTEST {
-            crate::keepalived::Timers::Fastest
-        } else {
-            crate::keepalived::Timers::Default
+        match self.profile {
+            Profile::Keepalived(t) => t,
+            Profile::Hafw(_) => Timers::Default,
         }
     }
 
@@ -503,7 +550,7 @@ impl Pair {
         cmd.arg("run")
             .arg("--config")
             .arg(self.node_config(&node))
-            .args(["--node", &node, "--ha-profile", &self.profile])
+            .args(["--node", &node, "--ha-profile", self.profile.as_str()])
             .arg("--key-file")
             .arg(lab::key_file(&self.lab))
             .arg("--control")
@@ -880,12 +927,10 @@ impl Pair {
             };
         }
         let mut ha = self.dep.policy.ha.clone();
-        ha.profile = if self.profile == "fast" {
-            HaProfile::Fast
-        } else {
-            HaProfile::Default
-        };
-        Duration::from_millis(HaTimers::resolve(&ha).detection_ms())
+        if let Profile::Hafw(p) = self.profile {
+            ha.profile = p;
+        }
+        HaTimers::resolve(&ha).detection()
     }
 
     /// The other node of the pair.

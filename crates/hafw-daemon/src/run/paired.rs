@@ -40,7 +40,7 @@ pub fn run(
     dep: Deployment,
     plan: NodePlan,
     paths: Paths<'_>,
-    ha_profile: Option<String>,
+    ha_profile: Option<hafw_model::spec::HaProfile>,
     api: Option<(std::net::SocketAddr, String)>,
     session_sync: &str,
 ) -> ExitCode {
@@ -70,7 +70,7 @@ async fn serve(
     dep: Deployment,
     plan: NodePlan,
     paths: Paths<'_>,
-    ha_profile: Option<String>,
+    ha_profile: Option<hafw_model::spec::HaProfile>,
     api: Option<(std::net::SocketAddr, String)>,
     session_sync: &str,
     log: Log,
@@ -85,7 +85,7 @@ async fn serve(
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     // Everything that can be refused is checked before the kernel changes.
-    let setup = ha::setup::resolve(&dep, &plan, key_file)?;
+    let setup = ha::setup::resolve(&plan, key_file)?;
     let listener = control::bind(control_path)?;
     let nl = Rtnl::connect().map_err(|e| e.to_string())?;
     let applied = apply::apply(&nl, &plan, false, &log)
@@ -256,7 +256,7 @@ async fn serve(
         handles.requests.clone(),
         log.clone(),
     ));
-    let garp = dep.policy.ha.garp.clone();
+    let garp = plan.ha.garp.clone();
     let executor = tokio::spawn(ha::executor::execute(
         nl.clone(),
         plan.clone(),
@@ -407,12 +407,7 @@ fn start_sync(
         log.info("session sync off: no HA2 path in policy.ha.paths");
         return Ok(None);
     };
-    let peer_id = dep
-        .nodes
-        .iter()
-        .position(|n| Some(&n.name) == plan.peer.as_ref())
-        .map(|i| i as u32 + 1)
-        .unwrap_or(0);
+    let peer_id = plan.ha.peer_id.unwrap_or(0);
     let sync_setup = crate::sync::SyncSetup {
         local: std::net::SocketAddr::new(local.0.into(), plan.ha.port),
         peer: std::net::SocketAddr::new(peer.0.into(), plan.ha.port),
