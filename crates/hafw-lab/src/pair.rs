@@ -926,11 +926,11 @@ impl Pair {
                 crate::keepalived::Timers::Default => Duration::from_millis(3_700),
             };
         }
-        let mut ha = self.dep.policy.ha.clone();
-        if let Profile::Hafw(p) = self.profile {
-            ha.profile = p;
-        }
-        HaTimers::resolve(&ha).detection()
+        let profile = match self.profile {
+            Profile::Hafw(p) => Some(p),
+            Profile::Keepalived(_) => None,
+        };
+        HaTimers::resolve_with(&self.dep.policy.ha, profile).detection()
     }
 
     /// The other node of the pair.
@@ -1020,5 +1020,28 @@ impl Pair {
 impl Drop for Pair {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_from_the_names_the_benches_use() {
+        for (name, want) in [
+            ("default", Profile::Hafw(HaProfile::Default)),
+            ("fast", Profile::Hafw(HaProfile::Fast)),
+            ("keepalived", Profile::KEEPALIVED),
+            ("keepalived-fastest", Profile::KEEPALIVED_FASTEST),
+        ] {
+            assert_eq!(name.parse::<Profile>(), Ok(want));
+            assert_eq!(want.as_str(), name);
+        }
+        let e = "quick".parse::<Profile>().unwrap_err();
+        assert!(
+            e.contains("`quick`") && e.contains("keepalived-fastest"),
+            "{e}"
+        );
     }
 }

@@ -382,11 +382,9 @@ impl ConfigTask {
 
     /// Full validation, then this node's plan.
     fn plan_of(&self, name: &str, text: &str) -> Result<NodePlan, String> {
-        let mut dep = hafw_model::parse(name, text).map_err(|d| d.to_string())?;
-        if let Some(profile) = self.ha_profile {
-            dep.policy.ha.profile = profile;
-        }
-        hafw_model::render::node::plan(&dep, &self.node).map_err(|e| format!("{name}: {e}"))
+        let dep = hafw_model::parse(name, text).map_err(|d| d.to_string())?;
+        hafw_model::render::node::plan_with(&dep, &self.node, self.ha_profile)
+            .map_err(|e| format!("{name}: {e}"))
     }
 
     /// Prepare, apply, persist; on any failure this node stays on its

@@ -102,11 +102,9 @@ pub fn run(args: RunOptions) -> ExitCode {
 }
 
 fn load_plan(args: &RunOptions) -> Result<(Deployment, NodePlan), ExitCode> {
-    let mut dep = crate::load(&args.config)?;
-    if let Some(profile) = args.ha_profile {
-        dep.policy.ha.profile = profile;
-    }
-    let mut plan = hafw_model::render::node::plan(&dep, &args.node).map_err(|e| {
+    let dep = crate::load(&args.config)?;
+    let plan = hafw_model::render::node::plan_with(&dep, &args.node, args.ha_profile);
+    let mut plan = plan.map_err(|e| {
         eprintln!("{}: error: {e}", args.config.display());
         ExitCode::from(crate::EXIT_INVALID)
     })?;

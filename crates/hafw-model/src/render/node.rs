@@ -122,12 +122,19 @@ pub const FAST_MISS_COUNT: u32 = 3;
 impl HaTimers {
     /// The profile's timers, each overridden by an explicit setting.
     pub fn resolve(ha: &Ha) -> HaTimers {
-        let (interval, misses) = match ha.profile {
+        HaTimers::resolve_with(ha, None)
+    }
+
+    /// As [`HaTimers::resolve`], with `profile` (`hafw run --ha-profile`)
+    /// in place of the file's; explicit timers in the file still win.
+    pub fn resolve_with(ha: &Ha, profile: Option<HaProfile>) -> HaTimers {
+        let profile = profile.unwrap_or(ha.profile);
+        let (interval, misses) = match profile {
             HaProfile::Default => (DEFAULT_HEARTBEAT_MS, DEFAULT_MISS_COUNT),
             HaProfile::Fast => (FAST_HEARTBEAT_MS, FAST_MISS_COUNT),
         };
         HaTimers {
-            profile: ha.profile,
+            profile,
             heartbeat_interval_ms: ha.heartbeat_interval_ms.unwrap_or(IntervalMs::of(interval)),
             miss_count: ha.miss_count.unwrap_or(Count::of(misses)),
         }
@@ -200,6 +207,16 @@ pub struct RoutePlan {
 /// passed validation; a reference that still does not resolve is an error
 /// naming it, never a guess.
 pub fn plan(dep: &Deployment, node: &str) -> Result<NodePlan, String> {
+    plan_with(dep, node, None)
+}
+
+/// As [`plan`], with the HA timer profile overridden (`hafw run
+/// --ha-profile`): the one place the override is applied.
+pub fn plan_with(
+    dep: &Deployment,
+    node: &str,
+    profile: Option<HaProfile>,
+) -> Result<NodePlan, String> {
     // Node ids are positions in the file's `[[node]]` list, from 1: both
     // nodes compute the same ids, and the tie-break (lower id wins) follows
     // the file.
@@ -223,7 +240,14 @@ pub fn plan(dep: &Deployment, node: &str) -> Result<NodePlan, String> {
         me: node_id(me_at)?,
         peer: peer_at.map(|(at, _)| node_id(at)).transpose()?,
     };
-    let ha = ha_plan(dep, me, ids, &interfaces, peer_interfaces.as_deref())?;
+    let ha = ha_plan(
+        dep,
+        me,
+        ids,
+        profile,
+        &interfaces,
+        peer_interfaces.as_deref(),
+    )?;
     let floating = floating(dep, &interfaces)?;
     let routes = routes(dep, &interfaces)?;
     let ha_peers = ha_peers(&ha, &interfaces, peer_interfaces.as_deref());
@@ -313,6 +337,7 @@ fn ha_plan(
     dep: &Deployment,
     me: &Node,
     ids: NodeIds,
+    profile: Option<HaProfile>,
     mine: &[Interface],
     peer: Option<&[Interface]>,
 ) -> Result<HaPlan, String> {
@@ -341,7 +366,7 @@ fn ha_plan(
             peer: peer_addr,
         });
     }
-    let timers = HaTimers::resolve(ha);
+    let timers = HaTimers::resolve_with(ha, profile);
     Ok(HaPlan {
         node_id: ids.me,
         peer_id: ids.peer,

@@ -73,6 +73,29 @@ fn timers_follow_the_profile_and_explicit_settings_win() {
     assert_eq!(plan(&dep, "fw-a").unwrap().ha.timers.detection_ms(), 500);
 }
 
+#[test]
+fn the_profile_override_replaces_the_files_but_not_explicit_timers() {
+    let mut dep = load("seed", SEED);
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Fast))
+        .unwrap()
+        .ha
+        .timers;
+    assert_eq!((t.profile, timers(t)), (HaProfile::Fast, (5, 3, 15)));
+    dep.policy.ha.profile = HaProfile::Fast;
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default))
+        .unwrap()
+        .ha;
+    assert_eq!(timers(t.timers), (200, 5, 1000));
+    // The derived waits follow the timers that run, not the file's.
+    assert_eq!(t.takeover_wait, Duration::from_millis(800));
+    dep.policy.ha.heartbeat_interval_ms = IntervalMs::new(50);
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default))
+        .unwrap()
+        .ha
+        .timers;
+    assert_eq!(timers(t), (50, 5, 250));
+}
+
 /// A file that sets nothing about HA runs the core's own defaults: one set.
 #[test]
 fn the_core_config_of_an_unset_file_is_the_cores_default() {
@@ -299,4 +322,24 @@ fn display_prints_every_section_then_the_ruleset() {
     }
     assert!(text.ends_with(&p.ruleset.text));
     assert_eq!(text, plan(&load("seed", SEED), "fw-a").unwrap().to_string());
+}
+
+#[test]
+fn the_profile_parses_from_its_name_and_nothing_else() {
+    for p in HaProfile::ALL {
+        assert_eq!(p.as_str().parse::<HaProfile>(), Ok(p));
+        assert_eq!(p.to_string(), p.as_str());
+    }
+    assert_eq!(format!("[{:<8}]", HaProfile::Fast), "[fast    ]");
+    let e = "Fast".parse::<HaProfile>().unwrap_err();
+    assert_eq!(e, "unknown HA profile `Fast`: use `default` or `fast`");
+    assert!("".parse::<HaProfile>().is_err());
+}
+
+#[test]
+fn non_zero_types_refuse_zero() {
+    assert_eq!(IntervalMs::new(0), None);
+    assert_eq!(Count::try_from(0).map(u32::from).ok(), None);
+    assert_eq!(IntervalMs::try_from(7).map(u32::from), Ok(7));
+    assert_eq!(IntervalMs::of(250).duration(), Duration::from_millis(250));
 }
