@@ -28,8 +28,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// HA timer profile for the run (default: the file's).
-    #[arg(long, value_parser = ["default", "fast"])]
-    pub profile: Option<String>,
+    #[arg(long, value_enum)]
+    pub profile: Option<hafw_model::spec::HaProfile>,
     /// Established TCP sessions kept open across each failover.
     #[arg(long, default_value_t = 20)]
     pub sessions: usize,
@@ -107,13 +107,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let profile = args
-        .profile
-        .clone()
-        .unwrap_or_else(|| match dep.policy.ha.profile {
-            hafw_model::spec::HaProfile::Fast => "fast".into(),
-            hafw_model::spec::HaProfile::Default => "default".into(),
-        });
+    let profile = args.profile.unwrap_or(dep.policy.ha.profile);
     println!(
         "hafw lab demo: deployment `{}` ({}), lab `{lab_name}`, HA timers `{profile}`",
         dep.name,
@@ -129,7 +123,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         &file,
         &lab_name,
         &exe,
-        &profile,
+        profile,
         args.sessions,
         args.break_passive,
     );
@@ -147,7 +141,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
             .collect();
         println!(
             "{}",
-            json!({"deployment": dep.name, "lab": lab_name, "profile": profile, "steps": steps,
+            json!({"deployment": dep.name, "lab": lab_name, "profile": profile.as_str(), "steps": steps,
             "passed": demo.steps.iter().all(|s| s.ok) && demo.steps.len() == demo.total, "seconds": started.elapsed().as_secs_f64()})
         );
     }
@@ -163,12 +157,12 @@ fn plan(
     file: &Path,
     lab_name: &str,
     exe: &Path,
-    profile: &str,
+    profile: hafw_model::spec::HaProfile,
     n_sessions: usize,
     break_passive: bool,
 ) -> Option<Pair> {
     let t = Instant::now();
-    let pair = match Pair::start(file, lab_name, exe, profile) {
+    let pair = match Pair::start(file, lab_name, exe, profile.as_str()) {
         Ok(p) => p,
         Err(e) => {
             demo.record("build the VPC and start both firewalls", Err(e.to_string()));

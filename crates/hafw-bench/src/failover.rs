@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hafw_lab::hosts::ProbeReport;
-use hafw_lab::pair::{Fault, Pair};
+use hafw_lab::pair::{Fault, Pair, Profile};
+use hafw_model::spec::HaProfile;
 use serde_json::{json, Value};
 
 const ECHO: &str = "198.51.100.30:7777";
@@ -35,8 +36,8 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     runs: usize,
     /// HA timers: `default` (200 ms x 5), `fast` (5 ms x 3) or `both`.
-    #[arg(long, default_value = "both", value_parser = ["default", "fast", "both"])]
-    profile: String,
+    #[arg(long, value_enum, default_value_t = Profiles::Both)]
+    profile: Profiles,
     /// Fault kinds, comma-separated: suspend, term, kill, stop, link, crash.
     #[arg(
         long,
@@ -62,6 +63,34 @@ pub struct Args {
     soak_seconds: Option<u64>,
 }
 
+/// `--profile`: one of hafw's timer profiles, or both in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Profiles {
+    Default,
+    Fast,
+    Both,
+}
+
+impl Profiles {
+    fn list(self) -> Vec<Profile> {
+        match self {
+            Profiles::Default => vec![HaProfile::Default.into()],
+            Profiles::Fast => vec![HaProfile::Fast.into()],
+            Profiles::Both => HaProfile::ALL.into_iter().map(Profile::from).collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Profiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Profiles::Default => "default",
+            Profiles::Fast => "fast",
+            Profiles::Both => "both",
+        })
+    }
+}
+
 /// One run's figures.
 struct Sample {
     lost: u64,
@@ -76,7 +105,7 @@ struct Sample {
 
 struct Series {
     fault: Fault,
-    profile: String,
+    profile: Profile,
     /// keepalived ran with conntrackd (session sync).
     conntrackd: bool,
     samples: Vec<Sample>,
@@ -85,7 +114,7 @@ struct Series {
 }
 
 struct Soak {
-    profile: String,
+    profile: Profile,
     seconds: f64,
     havip_moves: usize,
     transitions: usize,
@@ -108,10 +137,7 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("error: hafw bench failover: --runs must be at least 1 (or give --soak-seconds)");
         return ExitCode::FAILURE;
     }
-    let mut profiles: Vec<&str> = match args.profile.as_str() {
-        "both" => vec!["default", "fast"],
-        one => vec![one],
-    };
+    let mut profiles = args.profile.list();
     if args.compare.is_some() {
         if std::process::Command::new("keepalived")
             .arg("--version")
@@ -124,8 +150,8 @@ pub fn run(args: Args) -> ExitCode {
         if hafw_lab::pair::conntrackd_path().is_none() {
             eprintln!("conntrackd not installed: keepalived runs without session sync (apt-get install conntrackd)");
         }
-        profiles.push(hafw_lab::pair::KEEPALIVED_DEFAULT);
-        profiles.push(hafw_lab::pair::KEEPALIVED_FASTEST);
+        profiles.push(Profile::KEEPALIVED);
+        profiles.push(Profile::KEEPALIVED_FASTEST);
     }
     let file = match super::deployment_file(args.file.as_deref(), "seed") {
         Ok(f) => f,
@@ -159,13 +185,13 @@ fn parse_faults(names: &[String]) -> Result<Vec<Fault>, String> {
         .collect()
 }
 
-fn bench(args: &Args, faults: &[Fault], profiles: &[&str], file: &Path) -> Result<bool, String> {
+fn bench(args: &Args, faults: &[Fault], profiles: &[Profile], file: &Path) -> Result<bool, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the hafw binary: {e}"))?;
     let echo: SocketAddr = ECHO.parse().map_err(|e| format!("{e}"))?;
     let started = Instant::now();
     let mut all: Vec<Series> = vec![];
     let mut soaks: Vec<Soak> = vec![];
-    for (i, profile) in profiles.iter().enumerate() {
+    for (i, &profile) in profiles.iter().enumerate() {
         // A fresh pair per fault kind: what one kind of fault leaves behind
         // (a route the kernel dropped with a link, say) must not show up
         // in another kind's figures. Within a kind the pair is reused.
@@ -178,7 +204,8 @@ fn bench(args: &Args, faults: &[Fault], profiles: &[&str], file: &Path) -> Resul
                 "profile {profile}, {}: building lab {lab} and starting both firewalls",
                 fault.as_str()
             );
-            let mut pair = Pair::start(file, &lab, &exe, profile).map_err(|e| e.to_string())?;
+            let mut pair =
+                Pair::start(file, &lab, &exe, profile.as_str()).map_err(|e| e.to_string())?;
             all.push(series(
                 &mut pair,
                 fault,
@@ -206,14 +233,14 @@ fn bench(args: &Args, faults: &[Fault], profiles: &[&str], file: &Path) -> Resul
 fn series(
     pair: &mut Pair,
     fault: Fault,
-    profile: &str,
+    profile: Profile,
     runs: usize,
     echo: SocketAddr,
     sessions: usize,
 ) -> Series {
     let mut s = Series {
         fault,
-        profile: profile.to_string(),
+        profile,
         conntrackd: pair.conntrackd(),
         samples: vec![],
         failures: vec![],
@@ -357,7 +384,7 @@ fn label(s: &Series) -> String {
     if s.conntrackd {
         format!("{} + conntrackd", s.profile)
     } else {
-        s.profile.clone()
+        s.profile.to_string()
     }
 }
 
@@ -376,11 +403,11 @@ fn soak(
     file: &Path,
     lab: &str,
     exe: &Path,
-    profile: &str,
+    profile: Profile,
     length: Duration,
 ) -> Result<Soak, String> {
     eprintln!("soak, profile {profile}: building lab {lab}");
-    let pair = Pair::start(file, lab, exe, profile).map_err(|e| e.to_string())?;
+    let pair = Pair::start(file, lab, exe, profile.as_str()).map_err(|e| e.to_string())?;
     pair.wait_settled(SETTLE).map_err(|e| e.to_string())?;
     let terms_before: Vec<(String, u64)> = pair
         .nodes()
@@ -437,7 +464,7 @@ fn soak(
         .collect();
     pair.stop().map_err(|e| format!("remove lab {lab}: {e}"))?;
     Ok(Soak {
-        profile: profile.to_string(),
+        profile,
         seconds,
         havip_moves,
         transitions,
@@ -531,10 +558,14 @@ fn print_ratios(all: &[Series]) {
     let med = |s: &Series, g: &dyn Fn(&Sample) -> f64| {
         super::min_med_max(&s.samples.iter().map(g).collect::<Vec<_>>()).map(|x| x.1)
     };
+    let (fast, default) = (
+        Profile::from(HaProfile::Fast),
+        Profile::from(HaProfile::Default),
+    );
     let pairs = [
-        ("fast", hafw_lab::pair::KEEPALIVED_FASTEST),
-        ("default", hafw_lab::pair::KEEPALIVED_DEFAULT),
-        ("fast", hafw_lab::pair::KEEPALIVED_DEFAULT),
+        (fast, Profile::KEEPALIVED_FASTEST),
+        (default, Profile::KEEPALIVED),
+        (fast, Profile::KEEPALIVED),
     ];
     let mut lines = vec![];
     for (h, k) in pairs {
@@ -574,7 +605,7 @@ fn to_json(all: &[Series], soaks: &[Soak], elapsed: Duration) -> Value {
         "prober": {"from": PROBER_HOST, "to": ECHO, "rate_hz": 1000},
         "series": all.iter().map(|s| json!({
             "fault": s.fault.key(),
-            "profile": s.profile,
+            "profile": s.profile.as_str(),
             "conntrackd": s.conntrackd,
             "runs": s.samples.len(),
             "lost": st(s.samples.iter().map(|x| x.lost as f64).collect()),
@@ -589,7 +620,7 @@ fn to_json(all: &[Series], soaks: &[Soak], elapsed: Duration) -> Value {
             "failures": s.failures,
         })).collect::<Vec<_>>(),
         "soaks": soaks.iter().map(|s| json!({
-            "profile": s.profile, "seconds": s.seconds, "spurious_transitions": s.transitions,
+            "profile": s.profile.as_str(), "seconds": s.seconds, "spurious_transitions": s.transitions,
             "havip_moves": s.havip_moves,
             "terms": s.terms.iter().map(|(n, a, b)| json!({"node": n, "before": a, "after": b})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

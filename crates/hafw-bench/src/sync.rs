@@ -78,8 +78,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "mirror", value_parser = ["mirror", "commit"])]
     modes: Vec<String>,
     /// HA timers of the pair: `default` or `fast`.
-    #[arg(long, default_value = "default", value_parser = ["default", "fast"])]
-    profile: String,
+    #[arg(long, value_enum, default_value_t = hafw_model::spec::HaProfile::Default)]
+    profile: hafw_model::spec::HaProfile,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -271,7 +271,7 @@ fn bench(args: &Args, file: &Path) -> Result<bool, String> {
             file,
             &lab,
             &exe,
-            &args.profile,
+            args.profile.as_str(),
             false,
             &["--session-sync", mode],
         )
@@ -1102,7 +1102,7 @@ fn to_json(
         super::min_med_max(&v).map(|(a, b, c)| json!({"min": a, "median": b, "max": c}))
     };
     json!({
-        "profile": args.profile,
+        "profile": args.profile.as_str(),
         "churn": churns.iter().map(|c| json!({
             "mode": c.mode, "active": c.active, "passive": c.passive,
             "threads": args.threads, "target": ECHO, "window_s": c.window_s,

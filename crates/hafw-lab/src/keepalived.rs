@@ -257,7 +257,7 @@ pub fn config_with(
             names[i],
             me.ifname,
             51 + i,
-            plan.priority.max(1),
+            plan.ha.priority.max(1),
             timers.advert_int(),
             me.address,
             other.address,

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use hafw_model::render::node::HaTimers;
 use hafw_model::spec::{Deployment, HaProfile};
 
+use crate::keepalived::Timers;
+
 use crate::hosts::{self, ProbeReport, Stop};
 use crate::lab::{self, monotonic_ns, LabError, LogLine};
 use crate::topology;
@@ -75,7 +77,7 @@ pub struct Pair {
     pub dep: Deployment,
     pub file: PathBuf,
     exe: PathBuf,
-    profile: String,
+    profile: Profile,
     /// Serve the status API on 127.0.0.1 inside each firewall.
     api: bool,
     extra: Vec<String>,
@@ -91,6 +93,56 @@ pub struct Pair {
 /// Profiles that run keepalived instead of hafw's HA core (the baseline).
 pub const KEEPALIVED_DEFAULT: &str = "keepalived";
 pub const KEEPALIVED_FASTEST: &str = "keepalived-fastest";
+
+/// What a lab pair runs: hafw with one of its timer profiles, or
+/// keepalived (the baseline) with its default or its fastest advert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Hafw(HaProfile),
+    Keepalived(Timers),
+}
+
+impl Profile {
+    pub const KEEPALIVED: Profile = Profile::Keepalived(Timers::Default);
+    pub const KEEPALIVED_FASTEST: Profile = Profile::Keepalived(Timers::Fastest);
+
+    /// The name the benches and tests give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Hafw(p) => p.as_str(),
+            Profile::Keepalived(Timers::Default) => KEEPALIVED_DEFAULT,
+            Profile::Keepalived(Timers::Fastest) => KEEPALIVED_FASTEST,
+        }
+    }
+}
+
+impl From<HaProfile> for Profile {
+    fn from(p: HaProfile) -> Profile {
+        Profile::Hafw(p)
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so a width in a format string (a table column) applies.
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            KEEPALIVED_DEFAULT => Ok(Profile::KEEPALIVED),
+            KEEPALIVED_FASTEST => Ok(Profile::KEEPALIVED_FASTEST),
+            _ => s.parse::<HaProfile>().map(Profile::Hafw).map_err(|_| {
+                format!(
+                    "unknown HA profile `{s}`: use `default`, `fast`, `{KEEPALIVED_DEFAULT}` or `{KEEPALIVED_FASTEST}`"
+                )
+            }),
+        }
+    }
+}
 
 /// conntrackd on PATH, if installed: the keepalived baseline then runs it
 /// for session sync, as keepalived is run on a NAT firewall.
@@ -171,11 +223,7 @@ impl Pair {
         api: bool,
         extra: &[&str],
     ) -> Result<Pair, LabError> {
-        if !["default", "fast", KEEPALIVED_DEFAULT, KEEPALIVED_FASTEST].contains(&profile) {
-            return Err(err(format!(
-                "unknown HA profile `{profile}`: use `default`, `fast`, `{KEEPALIVED_DEFAULT}` or `{KEEPALIVED_FASTEST}`"
-            )));
-        }
+        let profile: Profile = profile.parse().map_err(err)?;
         let text = std::fs::read_to_string(file)
             .map_err(|e| err(format!("read {}: {e}", file.display())))?;
         let dep = hafw_model::parse(&file.display().to_string(), &text)
@@ -193,7 +241,7 @@ impl Pair {
             lab: lab_name.to_string(),
             daemons: dep.nodes.iter().map(|n| (n.name.clone(), None)).collect(),
             syncd: dep.nodes.iter().map(|_| None).collect(),
-            conntrackd: if profile.starts_with(KEEPALIVED_DEFAULT) {
+            conntrackd: if matches!(profile, Profile::Keepalived(_)) {
                 conntrackd_path()
             } else {
                 None
@@ -201,7 +249,7 @@ impl Pair {
             dep,
             file: file.to_path_buf(),
             exe: exe.to_path_buf(),
-            profile: profile.to_string(),
+            profile,
             api,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             runtime,
@@ -277,7 +325,7 @@ impl Pair {
 
     /// Whether this pair runs keepalived (the baseline) instead of hafw.
     pub fn is_keepalived(&self) -> bool {
-        self.profile.starts_with(KEEPALIVED_DEFAULT)
+        matches!(self.profile, Profile::Keepalived(_))
     }
 
     /// Whether conntrackd runs beside keepalived (the baseline's session
@@ -369,10 +417,9 @@ impl Pair {
     }
 
     fn keepalived_timers(&self) -> crate::keepalived::Timers {
-        if self.profile == KEEPALIVED_FASTEST {
-            crate::keepalived::Timers::Fastest
-        } else {
-            crate::keepalived::Timers::Default
+        match self.profile {
+            Profile::Keepalived(t) => t,
+            Profile::Hafw(_) => Timers::Default,
         }
     }
 
@@ -504,7 +551,7 @@ impl Pair {
         cmd.arg("run")
             .arg("--config")
             .arg(self.node_config(&node))
-            .args(["--node", &node, "--ha-profile", &self.profile])
+            .args(["--node", &node, "--ha-profile", self.profile.as_str()])
             .arg("--key-file")
             .arg(lab::key_file(&self.lab))
             .arg("--control")
@@ -874,13 +921,11 @@ impl Pair {
                 crate::keepalived::Timers::Default => Duration::from_millis(3_700),
             };
         }
-        let mut ha = self.dep.policy.ha.clone();
-        ha.profile = if self.profile == "fast" {
-            HaProfile::Fast
-        } else {
-            HaProfile::Default
+        let profile = match self.profile {
+            Profile::Hafw(p) => Some(p),
+            Profile::Keepalived(_) => None,
         };
-        Duration::from_millis(HaTimers::resolve(&ha).detection_ms())
+        HaTimers::resolve_with(&self.dep.policy.ha, profile).detection()
     }
 
     /// The other node of the pair.
@@ -970,5 +1015,28 @@ impl Pair {
 impl Drop for Pair {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_from_the_names_the_benches_use() {
+        for (name, want) in [
+            ("default", Profile::Hafw(HaProfile::Default)),
+            ("fast", Profile::Hafw(HaProfile::Fast)),
+            ("keepalived", Profile::KEEPALIVED),
+            ("keepalived-fastest", Profile::KEEPALIVED_FASTEST),
+        ] {
+            assert_eq!(name.parse::<Profile>(), Ok(want));
+            assert_eq!(want.as_str(), name);
+        }
+        let e = "quick".parse::<Profile>().unwrap_err();
+        assert!(
+            e.contains("`quick`") && e.contains("keepalived-fastest"),
+            "{e}"
+        );
     }
 }

@@ -180,6 +180,29 @@ impl<'a> Locator<'a> {
         Some(best)
     }
 
+    /// The path of the scalar value (not a table or array) whose span
+    /// holds `offset`: where a value the parser refused was written, so its
+    /// error can name the field.
+    pub fn scalar_path_at(&self, offset: usize) -> Option<Path> {
+        fn walk(v: &Spanned<DeValue<'_>>, at: &Path, offset: usize) -> Option<Path> {
+            match v.get_ref() {
+                DeValue::Table(t) => t
+                    .iter()
+                    .find_map(|(k, v)| walk(v, &at.key(k.get_ref().as_ref()), offset)),
+                DeValue::Array(a) => a
+                    .as_ref()
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, v)| walk(v, &at.index(i), offset)),
+                _ => v.span().contains(&offset).then(|| at.clone()),
+            }
+        }
+        let root = self.root.as_ref()?;
+        root.get_ref()
+            .iter()
+            .find_map(|(k, v)| walk(v, &Path::root().key(k.get_ref().as_ref()), offset))
+    }
+
     pub fn locate(&self, path: &Path) -> Option<Location> {
         self.span(path).map(|s| self.position(s.start))
     }

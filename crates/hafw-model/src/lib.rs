@@ -87,11 +87,17 @@ pub fn parse(file: &str, text: &str) -> Result<Deployment, Diagnostics> {
         Ok(d) => d,
         Err(e) => {
             let location = e.span().map(|s| locator.position(s.start));
+            // A refused value (not a syntax error) names its field.
+            let path = e
+                .span()
+                .and_then(|s| locator.scalar_path_at(s.start))
+                .unwrap_or_else(Path::root);
+            let fix = parse_fix(&e, &path);
             return Err(Diagnostics {
                 file: file.into(),
                 items: vec![Diagnostic {
                     location,
-                    ..Diagnostic::new(Path::root(), parse_message(&e), parse_fix(&e))
+                    ..Diagnostic::new(path, parse_message(&e), fix)
                 }],
             });
         }
@@ -114,8 +120,19 @@ fn parse_message(e: &toml::de::Error) -> String {
     e.message().trim().replace('\n', " ")
 }
 
-fn parse_fix(e: &toml::de::Error) -> &'static str {
+fn parse_fix(e: &toml::de::Error, path: &Path) -> String {
     let m = e.message();
+    if m.contains(spec::ZeroError::MUST) {
+        let key = match path.0.last() {
+            Some(diag::Seg::Key(k)) => k.as_str(),
+            _ => "the key",
+        };
+        let default = match key {
+            "heartbeat_interval_ms" | "miss_count" => "the profile's",
+            _ => "its default",
+        };
+        return format!("set {key} to 1 or more, or leave it out to use {default}");
+    }
     if m.contains("unknown field") || m.contains("unknown variant") {
         "use one of the names listed; see examples/alicloud-havip.toml"
     } else if m.contains("missing field") {
@@ -125,4 +142,5 @@ fn parse_fix(e: &toml::de::Error) -> &'static str {
     } else {
         "correct the value as the message says; see examples/alicloud-havip.toml"
     }
+    .to_string()
 }

@@ -4,6 +4,10 @@
 //! Every struct refuses unknown keys, so a typo is an error with its location
 //! instead of a setting silently left at its default (style.md rule 5).
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use hafw_ha::node::defaults;
 use serde::Deserialize;
 
 use crate::addr::{Cidr, Ip, Prefix};
@@ -420,10 +424,11 @@ impl L4 {
 pub struct Ha {
     /// `default` (safe on a loaded VM) or `fast`; explicit timers override it.
     pub profile: HaProfile,
-    pub heartbeat_interval_ms: Option<u32>,
-    pub miss_count: Option<u32>,
+    pub heartbeat_interval_ms: Option<IntervalMs>,
+    pub miss_count: Option<Count>,
     pub preempt: bool,
     pub preempt_hold_ms: u32,
+    /// 0 is allowed: no hold beyond the detection time.
     pub promotion_hold_ms: u32,
     pub flap_limit: FlapLimit,
     pub garp: Garp,
@@ -437,6 +442,7 @@ pub struct Ha {
     pub path_monitors: Vec<PathMonitor>,
 }
 
+/// The defaults are the core's ([`hafw_ha::node::defaults`]): one set.
 impl Default for Ha {
     fn default() -> Self {
         Ha {
@@ -444,8 +450,8 @@ impl Default for Ha {
             heartbeat_interval_ms: None,
             miss_count: None,
             preempt: false,
-            preempt_hold_ms: 60_000,
-            promotion_hold_ms: 0,
+            preempt_hold_ms: defaults::PREEMPT_HOLD_MS,
+            promotion_hold_ms: defaults::PROMOTION_HOLD_MS,
             flap_limit: FlapLimit::default(),
             garp: Garp::default(),
             paths: vec![EniRole::Management, EniRole::Ha2],
@@ -456,31 +462,151 @@ impl Default for Ha {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+/// The HA timer profile: the file's `policy.ha.profile`, and `hafw run
+/// --ha-profile` (and the lab's `--profile`), which override it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum HaProfile {
+    /// 200 ms × 5: safe on a loaded VM.
     #[default]
     Default,
+    /// 5 ms × 3: for idle hosts and the lab.
     Fast,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl HaProfile {
+    pub const ALL: [HaProfile; 2] = [HaProfile::Default, HaProfile::Fast];
+
+    /// The name the file and the command line use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaProfile::Default => "default",
+            HaProfile::Fast => "fast",
+        }
+    }
+}
+
+impl std::fmt::Display for HaProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so a width in a format string (a table column) applies.
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HaProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        HaProfile::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown HA profile `{s}`: use `default` or `fast`"))
+    }
+}
+
+/// An interval in milliseconds that is never 0: a 0 interval would send
+/// heartbeats (or probes) in a busy loop and make every deadline already
+/// due. Refused when the file is parsed, located.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct IntervalMs(NonZeroU32);
+
+/// A count that is never 0: 0 missed heartbeats would declare the peer
+/// lost before any heartbeat is due, a flap limit of 0 would allow no
+/// promotion at all. Refused when the file is parsed, located.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct Count(NonZeroU32);
+
+/// The error of a 0 where only 1 or more makes sense. `parse` turns it into
+/// a diagnostic naming the field and how to fix it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{what} of 0 {}", ZeroError::MUST)]
+pub struct ZeroError {
+    what: &'static str,
+}
+
+impl ZeroError {
+    /// The words `parse` recognizes to give the fix.
+    pub const MUST: &'static str = "is not allowed: it must be 1 or more";
+}
+
+macro_rules! non_zero {
+    ($t:ident, $what:literal) => {
+        impl $t {
+            /// `None` for 0.
+            pub const fn new(v: u32) -> Option<$t> {
+                match NonZeroU32::new(v) {
+                    Some(n) => Some($t(n)),
+                    None => None,
+                }
+            }
+            /// For constants: fails to compile (or panics) on 0.
+            pub const fn of(v: u32) -> $t {
+                match $t::new(v) {
+                    Some(t) => t,
+                    None => panic!(concat!($what, " of 0")),
+                }
+            }
+            pub const fn get(self) -> u32 {
+                self.0.get()
+            }
+        }
+        impl TryFrom<u32> for $t {
+            type Error = ZeroError;
+            fn try_from(v: u32) -> Result<$t, ZeroError> {
+                $t::new(v).ok_or(ZeroError { what: $what })
+            }
+        }
+        impl From<$t> for u32 {
+            fn from(v: $t) -> u32 {
+                v.get()
+            }
+        }
+        impl From<$t> for u64 {
+            fn from(v: $t) -> u64 {
+                u64::from(v.get())
+            }
+        }
+        impl From<$t> for NonZeroU32 {
+            fn from(v: $t) -> NonZeroU32 {
+                v.0
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+non_zero!(IntervalMs, "an interval");
+non_zero!(Count, "a count");
+
+impl IntervalMs {
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(u64::from(self))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlapLimit {
-    pub transitions: u32,
+    pub transitions: Count,
     pub window_s: u32,
 }
 
 impl Default for FlapLimit {
     fn default() -> Self {
         FlapLimit {
-            transitions: 6,
-            window_s: 60,
+            transitions: Count::of(defaults::FLAP_TRANSITIONS),
+            window_s: defaults::FLAP_WINDOW_S,
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Garp {
     pub count: u32,
@@ -496,7 +622,7 @@ impl Default for Garp {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkMonitor {
     pub interfaces: Vec<EniRole>,
@@ -504,7 +630,7 @@ pub struct LinkMonitor {
     pub failure: Failure,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathMonitor {
     pub name: String,
@@ -513,9 +639,9 @@ pub struct PathMonitor {
     #[serde(default)]
     pub failure: Failure,
     #[serde(default = "default_probe_interval")]
-    pub interval_ms: u32,
+    pub interval_ms: IntervalMs,
     #[serde(default = "default_probe_misses")]
-    pub misses: u32,
+    pub misses: Count,
 }
 
 /// A monitor group fails when any member fails, or only when all do.
@@ -577,9 +703,9 @@ fn yes() -> bool {
 fn default_bandwidth() -> u32 {
     5
 }
-fn default_probe_interval() -> u32 {
-    100
+fn default_probe_interval() -> IntervalMs {
+    IntervalMs::of(100)
 }
-fn default_probe_misses() -> u32 {
-    3
+fn default_probe_misses() -> Count {
+    Count::of(3)
 }

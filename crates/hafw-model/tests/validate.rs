@@ -1468,3 +1468,74 @@ fn the_report_reads_as_compiler_output() {
         "{shown}"
     );
 }
+
+/// A 0 interval or count is refused by its type when the file is parsed:
+/// located at the value, naming the field and the fix.
+#[test]
+fn zero_heartbeat_interval_and_miss_count() {
+    let ha = r#"profile = "default""#;
+    assert_eq!(
+        errors(&edit(
+            SEED,
+            &[(ha, "profile = \"default\"\nheartbeat_interval_ms = 0")]
+        )),
+        [
+            "141:25: policy.ha.heartbeat_interval_ms: an interval of 0 is not allowed: it must be 1 or more\n  fix: set heartbeat_interval_ms to 1 or more, or leave it out to use the profile's",
+        ]
+    );
+    assert_eq!(
+        errors(&edit(SEED, &[(ha, "profile = \"fast\"\nmiss_count = 0")])),
+        [
+            "141:14: policy.ha.miss_count: a count of 0 is not allowed: it must be 1 or more\n  fix: set miss_count to 1 or more, or leave it out to use the profile's",
+        ]
+    );
+    // 1 is the least allowed.
+    assert_eq!(
+        errors(&edit(
+            SEED,
+            &[(
+                ha,
+                "profile = \"default\"\nheartbeat_interval_ms = 1\nmiss_count = 1"
+            )]
+        )),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn zero_path_monitor_interval_and_misses() {
+    let monitor = r#"link_monitor = [{ interfaces = ["untrust", "trust"], failure = "any" }]"#;
+    let with = |extra: &str| {
+        format!(
+            "{monitor}\npath_monitor = [{{ name = \"gw\", via = \"untrust\", targets = [\"10.0.1.253\"], {extra} }}]"
+        )
+    };
+    assert_eq!(
+        errors(&edit(SEED, &[(monitor, &with("interval_ms = 0"))])),
+        [
+            "143:89: policy.ha.path_monitor[0].interval_ms: an interval of 0 is not allowed: it must be 1 or more\n  fix: set interval_ms to 1 or more, or leave it out to use its default",
+        ]
+    );
+    assert_eq!(
+        errors(&edit(SEED, &[(monitor, &with("misses = 0"))])),
+        [
+            "143:84: policy.ha.path_monitor[0].misses: a count of 0 is not allowed: it must be 1 or more\n  fix: set misses to 1 or more, or leave it out to use its default",
+        ]
+    );
+}
+
+#[test]
+fn zero_flap_limit() {
+    assert_eq!(
+        errors(&edit(
+            SEED,
+            &[(
+                r#"profile = "default""#,
+                "profile = \"default\"\nflap_limit = { transitions = 0 }"
+            )]
+        )),
+        [
+            "141:30: policy.ha.flap_limit.transitions: a count of 0 is not allowed: it must be 1 or more\n  fix: set transitions to 1 or more, or leave it out to use its default",
+        ]
+    );
+}

@@ -29,10 +29,10 @@ pub struct RunArgs {
     /// The pre-shared key file (default: the node's `key_file` in the deployment).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
-    /// Override the deployment's HA timer profile (`default` or `fast`), as
-    /// the lab's benchmarks do; give both nodes the same.
-    #[arg(long, value_parser = ["default", "fast"])]
-    pub ha_profile: Option<String>,
+    /// Override the deployment's HA timer profile, as the lab's benchmarks
+    /// do; give both nodes the same.
+    #[arg(long, value_enum)]
+    pub ha_profile: Option<hafw_model::spec::HaProfile>,
     /// Serve the read-only status API and metrics on this address (off by default).
     #[arg(long, requires = "api_token_file")]
     pub api: Option<std::net::SocketAddr>,

@@ -172,7 +172,7 @@ pub struct ConfigTask {
     pub config_path: PathBuf,
     pub node: String,
     /// `--ha-profile`: the same override for every new plan.
-    pub ha_profile: Option<String>,
+    pub ha_profile: Option<hafw_model::spec::HaProfile>,
     pub nl: Rtnl,
     pub log: Log,
     pub ha: mpsc::UnboundedSender<HaRequest>,
@@ -382,13 +382,9 @@ impl ConfigTask {
 
     /// Full validation, then this node's plan.
     fn plan_of(&self, name: &str, text: &str) -> Result<NodePlan, String> {
-        let mut dep = hafw_model::parse(name, text).map_err(|d| d.to_string())?;
-        match self.ha_profile.as_deref() {
-            Some("fast") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Fast,
-            Some("default") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Default,
-            _ => {}
-        }
-        hafw_model::render::node::plan(&dep, &self.node).map_err(|e| format!("{name}: {e}"))
+        let dep = hafw_model::parse(name, text).map_err(|d| d.to_string())?;
+        hafw_model::render::node::plan_with(&dep, &self.node, self.ha_profile)
+            .map_err(|e| format!("{name}: {e}"))
     }
 
     /// Prepare, apply, persist; on any failure this node stays on its

@@ -30,8 +30,8 @@ pub fn start(m: &PathMonitor, id: u16) -> Result<Verdict, String> {
         m.targets.iter().map(|t| t.0).collect::<Vec<_>>(),
         m.failure,
     );
-    let interval = Duration::from_millis(u64::from(m.interval_ms.max(1)));
-    let misses = m.misses.max(1);
+    let interval = m.interval_ms.duration();
+    let misses = m.misses.get();
     std::thread::Builder::new()
         .name(format!("probe-{name}"))
         .spawn(move || {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use hafw_model::render::node::NodePlan;
+use hafw_model::spec::HaProfile;
 use hafw_model::Deployment;
 
 mod paired;
@@ -30,8 +31,9 @@ pub struct RunOptions {
     pub ruleset: Option<PathBuf>,
     /// The pre-shared key file (default: the node's `key_file`).
     pub key_file: Option<PathBuf>,
-    /// Override the deployment's HA timer profile (`default` or `fast`).
-    pub ha_profile: Option<String>,
+    /// Override the deployment's HA timer profile (explicit timers in the
+    /// file still win over either profile's).
+    pub ha_profile: Option<HaProfile>,
     /// Serve the read-only status API and metrics on this address.
     pub api: Option<std::net::SocketAddr>,
     /// File holding the API's bearer token.
@@ -64,7 +66,8 @@ pub fn run(args: RunOptions) -> ExitCode {
         let mode = standalone::Mode::ApplyOnly {
             active: args.standalone,
         };
-        return standalone::run_standalone(plan, dep.policy.ha.garp.clone(), mode);
+        let garp = plan.ha.garp.clone();
+        return standalone::run_standalone(plan, garp, mode);
     }
     if !args.standalone {
         let key_file = args
@@ -90,23 +93,20 @@ pub fn run(args: RunOptions) -> ExitCode {
                 control: &args.control,
             },
             paired::Options {
-                ha_profile: args.ha_profile.clone(),
+                ha_profile: args.ha_profile,
                 api,
                 session_sync: args.session_sync.clone(),
             },
         );
     }
-    standalone::run_standalone(plan, dep.policy.ha.garp.clone(), standalone::Mode::Hold)
+    let garp = plan.ha.garp.clone();
+    standalone::run_standalone(plan, garp, standalone::Mode::Hold)
 }
 
 fn load_plan(args: &RunOptions) -> Result<(Deployment, NodePlan), ExitCode> {
-    let mut dep = crate::load(&args.config)?;
-    match args.ha_profile.as_deref() {
-        Some("fast") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Fast,
-        Some("default") => dep.policy.ha.profile = hafw_model::spec::HaProfile::Default,
-        _ => {}
-    }
-    let mut plan = hafw_model::render::node::plan(&dep, &args.node).map_err(|e| {
+    let dep = crate::load(&args.config)?;
+    let plan = hafw_model::render::node::plan_with(&dep, &args.node, args.ha_profile);
+    let mut plan = plan.map_err(|e| {
         eprintln!("{}: error: {e}", args.config.display());
         ExitCode::from(crate::EXIT_INVALID)
     })?;

@@ -43,7 +43,7 @@ pub struct Paths<'a> {
 
 /// How the node is asked to run, besides its files.
 pub struct Options {
-    pub ha_profile: Option<String>,
+    pub ha_profile: Option<hafw_model::spec::HaProfile>,
     pub api: Option<(std::net::SocketAddr, String)>,
     pub session_sync: String,
 }
@@ -127,7 +127,7 @@ impl Paired {
                 message: e,
             })?;
         // Everything that can be refused is checked before the kernel changes.
-        let setup = ha::setup::resolve(&dep, &plan, paths.key_file).map_err(SetupError::Missing)?;
+        let setup = ha::setup::resolve(&plan, paths.key_file).map_err(SetupError::Missing)?;
         let listener = control::bind(paths.control).map_err(SetupError::Missing)?;
         let nl = Rtnl::connect().map_err(|e| KernelError::Driver {
             step: "connect to netlink",
@@ -199,7 +199,7 @@ impl Paired {
         let task = ConfigTask {
             config_path: config_path.clone(),
             node: plan.node.clone(),
-            ha_profile: opts.ha_profile.clone(),
+            ha_profile: opts.ha_profile,
             nl: nl.clone(),
             log: log.clone(),
             ha: handles.requests.clone(),
@@ -233,7 +233,7 @@ impl Paired {
         let executor = tokio::spawn(ha::executor::execute(
             nl.clone(),
             plan.clone(),
-            dep.policy.ha.garp.clone(),
+            plan.ha.garp.clone(),
             handles.actions,
             timelines,
             metrics.clone(),
@@ -496,12 +496,7 @@ fn start_sync(
         log.info("session sync off: no HA2 path in policy.ha.paths");
         return Ok(None);
     };
-    let peer_id = dep
-        .nodes
-        .iter()
-        .position(|n| Some(&n.name) == plan.peer.as_ref())
-        .map(|i| i as u32 + 1)
-        .unwrap_or(0);
+    let peer_id = plan.ha.peer_id.unwrap_or(0);
     let sync_setup = crate::sync::SyncSetup {
         local: std::net::SocketAddr::new(local.0.into(), plan.ha.port),
         peer: std::net::SocketAddr::new(peer.0.into(), plan.ha.port),

@@ -57,26 +57,77 @@ pub struct FlapLimit {
     pub window: Duration,
 }
 
+/// The one set of HA defaults: what a deployment file that sets nothing
+/// gets (`hafw-model` fills its serde defaults from these) and what
+/// [`Config::new`] starts from, so the core in tests and the daemon in
+/// production run the same numbers.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// 200 ms × 5 detects a dead peer in 1 s and does not fail over on a
+    /// loaded 2-vCPU VM, where a scheduling stall of a few hundred
+    /// milliseconds is ordinary. The VPC's own HAVIP move is measured in
+    /// seconds (alicloud-havip.md), so a faster detector buys little there.
+    pub const HEARTBEAT_INTERVAL_MS: u32 = 200;
+    pub const MISS_COUNT: u32 = 5;
+    /// Preemption waits a minute of a healthy, higher-priority node before
+    /// it takes the addresses back: a node that has just rebooted should
+    /// prove itself before it costs the traffic a second move.
+    pub const PREEMPT_HOLD_MS: u32 = 60_000;
+    /// No promotion hold: the detection time already is the debounce, and
+    /// every millisecond here is added to each unplanned outage (the
+    /// README's measured outages are taken with 0).
+    pub const PROMOTION_HOLD_MS: u32 = 0;
+    /// More than 6 promotions in 60 s suspend the node: a pair that flaps
+    /// this often is broken, and moving the HAVIPs makes it worse.
+    pub const FLAP_TRANSITIONS: u32 = 6;
+    pub const FLAP_WINDOW_S: u32 = 60;
+
+    /// Booted together, the nodes must hear each other before either takes
+    /// the HAVIPs alone (a cold-start race makes both announce).
+    pub const INITIAL_LISTEN: Duration = Duration::from_millis(500);
+
+    /// How long an active that hands over waits to see its peer active:
+    /// long enough for the peer to promote and say so in a heartbeat, even
+    /// with the default timers on a loaded machine.
+    pub fn takeover_wait(heartbeat_interval: Duration) -> Duration {
+        heartbeat_interval
+            .saturating_mul(4)
+            .max(Duration::from_millis(500))
+    }
+
+    /// Adaptive detection's ceiling: on a loaded host heartbeats queue in
+    /// the kernel for tens, at worst hundreds, of milliseconds. Up to
+    /// 500 ms (or twice the fixed time) a path's detection time grows with
+    /// the lateness it has seen.
+    pub fn max_detection(detection: Duration) -> Duration {
+        detection.saturating_mul(2).max(Duration::from_millis(500))
+    }
+}
+
 impl Config {
-    /// Defaults for a production pair: 200 ms × 5 = 1 s detection, two paths,
-    /// no preemption, 500 ms promotion hold, 5 promotions a minute.
+    /// The [`defaults`]: 200 ms × 5 = 1 s detection, two paths, no
+    /// preemption (60 s hold if turned on), no promotion hold, 6 promotions
+    /// a minute, and the waits derived from those timers.
     pub fn new(node_id: u32, priority: u8) -> Config {
+        let heartbeat_interval = Duration::from_millis(u64::from(defaults::HEARTBEAT_INTERVAL_MS));
+        let detection = heartbeat_interval.saturating_mul(defaults::MISS_COUNT);
         Config {
             node_id,
             priority,
             preempt: false,
-            preempt_hold: Duration::from_secs(10),
-            promotion_hold: Duration::from_millis(500),
-            heartbeat_interval: Duration::from_millis(200),
-            miss_count: 5,
+            preempt_hold: Duration::from_millis(u64::from(defaults::PREEMPT_HOLD_MS)),
+            promotion_hold: Duration::from_millis(u64::from(defaults::PROMOTION_HOLD_MS)),
+            heartbeat_interval,
+            miss_count: defaults::MISS_COUNT,
             paths: 2,
             flap_limit: FlapLimit {
-                transitions: 5,
-                window: Duration::from_secs(60),
+                transitions: defaults::FLAP_TRANSITIONS,
+                window: Duration::from_secs(u64::from(defaults::FLAP_WINDOW_S)),
             },
-            takeover_wait: Duration::from_secs(2),
-            initial_listen: Duration::ZERO,
-            max_detection: Duration::from_secs(2),
+            takeover_wait: defaults::takeover_wait(heartbeat_interval),
+            initial_listen: defaults::INITIAL_LISTEN,
+            max_detection: defaults::max_detection(detection),
         }
     }
 
@@ -160,6 +211,31 @@ mod tests {
         let c = Config::new(1, 100);
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.detection(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn defaults_are_the_files_and_the_waits_follow_the_timers() {
+        let c = Config::new(1, 100);
+        assert_eq!(c.preempt_hold, Duration::from_secs(60));
+        assert_eq!(c.promotion_hold, Duration::ZERO);
+        assert_eq!(
+            c.flap_limit,
+            FlapLimit {
+                transitions: 6,
+                window: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(c.takeover_wait, Duration::from_millis(800));
+        assert_eq!(c.initial_listen, Duration::from_millis(500));
+        assert_eq!(c.max_detection, Duration::from_secs(2));
+        // Fast timers: the floors hold.
+        let fast = Duration::from_millis(5);
+        assert_eq!(defaults::takeover_wait(fast), Duration::from_millis(500));
+        assert_eq!(
+            defaults::max_detection(fast * 3),
+            Duration::from_millis(500)
+        );
+        assert_eq!(defaults::takeover_wait(Duration::MAX), Duration::MAX);
     }
 
     #[test]

@@ -73,7 +73,7 @@ use std::collections::VecDeque;
 
 pub use action::{Action, Command};
 pub use cause::{Cause, Handover};
-pub use config::{Config, ConfigError, FlapLimit};
+pub use config::{defaults, Config, ConfigError, FlapLimit};
 pub use status::{Alarm, Counters, PathStatus, PeerStatus, Status, Transition};
 
 use crate::msg::{Heartbeat, Message, State};

@@ -9,11 +9,21 @@ fn ms(v: u64) -> Time {
     Duration::from_millis(v)
 }
 
+/// Every value the tests time against is stated here, not taken from
+/// [`Config::new`]'s defaults, so a change of defaults cannot move them.
 fn config(node_id: u32, priority: u8) -> Config {
     Config {
         heartbeat_interval: ms(10),
         miss_count: 3,
         promotion_hold: ms(20),
+        preempt_hold: ms(10_000),
+        flap_limit: FlapLimit {
+            transitions: 5,
+            window: ms(60_000),
+        },
+        takeover_wait: ms(2_000),
+        initial_listen: Duration::ZERO,
+        max_detection: ms(2_000),
         ..Config::new(node_id, priority)
     }
 }

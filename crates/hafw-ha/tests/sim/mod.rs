@@ -16,7 +16,7 @@ use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use hafw_ha::msg::{Message, State};
-use hafw_ha::node::{Action, Command, Config, Node};
+use hafw_ha::node::{Action, Command, Config, FlapLimit, Node};
 use hafw_ha::Time;
 
 pub fn ms(v: u64) -> Time {
@@ -448,6 +448,12 @@ pub fn profile(node_id: u32, priority: u8, interval: u64, hold: u64) -> Config {
         // Fixed detection: the scenarios time it; adaptive detection has
         // scenarios of its own.
         max_detection: Duration::ZERO,
+        // Stated, not taken from the defaults: the scenarios count on them.
+        flap_limit: FlapLimit {
+            transitions: 5,
+            window: ms(60_000),
+        },
+        initial_listen: Duration::ZERO,
         ..Config::new(node_id, priority)
     }
 }

@@ -7,9 +7,16 @@ mod sysctl;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
+use hafw_ha::node::{defaults, Config, FlapLimit};
+
 use crate::addr::{Cidr, Ip};
 use crate::render::nft::{self, HaPeer, Ruleset};
-use crate::spec::{Deployment, EniRole, Ha, HaProfile, Instance, Node};
+use crate::spec::{
+    Count, Deployment, EniRole, Garp, Ha, HaProfile, Instance, IntervalMs, LinkMonitor, Node,
+    PathMonitor,
+};
 
 pub use sysctl::Sysctl;
 
@@ -18,7 +25,6 @@ pub use sysctl::Sysctl;
 pub struct NodePlan {
     pub deployment: String,
     pub node: String,
-    pub priority: u8,
     pub key_file: String,
     /// The other `[[node]]` of the pair; `None` for a lone node.
     pub peer: Option<String>,
@@ -31,13 +37,60 @@ pub struct NodePlan {
     pub ruleset: Ruleset,
 }
 
+/// Every HA setting of the node, resolved: the daemon builds the core's
+/// [`Config`] from this alone (`Config::from(&plan.ha)`) and never reads
+/// `policy.ha` itself, so `hafw plan node` shows exactly what runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaPlan {
+    /// Position in the file's `[[node]]` list, from 1: both nodes compute
+    /// the same ids, and the tie-break (lower id wins) follows the file.
+    pub node_id: u32,
+    /// The peer's id, the same way; `None` for a lone node.
+    pub peer_id: Option<u32>,
+    /// Higher wins the election; on a tie the lower `node_id` wins.
+    pub priority: u8,
     /// UDP heartbeats and the TCP session-sync stream both use it.
     pub port: u16,
     pub timers: HaTimers,
+    pub preempt: bool,
+    pub preempt_hold: Duration,
+    pub promotion_hold: Duration,
+    pub flap_limit: FlapLimit,
+    /// How long an active that hands over waits to see its peer active
+    /// ([`defaults::takeover_wait`]).
+    pub takeover_wait: Duration,
+    /// The least time a starting node listens for its peer
+    /// ([`defaults::INITIAL_LISTEN`]).
+    pub initial_listen: Duration,
+    /// Adaptive detection's ceiling ([`defaults::max_detection`]).
+    pub max_detection: Duration,
     /// One heartbeat path per role in `policy.ha.paths`, in that order.
     pub paths: Vec<HaPath>,
+    /// `policy.ha.link_monitor`, as written (roles; the ifname of a role is
+    /// [`EniRole::ifname`]).
+    pub link_monitors: Vec<LinkMonitor>,
+    pub path_monitors: Vec<PathMonitor>,
+    /// Gratuitous ARP repeats after a promotion.
+    pub garp: Garp,
+}
+
+impl From<&HaPlan> for Config {
+    fn from(ha: &HaPlan) -> Config {
+        Config {
+            node_id: ha.node_id,
+            priority: ha.priority,
+            preempt: ha.preempt,
+            preempt_hold: ha.preempt_hold,
+            promotion_hold: ha.promotion_hold,
+            heartbeat_interval: ha.timers.heartbeat_interval(),
+            miss_count: ha.timers.miss_count.get(),
+            paths: ha.paths.len(),
+            flap_limit: ha.flap_limit,
+            takeover_wait: ha.takeover_wait,
+            initial_listen: ha.initial_listen,
+            max_detection: ha.max_detection,
+        }
+    }
 }
 
 /// A heartbeat endpoint pair: this node's primary IP on the role's ENI and
@@ -53,17 +106,15 @@ pub struct HaPath {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HaTimers {
     pub profile: HaProfile,
-    pub heartbeat_interval_ms: u32,
+    pub heartbeat_interval_ms: IntervalMs,
     /// Heartbeats missed on every path before the peer counts as lost.
-    pub miss_count: u32,
+    pub miss_count: Count,
 }
 
-/// `default` must never fail over spuriously on a loaded 2-vCPU VM, where a
-/// scheduling stall of a few hundred milliseconds is ordinary: 200 ms x 5
-/// detects a dead peer in 1 s. The VPC's own HAVIP move is measured in
-/// seconds (alicloud-havip.md), so a faster detector buys little there.
-pub const DEFAULT_HEARTBEAT_MS: u32 = 200;
-pub const DEFAULT_MISS_COUNT: u32 = 5;
+/// `default` is the core's default ([`defaults::HEARTBEAT_INTERVAL_MS`]
+/// says why): 200 ms x 5 detects a dead peer in 1 s.
+pub const DEFAULT_HEARTBEAT_MS: u32 = defaults::HEARTBEAT_INTERVAL_MS;
+pub const DEFAULT_MISS_COUNT: u32 = defaults::MISS_COUNT;
 /// `fast` is for idle hosts and the lab: 5 ms x 3 = 15 ms detection.
 pub const FAST_HEARTBEAT_MS: u32 = 5;
 pub const FAST_MISS_COUNT: u32 = 3;
@@ -71,18 +122,34 @@ pub const FAST_MISS_COUNT: u32 = 3;
 impl HaTimers {
     /// The profile's timers, each overridden by an explicit setting.
     pub fn resolve(ha: &Ha) -> HaTimers {
-        let (interval, misses) = match ha.profile {
+        HaTimers::resolve_with(ha, None)
+    }
+
+    /// As [`HaTimers::resolve`], with `profile` (`hafw run --ha-profile`)
+    /// in place of the file's; explicit timers in the file still win.
+    pub fn resolve_with(ha: &Ha, profile: Option<HaProfile>) -> HaTimers {
+        let profile = profile.unwrap_or(ha.profile);
+        let (interval, misses) = match profile {
             HaProfile::Default => (DEFAULT_HEARTBEAT_MS, DEFAULT_MISS_COUNT),
             HaProfile::Fast => (FAST_HEARTBEAT_MS, FAST_MISS_COUNT),
         };
         HaTimers {
-            profile: ha.profile,
-            heartbeat_interval_ms: ha.heartbeat_interval_ms.unwrap_or(interval),
-            miss_count: ha.miss_count.unwrap_or(misses),
+            profile,
+            heartbeat_interval_ms: ha.heartbeat_interval_ms.unwrap_or(IntervalMs::of(interval)),
+            miss_count: ha.miss_count.unwrap_or(Count::of(misses)),
         }
     }
 
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval_ms.duration()
+    }
+
     /// How long after the peer's last heartbeat it is declared lost.
+    pub fn detection(&self) -> Duration {
+        Duration::from_millis(self.detection_ms())
+    }
+
+    /// [`HaTimers::detection`] in milliseconds (cannot overflow: u32 × u32).
     pub fn detection_ms(&self) -> u64 {
         u64::from(self.heartbeat_interval_ms) * u64::from(self.miss_count)
     }
@@ -140,13 +207,47 @@ pub struct RoutePlan {
 /// passed validation; a reference that still does not resolve is an error
 /// naming it, never a guess.
 pub fn plan(dep: &Deployment, node: &str) -> Result<NodePlan, String> {
-    let me = dep.node(node).ok_or_else(|| unknown_node(dep, node))?;
+    plan_with(dep, node, None)
+}
+
+/// As [`plan`], with the HA timer profile overridden (`hafw run
+/// --ha-profile`): the one place the override is applied.
+pub fn plan_with(
+    dep: &Deployment,
+    node: &str,
+    profile: Option<HaProfile>,
+) -> Result<NodePlan, String> {
+    // Node ids are positions in the file's `[[node]]` list, from 1: both
+    // nodes compute the same ids, and the tie-break (lower id wins) follows
+    // the file.
+    let (me_at, me) = dep
+        .nodes
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.name == node)
+        .ok_or_else(|| unknown_node(dep, node))?;
     let instance = instance_of(dep, me)?;
-    let peer = dep.nodes.iter().find(|n| n.name != me.name);
+    let peer_at = dep
+        .nodes
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.name != me.name);
+    let peer = peer_at.map(|(_, p)| p);
     let peer_instance = peer.map(|p| instance_of(dep, p)).transpose()?;
     let interfaces = interfaces_of(dep, instance)?;
     let peer_interfaces = peer_instance.map(|i| interfaces_of(dep, i)).transpose()?;
-    let ha = ha_plan(dep, &interfaces, peer_interfaces.as_deref())?;
+    let ids = NodeIds {
+        me: node_id(me_at)?,
+        peer: peer_at.map(|(at, _)| node_id(at)).transpose()?,
+    };
+    let ha = ha_plan(
+        dep,
+        me,
+        ids,
+        profile,
+        &interfaces,
+        peer_interfaces.as_deref(),
+    )?;
     let floating = floating(dep, &interfaces)?;
     let routes = routes(dep, &interfaces)?;
     let ha_peers = ha_peers(&ha, &interfaces, peer_interfaces.as_deref());
@@ -154,7 +255,6 @@ pub fn plan(dep: &Deployment, node: &str) -> Result<NodePlan, String> {
     Ok(NodePlan {
         deployment: dep.name.clone(),
         node: me.name.clone(),
-        priority: me.priority,
         key_file: me.key_file.clone(),
         peer: peer.map(|p| p.name.clone()),
         ha,
@@ -221,8 +321,23 @@ fn by_role(interfaces: &[Interface], role: EniRole) -> Option<&Interface> {
     interfaces.iter().find(|i| i.role == role)
 }
 
+struct NodeIds {
+    me: u32,
+    peer: Option<u32>,
+}
+
+/// The id of the `[[node]]` at index `at`.
+fn node_id(at: usize) -> Result<u32, String> {
+    u32::try_from(at + 1).map_err(|_| {
+        "too many [[node]] entries; an HA pair has two (`hafw validate` says so)".to_string()
+    })
+}
+
 fn ha_plan(
     dep: &Deployment,
+    me: &Node,
+    ids: NodeIds,
+    profile: Option<HaProfile>,
     mine: &[Interface],
     peer: Option<&[Interface]>,
 ) -> Result<HaPlan, String> {
@@ -251,10 +366,27 @@ fn ha_plan(
             peer: peer_addr,
         });
     }
+    let timers = HaTimers::resolve_with(ha, profile);
     Ok(HaPlan {
+        node_id: ids.me,
+        peer_id: ids.peer,
+        priority: me.priority,
         port: ha.port,
-        timers: HaTimers::resolve(ha),
+        timers,
+        preempt: ha.preempt,
+        preempt_hold: Duration::from_millis(u64::from(ha.preempt_hold_ms)),
+        promotion_hold: Duration::from_millis(u64::from(ha.promotion_hold_ms)),
+        flap_limit: FlapLimit {
+            transitions: ha.flap_limit.transitions.get(),
+            window: Duration::from_secs(u64::from(ha.flap_limit.window_s)),
+        },
+        takeover_wait: defaults::takeover_wait(timers.heartbeat_interval()),
+        initial_listen: defaults::INITIAL_LISTEN,
+        max_detection: defaults::max_detection(timers.detection()),
         paths,
+        link_monitors: ha.link_monitors.clone(),
+        path_monitors: ha.path_monitors.clone(),
+        garp: ha.garp.clone(),
     })
 }
 

@@ -220,20 +220,8 @@ fn ha(cx: &Context, r: &mut Report) {
             );
         }
     }
-    if ha.heartbeat_interval_ms == Some(0) {
-        r.error(
-            "policy.ha.heartbeat_interval_ms",
-            "heartbeat_interval_ms is 0",
-            "set a positive interval, or leave it out to use the profile's",
-        );
-    }
-    if ha.miss_count == Some(0) {
-        r.error(
-            "policy.ha.miss_count",
-            "miss_count is 0, which would declare the peer lost before any heartbeat is due",
-            "set miss_count to 1 or more, or leave it out to use the profile's",
-        );
-    }
+    // A 0 interval or miss count cannot reach here: their types refuse it
+    // when the file is parsed (spec::IntervalMs, spec::Count).
     if ha.port == 0 {
         r.error(
             "policy.ha.port",
@@ -382,18 +370,34 @@ ports"#,
 
     #[test]
     fn zero_timers_are_refused() {
-        let m = messages(&seed_with(
-            "[policy.ha]\n",
-            "[policy.ha]\nheartbeat_interval_ms = 0\nmiss_count = 0\nport = 0\n",
-        ));
+        // A 0 interval or count is refused by its type when the file is
+        // parsed, located and naming the field; port 0 by validation.
+        let at = |edit: &str| {
+            let text = crate::examples::SEED.replacen("[policy.ha]\n", edit, 1);
+            let d = crate::parse("d.toml", &text).expect_err("0 must be refused");
+            assert_eq!(d.items.len(), 1, "{d}");
+            let i = &d.items[0];
+            (i.path.to_string(), i.message.clone(), i.fix.clone())
+        };
         assert_eq!(
-            m,
-            vec![
-                "heartbeat_interval_ms is 0",
-                "miss_count is 0, which would declare the peer lost before any heartbeat is due",
-                "HA port 0 is not a port"
-            ]
+            at("[policy.ha]\nheartbeat_interval_ms = 0\n"),
+            (
+                "policy.ha.heartbeat_interval_ms".into(),
+                "an interval of 0 is not allowed: it must be 1 or more".into(),
+                "set heartbeat_interval_ms to 1 or more, or leave it out to use the profile's"
+                    .into()
+            )
         );
+        assert_eq!(
+            at("[policy.ha]\nmiss_count = 0\n"),
+            (
+                "policy.ha.miss_count".into(),
+                "a count of 0 is not allowed: it must be 1 or more".into(),
+                "set miss_count to 1 or more, or leave it out to use the profile's".into()
+            )
+        );
+        let m = messages(&seed_with("[policy.ha]\n", "[policy.ha]\nport = 0\n"));
+        assert_eq!(m, vec!["HA port 0 is not a port"]);
     }
 
     #[test]

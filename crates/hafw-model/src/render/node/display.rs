@@ -4,21 +4,18 @@
 use std::fmt;
 
 use super::{FloatingAddress, NodePlan};
-use crate::spec::HaProfile;
 
 impl fmt::Display for NodePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "node {} (deployment {})", self.node, self.deployment)?;
-        writeln!(f, "  priority  {}", self.priority)?;
+        writeln!(f, "  priority  {}", self.ha.priority)?;
         writeln!(f, "  key file  {}", self.key_file)?;
         writeln!(f, "  peer      {}", self.peer.as_deref().unwrap_or("none"))?;
         writeln!(f)?;
 
-        let t = &self.ha.timers;
-        let profile = match t.profile {
-            HaProfile::Default => "default",
-            HaProfile::Fast => "fast",
-        };
+        let ha = &self.ha;
+        let t = &ha.timers;
+        let profile = t.profile;
         writeln!(f, "high availability")?;
         writeln!(
             f,
@@ -31,6 +28,28 @@ impl fmt::Display for NodePlan {
             t.heartbeat_interval_ms,
             t.miss_count,
             t.detection_ms()
+        )?;
+        let preempt = if ha.preempt { "on" } else { "off" };
+        writeln!(
+            f,
+            "  holds     preempt {preempt} (hold {} ms), promotion hold {} ms; flap limit {} promotions in {} s",
+            ha.preempt_hold.as_millis(),
+            ha.promotion_hold.as_millis(),
+            ha.flap_limit.transitions,
+            ha.flap_limit.window.as_secs()
+        )?;
+        writeln!(
+            f,
+            "  waits     takeover {} ms, initial listen {} ms, detection adapts up to {} ms",
+            ha.takeover_wait.as_millis(),
+            ha.initial_listen.as_millis(),
+            ha.max_detection.as_millis()
+        )?;
+        writeln!(
+            f,
+            "  ids       this node {}, peer {}",
+            ha.node_id,
+            ha.peer_id.map_or_else(|| "none".into(), |i| i.to_string())
         )?;
         let rows: Vec<[String; 4]> = self
             .ha

@@ -20,7 +20,8 @@ fn unknown_node_lists_the_known_ones() {
 #[test]
 fn seed_node_identity_and_ha_endpoints() {
     let p = plan(&load("seed", SEED), "fw-a").unwrap();
-    assert_eq!((p.node.as_str(), p.priority), ("fw-a", 200));
+    assert_eq!((p.node.as_str(), p.ha.priority), ("fw-a", 200));
+    assert_eq!((p.ha.node_id, p.ha.peer_id), (1, Some(2)));
     assert_eq!(p.key_file, "/etc/hafw/ha.key");
     assert_eq!(p.peer.as_deref(), Some("fw-b"));
     assert_eq!(p.ha.port, 28_780);
@@ -43,29 +44,125 @@ fn seed_node_identity_and_ha_endpoints() {
     );
     let b = plan(&load("seed", SEED), "fw-b").unwrap();
     assert_eq!(b.peer.as_deref(), Some("fw-a"));
+    assert_eq!((b.ha.node_id, b.ha.peer_id), (2, Some(1)));
     assert_eq!(b.ha.paths[0].local, ip("10.0.0.12"));
     assert_eq!(b.ha.paths[0].peer, Some(ip("10.0.0.11")));
+}
+
+fn timers(t: HaTimers) -> (u32, u32, u64) {
+    (
+        t.heartbeat_interval_ms.get(),
+        t.miss_count.get(),
+        t.detection_ms(),
+    )
 }
 
 #[test]
 fn timers_follow_the_profile_and_explicit_settings_win() {
     let mut dep = load("seed", SEED);
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
-    assert_eq!(
-        (t.heartbeat_interval_ms, t.miss_count, t.detection_ms()),
-        (200, 5, 1000)
-    );
+    assert_eq!(timers(t), (200, 5, 1000));
     dep.policy.ha.profile = HaProfile::Fast;
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
-    assert_eq!(
-        (t.heartbeat_interval_ms, t.miss_count, t.detection_ms()),
-        (5, 3, 15)
-    );
-    dep.policy.ha.heartbeat_interval_ms = Some(50);
+    assert_eq!(timers(t), (5, 3, 15));
+    dep.policy.ha.heartbeat_interval_ms = IntervalMs::new(50);
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
-    assert_eq!((t.heartbeat_interval_ms, t.miss_count), (50, 3));
-    dep.policy.ha.miss_count = Some(10);
+    assert_eq!(timers(t).0, 50);
+    assert_eq!(timers(t).1, 3);
+    dep.policy.ha.miss_count = Count::new(10);
     assert_eq!(plan(&dep, "fw-a").unwrap().ha.timers.detection_ms(), 500);
+}
+
+#[test]
+fn the_profile_override_replaces_the_files_but_not_explicit_timers() {
+    let mut dep = load("seed", SEED);
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Fast))
+        .unwrap()
+        .ha
+        .timers;
+    assert_eq!((t.profile, timers(t)), (HaProfile::Fast, (5, 3, 15)));
+    dep.policy.ha.profile = HaProfile::Fast;
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default))
+        .unwrap()
+        .ha;
+    assert_eq!(timers(t.timers), (200, 5, 1000));
+    // The derived waits follow the timers that run, not the file's.
+    assert_eq!(t.takeover_wait, Duration::from_millis(800));
+    dep.policy.ha.heartbeat_interval_ms = IntervalMs::new(50);
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default))
+        .unwrap()
+        .ha
+        .timers;
+    assert_eq!(timers(t), (50, 5, 250));
+}
+
+/// A file that sets nothing about HA runs the core's own defaults: one set.
+#[test]
+fn the_core_config_of_an_unset_file_is_the_cores_default() {
+    let mut dep = load("seed", SEED);
+    dep.policy.ha = Ha {
+        paths: dep.policy.ha.paths.clone(),
+        ..Ha::default()
+    };
+    let p = plan(&dep, "fw-a").unwrap();
+    assert_eq!(Config::from(&p.ha), Config::new(1, 200));
+    let b = plan(&dep, "fw-b").unwrap();
+    assert_eq!(Config::from(&b.ha), Config::new(2, 100));
+}
+
+#[test]
+fn every_ha_setting_reaches_the_core_config() {
+    let text = SEED.replace(
+        "[policy.ha]\nprofile = \"default\"",
+        "[policy.ha]\nprofile = \"fast\"\nheartbeat_interval_ms = 20\nmiss_count = 4\npreempt = true\npreempt_hold_ms = 1500\npromotion_hold_ms = 250\nflap_limit = { transitions = 2, window_s = 30 }\ngarp = { count = 5, interval_ms = 40 }",
+    );
+    assert_ne!(text, SEED);
+    let p = plan(&load("seed", &text), "fw-b").unwrap();
+    let c = Config::from(&p.ha);
+    let ms = Duration::from_millis;
+    assert_eq!(
+        (c.node_id, c.priority, c.preempt, c.paths),
+        (2, 100, true, 2)
+    );
+    assert_eq!((c.heartbeat_interval, c.miss_count), (ms(20), 4));
+    assert_eq!((c.preempt_hold, c.promotion_hold), (ms(1500), ms(250)));
+    assert_eq!(
+        c.flap_limit,
+        FlapLimit {
+            transitions: 2,
+            window: Duration::from_secs(30)
+        }
+    );
+    // The derived waits: 4 intervals with a 500 ms floor; 500 ms; twice
+    // the 80 ms detection with a 500 ms floor.
+    assert_eq!(
+        (c.takeover_wait, c.initial_listen, c.max_detection),
+        (ms(500), ms(500), ms(500))
+    );
+    assert_eq!(c.validate(), Ok(()));
+    assert_eq!((p.ha.garp.count, p.ha.garp.interval_ms), (5, 40));
+    assert_eq!(p.ha.link_monitors, dep_link_monitors(&text));
+}
+
+fn dep_link_monitors(text: &str) -> Vec<crate::spec::LinkMonitor> {
+    load("seed", text).policy.ha.link_monitors
+}
+
+#[test]
+fn slow_timers_stretch_the_derived_waits() {
+    let mut dep = load("seed", SEED);
+    dep.policy.ha.heartbeat_interval_ms = IntervalMs::new(1000);
+    let ha = plan(&dep, "fw-a").unwrap().ha;
+    assert_eq!(ha.takeover_wait, Duration::from_secs(4));
+    assert_eq!(ha.max_detection, Duration::from_secs(10));
+}
+
+#[test]
+fn a_lone_node_has_no_peer_id() {
+    let mut dep = load("seed", SEED);
+    dep.nodes.truncate(1);
+    let ha = plan(&dep, "fw-a").unwrap().ha;
+    assert_eq!((ha.node_id, ha.peer_id), (1, None));
 }
 
 #[test]
@@ -204,6 +301,9 @@ fn display_prints_every_section_then_the_ruleset() {
         "node fw-a (deployment seed)",
         "high availability",
         "  timers    heartbeat every 200 ms, peer lost after 5 missed (1000 ms); profile default",
+        "  holds     preempt off (hold 60000 ms), promotion hold 0 ms; flap limit 6 promotions in 60 s",
+        "  waits     takeover 800 ms, initial listen 500 ms, detection adapts up to 2000 ms",
+        "  ids       this node 1, peer 2",
         "  path management  mgmt  10.0.0.11  -> 10.0.0.12",
         "interfaces",
         "  untrust  untrust     fw-a-untrust  10.0.1.11/24  gateway 10.0.1.253  source/dest check off",
@@ -222,4 +322,24 @@ fn display_prints_every_section_then_the_ruleset() {
     }
     assert!(text.ends_with(&p.ruleset.text));
     assert_eq!(text, plan(&load("seed", SEED), "fw-a").unwrap().to_string());
+}
+
+#[test]
+fn the_profile_parses_from_its_name_and_nothing_else() {
+    for p in HaProfile::ALL {
+        assert_eq!(p.as_str().parse::<HaProfile>(), Ok(p));
+        assert_eq!(p.to_string(), p.as_str());
+    }
+    assert_eq!(format!("[{:<8}]", HaProfile::Fast), "[fast    ]");
+    let e = "Fast".parse::<HaProfile>().unwrap_err();
+    assert_eq!(e, "unknown HA profile `Fast`: use `default` or `fast`");
+    assert!("".parse::<HaProfile>().is_err());
+}
+
+#[test]
+fn non_zero_types_refuse_zero() {
+    assert_eq!(IntervalMs::new(0), None);
+    assert_eq!(Count::try_from(0).map(u32::from).ok(), None);
+    assert_eq!(IntervalMs::try_from(7).map(u32::from), Ok(7));
+    assert_eq!(IntervalMs::of(250).duration(), Duration::from_millis(250));
 }
