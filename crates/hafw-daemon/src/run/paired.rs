@@ -31,6 +31,8 @@ pub struct Paths<'a> {
     pub config: &'a Path,
     pub key_file: &'a Path,
     pub control: &'a Path,
+    /// `--record`: the HA core's inputs and actions go to this file.
+    pub record: Option<&'a Path>,
 }
 
 /// `hafw sessions` lists at most this many entries.
@@ -125,6 +127,7 @@ async fn serve(
         timelines.clone(),
         metrics.clone(),
         log.clone(),
+        paths.record.map(Path::to_path_buf),
     ) {
         Ok(h) => h,
         Err(e) => {
