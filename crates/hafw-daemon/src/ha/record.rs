@@ -31,6 +31,8 @@ pub struct RecordFile {
     recorder: Recorder,
     pending: String,
     last_flush: Instant,
+    /// An action is waiting: written at the next tick, not after 100 ms.
+    urgent: bool,
     log: Log,
     failed: bool,
 }
@@ -52,6 +54,7 @@ impl RecordFile {
             recorder: Recorder::new(config, start, Recorder::DEFAULT_LIMIT),
             pending: record::header(config, start),
             last_flush: Instant::now(),
+            urgent: false,
             log,
             failed: false,
         };
@@ -69,8 +72,9 @@ impl RecordFile {
         }
     }
 
-    /// An action the core returned: written out at once, since what the
-    /// daemon did is what a replay is checked against.
+    /// An action the core returned for the input just recorded: written
+    /// at the next tick, since what the daemon did is what a replay is
+    /// checked against.
     pub fn action(&mut self, action: &Action) {
         if self.failed {
             return;
@@ -79,18 +83,20 @@ impl RecordFile {
             Write::Append(line) => self.pending.push_str(line),
             Write::Rewrite => self.rewrite(),
         }
-        self.flush();
+        self.urgent = true;
     }
 
-    /// Writes the buffered lines if [`FLUSH_EVERY`] has passed.
+    /// Writes the buffered lines if an action waits or [`FLUSH_EVERY`] has
+    /// passed. The HA thread calls it after handing actions on.
     pub fn tick(&mut self) {
-        if self.last_flush.elapsed() >= FLUSH_EVERY {
+        if self.urgent || self.last_flush.elapsed() >= FLUSH_EVERY {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
         self.last_flush = Instant::now();
+        self.urgent = false;
         if self.failed || self.pending.is_empty() {
             return;
         }
@@ -128,12 +134,20 @@ impl Drop for RecordFile {
     }
 }
 
-/// The one way the HA thread gives the core an input: recorded, then handled.
+/// The one way the HA thread gives the core an input: recorded, handled,
+/// and the actions it caused recorded right after it (the daemon polls
+/// them later, maybe after more inputs: a drain of queued heartbeats).
 pub fn feed(node: &mut Node, rec: &mut Option<RecordFile>, now: Time, input: Input) {
-    if let Some(r) = rec {
-        r.input(now, &input);
-    }
+    let Some(r) = rec else {
+        node.handle(now, input);
+        return;
+    };
+    r.input(now, &input);
+    let before = node.queued_actions().len();
     node.handle(now, input);
+    for a in node.queued_actions().skip(before) {
+        r.action(a);
+    }
 }
 
 /// `hafw replay FILE`: prints the actions a fresh core returns for the
@@ -213,4 +227,72 @@ pub fn comparable(
         .cloned()
         .collect();
     (replayed, recorded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hafw_ha::msg::{Heartbeat, Message, State};
+
+    fn heartbeat(seq: u64) -> Message {
+        Message::Heartbeat(Heartbeat {
+            node_id: 2,
+            state: State::Active,
+            term: 1,
+            priority: 50,
+            preempt: false,
+            healthy: true,
+            seq,
+            sent_ns: seq,
+            echo_ns: 0,
+            echo_hold_ns: 0,
+            config_version: 0,
+            config_hash: [0; 32],
+        })
+    }
+
+    /// Several inputs before one poll (a drain): each action is stamped
+    /// with the input that caused it, so the replay agrees; a recording
+    /// whose actions were altered does not.
+    #[test]
+    fn a_recording_file_replays_and_a_tampered_one_is_refused() {
+        let path =
+            std::env::temp_dir().join(format!("hafw-record-unit-{}.rec", std::process::id()));
+        let mut config = Config::new(1, 100);
+        config.paths = 1;
+        let ms = Duration::from_millis;
+        let mut node = Node::new(config.clone(), ms(0)).expect("valid");
+        let mut rec = Some(RecordFile::new(
+            create(&path).expect("temp file"),
+            &config,
+            ms(0),
+            Log::quiet(),
+        ));
+        feed(&mut node, &mut rec, ms(1), Input::Timeout);
+        feed(
+            &mut node,
+            &mut rec,
+            ms(2),
+            Input::Message {
+                path: 0,
+                msg: heartbeat(1),
+            },
+        );
+        feed(&mut node, &mut rec, ms(3), Input::Timeout);
+        for t in (100..3000).step_by(100) {
+            feed(&mut node, &mut rec, ms(t), Input::Timeout);
+        }
+        assert!(
+            node.queued_actions().len() >= 3,
+            "found, passive, lost, active"
+        );
+        drop(rec);
+        assert_eq!(replay_command(&path), ExitCode::SUCCESS);
+        let text = std::fs::read_to_string(&path).expect("read");
+        let tampered = text.replacen("# action 2000000 ", "# action 3000000 ", 1);
+        assert_ne!(tampered, text, "{text}");
+        std::fs::write(&path, tampered).expect("write");
+        assert_eq!(replay_command(&path), ExitCode::FAILURE);
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -250,12 +250,8 @@ async fn run(
             });
             last_metrics = Instant::now();
         }
-        if let Some(r) = &mut rec {
-            r.tick();
-        }
         flush(
             &mut node,
-            &mut rec,
             &mut sealer,
             &sockets,
             &peers,
@@ -264,6 +260,10 @@ async fn run(
             &metrics,
             &log,
         );
+        // After the actions went to the executor: recording waits, they don't.
+        if let Some(r) = &mut rec {
+            r.tick();
+        }
         if let Some(reply) = shutdown.take() {
             let st = node.state();
             let done =
@@ -350,7 +350,6 @@ fn drain(
 #[allow(clippy::too_many_arguments)]
 fn flush(
     node: &mut Node,
-    rec: &mut Option<RecordFile>,
     sealer: &mut KindSealer,
     sockets: &[Arc<UdpSocket>],
     peers: &[SocketAddr],
@@ -363,9 +362,6 @@ fn flush(
     // The executor gets each action before the log line is written and the
     // metrics are counted: those are bookkeeping, the promotion is not.
     while let Some(a) = node.poll_action() {
-        if let Some(r) = rec {
-            r.action(&a);
-        }
         let line = format!("HA: {a}");
         let transition = match &a {
             Action::BecomeActive { cause, .. }

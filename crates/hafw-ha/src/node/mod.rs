@@ -261,6 +261,12 @@ impl Node {
         self.actions.pop_front()
     }
 
+    /// The actions not yet polled, oldest first: a recorder notes the ones
+    /// an input added, before the daemon polls them with others.
+    pub fn queued_actions(&self) -> impl ExactSizeIterator<Item = &Action> {
+        self.actions.iter()
+    }
+
     /// The earliest deadline in the timer table.
     pub fn poll_timeout(&self) -> Option<Time> {
         self.timers.next()
