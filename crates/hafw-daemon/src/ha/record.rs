@@ -206,11 +206,14 @@ pub fn replay_command(path: &Path) -> ExitCode {
     }
 }
 
+/// Actions as (time, display text).
+pub type Timed = Vec<(Time, String)>;
+
 /// The replayed and the recorded actions as (time, text), up to the gap.
 pub fn comparable(
     rec: &record::Recording,
     replayed: &[(Time, Action)],
-) -> (Vec<(Time, String)>, Vec<(Time, String)>) {
+) -> (Timed, Timed) {
     let until = rec
         .gap
         .and_then(|g| rec.inputs.get(g))

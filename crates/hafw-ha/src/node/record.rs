@@ -430,7 +430,7 @@ fn unhex(s: &str) -> Result<Vec<u8>, String> {
         _ => Err(format!("bad hex digit {:?}", c as char)),
     };
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     b.chunks(2)
