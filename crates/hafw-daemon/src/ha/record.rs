@@ -210,10 +210,7 @@ pub fn replay_command(path: &Path) -> ExitCode {
 pub type Timed = Vec<(Time, String)>;
 
 /// The replayed and the recorded actions as (time, text), up to the gap.
-pub fn comparable(
-    rec: &record::Recording,
-    replayed: &[(Time, Action)],
-) -> (Timed, Timed) {
+pub fn comparable(rec: &record::Recording, replayed: &[(Time, Action)]) -> (Timed, Timed) {
     let until = rec
         .gap
         .and_then(|g| rec.inputs.get(g))
