@@ -708,6 +708,44 @@ mod tests {
         assert!(recent >= limit / 4 - 40, "{recent}");
     }
 
+    /// `Node::handle` and the `handle_*` methods are one road: the same
+    /// inputs give the same actions, transmits and status either way.
+    #[test]
+    fn handle_dispatches_every_input_like_the_handle_methods() {
+        let mut c = Config::new(1, 100);
+        c.paths = 1;
+        let mut by_input = Node::new(c.clone(), Duration::ZERO).expect("valid");
+        let mut by_method = by_input.clone();
+        for (now, input) in every_input().into_iter().chain(
+            (8..3000)
+                .step_by(97)
+                .map(|t| (Duration::from_millis(t), Input::Timeout)),
+        ) {
+            by_input.handle(now, input.clone());
+            match input {
+                Input::Message { path, msg } => by_method.handle_message(now, path, &msg),
+                Input::Timeout => by_method.handle_timeout(now),
+                Input::Monitor { healthy, reason } => {
+                    by_method.handle_monitor(now, healthy, &reason)
+                }
+                Input::Command(cmd) => by_method.handle_command(now, cmd),
+                Input::ConfigVersion { version, hash } => {
+                    by_method.set_config_version(version, hash)
+                }
+            }
+            let out = |n: &mut Node| {
+                let actions: Vec<_> = std::iter::from_fn(|| n.poll_action()).collect();
+                let sends: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
+                (actions, sends)
+            };
+            assert_eq!(out(&mut by_input), out(&mut by_method), "at {now:?}");
+        }
+        assert_eq!(
+            format!("{:?}", by_input.status()),
+            format!("{:?}", by_method.status())
+        );
+    }
+
     #[test]
     fn a_replay_returns_the_recorded_nodes_actions() {
         let mut c = Config::new(1, 100);
