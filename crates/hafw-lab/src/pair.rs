@@ -214,7 +214,8 @@ impl Pair {
     }
 
     /// As [`Pair::start_with`], with extra `hafw run` arguments for both
-    /// daemons (e.g. `--session-sync off`).
+    /// daemons (e.g. `--session-sync off`); `{node}` in one is replaced by
+    /// the node's name (e.g. `--record /tmp/x-{node}.rec`).
     pub fn start_opts(
         file: &Path,
         lab_name: &str,
@@ -560,7 +561,8 @@ impl Pair {
             cmd.args(["--api", API_ADDR, "--api-token-file"])
                 .arg(self.api_token_file());
         }
-        cmd.args(&self.extra);
+        // `{node}` in an extra argument is this node's name: a file per node.
+        cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let child = cmd
             .spawn()

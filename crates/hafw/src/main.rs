@@ -75,6 +75,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replay a recording of `hafw run --record`: print the actions a fresh HA core returns
+    /// for the recorded inputs; exit 1 if they differ from what the recording node did.
+    #[command(after_help = "Example: hafw replay /var/log/hafw/fw-a.rec")]
+    Replay { file: PathBuf },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(hafw_bench::BenchCmd),
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Run(args) => hafw_daemon::run(args.into()),
         Command::Bench(cmd) => hafw_bench::run(cmd),
+        Command::Replay { file } => hafw_daemon::ha::record::replay_command(&file),
         Command::Status { control, json } => control::cli(
             control,
             if json {

@@ -50,6 +50,13 @@ pub struct RunArgs {
     /// The control socket for `hafw status|suspend|resume`.
     #[arg(long, default_value = hafw_daemon::control::DEFAULT_SOCKET)]
     pub control: PathBuf,
+    /// Record the HA core's inputs (heartbeats as decrypted, timeouts,
+    /// commands, monitor verdicts) and its actions to FILE, for `hafw
+    /// replay`. Bounded to about 4 MiB: the settings and the start-up are
+    /// kept, then the most recent history (older history is dropped in
+    /// quarters). The pre-shared key is never written.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 impl From<RunArgs> for hafw_daemon::RunOptions {
@@ -68,6 +75,7 @@ impl From<RunArgs> for hafw_daemon::RunOptions {
             session_sync: a.session_sync,
             log_json: a.log_json,
             control: a.control,
+            record: a.record,
         }
     }
 }

@@ -21,6 +21,7 @@ fn operating_commands_show_an_example_in_their_help() {
         &["run"],
         &["validate"],
         &["bench", "failover"],
+        &["replay"],
     ] {
         let out = Command::new(hafw())
             .args(cmd)

@@ -8,6 +8,7 @@
 pub mod executor;
 pub mod monitor;
 pub mod probe;
+pub mod record;
 pub mod setup;
 pub mod status;
 pub mod thread;

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hafw_ha::msg::State;
-use hafw_ha::node::{Action, Command, Node};
+use hafw_ha::node::{Action, Command, Input, Node};
 use hafw_ha::wire::{KindSealer, Opener, Sealer};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::record::{self, RecordFile};
 use super::setup::Setup;
 use super::{status, HaRequest, Timelines};
 use crate::log::Log;
@@ -56,7 +57,9 @@ pub fn start(
     timelines: Timelines,
     metrics: Metrics,
     log: Log,
+    record: Option<std::path::PathBuf>,
 ) -> Result<Handles, String> {
+    let record = record.as_deref().map(record::create).transpose()?;
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (act_tx, act_rx) = mpsc::unbounded_channel();
     let (peer_tx, peer_rx) = watch::channel(None);
@@ -86,7 +89,7 @@ pub fn start(
                 }
                 realtime(&log);
                 let _ = ready_tx.send(Ok(()));
-                run(setup, sealer, sockets, req_rx, act_tx, timelines, metrics, peer_tx, log).await;
+                run(setup, sealer, sockets, req_rx, act_tx, timelines, metrics, peer_tx, log, record).await;
             });
         })
         .map_err(|e| format!("start the HA thread: {e}"))?;
@@ -185,6 +188,7 @@ async fn run(
     metrics: Metrics,
     peer_config: PeerConfig,
     log: Log,
+    record: Option<(std::path::PathBuf, std::fs::File)>,
 ) {
     let origin = Instant::now();
     // The watchdog is fed from this loop: it proves heartbeats are served,
@@ -194,13 +198,15 @@ async fn run(
     let mut last_metrics = Instant::now();
     let now = || origin.elapsed();
     let mut opener = Opener::new(&setup.psk, setup.config.node_id);
-    let mut node = match Node::new(setup.config.clone(), now()) {
+    let start = now();
+    let mut node = match Node::new(setup.config.clone(), start) {
         Ok(n) => n,
         Err(e) => {
             log.info(format!("HA core refused its settings: {e}"));
             return;
         }
     };
+    let mut rec = record.map(|f| RecordFile::new(f, &setup.config, start, log.clone()));
     let peers: Vec<SocketAddr> = setup.paths.iter().map(|p| p.1).collect();
     let mut transport = Transport::default();
 
@@ -254,6 +260,10 @@ async fn run(
             &metrics,
             &log,
         );
+        // After the actions went to the executor: recording waits, they don't.
+        if let Some(r) = &mut rec {
+            r.tick();
+        }
         if let Some(reply) = shutdown.take() {
             let st = node.state();
             let done =
@@ -272,15 +282,15 @@ async fn run(
             Some((path, bytes)) = rx.recv() => {
                 // A refused envelope is counted by the opener and shown in status.
                 if let Ok(opened) = opener.open(&bytes) {
-                    node.handle_message(now(), path, &opened.body);
+                    record::feed(&mut node, &mut rec, now(), Input::Message { path, msg: opened.body });
                 }
             }
             _ = tokio::time::sleep_until(sleep_until.into()) => {
                 // A heartbeat may sit in a socket whose receive task has not
                 // run yet in this turn of the runtime: read it before the
                 // timer can call the peer lost.
-                drain(&sockets, &mut drain_buf, &mut opener, &mut node, now());
-                node.handle_timeout(now())
+                drain(&sockets, &mut drain_buf, &mut opener, &mut node, &mut rec, now());
+                record::feed(&mut node, &mut rec, now(), Input::Timeout)
             }
             req = requests.recv() => match req {
                 None => return,
@@ -289,14 +299,14 @@ async fn run(
                     let _ = reply.send(status::build(&node.status(), &setup, &tl, &opener.counters(), &transport, origin));
                 }
                 Some(HaRequest::Command { cmd, reply }) => {
-                    node.handle_command(now(), cmd);
+                    record::feed(&mut node, &mut rec, now(), Input::Command(cmd));
                     let _ = reply.send(format!("{}: now {}\n", match cmd { Command::Suspend => "suspend", Command::Resume => "resume" }, node.state().as_str()));
                 }
-                Some(HaRequest::Monitor { healthy, reason }) => node.handle_monitor(now(), healthy, &reason),
-                Some(HaRequest::SetConfigVersion { version, hash }) => node.set_config_version(version, hash),
+                Some(HaRequest::Monitor { healthy, reason }) => record::feed(&mut node, &mut rec, now(), Input::Monitor { healthy, reason }),
+                Some(HaRequest::SetConfigVersion { version, hash }) => record::feed(&mut node, &mut rec, now(), Input::ConfigVersion { version, hash }),
                 Some(HaRequest::State { reply }) => { let _ = reply.send(node.state()); }
                 Some(HaRequest::Shutdown { reply }) => {
-                    node.handle_command(now(), Command::Suspend);
+                    record::feed(&mut node, &mut rec, now(), Input::Command(Command::Suspend));
                     shutdown_deadline = Some(Instant::now() + setup.config.takeover_wait + setup.config.heartbeat_interval * 2);
                     shutdown = Some(reply);
                 }
@@ -311,12 +321,21 @@ fn drain(
     buf: &mut [u8],
     opener: &mut Opener,
     node: &mut Node,
+    rec: &mut Option<RecordFile>,
     now: Duration,
 ) {
     for (path, s) in sockets.iter().enumerate() {
         while let Ok((n, _)) = s.try_recv_from(buf) {
             if let Ok(opened) = opener.open(&buf[..n]) {
-                node.handle_message(now, path, &opened.body);
+                record::feed(
+                    node,
+                    rec,
+                    now,
+                    Input::Message {
+                        path,
+                        msg: opened.body,
+                    },
+                );
             }
         }
     }

@@ -44,6 +44,9 @@ pub struct RunOptions {
     pub log_json: bool,
     /// The control socket for `hafw status|suspend|resume`.
     pub control: PathBuf,
+    /// Record the HA core's inputs and actions to this file (bounded; see
+    /// `ha::record`).
+    pub record: Option<PathBuf>,
 }
 
 pub fn run(args: RunOptions) -> ExitCode {
@@ -91,6 +94,7 @@ pub fn run(args: RunOptions) -> ExitCode {
                 config: &args.config,
                 key_file: &key_file,
                 control: &args.control,
+                record: args.record.as_deref(),
             },
             paired::Options {
                 ha_profile: args.ha_profile,

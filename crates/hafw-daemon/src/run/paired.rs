@@ -39,6 +39,8 @@ pub struct Paths<'a> {
     pub config: &'a Path,
     pub key_file: &'a Path,
     pub control: &'a Path,
+    /// `--record`: the HA core's inputs and actions go to this file.
+    pub record: Option<&'a Path>,
 }
 
 /// How the node is asked to run, besides its files.
@@ -171,6 +173,7 @@ impl Paired {
             timelines.clone(),
             metrics.clone(),
             log.clone(),
+            paths.record.map(Path::to_path_buf),
         ) {
             Ok(h) => h,
             Err(e) => {

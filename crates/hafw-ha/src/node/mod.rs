@@ -1,6 +1,6 @@
 //! The HA state machine: which of the two nodes holds the floating
 //! addresses. A pure core (architecture.md, "The firewall node: pure cores,
-//! thin drivers"): inputs are `handle_*` calls taking `now`; outputs are
+//! thin drivers"): inputs are [`Input`]s given to [`Node::handle`] with `now`; outputs are
 //! drained with [`Node::poll_transmit`], [`Node::poll_action`] and
 //! [`Node::poll_timeout`]. It never reads a clock, sleeps or touches a socket.
 //!
@@ -65,7 +65,9 @@ mod cause;
 mod config;
 mod decide;
 mod election;
+mod input;
 mod liveness;
+pub mod record;
 mod status;
 mod timers;
 
@@ -74,6 +76,7 @@ use std::collections::VecDeque;
 pub use action::{Action, Command};
 pub use cause::{Cause, Handover};
 pub use config::{defaults, Config, ConfigError, FlapLimit};
+pub use input::Input;
 pub use status::{Alarm, Counters, PathStatus, PeerStatus, Status, Transition};
 
 use crate::msg::{Heartbeat, Message, State};
@@ -172,6 +175,17 @@ impl Node {
         Ok(node)
     }
 
+    /// The one entry for every input; the `handle_*` methods are its arms.
+    pub fn handle(&mut self, now: Time, input: Input) {
+        match input {
+            Input::Message { path, msg } => self.handle_message(now, path, &msg),
+            Input::Timeout => self.handle_timeout(now),
+            Input::Monitor { healthy, reason } => self.handle_monitor(now, healthy, &reason),
+            Input::Command(cmd) => self.handle_command(now, cmd),
+            Input::ConfigVersion { version, hash } => self.set_config_version(version, hash),
+        }
+    }
+
     /// A message the daemon decrypted, received on heartbeat `path`.
     pub fn handle_message(&mut self, now: Time, path: usize, msg: &Message) {
         if path >= self.config.paths {
@@ -245,6 +259,12 @@ impl Node {
 
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// The actions not yet polled, oldest first: a recorder notes the ones
+    /// an input added, before the daemon polls them with others.
+    pub fn queued_actions(&self) -> impl ExactSizeIterator<Item = &Action> {
+        self.actions.iter()
     }
 
     /// The earliest deadline in the timer table.

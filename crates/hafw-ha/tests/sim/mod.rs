@@ -209,6 +209,11 @@ impl Sim {
         [self.state(0), self.state(1)]
     }
 
+    /// Node `i`'s settings.
+    pub fn config(&self, i: usize) -> &Config {
+        &self.nodes[i].config
+    }
+
     pub fn node(&self, i: usize) -> Option<&Node> {
         self.nodes[i].node.as_ref()
     }
