@@ -119,13 +119,12 @@ async fn serve(
         peer_cfg_tx,
         &log,
     )?;
-    let handles = match ha::thread::start(
-        setup,
-        ha1_sealer,
-        timelines.clone(),
-        metrics.clone(),
-        log.clone(),
-    ) {
+    let shared = ha::thread::Shared {
+        timelines: timelines.clone(),
+        metrics: metrics.clone(),
+        log: log.clone(),
+    };
+    let handles = match ha::thread::start(setup, ha1_sealer, shared) {
         Ok(h) => h,
         Err(e) => {
             let applied = std::mem::take(&mut *applied.lock().map_err(|_| "internal: lock")?);
@@ -257,16 +256,16 @@ async fn serve(
         log.clone(),
     ));
     let garp = dep.policy.ha.garp.clone();
-    let executor = tokio::spawn(ha::executor::execute(
-        nl.clone(),
-        plan.clone(),
+    let executor = ha::executor::Executor {
+        nl: nl.clone(),
+        plan: plan.clone(),
         garp,
-        handles.actions,
         timelines,
-        metrics.clone(),
-        sync.clone(),
-        log.clone(),
-    ));
+        metrics: metrics.clone(),
+        sync: sync.clone(),
+        log: log.clone(),
+    };
+    let executor = tokio::spawn(executor.run(handles.actions));
     // Session sync's figures and this node's policy version into the
     // metrics, twice a second (the peer's version comes from the HA
     // thread's heartbeats).
@@ -352,7 +351,7 @@ async fn serve(
     let (tx, rx) = oneshot::channel();
     let _ = handles.requests.send(HaRequest::Shutdown { reply: tx });
     match tokio::time::timeout(Duration::from_secs(10), rx).await {
-        Ok(Ok(state)) => log.info(format!("HA stopped as {state}")),
+        Ok(Ok(state)) => log.info(format!("HA stopped as {}", state.as_str())),
         _ => log.info("HA did not confirm the handover in time; withdrawing anyway"),
     }
     // Let the executor finish a demotion already queued.

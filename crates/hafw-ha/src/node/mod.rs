@@ -66,6 +66,7 @@ mod config;
 mod decide;
 mod election;
 mod liveness;
+mod shutdown;
 mod status;
 mod timers;
 
@@ -80,6 +81,7 @@ use crate::msg::{Heartbeat, Message, State};
 use crate::Time;
 use election::FlapWindow;
 use liveness::{nanos, Liveness};
+use shutdown::Shutdown;
 use timers::{Timer, TimerTable};
 
 /// How many transitions the status keeps.
@@ -117,6 +119,7 @@ pub struct Node {
     actions: VecDeque<Action>,
     history: VecDeque<Transition>,
     counters: Counters,
+    shutdown: Shutdown,
 }
 
 /// An active handing over, and what it becomes once the peer is active.
@@ -161,6 +164,7 @@ impl Node {
             actions: VecDeque::new(),
             history: VecDeque::new(),
             counters: Counters::default(),
+            shutdown: Shutdown::Running,
         };
         node.timers.set(
             Timer::InitialListen,
@@ -204,6 +208,10 @@ impl Node {
         // The hold timers are decided by `settle`, which promotes when they
         // have run out and the promotion is still justified.
         self.settle(now);
+        if self.timers.take_expired(Timer::ShutdownDeadline, now) {
+            // After `settle`: a step-down due now still counts as handed over.
+            self.on_shutdown_deadline();
+        }
         if self.timers.take_expired(Timer::HeartbeatSend, now) {
             // After `settle`, so the heartbeat carries the current state.
             self.send_heartbeats(now);
@@ -229,6 +237,7 @@ impl Node {
         match cmd {
             Command::Suspend => self.suspend(now),
             Command::Resume => self.resume(now),
+            Command::Shutdown => self.shutdown(now),
         }
         self.settle(now);
     }
