@@ -55,6 +55,11 @@
 //!   again → Passive.
 //! - **Flap limit**: a promotion that would make more than `transitions`
 //!   promotions within `window` suspends the node instead.
+//! - **Shutdown** ([`Command::Shutdown`], the daemon's SIGTERM): suspend by
+//!   the rules above (a planned handover when active), then
+//!   [`Action::ShutdownComplete`] once no longer active, or at
+//!   `takeover_wait + 2 × heartbeat_interval` at the latest, so a stopping
+//!   daemon never waits on its peer for ever.
 //!
 //! **Robustness**: no message content panics. Messages with our own node
 //! id, or on a path index we don't have, are ignored and counted; duplicated
