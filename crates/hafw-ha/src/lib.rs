@@ -9,8 +9,10 @@
 //! | [`node`] | the HA state machine: election, liveness, preemption, suspend |
 //! | [`sessions`] | session sync over HA2: sender, receiver, replicated cache |
 //! | [`config_sync`] | config sync: the shared policy's version, offer and apply |
+//! | [`monitor`] | link and path monitor verdicts, combined for the node |
 
 pub mod config_sync;
+pub mod monitor;
 pub mod msg;
 pub mod node;
 pub mod sessions;

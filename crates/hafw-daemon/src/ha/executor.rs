@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::Timelines;
 use crate::dataplane::apply::floating_net;
+use crate::error::{DaemonError, KernelError};
 use crate::log::Log;
 use crate::ops::metrics::Metrics;
 use crate::sync::SyncHandle;
@@ -42,27 +43,51 @@ impl Timeline {
     }
 }
 
-// The loop's parts are passed apart so each is visibly owned by it.
-#[allow(clippy::too_many_arguments)]
-pub async fn execute(
-    nl: Rtnl,
-    plan: NodePlan,
-    garp: Garp,
-    mut actions: mpsc::UnboundedReceiver<Action>,
-    timelines: Timelines,
-    metrics: Metrics,
-    sync: Option<Arc<SyncHandle>>,
-    log: Log,
-) {
+/// What the executor works with: the kernel, the plan it promotes to, and
+/// where its results go.
+pub struct Executor {
+    pub nl: Rtnl,
+    pub plan: NodePlan,
+    pub garp: Garp,
+    pub timelines: Timelines,
+    pub metrics: Metrics,
+    pub sync: Option<Arc<SyncHandle>>,
+    pub log: Log,
+}
+
+impl Executor {
+    /// Carries out the core's actions, one at a time, until the HA thread
+    /// stops.
+    pub async fn run(self, actions: mpsc::UnboundedReceiver<Action>) {
+        execute(self, actions).await
+    }
+}
+
+async fn execute(ex: Executor, mut actions: mpsc::UnboundedReceiver<Action>) {
+    let Executor {
+        nl,
+        plan,
+        garp,
+        timelines,
+        metrics,
+        sync,
+        log,
+    } = ex;
     // Opened once: the failover path only sends.
     let mut announcers = vec![];
     for f in &plan.floating {
         match arp::Announcer::open(None, &f.ifname) {
             Ok(a) => announcers.push((f.address.0, a)),
-            Err(e) => log.info(format!(
-                "cannot open the ARP socket on {}: {e}; promotions will not announce {}",
-                f.ifname, f.address
-            )),
+            Err(source) => {
+                log.error(&DaemonError::from(KernelError::Driver {
+                    step: "open the ARP socket",
+                    source,
+                }));
+                log.warn(format!(
+                    "promotions will not announce {} on {}",
+                    f.address, f.ifname
+                ));
+            }
         }
     }
     let announcers = Arc::new(announcers);
@@ -116,7 +141,7 @@ pub async fn execute(
                 .iter()
                 .map(|(n, d)| format!("{n} {}", crate::log::ms(*d)))
                 .collect();
-            log.info(format!(
+            let line = format!(
                 "{}: {} (total {}){}",
                 tl.what,
                 phases.join(", "),
@@ -125,7 +150,13 @@ pub async fn execute(
                     .as_deref()
                     .map(|e| format!("; error: {e}"))
                     .unwrap_or_default()
-            ));
+            );
+            // A phase the kernel refused is for the operator to see.
+            if tl.error.is_some() {
+                log.warn(line);
+            } else {
+                log.info(line);
+            }
             for (phase, d) in &tl.phases {
                 metrics.phase(phase, d.as_secs_f64());
             }

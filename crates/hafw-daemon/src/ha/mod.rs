@@ -42,9 +42,10 @@ pub enum HaRequest {
     State {
         reply: oneshot::Sender<hafw_ha::msg::State>,
     },
-    /// SIGTERM: hand over if active, then report the final state.
+    /// SIGTERM: hand over if active, then report the final state (the
+    /// core decides when the shutdown is done).
     Shutdown {
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<hafw_ha::msg::State>,
     },
 }
 

@@ -1,14 +1,13 @@
-//! Link and path monitoring: path monitors' verdicts ([`super::probe`])
-//! are combined with the carrier of every interface of the node, polled over
-//! netlink. The groups of `policy.ha.link_monitor` (any or all members down
-//! fails the group) are reported to the core when the verdict changes. When
-//! an interface comes back, the routes the plan puts on it are restored: the
-//! kernel deletes a route whose link went down, and a node that takes over
-//! again without its default route would black-hole traffic.
+//! Link and path monitoring, the driver: polls the carrier of every
+//! interface of the node over netlink, reads the path monitors' verdicts
+//! ([`super::probe`]), and hands both to the core
+//! ([`hafw_ha::monitor::Monitors`]), which decides the groups' verdict
+//! (`policy.ha.link_monitor`: any or all members down), when to tell the
+//! HA node, and when an interface that came back needs its routes.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hafw_ha::monitor::{Link, LinkGroup, MonitorAction, Monitors, Rule};
 use hafw_kernel::{link, route, Rtnl};
 use hafw_model::render::node::NodePlan;
 use hafw_model::spec::{Deployment, Failure};
@@ -16,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::HaRequest;
 use crate::dataplane::apply::planned_route;
+use crate::error::{DaemonError, KernelError};
 use crate::log::Log;
 
 pub async fn links(
@@ -26,65 +26,62 @@ pub async fn links(
     to_core: mpsc::UnboundedSender<HaRequest>,
     log: Log,
 ) {
-    let groups = dep.policy.ha.link_monitors.clone();
+    let groups = (dep.policy.ha.link_monitors.iter())
+        .map(|g| LinkGroup {
+            interfaces: g.interfaces.iter().map(|r| r.ifname().to_owned()).collect(),
+            rule: rule(g.failure),
+        })
+        .collect();
     let mut paths = vec![];
     for (i, m) in dep.policy.ha.path_monitors.iter().enumerate() {
         match super::probe::start(m, (std::process::id() as u16).wrapping_add(i as u16)) {
             Ok(v) => paths.push(v),
-            Err(e) => log.info(format!("{e}; this path monitor is off")),
+            Err(e) => {
+                log.error(&DaemonError::from(e));
+                log.warn(format!("path monitor {} is off", m.name));
+            }
         }
     }
-    let mut last: Option<(bool, String)> = None;
-    let mut was_up: BTreeMap<String, bool> = BTreeMap::new();
+    let mut core = Monitors::new(groups, paths.len());
+    let mut poll = Vec::with_capacity(plan.interfaces.len());
     loop {
-        let mut up_now = BTreeMap::new();
+        for (i, p) in paths.iter().enumerate() {
+            if let Ok(v) = p.lock() {
+                core.handle_path(i, v.as_deref());
+            }
+        }
+        poll.clear();
         for i in &plan.interfaces {
-            // A netlink error is not a link going down: on a loaded machine a
-            // query can fail, and that must not make the node non-functional.
-            let up = match link::show(&nl, &i.ifname).await {
-                Ok(l) => l.carrier && l.admin_up,
-                Err(_) => was_up.get(&i.ifname).copied().unwrap_or(true),
+            let seen = match link::show(&nl, &i.ifname).await {
+                Ok(l) if l.carrier && l.admin_up => Link::Up,
+                Ok(_) => Link::Down,
+                Err(_) => Link::Unknown,
             };
-            up_now.insert(i.ifname.clone(), up);
+            poll.push((i.ifname.as_str(), seen));
         }
-        for (name, up) in &up_now {
-            if *up && was_up.get(name) == Some(&false) {
-                restore_routes(&nl, &plan, name, &log).await;
+        core.handle_links(poll.iter().copied());
+        while let Some(a) = core.poll_action() {
+            match a {
+                MonitorAction::Report(v) => {
+                    let _ = to_core.send(HaRequest::Monitor {
+                        healthy: v.healthy,
+                        reason: v.reason,
+                    });
+                }
+                MonitorAction::RestoreRoutes { ifname } => {
+                    restore_routes(&nl, &plan, &ifname, &log).await
+                }
             }
         }
-        let mut failing = vec![];
-        for g in &groups {
-            let down: Vec<&str> = g
-                .interfaces
-                .iter()
-                .map(|r| r.ifname())
-                .filter(|n| up_now.get(*n) != Some(&true))
-                .collect();
-            let fails = match g.failure {
-                Failure::Any => !down.is_empty(),
-                Failure::All => down.len() == g.interfaces.len(),
-            };
-            if fails {
-                failing.push(format!("link down: {}", down.join(", ")));
-            }
-        }
-        for p in &paths {
-            if let Some(why) = p.lock().ok().and_then(|v| v.clone()) {
-                failing.push(why);
-            }
-        }
-        if !groups.is_empty() || !paths.is_empty() {
-            let verdict = (failing.is_empty(), failing.join("; "));
-            if last.as_ref() != Some(&verdict) {
-                let _ = to_core.send(HaRequest::Monitor {
-                    healthy: verdict.0,
-                    reason: verdict.1.clone(),
-                });
-                last = Some(verdict);
-            }
-        }
-        was_up = up_now;
         tokio::time::sleep(every).await;
+    }
+}
+
+/// The file's failure rule as the core's.
+pub(super) fn rule(f: Failure) -> Rule {
+    match f {
+        Failure::Any => Rule::Any,
+        Failure::All => Rule::All,
     }
 }
 
@@ -95,10 +92,10 @@ async fn restore_routes(nl: &Rtnl, plan: &NodePlan, ifname: &str, log: &Log) {
                 "{ifname} is up again: restored route {} via {}",
                 r.destination, r.gateway
             )),
-            Err(e) => log.info(format!(
-                "{ifname} is up again but route {} did not come back: {e}",
-                r.destination
-            )),
+            Err(source) => log.error(&DaemonError::from(KernelError::Driver {
+                step: "restore a route on an interface up again",
+                source,
+            })),
         }
     }
 }

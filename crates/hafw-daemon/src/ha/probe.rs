@@ -1,76 +1,89 @@
 //! Path monitoring: in-process ICMP echo probes to each target of a
-//! `policy.ha.path_monitor` group, out of the group's interface. A target
-//! fails after `misses` probes in a row go unanswered; a group fails when any
-//! (or all, as configured) of its targets fail. Each group runs on a thread
-//! of its own and publishes its verdict for the monitor loop to combine with
-//! the link monitors.
+//! `policy.ha.path_monitor` group, out of the group's interface. When a
+//! target or the group fails is the core's decision
+//! ([`hafw_ha::monitor::PathCheck`]); this only sends and listens. Each
+//! group runs on a thread of its own and publishes its verdict for the
+//! monitor loop to combine with the link monitors.
 
-use std::io::ErrorKind;
 use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hafw_model::spec::{Failure, PathMonitor};
+use hafw_ha::monitor::PathCheck;
+use hafw_model::spec::PathMonitor;
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::error::SetupError;
 
 /// A group's current verdict: `None` while healthy, else why it fails.
 pub type Verdict = Arc<Mutex<Option<String>>>;
 
-pub fn start(m: &PathMonitor, id: u16) -> Result<Verdict, String> {
+pub fn start(m: &PathMonitor, id: u16) -> Result<Verdict, SetupError> {
     let dev = m.via.ifname();
     let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
-        .map_err(|e| format!("path monitor {}: open an ICMP socket: {e}", m.name))?;
+        .map_err(|e| SetupError::io(format!("path monitor {}: open an ICMP socket", m.name), e))?;
     sock.bind_device(Some(dev.as_bytes()))
-        .map_err(|e| format!("path monitor {}: bind to {dev}: {e}", m.name))?;
+        .map_err(|e| SetupError::io(format!("path monitor {}: bind to {dev}", m.name), e))?;
     let verdict: Verdict = Arc::new(Mutex::new(None));
-    let out = verdict.clone();
-    let (name, targets, failure) = (
-        m.name.clone(),
-        m.targets.iter().map(|t| t.0).collect::<Vec<_>>(),
-        m.failure,
-    );
-    let interval = m.interval_ms.duration();
-    let misses = m.misses.get();
+    let rule = super::monitor::rule(m.failure);
+    let targets = m.targets.iter().map(|t| t.0).collect();
+    let prober = Prober {
+        sock,
+        id,
+        interval: m.interval_ms.duration(),
+        check: PathCheck::new(&m.name, dev, targets, rule, m.misses.get()),
+        out: verdict.clone(),
+    };
     std::thread::Builder::new()
-        .name(format!("probe-{name}"))
-        .spawn(move || {
-            run(
-                sock, &name, dev, &targets, failure, interval, misses, id, &out,
-            )
-        })
-        .map_err(|e| format!("path monitor: start its thread: {e}"))?;
+        .name(format!("probe-{}", m.name))
+        .spawn(move || prober.run())
+        .map_err(|e| SetupError::io("path monitor: start its thread", e))?;
     Ok(verdict)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
+/// One path monitor's probing: its socket, and the core that decides
+/// when its targets fail.
+struct Prober {
     sock: Socket,
-    name: &str,
-    dev: &str,
-    targets: &[Ipv4Addr],
-    failure: Failure,
-    interval: Duration,
-    misses: u32,
+    /// The ICMP echo identifier of this monitor's probes.
     id: u16,
-    out: &Verdict,
-) {
-    let mut missed = vec![0u32; targets.len()];
-    let mut seq: u16 = 0;
-    loop {
-        seq = seq.wrapping_add(1);
+    /// One probe round per interval.
+    interval: Duration,
+    check: PathCheck,
+    out: Verdict,
+}
+
+impl Prober {
+    fn run(mut self) {
+        let mut seq: u16 = 0;
+        loop {
+            seq = seq.wrapping_add(1);
+            let answered = self.round(seq);
+            let v = self.check.handle_round(&answered);
+            if let Ok(mut o) = self.out.lock() {
+                *o = v;
+            }
+        }
+    }
+
+    /// Sends one echo request to every target and listens for one interval;
+    /// says which targets answered.
+    fn round(&self, seq: u16) -> Vec<bool> {
+        let targets = self.check.targets();
         let mut answered = vec![false; targets.len()];
         for t in targets {
-            let _ = sock.send_to(&echo_request(id, seq), &SocketAddrV4::new(*t, 0).into());
+            let to = SocketAddrV4::new(*t, 0).into();
+            let _ = self.sock.send_to(&echo_request(self.id, seq), &to);
         }
-        let end = Instant::now() + interval;
+        let end = Instant::now() + self.interval;
         while let Some(left) = end
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
         {
-            let _ = sock.set_read_timeout(Some(left));
+            let _ = self.sock.set_read_timeout(Some(left));
             let mut buf = [MaybeUninit::<u8>::uninit(); 1500];
-            match sock.recv_from(&mut buf) {
+            match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     // SAFETY: recv_from initialised the first n bytes.
                     let bytes: Vec<u8> = buf[..n]
@@ -80,45 +93,18 @@ fn run(
                     let Some(src) = from.as_socket_ipv4().map(|a| *a.ip()) else {
                         continue;
                     };
-                    if is_our_reply(&bytes, id, seq) {
+                    if is_our_reply(&bytes, self.id, seq) {
                         if let Some(i) = targets.iter().position(|t| *t == src) {
                             answered[i] = true;
                         }
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    break
-                }
+                // Timed out (the round is over), interrupted or failed: the
+                // unanswered targets count a miss.
                 Err(_) => break,
             }
         }
-        for (i, a) in answered.iter().enumerate() {
-            missed[i] = if *a { 0 } else { missed[i].saturating_add(1) };
-        }
-        let failed: Vec<String> = targets
-            .iter()
-            .zip(&missed)
-            .filter(|(_, m)| **m >= misses)
-            .map(|(t, _)| t.to_string())
-            .collect();
-        let fails = match failure {
-            Failure::Any => !failed.is_empty(),
-            Failure::All => failed.len() == targets.len(),
-        };
-        let v = fails.then(|| {
-            format!(
-                "path {name} via {dev} failed: no answer from {}",
-                failed.join(", ")
-            )
-        });
-        if let Ok(mut o) = out.lock() {
-            *o = v;
-        }
+        answered
     }
 }
 

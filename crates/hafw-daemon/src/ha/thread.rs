@@ -1,6 +1,7 @@
 //! The HA thread: the core, its sockets and its one timer, on a dedicated
 //! OS thread with a current-thread runtime. It only ever waits on its own
-//! sockets, its timer and its request channel.
+//! sockets, its timer and its request channel; everything it does is one
+//! [`HaInstance::process`] step per [`HaInput`] (holo's instance loop).
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::record::{self, RecordFile};
 use super::setup::Setup;
 use super::{status, HaRequest, Timelines};
+use crate::error::SetupError;
 use crate::log::Log;
 use crate::ops::metrics::Metrics;
 
@@ -36,8 +38,14 @@ pub struct Handles {
 /// The peer's advertised policy version, as the core last heard it.
 pub type PeerConfig = watch::Sender<Option<(u64, [u8; 32])>>;
 
-/// Binds the heartbeat sockets and starts the HA thread. Binding happens
-/// here, before the thread runs, so an address problem stops `hafw run`.
+/// What the HA thread is shared with the rest of the daemon: its status
+/// figures and its logging.
+pub struct Shared {
+    pub timelines: Timelines,
+    pub metrics: Metrics,
+    pub log: Log,
+}
+
 /// One epoch per run for HA1 and HA2 alike (the peer's opener accepts one
 /// epoch per sender), split into one sealer per kind: the HA thread owns
 /// HA1's outright, so it never waits on a lock the sync thread holds.
@@ -51,48 +59,52 @@ pub fn new_sealers(setup: &Setup) -> (KindSealer, Arc<Mutex<KindSealer>>) {
     (ha1, Arc::new(Mutex::new(ha2)))
 }
 
+/// Binds the heartbeat sockets and starts the HA thread. Binding and the
+/// core's construction happen before `start` returns, so an address
+/// problem stops `hafw run`; so does a recording file that cannot be created.
 pub fn start(
     setup: Setup,
     sealer: KindSealer,
-    timelines: Timelines,
-    metrics: Metrics,
-    log: Log,
+    shared: Shared,
     record: Option<std::path::PathBuf>,
-) -> Result<Handles, String> {
-    let record = record.as_deref().map(record::create).transpose()?;
+) -> Result<Handles, SetupError> {
+    let record =
+        (record.as_deref().map(record::create).transpose()).map_err(SetupError::Missing)?;
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (act_tx, act_rx) = mpsc::unbounded_channel();
     let (peer_tx, peer_rx) = watch::channel(None);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), SetupError>>();
     std::thread::Builder::new()
         .name("ha".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(format!("start the HA runtime: {e}")));
+                    let _ = ready_tx.send(Err(SetupError::io("start the HA runtime", e)));
                     return;
                 }
             };
             rt.block_on(async move {
-                let mut sockets = vec![];
-                for ((local, _), dev) in setup.paths.iter().zip(&setup.path_ifnames) {
-                    match bind_path(*local, dev) {
-                        Ok(s) => sockets.push(Arc::new(s)),
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(format!(
-                                "bind the heartbeat socket {local} on {dev}: {e}; is the address on this node?"
-                            )));
-                            return;
-                        }
+                let ends = Ends {
+                    actions: act_tx,
+                    peer_config: peer_tx,
+                };
+                let ha = match HaInstance::new(setup, sealer, ends, shared, record) {
+                    Ok(ha) => ha,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
                     }
-                }
-                realtime(&log);
+                };
+                realtime(&ha.log);
                 let _ = ready_tx.send(Ok(()));
-                run(setup, sealer, sockets, req_rx, act_tx, timelines, metrics, peer_tx, log, record).await;
+                run(ha, req_rx).await;
             });
         })
-        .map_err(|e| format!("start the HA thread: {e}"))?;
+        .map_err(|e| SetupError::io("start the HA thread", e))?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(Handles {
             requests: req_tx,
@@ -100,7 +112,7 @@ pub fn start(
             peer_config: peer_rx,
         }),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err("the HA thread stopped during start-up".into()),
+        Err(_) => Err(SetupError::Stopped("HA")),
     }
 }
 
@@ -126,41 +138,11 @@ fn realtime(log: &Log) {
     // SAFETY: sched_setscheduler on the calling thread (0) with a valid param.
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     if rc != 0 {
-        log.info(format!(
+        log.warn(format!(
             "HA thread: no real-time priority ({}); heartbeats may be late under load",
             std::io::Error::last_os_error()
         ));
     }
-}
-
-fn cause_kind(cause: &hafw_ha::node::Cause) -> String {
-    crate::ops::metrics::cause_kind(cause)
-}
-
-/// Metrics from the core's snapshot, a few times a second; returns the
-/// peer's policy (version, hash) from the same snapshot.
-fn export(
-    node: &Node,
-    opener: &Opener,
-    setup: &Setup,
-    metrics: &Metrics,
-) -> Option<(u64, [u8; 32])> {
-    let s = node.status();
-    metrics.state(s.state.as_str());
-    metrics.term(s.term);
-    for (i, p) in s.paths.iter().enumerate() {
-        let name = setup.path_ifnames.get(i).map(String::as_str).unwrap_or("?");
-        metrics.path_up(name, p.up);
-        metrics.heartbeat_misses_total(name, p.lost);
-        if let Some(rtt) = p.rtt {
-            metrics.heartbeat_rtt(name, rtt.as_secs_f64());
-        }
-    }
-    metrics.ha_counters(opener.counters().iter());
-    if let Some(peer) = &s.peer {
-        metrics.peer_config_version(peer.config_version);
-    }
-    s.peer.map(|p| (p.config_version, p.config_hash))
 }
 
 fn epoch_random() -> [u8; 8] {
@@ -176,44 +158,338 @@ fn epoch_random() -> [u8; 8] {
     r
 }
 
-// The loop's parts are passed apart so each is visibly owned by it.
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    setup: Setup,
-    mut sealer: KindSealer,
-    sockets: Vec<Arc<UdpSocket>>,
-    mut requests: mpsc::UnboundedReceiver<HaRequest>,
+/// What wakes the HA thread.
+pub enum HaInput {
+    /// A datagram from heartbeat path `path`, still sealed.
+    Packet {
+        path: usize,
+        bytes: Vec<u8>,
+    },
+    /// The core's earliest deadline (or the idle second) has come.
+    Timer,
+    Request(HaRequest),
+}
+
+/// Whether the loop goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The core reported its shutdown complete: heartbeats stop here, the
+    /// daemon withdraws next.
+    Stop,
+}
+
+/// Where the HA thread's results go.
+struct Ends {
+    /// The core's actions, to the executor.
     actions: mpsc::UnboundedSender<Action>,
+    peer_config: PeerConfig,
+}
+
+/// Everything the HA thread owns.
+pub struct HaInstance {
+    node: Node,
+    opener: Opener,
+    sealer: KindSealer,
+    sockets: Vec<Arc<UdpSocket>>,
+    /// The peer's address on each path, by path index.
+    peers: Vec<SocketAddr>,
+    setup: Setup,
+    transport: Transport,
+    ends: Ends,
     timelines: Timelines,
     metrics: Metrics,
-    peer_config: PeerConfig,
     log: Log,
-    record: Option<(std::path::PathBuf, std::fs::File)>,
-) {
-    let origin = Instant::now();
-    // The watchdog is fed from this loop: it proves heartbeats are served,
-    // not merely that some runtime is alive.
-    let watchdog_every = crate::ops::notify::watchdog_interval();
-    let mut last_watchdog = Instant::now();
-    let mut last_metrics = Instant::now();
-    let now = || origin.elapsed();
-    let mut opener = Opener::new(&setup.psk, setup.config.node_id);
-    let start = now();
-    let mut node = match Node::new(setup.config.clone(), start) {
-        Ok(n) => n,
-        Err(e) => {
-            log.info(format!("HA core refused its settings: {e}"));
+    /// The core's clock: `now` is `origin.elapsed()`.
+    origin: Instant,
+    /// The watchdog is fed from this loop: it proves heartbeats are served,
+    /// not merely that some runtime is alive.
+    watchdog_every: Option<Duration>,
+    last_watchdog: Instant,
+    last_metrics: Instant,
+    /// Read at every timeout (every interval): allocated once.
+    drain_buf: Vec<u8>,
+    /// Log lines of the actions of one flush, written once all are sent
+    /// (with whether each was a state change); reused.
+    sent: Vec<(String, bool)>,
+    /// The SIGTERM waiting for the core's [`Action::ShutdownComplete`].
+    shutdown: Option<oneshot::Sender<State>>,
+    /// `--record`: every input and the actions it caused.
+    rec: Option<RecordFile>,
+}
+
+impl HaInstance {
+    fn new(
+        setup: Setup,
+        sealer: KindSealer,
+        ends: Ends,
+        shared: Shared,
+        record: Option<(std::path::PathBuf, std::fs::File)>,
+    ) -> Result<HaInstance, SetupError> {
+        let mut sockets = vec![];
+        for ((local, _), dev) in setup.paths.iter().zip(&setup.path_ifnames) {
+            let s = bind_path(*local, dev).map_err(|e| {
+                SetupError::io(
+                    format!(
+                        "bind the heartbeat socket {local} on {dev} (is the address on this node?)"
+                    ),
+                    e,
+                )
+            })?;
+            sockets.push(Arc::new(s));
+        }
+        let origin = Instant::now();
+        let start = origin.elapsed();
+        let node = Node::new(setup.config.clone(), start)
+            .map_err(|e| SetupError::Missing(format!("the HA core refused its settings: {e}")))?;
+        let rec = record.map(|f| RecordFile::new(f, &setup.config, start, shared.log.clone()));
+        Ok(HaInstance {
+            node,
+            opener: Opener::new(&setup.psk, setup.config.node_id),
+            sealer,
+            sockets,
+            peers: setup.paths.iter().map(|p| p.1).collect(),
+            setup,
+            transport: Transport::default(),
+            ends,
+            timelines: shared.timelines,
+            metrics: shared.metrics,
+            log: shared.log,
+            origin,
+            watchdog_every: crate::ops::notify::watchdog_interval(),
+            last_watchdog: origin,
+            last_metrics: origin,
+            drain_buf: vec![0u8; 65_536],
+            sent: Vec::with_capacity(8),
+            shutdown: None,
+            rec,
+        })
+    }
+
+    pub fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// When the loop must wake at the latest: the core's earliest deadline,
+    /// or in a second when it has none (the watchdog and metrics still run).
+    pub fn wake(&self) -> Instant {
+        match self.node.poll_timeout() {
+            Some(t) => self.origin + t,
+            None => Instant::now() + Duration::from_secs(1),
+        }
+    }
+
+    /// One step: hand the input to the core, send what it asks for (the
+    /// executor's actions first), then the bookkeeping.
+    pub fn process(&mut self, now: Duration, input: HaInput) -> Flow {
+        match input {
+            HaInput::Packet { path, bytes } => self.deliver(now, path, &bytes),
+            HaInput::Timer => {
+                // A heartbeat may sit in a socket whose receive task has not
+                // run yet in this turn of the runtime: read it before the
+                // timer can call the peer lost.
+                self.drain(now);
+                self.feed(now, Input::Timeout);
+            }
+            HaInput::Request(r) => self.request(now, r),
+        }
+        let stopped = self.flush();
+        // After the actions went to the executor: recording waits, they don't.
+        if let Some(r) = &mut self.rec {
+            r.tick();
+        }
+        self.housekeeping();
+        match stopped {
+            Some(state) => {
+                if let Some(reply) = self.shutdown.take() {
+                    let _ = reply.send(state);
+                }
+                Flow::Stop
+            }
+            None => Flow::Continue,
+        }
+    }
+
+    /// The one place the core gets an input (and, with `--record`, where
+    /// it is recorded with the actions it caused).
+    fn feed(&mut self, now: Duration, input: Input) {
+        record::feed(&mut self.node, &mut self.rec, now, input);
+    }
+
+    /// An envelope from `path`: opened, then to the core. A refused one is
+    /// the peer's (or the network's) fault: the opener counts it by reason
+    /// and the status shows it; it is not worth a log line each.
+    fn deliver(&mut self, now: Duration, path: usize, bytes: &[u8]) {
+        if let Ok(opened) = self.opener.open(bytes) {
+            let msg = opened.body;
+            self.feed(now, Input::Message { path, msg });
+        }
+    }
+
+    /// Reads every datagram already queued on the heartbeat sockets.
+    fn drain(&mut self, now: Duration) {
+        for path in 0..self.sockets.len() {
+            while let Ok((n, _)) = self.sockets[path].try_recv_from(&mut self.drain_buf) {
+                if let Ok(opened) = self.opener.open(&self.drain_buf[..n]) {
+                    let msg = opened.body;
+                    self.feed(now, Input::Message { path, msg });
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, now: Duration, r: HaRequest) {
+        match r {
+            HaRequest::Status { reply } => {
+                let tl = self.timelines.lock().map(|t| t.clone()).unwrap_or_default();
+                let (s, c) = (self.node.status(), self.opener.counters());
+                let (setup, tr, origin) = (&self.setup, &self.transport, self.origin);
+                let _ = reply.send(status::build(&s, setup, &tl, &c, tr, origin));
+            }
+            HaRequest::Command { cmd, reply } => {
+                self.feed(now, Input::Command(cmd));
+                let state = self.node.state().as_str();
+                let _ = reply.send(format!("{}: now {state}\n", cmd.as_str()));
+            }
+            HaRequest::Monitor { healthy, reason } => {
+                self.feed(now, Input::Monitor { healthy, reason });
+            }
+            HaRequest::SetConfigVersion { version, hash } => {
+                self.feed(now, Input::ConfigVersion { version, hash })
+            }
+            HaRequest::State { reply } => {
+                let _ = reply.send(self.node.state());
+            }
+            HaRequest::Shutdown { reply } => {
+                // The core decides when the shutdown is done (handed over,
+                // or its deadline); the answer goes out at its action.
+                self.shutdown = Some(reply);
+                self.feed(now, Input::Command(Command::Shutdown));
+            }
+        }
+    }
+
+    /// Sends what the core asks for; returns the state it stopped in if it
+    /// reported its shutdown complete.
+    fn flush(&mut self) -> Option<State> {
+        // Actions first: a promotion must not wait behind a round of sends.
+        // Every action of this step reaches the executor before any log
+        // line is written or metric counted: those are bookkeeping, the
+        // promotion is not.
+        let mut stopped = None;
+        let mut transitions = 0;
+        while let Some(a) = self.node.poll_action() {
+            let line = format!("HA: {a}");
+            let transition = matches!(
+                a,
+                Action::BecomeActive { .. }
+                    | Action::BecomePassive { .. }
+                    | Action::BecomeSuspended { .. }
+                    | Action::BecomeNonFunctional { .. }
+            );
+            if let Action::ShutdownComplete { state } = a {
+                stopped = Some(state);
+            }
+            let _ = self.ends.actions.send(a);
+            transitions += usize::from(transition);
+            self.sent.push((line, transition));
+        }
+        self.transmit();
+        if !self.sent.is_empty() {
+            self.account(transitions);
+        }
+        stopped
+    }
+
+    /// The heartbeats (and takeovers) the core queued, sealed and sent.
+    fn transmit(&mut self) {
+        while let Some((path, msg)) = self.node.poll_transmit() {
+            let (Some(sock), Some(peer)) = (self.sockets.get(path), self.peers.get(path)) else {
+                continue;
+            };
+            match self.sealer.seal(&msg) {
+                Ok(bytes) => {
+                    self.transport.sealed += 1;
+                    // Non-blocking: a full socket buffer drops a heartbeat
+                    // rather than stalling the core.
+                    if sock.try_send_to(&bytes, *peer).is_err() {
+                        self.transport.send_errors += 1;
+                    }
+                }
+                Err(e) => self.log.warn(format!("HA: cannot seal a message: {e}")),
+            }
+        }
+    }
+
+    /// The log lines and metrics of the actions just sent; the status is
+    /// computed once for the step's `transitions` state changes.
+    fn account(&mut self, transitions: usize) {
+        for (line, _) in self.sent.drain(..) {
+            self.log.info(line);
+        }
+        if transitions == 0 {
             return;
         }
-    };
-    let mut rec = record.map(|f| RecordFile::new(f, &setup.config, start, log.clone()));
-    let peers: Vec<SocketAddr> = setup.paths.iter().map(|p| p.1).collect();
-    let mut transport = Transport::default();
+        let s = self.node.status();
+        let first = s.transitions.len().saturating_sub(transitions);
+        for t in &s.transitions[first..] {
+            let kind = crate::ops::metrics::cause_kind(&t.cause);
+            self.metrics
+                .transition(t.from.as_str(), t.to.as_str(), &kind);
+        }
+        self.metrics.state(s.state.as_str());
+        self.metrics.term(s.term);
+    }
 
-    // One receive task per path feeds a single queue, so the loop below
-    // waits on one channel, the timer and requests.
+    /// The watchdog, and the metrics a few times a second.
+    fn housekeeping(&mut self) {
+        if (self.watchdog_every).is_some_and(|w| self.last_watchdog.elapsed() >= w) {
+            let _ = crate::ops::notify::watchdog();
+            self.last_watchdog = Instant::now();
+        }
+        if self.last_metrics.elapsed() >= Duration::from_millis(100) {
+            // Config sync offers its policy to a peer that is behind.
+            let peer = self.export();
+            self.ends.peer_config.send_if_modified(|old| {
+                let changed = *old != peer;
+                *old = peer;
+                changed
+            });
+            self.last_metrics = Instant::now();
+        }
+    }
+
+    /// Metrics from the core's snapshot; returns the peer's policy
+    /// (version, hash) from the same snapshot.
+    fn export(&self) -> Option<(u64, [u8; 32])> {
+        let (s, metrics) = (self.node.status(), &self.metrics);
+        metrics.state(s.state.as_str());
+        metrics.term(s.term);
+        for (i, p) in s.paths.iter().enumerate() {
+            let name = (self.setup.path_ifnames.get(i))
+                .map(String::as_str)
+                .unwrap_or("?");
+            metrics.path_up(name, p.up);
+            metrics.heartbeat_misses_total(name, p.lost);
+            if let Some(rtt) = p.rtt {
+                metrics.heartbeat_rtt(name, rtt.as_secs_f64());
+            }
+        }
+        metrics.ha_counters(self.opener.counters().iter());
+        if let Some(peer) = &s.peer {
+            metrics.peer_config_version(peer.config_version);
+        }
+        s.peer.map(|p| (p.config_version, p.config_hash))
+    }
+}
+
+/// The loop: waits for the next input and hands it to
+/// [`HaInstance::process`]; nothing else.
+async fn run(mut ha: HaInstance, mut requests: mpsc::UnboundedReceiver<HaRequest>) {
+    // One receive task per path feeds a single queue, so the loop waits on
+    // one channel, the timer and requests.
     let (rx_tx, mut rx) = mpsc::unbounded_channel::<(usize, Vec<u8>)>();
-    for (i, s) in sockets.iter().enumerate() {
+    for (i, s) in ha.sockets.iter().enumerate() {
         let (s, tx) = (s.clone(), rx_tx.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
@@ -230,166 +506,19 @@ async fn run(
             }
         });
     }
-    // Read at every timeout (every interval): allocated once.
-    let mut drain_buf = vec![0u8; 65_536];
-    let mut shutdown: Option<oneshot::Sender<String>> = None;
-    let mut shutdown_deadline: Option<Instant> = None;
-
     loop {
-        if watchdog_every.is_some_and(|w| last_watchdog.elapsed() >= w) {
-            let _ = crate::ops::notify::watchdog();
-            last_watchdog = Instant::now();
-        }
-        if last_metrics.elapsed() >= Duration::from_millis(100) {
-            // Config sync offers its policy to a peer that is behind.
-            let peer = export(&node, &opener, &setup, &metrics);
-            peer_config.send_if_modified(|old| {
-                let changed = *old != peer;
-                *old = peer;
-                changed
-            });
-            last_metrics = Instant::now();
-        }
-        flush(
-            &mut node,
-            &mut sealer,
-            &sockets,
-            &peers,
-            &actions,
-            &mut transport,
-            &metrics,
-            &log,
-        );
-        // After the actions went to the executor: recording waits, they don't.
-        if let Some(r) = &mut rec {
-            r.tick();
-        }
-        if let Some(reply) = shutdown.take() {
-            let st = node.state();
-            let done =
-                st != State::Active || shutdown_deadline.is_some_and(|d| Instant::now() >= d);
-            if done {
-                let _ = reply.send(st.as_str().to_string());
-                // Keep answering heartbeats no more: the daemon withdraws next.
-                return;
-            }
-            shutdown = Some(reply);
-        }
-        let wake = node.poll_timeout().map(|t| origin + t);
-        let sleep_until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-        tokio::select! {
+        let input = tokio::select! {
             biased;
-            Some((path, bytes)) = rx.recv() => {
-                // A refused envelope is counted by the opener and shown in status.
-                if let Ok(opened) = opener.open(&bytes) {
-                    record::feed(&mut node, &mut rec, now(), Input::Message { path, msg: opened.body });
-                }
-            }
-            _ = tokio::time::sleep_until(sleep_until.into()) => {
-                // A heartbeat may sit in a socket whose receive task has not
-                // run yet in this turn of the runtime: read it before the
-                // timer can call the peer lost.
-                drain(&sockets, &mut drain_buf, &mut opener, &mut node, &mut rec, now());
-                record::feed(&mut node, &mut rec, now(), Input::Timeout)
-            }
+            Some((path, bytes)) = rx.recv() => HaInput::Packet { path, bytes },
+            _ = tokio::time::sleep_until(ha.wake().into()) => HaInput::Timer,
             req = requests.recv() => match req {
+                Some(r) => HaInput::Request(r),
                 None => return,
-                Some(HaRequest::Status { reply }) => {
-                    let tl = timelines.lock().map(|t| t.clone()).unwrap_or_default();
-                    let _ = reply.send(status::build(&node.status(), &setup, &tl, &opener.counters(), &transport, origin));
-                }
-                Some(HaRequest::Command { cmd, reply }) => {
-                    record::feed(&mut node, &mut rec, now(), Input::Command(cmd));
-                    let _ = reply.send(format!("{}: now {}\n", match cmd { Command::Suspend => "suspend", Command::Resume => "resume" }, node.state().as_str()));
-                }
-                Some(HaRequest::Monitor { healthy, reason }) => record::feed(&mut node, &mut rec, now(), Input::Monitor { healthy, reason }),
-                Some(HaRequest::SetConfigVersion { version, hash }) => record::feed(&mut node, &mut rec, now(), Input::ConfigVersion { version, hash }),
-                Some(HaRequest::State { reply }) => { let _ = reply.send(node.state()); }
-                Some(HaRequest::Shutdown { reply }) => {
-                    record::feed(&mut node, &mut rec, now(), Input::Command(Command::Suspend));
-                    shutdown_deadline = Some(Instant::now() + setup.config.takeover_wait + setup.config.heartbeat_interval * 2);
-                    shutdown = Some(reply);
-                }
             },
-        }
-    }
-}
-
-/// Reads every datagram already queued on the heartbeat sockets.
-fn drain(
-    sockets: &[Arc<UdpSocket>],
-    buf: &mut [u8],
-    opener: &mut Opener,
-    node: &mut Node,
-    rec: &mut Option<RecordFile>,
-    now: Duration,
-) {
-    for (path, s) in sockets.iter().enumerate() {
-        while let Ok((n, _)) = s.try_recv_from(buf) {
-            if let Ok(opened) = opener.open(&buf[..n]) {
-                record::feed(
-                    node,
-                    rec,
-                    now,
-                    Input::Message {
-                        path,
-                        msg: opened.body,
-                    },
-                );
-            }
-        }
-    }
-}
-
-// The loop's parts are passed apart so each is visibly owned by it.
-#[allow(clippy::too_many_arguments)]
-fn flush(
-    node: &mut Node,
-    sealer: &mut KindSealer,
-    sockets: &[Arc<UdpSocket>],
-    peers: &[SocketAddr],
-    actions: &mpsc::UnboundedSender<Action>,
-    transport: &mut Transport,
-    metrics: &Metrics,
-    log: &Log,
-) {
-    // Actions first: a promotion must not wait behind a round of sends.
-    // The executor gets each action before the log line is written and the
-    // metrics are counted: those are bookkeeping, the promotion is not.
-    while let Some(a) = node.poll_action() {
-        let line = format!("HA: {a}");
-        let transition = match &a {
-            Action::BecomeActive { cause, .. }
-            | Action::BecomePassive { cause }
-            | Action::BecomeSuspended { cause }
-            | Action::BecomeNonFunctional { cause } => Some(cause_kind(cause)),
-            _ => None,
         };
-        let _ = actions.send(a);
-        log.info(line);
-        if let Some(kind) = transition {
-            let s = node.status();
-            if let Some(t) = s.transitions.last() {
-                metrics.transition(t.from.as_str(), t.to.as_str(), &kind);
-            }
-            metrics.state(s.state.as_str());
-            metrics.term(s.term);
-        }
-    }
-    while let Some((path, msg)) = node.poll_transmit() {
-        let (Some(sock), Some(peer)) = (sockets.get(path), peers.get(path)) else {
-            continue;
-        };
-        match sealer.seal(&msg) {
-            Ok(bytes) => {
-                transport.sealed += 1;
-                // Non-blocking: a full socket buffer drops a heartbeat
-                // rather than stalling the core.
-                if sock.try_send_to(&bytes, *peer).is_err() {
-                    transport.send_errors += 1;
-                }
-            }
-            Err(e) => log.info(format!("HA: cannot seal a message: {e}")),
+        let now = ha.now();
+        if ha.process(now, input) == Flow::Stop {
+            return;
         }
     }
 }

@@ -167,12 +167,15 @@ impl Paired {
             &log,
         )
         .map_err(SetupError::Missing)?;
+        let shared = ha::thread::Shared {
+            timelines: timelines.clone(),
+            metrics: metrics.clone(),
+            log: log.clone(),
+        };
         let handles = match ha::thread::start(
             setup,
             ha1_sealer,
-            timelines.clone(),
-            metrics.clone(),
-            log.clone(),
+            shared,
             paths.record.map(Path::to_path_buf),
         ) {
             Ok(h) => h,
@@ -233,16 +236,16 @@ impl Paired {
             handles.requests.clone(),
             log.clone(),
         ));
-        let executor = tokio::spawn(ha::executor::execute(
-            nl.clone(),
-            plan.clone(),
-            plan.ha.garp.clone(),
-            handles.actions,
+        let executor = ha::executor::Executor {
+            nl: nl.clone(),
+            plan: plan.clone(),
+            garp: plan.ha.garp.clone(),
             timelines,
-            metrics.clone(),
-            sync.clone(),
-            log.clone(),
-        ));
+            metrics: metrics.clone(),
+            sync: sync.clone(),
+            log: log.clone(),
+        };
+        let executor = tokio::spawn(executor.run(handles.actions));
         let node = Paired {
             plan,
             log,
@@ -334,7 +337,7 @@ impl Paired {
         let (tx, rx) = oneshot::channel();
         let _ = self.ha.send(HaRequest::Shutdown { reply: tx });
         match tokio::time::timeout(HANDOVER_CONFIRM, rx).await {
-            Ok(Ok(state)) => self.log.info(format!("HA stopped as {state}")),
+            Ok(Ok(state)) => self.log.info(format!("HA stopped as {}", state.as_str())),
             _ => self
                 .log
                 .warn("HA did not confirm the handover in time; withdrawing anyway"),

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::cause::Cause;
+use crate::msg::State;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -43,13 +44,34 @@ pub enum Action {
     Reannounce {
         peer_term: u64,
     },
+    /// A [`Command::Shutdown`] is done: the node handed over (or was not
+    /// active), or the shutdown deadline passed. The daemon stops the HA
+    /// thread and withdraws; `state` is the state it stopped in.
+    ShutdownComplete {
+        state: State,
+    },
 }
 
-/// Operator commands (`hafw suspend`, `hafw resume`, SIGTERM → Suspend).
+/// Operator commands (`hafw suspend`, `hafw resume`, SIGTERM → Shutdown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Suspend,
     Resume,
+    /// The daemon is stopping: suspend (handing over if active) and report
+    /// [`Action::ShutdownComplete`] once no longer active, or at the
+    /// shutdown deadline (`takeover_wait + 2 × heartbeat_interval` after the
+    /// command) at the latest.
+    Shutdown,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Suspend => "suspend",
+            Command::Resume => "resume",
+            Command::Shutdown => "shutdown",
+        }
+    }
 }
 
 impl fmt::Display for Action {
@@ -69,6 +91,9 @@ impl fmt::Display for Action {
                 f,
                 "announce again: won a dual-active against a peer at term {peer_term}"
             ),
+            Action::ShutdownComplete { state } => {
+                write!(f, "shutdown complete as {}", state.as_str())
+            }
         }
     }
 }

@@ -432,6 +432,7 @@ impl Node {
             State::Suspended => Action::BecomeSuspended { cause },
             State::NonFunctional => Action::BecomeNonFunctional { cause },
         });
+        self.complete_shutdown_unless_active();
         self.send_heartbeats(now);
     }
 }

@@ -55,6 +55,11 @@
 //!   again → Passive.
 //! - **Flap limit**: a promotion that would make more than `transitions`
 //!   promotions within `window` suspends the node instead.
+//! - **Shutdown** ([`Command::Shutdown`], the daemon's SIGTERM): suspend by
+//!   the rules above (a planned handover when active), then
+//!   [`Action::ShutdownComplete`] once no longer active, or at
+//!   `takeover_wait + 2 × heartbeat_interval` at the latest, so a stopping
+//!   daemon never waits on its peer for ever.
 //!
 //! **Robustness**: no message content panics. Messages with our own node
 //! id, or on a path index we don't have, are ignored and counted; duplicated
@@ -68,6 +73,7 @@ mod election;
 mod input;
 mod liveness;
 pub mod record;
+mod shutdown;
 mod status;
 mod timers;
 
@@ -83,6 +89,7 @@ use crate::msg::{Heartbeat, Message, State};
 use crate::Time;
 use election::FlapWindow;
 use liveness::{nanos, Liveness};
+use shutdown::Shutdown;
 use timers::{Timer, TimerTable};
 
 /// How many transitions the status keeps.
@@ -120,6 +127,7 @@ pub struct Node {
     actions: VecDeque<Action>,
     history: VecDeque<Transition>,
     counters: Counters,
+    shutdown: Shutdown,
 }
 
 /// An active handing over, and what it becomes once the peer is active.
@@ -164,6 +172,7 @@ impl Node {
             actions: VecDeque::new(),
             history: VecDeque::new(),
             counters: Counters::default(),
+            shutdown: Shutdown::Running,
         };
         node.timers.set(
             Timer::InitialListen,
@@ -218,6 +227,10 @@ impl Node {
         // The hold timers are decided by `settle`, which promotes when they
         // have run out and the promotion is still justified.
         self.settle(now);
+        if self.timers.take_expired(Timer::ShutdownDeadline, now) {
+            // After `settle`: a step-down due now still counts as handed over.
+            self.on_shutdown_deadline();
+        }
         if self.timers.take_expired(Timer::HeartbeatSend, now) {
             // After `settle`, so the heartbeat carries the current state.
             self.send_heartbeats(now);
@@ -243,6 +256,7 @@ impl Node {
         match cmd {
             Command::Suspend => self.suspend(now),
             Command::Resume => self.resume(now),
+            Command::Shutdown => self.shutdown(now),
         }
         self.settle(now);
     }

@@ -102,6 +102,7 @@ pub fn input_line(now: Time, input: &Input) -> String {
         }
         Input::Command(Command::Suspend) => s.push_str("command suspend"),
         Input::Command(Command::Resume) => s.push_str("command resume"),
+        Input::Command(Command::Shutdown) => s.push_str("command shutdown"),
         Input::ConfigVersion { version, hash } => {
             let _ = write!(s, "config-version {version} {}", hex(hash));
         }
@@ -328,6 +329,7 @@ fn parse_input(line: &str) -> Result<(Time, Input), String> {
         "command" => Input::Command(match args {
             "suspend" => Command::Suspend,
             "resume" => Command::Resume,
+            "shutdown" => Command::Shutdown,
             _ => return Err(format!("unknown command {args:?}")),
         }),
         "config-version" => {
@@ -554,6 +556,7 @@ mod tests {
             ),
             (ms(6), Input::Command(Command::Suspend)),
             (ms(7), Input::Command(Command::Resume)),
+            (ms(8), Input::Command(Command::Shutdown)),
         ]
     }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod shutdown;
+
 fn ms(v: u64) -> Time {
     Duration::from_millis(v)
 }

@@ -17,9 +17,11 @@ pub(crate) enum Timer {
     PreemptHold,
     /// A handing-over active gives up waiting for its peer.
     TakeoverWait,
+    /// A shutting-down node reports completion even if still active.
+    ShutdownDeadline,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable {
