@@ -4,12 +4,14 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`codec`] | the byte reader under the wire, session and config codecs |
 //! | [`msg`] | the messages two nodes exchange, as plain data |
 //! | [`wire`] | their byte encoding, authenticated encryption and replay window |
 //! | [`node`] | the HA state machine: election, liveness, preemption, suspend |
 //! | [`sessions`] | session sync over HA2: sender, receiver, replicated cache |
 //! | [`config_sync`] | config sync: the shared policy's version, offer and apply |
 
+pub mod codec;
 pub mod config_sync;
 pub mod msg;
 pub mod node;
