@@ -22,8 +22,11 @@ use tokio::net::TcpStream;
 const TOKEN: &str = "s3cret-token-0123456789";
 const STATUS_JSON: &str = "{\"state\":\"active\",\"term\":4}\n";
 
+/// A directory of one test's own: its name, this process and a counter.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hafw-ops-{}-{name}", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("hafw-ops-{}-{seq}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -483,7 +486,7 @@ fn notifications_reach_a_path_socket() {
 
 #[test]
 fn notifications_reach_an_abstract_socket() {
-    let name = format!("hafw-ops-test-{}", std::process::id());
+    let name = format!("hafw-ops-notify-abstract-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let sock = UnixDatagram::bind_addr(&addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

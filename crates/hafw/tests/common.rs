@@ -60,8 +60,7 @@ impl TempFile {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::SeqCst)
         ));
-        std::fs::write(&path, contents)
-            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         TempFile(path)
     }
     pub fn path(&self) -> &Path {
