@@ -3,6 +3,7 @@
 //! test socket, token files. No lab, no root needed.
 
 use hafw_daemon::ops;
+use hafw_testkit::Rng;
 
 use std::net::SocketAddr;
 use std::os::linux::net::SocketAddrExt;
@@ -250,16 +251,9 @@ async fn the_api_survives_garbage_oversize_and_slow_clients() {
         assert!(matches!(code(&r), 400 | 505), "{junk:?} -> {r}");
     }
     // Pseudo-random bytes, terminated so the server parses them.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     for _ in 0..30 {
-        let mut junk: Vec<u8> = (0..200)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut junk = rng.bytes(200);
         junk.extend_from_slice(b"\r\n\r\n");
         let r = exchange(a, &junk).await;
         assert!(matches!(code(&r), 400 | 505), "{r}");
