@@ -3,6 +3,7 @@
 //! test socket, token files. No lab, no root needed.
 
 use hafw_daemon::ops;
+use hafw_testkit::Rng;
 
 use std::net::SocketAddr;
 use std::os::linux::net::SocketAddrExt;
@@ -22,8 +23,11 @@ use tokio::net::TcpStream;
 const TOKEN: &str = "s3cret-token-0123456789";
 const STATUS_JSON: &str = "{\"state\":\"active\",\"term\":4}\n";
 
+/// A directory of one test's own: its name, this process and a counter.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hafw-ops-{}-{name}", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("hafw-ops-{}-{seq}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -247,16 +251,9 @@ async fn the_api_survives_garbage_oversize_and_slow_clients() {
         assert!(matches!(code(&r), 400 | 505), "{junk:?} -> {r}");
     }
     // Pseudo-random bytes, terminated so the server parses them.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     for _ in 0..30 {
-        let mut junk: Vec<u8> = (0..200)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut junk = rng.bytes(200);
         junk.extend_from_slice(b"\r\n\r\n");
         let r = exchange(a, &junk).await;
         assert!(matches!(code(&r), 400 | 505), "{r}");
@@ -483,7 +480,7 @@ fn notifications_reach_a_path_socket() {
 
 #[test]
 fn notifications_reach_an_abstract_socket() {
-    let name = format!("hafw-ops-test-{}", std::process::id());
+    let name = format!("hafw-ops-notify-abstract-{}", std::process::id());
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let sock = UnixDatagram::bind_addr(&addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

@@ -4,6 +4,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`codec`] | the byte reader under the wire, session and config codecs |
 //! | [`msg`] | the messages two nodes exchange, as plain data |
 //! | [`wire`] | their byte encoding, authenticated encryption and replay window |
 //! | [`node`] | the HA state machine: election, liveness, preemption, suspend |
@@ -11,6 +12,7 @@
 //! | [`config_sync`] | config sync: the shared policy's version, offer and apply |
 //! | [`monitor`] | link and path monitor verdicts, combined for the node |
 
+pub mod codec;
 pub mod config_sync;
 pub mod monitor;
 pub mod msg;

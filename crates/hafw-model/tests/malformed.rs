@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use hafw_model::{load, parse, Diagnostics, Location, MAX_FILE_BYTES};
+use hafw_testkit::Rng;
 
 const SEED: &str = include_str!("../../../examples/alicloud-havip.toml");
 const ONE_ARM: &str = include_str!("../../../examples/alicloud-one-arm.toml");
@@ -164,25 +165,10 @@ fn a_missing_file_is_refused() {
     assert!(message.starts_with("cannot read the file:"), "{message}");
 }
 
-/// Fixed-seed xorshift: the same "random" input on every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 #[test]
 fn random_bytes_and_binary_files_are_refused() {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let mut binary: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut binary = rng.bytes(4096);
     binary[0] = 0xff; // never valid UTF-8
     let f = TempFile::new("binary.bin", &binary);
     let (_, message) = only(load(&f.0));
@@ -190,9 +176,9 @@ fn random_bytes_and_binary_files_are_refused() {
 
     // Valid UTF-8 that is not TOML: refused with a message, never a panic.
     for _ in 0..200 {
-        let len = rng.below(300) + 1;
+        let len = rng.index(300) + 1;
         let text: String = (0..len)
-            .map(|_| char::from_u32(rng.below(0x3000) as u32).unwrap_or('?'))
+            .map(|_| char::from_u32(rng.index(0x3000) as u32).unwrap_or('?'))
             .collect();
         let _ = parse("noise.toml", &text);
     }
@@ -230,15 +216,15 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
 /// failure prints the seed and the mutated text, so it can be replayed.
 #[test]
 fn mutated_examples_never_panic() {
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let mut refused = 0;
     for round in 0..4000 {
         let base = if round % 2 == 0 { SEED } else { ONE_ARM };
         let mut lines: Vec<String> = base.lines().map(str::to_string).collect();
-        for _ in 0..(1 + rng.below(3)) {
+        for _ in 0..(1 + rng.index(3)) {
             let n = lines.len();
-            let i = rng.below(n);
-            match rng.below(5) {
+            let i = rng.index(n);
+            match rng.index(5) {
                 0 => {
                     lines.remove(i);
                 }
@@ -246,9 +232,9 @@ fn mutated_examples_never_panic() {
                     let l = lines[i].clone();
                     lines.insert(i, l);
                 }
-                2 => lines.swap(i, rng.below(n)),
+                2 => lines.swap(i, rng.index(n)),
                 3 => {
-                    let cut = rng.below(lines[i].len() + 1);
+                    let cut = rng.index(lines[i].len() + 1);
                     let cut = (0..=cut)
                         .rev()
                         .find(|c| lines[i].is_char_boundary(*c))
@@ -259,8 +245,8 @@ fn mutated_examples_never_panic() {
                     let digits = b"0123456789./:\"[]{}=, abcxyz";
                     let mut bytes = lines[i].clone().into_bytes();
                     if !bytes.is_empty() {
-                        let at = rng.below(bytes.len());
-                        bytes[at] = digits[rng.below(digits.len())];
+                        let at = rng.index(bytes.len());
+                        bytes[at] = digits[rng.index(digits.len())];
                     }
                     lines[i] = String::from_utf8(bytes).unwrap_or_default();
                 }

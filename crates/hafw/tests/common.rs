@@ -47,6 +47,33 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A file of one test's own, removed when dropped (panic or not). Its name
+/// carries the test's label, this process and a per-process counter, so
+/// tests running in parallel (threads of one binary, or several binaries)
+/// never write each other's files.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(label: &str, file: &str, contents: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!(
+            "hafw-{label}-{}-{}-{file}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        TempFile(path)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(hafw()).args(args).output().expect("run hafw")
 }

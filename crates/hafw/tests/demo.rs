@@ -45,11 +45,11 @@ fn a_broken_nat_rule_fails_the_inbound_step() {
         "to_address = \"10.0.10.10\"\nto_port = 8081",
     );
     assert_ne!(text, broken);
-    let path = std::env::temp_dir().join(format!("hafw-demo-nat-{}.toml", std::process::id()));
-    std::fs::write(&path, broken).unwrap();
+    let file = TempFile::new("demo-nat", "deployment.toml", &broken);
     let name = unique("dn");
-    let (ok, out) = demo(&[path.to_str().unwrap(), "--name", &name, "--profile", "fast"]);
-    let _ = std::fs::remove_file(&path);
+    let path = file.path().to_str().unwrap();
+    let (ok, out) = demo(&[path, "--name", &name, "--profile", "fast"]);
+    drop(file);
     assert!(!ok, "{out}");
     assert!(
         out.contains("FAILED at `inbound: client -> EIP -> web server`"),

@@ -328,11 +328,10 @@ fn an_invalid_deployment_is_refused_before_anything_is_created() {
     }
     let text = std::fs::read_to_string(example("alicloud-havip.toml")).unwrap();
     let bad = text.replace("ip = \"10.0.1.100\"", "ip = \"10.0.9.100\"");
-    let path = std::env::temp_dir().join(format!("hafw-bad-{}.toml", std::process::id()));
-    std::fs::write(&path, bad).unwrap();
+    let file = TempFile::new("bad", "deployment.toml", &bad);
     let name = unique("v");
-    let out = run(&["lab", "up", path.to_str().unwrap(), "--name", &name]);
-    let _ = std::fs::remove_file(&path);
+    let out = run(&["lab", "up", file.path().to_str().unwrap(), "--name", &name]);
+    drop(file);
     assert_eq!(
         out.status.code(),
         Some(2),

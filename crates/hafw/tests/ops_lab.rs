@@ -184,7 +184,7 @@ fn hafw_run_without_root_refuses_at_once() {
     }
     // A copy the unprivileged user can reach, wherever the build lives.
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("hafw-nonroot-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("hafw-nonroot-{}", unique("n")));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (bin, file) = (dir.join("hafw"), dir.join("seed.toml"));

@@ -9,7 +9,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -18,7 +17,9 @@ use hafw_lab::sessions::Sessions;
 
 /// The seed plus a second server, `app`, reached from the internet through
 /// a DNAT of the external HAVIP's port 7777: the inbound long-lived flows.
-fn deployment() -> PathBuf {
+/// Written to a file of the test's own (`test` names it): the tests of this
+/// binary run in parallel.
+fn deployment(test: &str) -> TempFile {
     let seed = std::fs::read_to_string(example("alicloud-havip.toml")).unwrap();
     let extra = r#"
 [[policy.rule]]
@@ -46,9 +47,11 @@ port = 7777
 "#;
     // Policy tables must come before [[node]] and [[lab.host]] arrays only in
     // the sense of TOML paths; appending dotted array tables is valid TOML.
-    let path = std::env::temp_dir().join(format!("hafw-sessions-{}.toml", std::process::id()));
-    std::fs::write(&path, format!("{seed}\n{extra}")).unwrap();
-    path
+    TempFile::new(
+        &format!("sessions-{test}"),
+        "deployment.toml",
+        &format!("{seed}\n{extra}"),
+    )
 }
 
 /// 50 each way in CI; `HAFW_SESSIONS_PER_DIRECTION=500` runs the issue's
@@ -65,10 +68,10 @@ fn profile() -> String {
 }
 
 fn run(prefix: &str, fault: Fault, extra: &[&str]) -> (usize, usize, String) {
-    let file = deployment();
     let name = unique(prefix);
+    let file = deployment(&name);
     let mut pair = Pair::start_opts(
-        &file,
+        file.path(),
         &name,
         std::path::Path::new(hafw()),
         &profile(),

@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use crate::codec::Reader;
+
 pub const CHANNEL: u8 = b'C';
 pub const VERSION: u8 = 1;
 /// Policy bytes per Offer: with the 60-byte header it stays well inside
@@ -95,6 +97,17 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl From<crate::codec::Error> for DecodeError {
+    fn from(e: crate::codec::Error) -> DecodeError {
+        match e {
+            crate::codec::Error::Truncated { what, need, have } => {
+                DecodeError::Truncated { what, need, have }
+            }
+            crate::codec::Error::TrailingBytes(n) => DecodeError::TrailingBytes(n),
+        }
+    }
+}
+
 /// `s` cut to at most `max` bytes without splitting a character.
 pub fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -154,7 +167,7 @@ pub fn encode(msg: &ConfigMessage) -> Vec<u8> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<ConfigMessage, DecodeError> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let channel = r.u8("channel")?;
     if channel != CHANNEL {
         return Err(DecodeError::WrongChannel(channel));
@@ -170,7 +183,7 @@ pub fn decode(bytes: &[u8]) -> Result<ConfigMessage, DecodeError> {
             let total = r.u32("total")?;
             let offset = r.u32("offset")?;
             let len = r.u32("len")? as usize;
-            let bytes = r.take(len, "policy bytes")?.to_vec();
+            let bytes = r.bytes(len, "policy bytes")?.to_vec();
             ConfigMessage::Offer {
                 version,
                 hash,
@@ -187,7 +200,7 @@ pub fn decode(bytes: &[u8]) -> Result<ConfigMessage, DecodeError> {
                 return Err(DecodeError::UnknownFlags(flags));
             }
             let len = usize::from(r.u16("error length")?);
-            let text = r.take(len, "error text")?;
+            let text = r.bytes(len, "error text")?;
             let error = if flags & F_ERROR != 0 {
                 let s = std::str::from_utf8(text).map_err(|_| DecodeError::BadUtf8)?;
                 Some(s.to_owned())
@@ -205,42 +218,6 @@ pub fn decode(bytes: &[u8]) -> Result<ConfigMessage, DecodeError> {
         }
         other => return Err(DecodeError::UnknownType(other)),
     };
-    if !r.0.is_empty() {
-        return Err(DecodeError::TrailingBytes(r.0.len()));
-    }
+    r.finish()?;
     Ok(msg)
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.0.len() < n {
-            return Err(DecodeError::Truncated {
-                what,
-                need: n,
-                have: self.0.len(),
-            });
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        self.array(what).map(u16::from_be_bytes)
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        self.array(what).map(u32::from_be_bytes)
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        self.array(what).map(u64::from_be_bytes)
-    }
 }

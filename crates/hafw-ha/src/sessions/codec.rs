@@ -31,9 +31,9 @@
 //! a format change is a new version byte, never a longer body.
 
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use super::entry::{Session, SessionKey, Tuple};
+use crate::codec::{put_u16_count, Reader};
 
 pub const CHANNEL: u8 = b'S';
 pub const VERSION: u8 = 1;
@@ -214,6 +214,17 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl From<crate::codec::Error> for DecodeError {
+    fn from(e: crate::codec::Error) -> DecodeError {
+        match e {
+            crate::codec::Error::Truncated { what, need, have } => {
+                DecodeError::Truncated { what, need, have }
+            }
+            crate::codec::Error::TrailingBytes(n) => DecodeError::TrailingBytes(n),
+        }
+    }
+}
+
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let body = match &frame.msg {
         SyncMessage::Update { entries, .. } | SyncMessage::BulkChunk { entries, .. } => {
@@ -243,7 +254,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
         }
         SyncMessage::Destroy { seq, keys } => {
             out.extend_from_slice(&seq.to_be_bytes());
-            put_count(&mut out, keys.len());
+            put_u16_count(&mut out, keys.len());
             for k in keys {
                 put_key(&mut out, k);
             }
@@ -285,7 +296,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let channel = r.u8("channel")?;
     if channel != CHANNEL {
         return Err(DecodeError::WrongChannel(channel));
@@ -299,15 +310,15 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
     let msg = match ty {
         T_UPDATE => SyncMessage::Update {
             seq: r.u64("seq")?,
-            entries: r.entries()?,
+            entries: entries(&mut r)?,
         },
         T_DESTROY => {
             let seq = r.u64("seq")?;
             let count = usize::from(r.u16("count")?);
-            r.exact(count * KEY_LEN, "keys")?;
+            r.expect_remaining(count * KEY_LEN, "keys")?;
             let mut keys = Vec::with_capacity(count);
             for _ in 0..count {
-                keys.push(r.key()?);
+                keys.push(key(&mut r)?);
             }
             SyncMessage::Destroy { seq, keys }
         }
@@ -318,7 +329,7 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
         T_BULK_CHUNK => SyncMessage::BulkChunk {
             seq: r.u64("seq")?,
             gen: r.u64("gen")?,
-            entries: r.entries()?,
+            entries: entries(&mut r)?,
         },
         T_BULK_END => SyncMessage::BulkEnd {
             seq: r.u64("seq")?,
@@ -342,21 +353,12 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
         }
         other => return Err(DecodeError::UnknownType(other)),
     };
-    if !r.0.is_empty() {
-        return Err(DecodeError::TrailingBytes(r.0.len()));
-    }
+    r.finish()?;
     Ok(Frame { stream, msg })
 }
 
-fn put_count(out: &mut Vec<u8>, n: usize) {
-    // Callers bound their batches by `MAX_PAYLOAD`, far below u16::MAX
-    // entries; saturate rather than wrap if a caller ever did not.
-    let n = u16::try_from(n).unwrap_or(u16::MAX);
-    out.extend_from_slice(&n.to_be_bytes());
-}
-
 fn put_entries(out: &mut Vec<u8>, entries: &[Session]) {
-    put_count(out, entries.len());
+    put_u16_count(out, entries.len());
     for e in entries.iter().take(usize::from(u16::MAX)) {
         put_entry(out, e);
     }
@@ -385,100 +387,54 @@ fn put_entry(out: &mut Vec<u8>, s: &Session) {
     out.extend_from_slice(&s.mark.to_be_bytes());
 }
 
-/// A cursor that returns `Truncated` instead of indexing out of bounds.
-struct Reader<'a>(&'a [u8]);
+fn key(r: &mut Reader<'_>) -> Result<SessionKey, DecodeError> {
+    Ok(SessionKey {
+        src: r.ipv4("key src")?,
+        dst: r.ipv4("key dst")?,
+        proto: r.u8("key proto")?,
+        src_port: r.u16("key src_port")?,
+        dst_port: r.u16("key dst_port")?,
+    })
+}
 
-impl Reader<'_> {
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let Some((head, rest)) = self.0.split_first_chunk::<N>() else {
-            return Err(DecodeError::Truncated {
-                what,
-                need: N,
-                have: self.0.len(),
-            });
-        };
-        self.0 = rest;
-        Ok(*head)
+fn entries(r: &mut Reader<'_>) -> Result<Vec<Session>, DecodeError> {
+    let count = usize::from(r.u16("count")?);
+    r.expect_remaining(count * ENTRY_LEN, "entries")?;
+    let mut v = Vec::with_capacity(count);
+    for _ in 0..count {
+        v.push(entry(r)?);
     }
-    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        self.array(what).map(u16::from_be_bytes)
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        self.array(what).map(u32::from_be_bytes)
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        self.array(what).map(u64::from_be_bytes)
-    }
-    fn addr(&mut self, what: &'static str) -> Result<Ipv4Addr, DecodeError> {
-        self.array::<4>(what).map(Ipv4Addr::from)
-    }
+    Ok(v)
+}
 
-    /// The rest is exactly `len` bytes: checked before allocating for a
-    /// count, so a lying count cannot make us reserve memory.
-    fn exact(&self, len: usize, what: &'static str) -> Result<(), DecodeError> {
-        match self.0.len() {
-            have if have < len => Err(DecodeError::Truncated {
-                what,
-                need: len,
-                have,
-            }),
-            have if have > len => Err(DecodeError::TrailingBytes(have - len)),
-            _ => Ok(()),
-        }
+fn entry(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
+    let key = key(r)?;
+    let reply = Tuple {
+        src: r.ipv4("reply src")?,
+        dst: r.ipv4("reply dst")?,
+        src_port: r.u16("reply src_port")?,
+        dst_port: r.u16("reply dst_port")?,
+    };
+    let status = r.u32("status")?;
+    let timeout_s = r.u32("timeout")?;
+    let flags = r.u8("flags")?;
+    let state = r.u8("tcp_state")?;
+    if flags & !FLAG_TCP_STATE != 0 {
+        return Err(DecodeError::UnknownFlags(flags));
     }
-
-    fn key(&mut self) -> Result<SessionKey, DecodeError> {
-        Ok(SessionKey {
-            src: self.addr("key src")?,
-            dst: self.addr("key dst")?,
-            proto: self.u8("key proto")?,
-            src_port: self.u16("key src_port")?,
-            dst_port: self.u16("key dst_port")?,
-        })
-    }
-
-    fn entries(&mut self) -> Result<Vec<Session>, DecodeError> {
-        let count = usize::from(self.u16("count")?);
-        self.exact(count * ENTRY_LEN, "entries")?;
-        let mut v = Vec::with_capacity(count);
-        for _ in 0..count {
-            v.push(self.entry()?);
-        }
-        Ok(v)
-    }
-
-    fn entry(&mut self) -> Result<Session, DecodeError> {
-        let key = self.key()?;
-        let reply = Tuple {
-            src: self.addr("reply src")?,
-            dst: self.addr("reply dst")?,
-            src_port: self.u16("reply src_port")?,
-            dst_port: self.u16("reply dst_port")?,
-        };
-        let status = self.u32("status")?;
-        let timeout_s = self.u32("timeout")?;
-        let flags = self.u8("flags")?;
-        let state = self.u8("tcp_state")?;
-        if flags & !FLAG_TCP_STATE != 0 {
-            return Err(DecodeError::UnknownFlags(flags));
-        }
-        let tcp_state = if flags & FLAG_TCP_STATE != 0 {
-            Some(state)
-        } else if state != 0 {
-            return Err(DecodeError::StrayTcpState(state));
-        } else {
-            None
-        };
-        Ok(Session {
-            key,
-            reply,
-            status,
-            timeout_s,
-            tcp_state,
-            mark: self.u32("mark")?,
-        })
-    }
+    let tcp_state = if flags & FLAG_TCP_STATE != 0 {
+        Some(state)
+    } else if state != 0 {
+        return Err(DecodeError::StrayTcpState(state));
+    } else {
+        None
+    };
+    Ok(Session {
+        key,
+        reply,
+        status,
+        timeout_s,
+        tcp_state,
+        mark: r.u32("mark")?,
+    })
 }

@@ -6,63 +6,15 @@
 use super::codec::{decode, encode, Frame, SyncMessage, MAX_PAYLOAD};
 use super::tests::{samples, RX};
 use super::*;
+use hafw_testkit::mutate::mutate;
+use hafw_testkit::Rng;
 use std::time::Duration;
 
 const ROUNDS: usize = 100_000;
 
-/// SplitMix64, as in `wire::sweep`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
-    let mut v = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(6) {
-            0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            2 => v.truncate(rng.below(v.len() + 1)),
-            3 => {
-                let n = 1 + rng.below(40);
-                let extra = rng.bytes(n);
-                v.extend_from_slice(&extra);
-            }
-            4 => {
-                let i = rng.below(v.len() + 1);
-                v.insert(i, rng.next() as u8);
-            }
-            5 if !v.is_empty() => {
-                v.remove(rng.below(v.len()));
-            }
-            _ => {}
-        }
-    }
-    v
-}
-
 #[test]
 fn no_payload_panics_and_decoding_is_injective() {
-    let mut rng = Rng(0x5E55_1045);
+    let mut rng = Rng::new(0x5E55_1045);
     let genuine: Vec<Vec<u8>> = samples().iter().map(encode).collect();
     let mut sender = SyncSender::new(SenderConfig::new(0x5EED)).unwrap();
     sender.start_bulk(Duration::ZERO, vec![]);
@@ -75,23 +27,23 @@ fn no_payload_panics_and_decoding_is_injective() {
         let now = Duration::from_micros(round as u64 * 100);
         let input = match round % 3 {
             0 => {
-                let len = if rng.below(100) == 0 {
-                    MAX_PAYLOAD + rng.below(16)
+                let len = if rng.index(100) == 0 {
+                    MAX_PAYLOAD + rng.index(16)
                 } else {
-                    rng.below(120)
+                    rng.index(120)
                 };
                 let mut b = rng.bytes(len);
                 // Often behind a valid channel and version, so the message
                 // decoders run on random bodies.
-                if rng.below(2) == 0 && b.len() >= 2 {
+                if rng.index(2) == 0 && b.len() >= 2 {
                     b[0] = b'S';
                     b[1] = 1;
                 }
                 b
             }
             _ => {
-                let i = rng.below(genuine.len());
-                mutate(&mut rng, &genuine[i])
+                let i = rng.index(genuine.len());
+                mutate(&mut rng, &genuine[i], 40)
             }
         };
         if let Ok(f) = decode(&input) {

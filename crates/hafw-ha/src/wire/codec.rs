@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use crate::codec::Reader;
 use crate::msg::{Heartbeat, Message, State};
 
 const TYPE_HEARTBEAT: u8 = 1;
@@ -78,6 +79,17 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+impl From<crate::codec::Error> for DecodeError {
+    fn from(e: crate::codec::Error) -> DecodeError {
+        match e {
+            crate::codec::Error::Truncated { what, need, have } => {
+                DecodeError::Truncated { what, need, have }
+            }
+            crate::codec::Error::TrailingBytes(n) => DecodeError::TrailingBytes(n),
+        }
+    }
+}
+
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(PREFIX + HEARTBEAT_BODY);
     match msg {
@@ -118,7 +130,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let ty = r.u8("message type")?;
     let (name, expected) = match ty {
         TYPE_HEARTBEAT => ("heartbeat", HEARTBEAT_BODY),
@@ -140,9 +152,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
             term: r.u64("term")?,
         },
     };
-    if !r.0.is_empty() {
-        return Err(DecodeError::TrailingBytes(r.0.len()));
-    }
+    r.finish()?;
     Ok(msg)
 }
 
@@ -170,35 +180,6 @@ fn heartbeat(r: &mut Reader<'_>) -> Result<Heartbeat, DecodeError> {
         config_version: r.u64("config_version")?,
         config_hash: r.array("config_hash")?,
     })
-}
-
-/// A cursor that returns `Truncated` instead of indexing out of bounds.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let Some((head, rest)) = self.0.split_first_chunk::<N>() else {
-            return Err(DecodeError::Truncated {
-                what,
-                need: N,
-                have: self.0.len(),
-            });
-        };
-        self.0 = rest;
-        Ok(*head)
-    }
-    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        self.array(what).map(u16::from_be_bytes)
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        self.array(what).map(u32::from_be_bytes)
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        self.array(what).map(u64::from_be_bytes)
-    }
 }
 
 #[cfg(test)]

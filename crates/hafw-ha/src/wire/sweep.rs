@@ -7,69 +7,20 @@
 use super::codec::tests::heartbeat;
 use super::*;
 use crate::msg::{Message, State};
+use hafw_testkit::mutate::mutate;
+use hafw_testkit::Rng;
 
 const PEER: u32 = 1;
 const ME: u32 = 2;
 const ROUNDS: usize = 100_000;
 
-/// SplitMix64: tiny, deterministic, good enough to spread inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+/// Mostly small, sometimes around the envelope limits.
+fn len(rng: &mut Rng) -> usize {
+    match rng.index(100) {
+        0 => MAX_ENVELOPE_LEN - 2 + rng.index(4),
+        1..=10 => 40 + rng.index(16),
+        _ => rng.index(200),
     }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-    /// Mostly small, sometimes around the envelope limits.
-    fn len(&mut self) -> usize {
-        match self.below(100) {
-            0 => MAX_ENVELOPE_LEN - 2 + self.below(4),
-            1..=10 => 40 + self.below(16),
-            _ => self.below(200),
-        }
-    }
-}
-
-/// Applies 1 to 4 random edits: bit flips, byte overwrites, truncation,
-/// extension, insertion, deletion.
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
-    let mut v = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(6) {
-            0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            2 => v.truncate(rng.below(v.len() + 1)),
-            3 => {
-                let n = 1 + rng.below(8);
-                let extra = rng.bytes(n);
-                v.extend_from_slice(&extra);
-            }
-            4 => {
-                let i = rng.below(v.len() + 1);
-                v.insert(i, rng.next() as u8);
-            }
-            5 if !v.is_empty() => {
-                v.remove(rng.below(v.len()));
-            }
-            _ => {}
-        }
-    }
-    v
 }
 
 fn psk() -> Psk {
@@ -78,7 +29,7 @@ fn psk() -> Psk {
 
 #[test]
 fn no_input_panics_and_no_forgery_passes() {
-    let mut rng = Rng(0x00C0_FFEE);
+    let mut rng = Rng::new(0x00C0_FFEE);
     let mut sealer = Sealer::new(&psk(), PEER, 1_700_000_000_000_000_000, [4; 8]);
     let mut opener = Opener::new(&psk(), ME);
     let messages = [
@@ -103,7 +54,7 @@ fn no_input_panics_and_no_forgery_passes() {
         match round % 5 {
             // Random bytes.
             0 => {
-                let len = rng.len();
+                let len = len(&mut rng);
                 let input = rng.bytes(len);
                 assert!(opener.open(&input).is_err(), "round {round}");
                 assert!(opener.open_bytes(&input).is_err(), "round {round}");
@@ -114,17 +65,17 @@ fn no_input_panics_and_no_forgery_passes() {
             }
             // A genuine header, then random ciphertext and tag.
             1 => {
-                let g = &genuine[rng.below(genuine.len())];
+                let g = &genuine[rng.index(genuine.len())];
                 let mut input = g[..32].to_vec();
-                let len = rng.len();
+                let len = len(&mut rng);
                 input.extend_from_slice(&rng.bytes(len));
                 assert!(opener.open(&input).is_err(), "round {round}");
                 opens += 1;
             }
             // A mutated genuine envelope.
             2 => {
-                let g = &genuine[rng.below(genuine.len())];
-                let input = mutate(&mut rng, g);
+                let g = &genuine[rng.index(genuine.len())];
+                let input = mutate(&mut rng, g, 8);
                 let r = opener.open(&input);
                 opens += 1;
                 if input == *g {
@@ -143,14 +94,14 @@ fn no_input_panics_and_no_forgery_passes() {
             // A random or mutated plaintext behind a valid tag: reaches the
             // decoder with arbitrary bytes.
             3 => {
-                let plain = if rng.below(2) == 0 {
-                    let len = rng.below(120);
+                let plain = if rng.index(2) == 0 {
+                    let len = rng.index(120);
                     rng.bytes(len)
                 } else {
-                    let i = rng.below(plaintexts.len());
-                    mutate(&mut rng, &plaintexts[i])
+                    let i = rng.index(plaintexts.len());
+                    mutate(&mut rng, &plaintexts[i], 8)
                 };
-                let kind = Kind::ALL[rng.below(2)];
+                let kind = Kind::ALL[rng.index(2)];
                 let env = sealer.seal_bytes(kind, &plain).unwrap();
                 opens += 1;
                 match opener.open(&env) {
@@ -164,8 +115,8 @@ fn no_input_panics_and_no_forgery_passes() {
             }
             // The decoder alone on mutated valid plaintexts.
             _ => {
-                let i = rng.below(plaintexts.len());
-                let input = mutate(&mut rng, &plaintexts[i]);
+                let i = rng.index(plaintexts.len());
+                let input = mutate(&mut rng, &plaintexts[i], 8);
                 if let Ok(m) = decode(&input) {
                     decoded_ok += 1;
                     assert_eq!(encode(&m), input, "round {round}");

@@ -23,35 +23,8 @@ pub fn ms(v: u64) -> Time {
     Duration::from_millis(v)
 }
 
-/// splitmix64: tiny, good enough for schedules, and the same everywhere.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-    /// Uniform in `lo..=hi`, at microsecond granularity.
-    pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = hi.saturating_sub(lo).as_micros() as u64;
-        lo + Duration::from_micros(self.below(span + 1))
-    }
-}
+/// The workspace's test generator (splitmix64), the same everywhere.
+pub use hafw_testkit::Rng;
 
 /// One direction of one path.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -508,5 +508,4 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<Entry, Malformed> {
 }
 
 #[cfg(test)]
-#[path = "codec_tests.rs"]
 mod tests;

@@ -4,6 +4,8 @@
 
 use super::*;
 use crate::conntrack::entry::{tcp_flags, Binding};
+use hafw_testkit::mutate::overwrite_byte;
+use hafw_testkit::Rng;
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -304,17 +306,6 @@ fn missing_or_foreign_parts_are_malformed() {
     assert!(decode_entry(&[2, 0]).is_err());
 }
 
-/// xorshift64*: deterministic noise without a dependency.
-struct Noise(u64);
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 /// Runs everything the sockets run on received bytes.
 fn decode_all(buf: &[u8]) {
     for m in messages(buf).flatten() {
@@ -342,15 +333,13 @@ fn truncated_flipped_and_random_bytes_never_panic() {
         }
     }
     // Random bytes, and random corruption of the good message.
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
-        let len = (noise.next() % 200) as usize;
-        let bytes: Vec<u8> = (0..len).map(|_| noise.next() as u8).collect();
-        decode_all(&bytes);
+        let len = rng.index(200);
+        decode_all(&rng.bytes(len));
         let mut bad = good.clone();
-        for _ in 0..(noise.next() % 4 + 1) {
-            let i = (noise.next() as usize) % bad.len();
-            bad[i] = noise.next() as u8;
+        for _ in 0..1 + rng.index(4) {
+            overwrite_byte(&mut rng, &mut bad);
         }
         decode_all(&bad);
     }
