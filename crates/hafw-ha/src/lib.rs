@@ -9,10 +9,12 @@
 //! | [`node`] | the HA state machine: election, liveness, preemption, suspend |
 //! | [`sessions`] | session sync over HA2: sender, receiver, replicated cache |
 //! | [`config_sync`] | config sync: the shared policy's version, offer and apply |
+//! | [`readiness`] | when a passive is ready to take over (sessions synced, policy current) |
 
 pub mod config_sync;
 pub mod msg;
 pub mod node;
+pub mod readiness;
 pub mod sessions;
 pub mod wire;
 

@@ -72,9 +72,10 @@
 //! after its last update, so an entry whose Destroy was lost (or that the
 //! active never reported, because it died) does not live forever. The
 //! active's kernel refreshes timers on traffic without events, so a live
-//! but quiet flow (UDP, 120 s) would expire here: the daemon sends a
-//! refresh bulk ([`SyncSender::request_bulk`]) more often than the
-//! shortest timeout it cares about, and a bulk also sweeps stale entries.
+//! but quiet flow (UDP, 120 s) would expire here: the sender sends a
+//! refresh bulk on its own timer ([`SenderConfig::refresh_interval`] after
+//! the last generation started, 30 s) more often than the shortest
+//! timeout that matters, and a bulk also sweeps stale entries.
 //!
 //! **Two modes on the passive** ([`Mode`]): *Mirror* emits
 //! [`ReceiverAction`]s (coalesced per key, batched) that keep the
