@@ -19,7 +19,7 @@ use hafw_model::Deployment;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{self as config, ConfigReq, ConfigTask, ConfigView};
+use crate::config::{self as config, ConfigEnv, ConfigInput, ConfigTask, ConfigView};
 use crate::control::{self, Request};
 use crate::dataplane::{apply, withdraw};
 use crate::ha::{self, HaRequest};
@@ -78,7 +78,7 @@ async fn serve(
     let (key_file, control_path) = (paths.key_file, paths.control);
     let config_path = std::path::absolute(paths.config)
         .map_err(|e| format!("cannot resolve {}: {e}", paths.config.display()))?;
-    let start = config::startup(&config_path, &plan.node, &log)?;
+    let start = config::startup(&config_path, &plan.node, &log).map_err(|e| e.to_string())?;
     let metrics = Metrics::new();
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
@@ -166,7 +166,7 @@ async fn serve(
     }
     let view = Arc::new(Mutex::new(ConfigView::default()));
     let (config_tx, config_rx) = mpsc::unbounded_channel();
-    let task = ConfigTask {
+    let env = ConfigEnv {
         config_path: config_path.clone(),
         node: plan.node.clone(),
         ha_profile,
@@ -177,7 +177,8 @@ async fn serve(
         applied: applied.clone(),
         view: view.clone(),
     };
-    tokio::spawn(task.run(start, plan.clone(), config_rx, peer_cfg_rx));
+    let task = ConfigTask::new(env, start, plan.clone());
+    tokio::spawn(task.run(config_rx, peer_cfg_rx));
 
     let requests = handles.requests.clone();
     let sync_status = sync.as_ref().map(|s| s.status.clone());
@@ -190,7 +191,7 @@ async fn serve(
             Request::ConfigApply(path) => {
                 let (tx, rx) = oneshot::channel();
                 config_tx
-                    .send(ConfigReq::Apply {
+                    .send(ConfigInput::Apply {
                         path: path.clone(),
                         reply: tx,
                     })
@@ -202,7 +203,7 @@ async fn serve(
             Request::ConfigShow => {
                 let (tx, rx) = oneshot::channel();
                 config_tx
-                    .send(ConfigReq::Show { reply: tx })
+                    .send(ConfigInput::Show { reply: tx })
                     .map_err(|_| "the config task has stopped".to_string())?;
                 return rx
                     .blocking_recv()
@@ -214,7 +215,8 @@ async fn serve(
                     .as_ref()
                     .and_then(|s| s.lock().ok().map(|st| (st.role_active, st.sessions_known)))
                     .and_then(|(active, n)| (!active).then_some(n));
-                return crate::sync::listing(filter.as_deref(), *json, cache, SESSIONS_CAP);
+                return crate::sync::listing(filter.as_deref(), *json, cache, SESSIONS_CAP)
+                    .map_err(|e| e.to_string());
             }
             Request::Status => HaRequest::Status {
                 json: false,
@@ -423,7 +425,8 @@ fn start_sync(
         config_actions,
         node_addresses: node_addresses(dep, plan),
     };
-    let handle = crate::sync::start(sync_setup, sealer.clone(), setup.psk.clone(), log.clone())?;
+    let handle = crate::sync::start(sync_setup, sealer.clone(), setup.psk.clone(), log.clone())
+        .map_err(|e| e.to_string())?;
     log.info(format!(
         "session sync ({mode:?}) over HA2 {local} <-> {peer}"
     ));
