@@ -69,6 +69,15 @@ impl From<ConfigAction> for ConfigInput {
     }
 }
 
+/// Why a peer's policy was not applied, as this node's status and the
+/// peer's Result say it: both already name the version and the peer.
+fn reason(e: &DaemonError) -> String {
+    match e {
+        DaemonError::Peer(PeerError::Policy { reason, .. }) => reason.clone(),
+        e => e.to_string(),
+    }
+}
+
 /// What the task works with: paths, the kernel, the other threads.
 pub struct ConfigEnv {
     pub config_path: PathBuf,
@@ -196,22 +205,25 @@ impl ConfigTask {
                 bytes,
             } => {
                 let r = self.apply_from_peer(version, hash, bytes).await;
-                match &r {
-                    Ok(()) => self
-                        .env
-                        .log
-                        .info(format!("policy version {version} from the peer applied")),
+                let verdict = match r {
+                    Ok(()) => {
+                        let applied = format!("policy version {version} from the peer applied");
+                        self.env.log.info(applied);
+                        Ok(())
+                    }
                     Err(e) => {
-                        self.env.log.error(e);
+                        self.env.log.error(&e);
+                        let why = reason(&e);
                         if let Ok(mut v) = self.env.view.lock() {
                             v.error = Some(format!(
-                                "policy version {version} from the peer was not applied: {e}"
+                                "policy version {version} from the peer was not applied: {why}"
                             ));
                         }
+                        Err(why)
                     }
-                }
+                };
                 if let Some(s) = &self.env.sync {
-                    let _ = s.config(SyncCmd::ApplyResult(r));
+                    let _ = s.config(SyncCmd::ApplyResult(verdict));
                 }
             }
         }
@@ -456,5 +468,56 @@ impl ConfigTask {
                 restart,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_is_told_the_reason_without_the_version_twice() {
+        let refused: DaemonError = PeerError::Policy {
+            version: 3,
+            reason: "dep.toml:4:1: policy.rules[0].ports: 70000 is not a port".into(),
+        }
+        .into();
+        assert_eq!(
+            reason(&refused),
+            "dep.toml:4:1: policy.rules[0].ports: 70000 is not a port"
+        );
+        // Ours (disk, kernel): the whole error, path included.
+        let disk: DaemonError = ConfigError::File {
+            path: "/etc/hafw/dep.toml.fw-b.tmp".into(),
+            what: "cannot write",
+            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        }
+        .into();
+        assert_eq!(
+            reason(&disk),
+            "/etc/hafw/dep.toml.fw-b.tmp: cannot write: is a directory"
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_policy_is_a_config_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "hafw-cfgstart-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dep.toml");
+        std::fs::write(&path, "[cloud]\nregion = \"x\"\n").unwrap();
+        let e = startup(&path, "fw-a", &Log::quiet())
+            .err()
+            .expect("refused");
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&path.display().to_string()) && text.contains("no [policy] table"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -245,9 +245,7 @@ impl SyncInstance {
             } => {
                 let _ = reply.send(self.config.apply_local(now, version, bytes));
             }
-            SyncCmd::ApplyResult(r) => self
-                .config
-                .handle_apply_result(now, r.map_err(|e| e.to_string())),
+            SyncCmd::ApplyResult(r) => self.config.handle_apply_result(now, r),
         }
     }
 

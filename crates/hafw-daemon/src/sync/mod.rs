@@ -17,8 +17,8 @@
 //! applies what the peer offers and tells this thread the result
 //! ([`SyncCmd`]).
 //!
-//! The thread is one [`instance::SyncInstance`] and a loop that waits for
-//! its next input ([`instance::Input`]) or deadline and calls `process`.
+//! The thread is one `SyncInstance` (`instance.rs`) and a loop that waits
+//! for its next `Input` or deadline and calls `SyncInstance::process`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -75,8 +75,10 @@ pub enum SyncCmd {
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<[u8; 32], ApplyError>>,
     },
-    /// The verdict on the last [`ConfigAction::ApplyConfig`].
-    ApplyResult(Result<(), DaemonError>),
+    /// The verdict on the last [`ConfigAction::ApplyConfig`]: on failure
+    /// the reason (already logged by its kind), for this node's status and
+    /// the peer's Result.
+    ApplyResult(Result<(), String>),
 }
 
 /// What a promotion installed: entries, how long it took, what failed.
