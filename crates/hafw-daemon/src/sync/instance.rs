@@ -295,13 +295,12 @@ impl SyncInstance {
                             .filter_map(|e| to_session(e, &self.node_addresses))
                             .collect(),
                     ),
-                    Err(source) => self.log.error(
-                        &KernelError::Conntrack {
-                            what: "dump for a bulk".into(),
-                            source,
-                        }
-                        .into(),
-                    ),
+                    Err(source) => {
+                        s.handle_dump_failed(now);
+                        let what = "dump for a bulk (asked again shortly)".into();
+                        self.log
+                            .error(&KernelError::Conntrack { what, source }.into());
+                    }
                 }
             }
             while let Some(bytes) = s.poll_transmit() {

@@ -44,7 +44,9 @@
 //! (ENOBUFS), when the peer (re)joins, or on the receiver's request, the
 //! sender drops its pending changes (the dump will be newer) and asks the
 //! daemon for a dump ([`SenderAction::RequestDump`]); changes arriving
-//! meanwhile are held. The dump goes as `BulkStart, BulkChunk.., BulkEnd
+//! meanwhile are held. A dump the kernel refused
+//! ([`SyncSender::handle_dump_failed`]) is asked for again after
+//! [`sender::DUMP_RETRY`]. The dump goes as `BulkStart, BulkChunk.., BulkEnd
 //! { count }`, then the held changes. A BulkStart is a resync point: a
 //! receiver jumps to it over any gap (a sender that restarts a bulk drops
 //! what it had in flight), and a receiver of a new stream adopts the

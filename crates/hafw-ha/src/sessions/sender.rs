@@ -14,6 +14,11 @@ use super::entry::{Event, Session, SessionKey};
 use super::rto::{LagHistogram, RttEstimator};
 use crate::Time;
 
+/// How long after a failed dump ([`SyncSender::handle_dump_failed`]) it is
+/// asked for again: the kernel refusing a dump is rare and usually brief
+/// (memory pressure), and until a dump arrives nothing reaches the peer.
+pub const DUMP_RETRY: Duration = Duration::from_secs(1);
+
 /// What the sender needs from the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderAction {
@@ -91,6 +96,10 @@ pub struct SyncSender {
     /// When the next refresh bulk is due: armed when a generation starts,
     /// so any bulk (start, peer joined, overrun, resync) postpones it.
     refresh_at: Option<Time>,
+    /// Why the dump being awaited was asked for, and when to ask again
+    /// after the daemon reported it failed.
+    dump_reason: BulkReason,
+    dump_retry_at: Option<Time>,
     next_seq: u64,
     pending: Coalescer<Pending>,
     /// Ordered by seq.
@@ -164,6 +173,8 @@ impl SyncSender {
             bulk_start_seq: None,
             start_acked_by: None,
             refresh_at: None,
+            dump_reason: BulkReason::Start,
+            dump_retry_at: None,
             next_seq: 1,
             pending: Coalescer::default(),
             unacked: VecDeque::new(),
@@ -247,10 +258,19 @@ impl SyncSender {
         }
     }
 
+    /// The daemon could not take the dump it was asked for: it is asked
+    /// again after [`DUMP_RETRY`] (changes keep being held meanwhile).
+    pub fn handle_dump_failed(&mut self, now: Time) {
+        if matches!(self.phase, Phase::AwaitingDump) {
+            self.dump_retry_at = Some(now + DUMP_RETRY);
+        }
+    }
+
     /// The conntrack dump the daemon took after [`SenderAction::RequestDump`]
     /// (or after [`SyncSender::handle_overrun`]). It is sent as a new bulk
     /// generation; changes held meanwhile follow it.
     pub fn start_bulk(&mut self, now: Time, dump: Vec<Session>) {
+        self.dump_retry_at = None;
         self.gen += 1;
         self.refresh_at = Some(now + self.config.refresh_interval);
         self.phase = Phase::Bulk(BulkTx {
@@ -297,6 +317,12 @@ impl SyncSender {
         if self.refresh_due().is_some_and(|t| t <= now) {
             self.refresh_at = None;
             self.await_dump(now, BulkReason::Refresh, false);
+        }
+        if self.dump_retry_at.is_some_and(|t| t <= now) {
+            self.dump_retry_at = None;
+            self.actions.push_back(SenderAction::RequestDump {
+                reason: self.dump_reason,
+            });
         }
         for m in self.unacked.iter_mut() {
             if m.queued || m.sacked || m.due > now {
@@ -347,6 +373,7 @@ impl SyncSender {
             .into_iter()
             .chain(flush)
             .chain(self.refresh_due())
+            .chain(self.dump_retry_at)
             .min()
     }
 
@@ -413,6 +440,7 @@ impl SyncSender {
         self.stats.superseded += self.pending.len() as u64;
         self.pending.clear();
         self.phase = Phase::AwaitingDump;
+        self.dump_reason = reason;
         self.actions.push_back(SenderAction::RequestDump { reason });
     }
 

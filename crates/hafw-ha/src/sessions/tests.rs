@@ -615,6 +615,35 @@ fn any_bulk_postpones_the_refresh() {
 }
 
 #[test]
+fn a_failed_dump_is_asked_for_again() {
+    let mut s = sender();
+    assert!(s.poll_action().is_some(), "the start's dump");
+    s.handle_event(ms(1), Event::New(session(1, 1)));
+    s.handle_dump_failed(ms(2));
+    assert_eq!(s.poll_timeout(), Some(ms(2) + sender::DUMP_RETRY));
+    s.handle_timeout(ms(2) + sender::DUMP_RETRY - ms(1));
+    assert_eq!(s.poll_action(), None, "not before its time");
+    s.handle_timeout(ms(2) + sender::DUMP_RETRY);
+    assert_eq!(
+        s.poll_action(),
+        Some(SenderAction::RequestDump {
+            reason: BulkReason::Start
+        }),
+        "the same dump, for the same reason"
+    );
+    assert_eq!(s.poll_timeout(), None, "asked once");
+    // The held change follows the bulk when the dump comes.
+    let t = ms(2) + sender::DUMP_RETRY + ms(1);
+    s.start_bulk(t, vec![]);
+    s.handle_timeout(t + ms(5));
+    let sent = drain(&mut s);
+    assert!(
+        matches!(sent.last(), Some(SyncMessage::Update { entries, .. }) if entries.len() == 1),
+        "{sent:?}"
+    );
+}
+
+#[test]
 fn a_zero_refresh_interval_is_refused() {
     let bad = SenderConfig {
         refresh_interval: Duration::ZERO,
