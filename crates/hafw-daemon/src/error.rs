@@ -81,6 +81,18 @@ pub enum ConfigError {
     /// A request the node refuses in its current state (apply on a passive).
     #[error("{0}")]
     Refused(String),
+    /// A text that is not a deployment file or a policy; the caller names
+    /// the file (or the peer) it came from.
+    #[error("{0}")]
+    Malformed(String),
+    /// A new policy applied to the kernel but could not be persisted: the
+    /// kernel was put back on the running version.
+    #[error("{source}; the kernel is back on policy version {back_on}")]
+    NotPersisted {
+        back_on: u64,
+        #[source]
+        source: Box<ConfigError>,
+    },
 }
 
 /// The kernel refused or failed something the daemon asked of it.
@@ -99,6 +111,19 @@ pub enum KernelError {
     /// Withdrawing left something behind.
     #[error("withdraw left something behind:{}", .problems.iter().map(|p| format!("\n  {p}")).collect::<String>())]
     Withdraw { problems: Vec<String> },
+    /// A failed policy change could not put the previous plan back.
+    #[error("config rollback: the previous plan did not apply again: {source}")]
+    Rollback {
+        #[source]
+        source: ApplyError,
+    },
+    /// A conntrack operation of session sync failed.
+    #[error("session sync: {what}: {source}")]
+    Conntrack {
+        what: String,
+        #[source]
+        source: hafw_kernel::Error,
+    },
 }
 
 /// The host cannot run the node as asked.
@@ -117,6 +142,13 @@ pub enum SetupError {
     /// A thread of the daemon stopped.
     #[error("the {0} thread has stopped")]
     Stopped(&'static str),
+    /// A thread of the daemon did not answer a request.
+    #[error("the {0} thread did not answer")]
+    NoAnswer(&'static str),
+    /// The session-sync cores refused the daemon's settings (a bug: the
+    /// daemon's settings are constants).
+    #[error(transparent)]
+    SyncSettings(#[from] hafw_ha::sessions::ConfigError),
 }
 
 impl SetupError {

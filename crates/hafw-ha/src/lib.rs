@@ -11,12 +11,14 @@
 //! | [`sessions`] | session sync over HA2: sender, receiver, replicated cache |
 //! | [`config_sync`] | config sync: the shared policy's version, offer and apply |
 //! | [`monitor`] | link and path monitor verdicts, combined for the node |
+//! | [`readiness`] | when a passive is ready to take over (sessions synced, policy current) |
 
 pub mod codec;
 pub mod config_sync;
 pub mod monitor;
 pub mod msg;
 pub mod node;
+pub mod readiness;
 pub mod sessions;
 pub mod wire;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hafw_ha::monitor::{Link, LinkGroup, MonitorAction, Monitors, Rule};
 use hafw_kernel::{link, route, Rtnl};
 use hafw_model::render::node::NodePlan;
-use hafw_model::spec::{Deployment, Failure};
+use hafw_model::spec::Failure;
 use tokio::sync::mpsc;
 
 use super::HaRequest;
@@ -20,20 +20,19 @@ use crate::log::Log;
 
 pub async fn links(
     nl: Rtnl,
-    dep: Deployment,
     plan: NodePlan,
     every: Duration,
     to_core: mpsc::UnboundedSender<HaRequest>,
     log: Log,
 ) {
-    let groups = (dep.policy.ha.link_monitors.iter())
+    let groups = (plan.ha.link_monitors.iter())
         .map(|g| LinkGroup {
             interfaces: g.interfaces.iter().map(|r| r.ifname().to_owned()).collect(),
             rule: rule(g.failure),
         })
         .collect();
     let mut paths = vec![];
-    for (i, m) in dep.policy.ha.path_monitors.iter().enumerate() {
+    for (i, m) in plan.ha.path_monitors.iter().enumerate() {
         match super::probe::start(m, (std::process::id() as u16).wrapping_add(i as u16)) {
             Ok(v) => paths.push(v),
             Err(e) => {

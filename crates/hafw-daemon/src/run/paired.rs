@@ -23,7 +23,7 @@ use hafw_model::Deployment;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{self, ConfigReq, ConfigTask, ConfigView};
+use crate::config::{self, ConfigEnv, ConfigInput, ConfigTask, ConfigView};
 use crate::control::{self, Request};
 use crate::dataplane::apply::{self, Applied};
 use crate::dataplane::withdraw;
@@ -123,11 +123,7 @@ impl Paired {
             what: "resolve the path",
             source: e,
         })?;
-        let start =
-            config::startup(&config_path, &plan.node, &log).map_err(|e| ConfigError::Invalid {
-                path: config_path.clone(),
-                message: e,
-            })?;
+        let start = config::startup(&config_path, &plan.node, &log)?;
         // Everything that can be refused is checked before the kernel changes.
         let setup = ha::setup::resolve(&plan, paths.key_file).map_err(SetupError::Missing)?;
         let listener = control::bind(paths.control).map_err(SetupError::Missing)?;
@@ -165,8 +161,7 @@ impl Paired {
                 config_actions: peer_cfg_tx,
             },
             &log,
-        )
-        .map_err(SetupError::Missing)?;
+        )?;
         let shared = ha::thread::Shared {
             timelines: timelines.clone(),
             metrics: metrics.clone(),
@@ -202,7 +197,7 @@ impl Paired {
 
         let config_view = Arc::new(Mutex::new(ConfigView::default()));
         let (config_tx, config_rx) = mpsc::unbounded_channel();
-        let task = ConfigTask {
+        let env = ConfigEnv {
             config_path: config_path.clone(),
             node: plan.node.clone(),
             ha_profile: opts.ha_profile,
@@ -213,7 +208,8 @@ impl Paired {
             applied: applied.clone(),
             view: config_view.clone(),
         };
-        tokio::spawn(task.run(start, plan.clone(), config_rx, peer_cfg_rx));
+        let task = ConfigTask::new(env, start, plan.clone());
+        tokio::spawn(task.run(config_rx, peer_cfg_rx));
 
         let view = StatusView {
             ha: handles.requests.clone(),
@@ -230,7 +226,6 @@ impl Paired {
             Duration::from_millis(u64::from(plan.ha.timers.heartbeat_interval_ms).clamp(5, 50));
         tokio::spawn(ha::monitor::links(
             nl.clone(),
-            dep.clone(),
             plan.clone(),
             monitor_every,
             handles.requests.clone(),
@@ -420,7 +415,7 @@ impl StatusView {
 /// Answers the control socket's requests.
 struct Dispatch {
     view: StatusView,
-    config: mpsc::UnboundedSender<ConfigReq>,
+    config: mpsc::UnboundedSender<ConfigInput>,
 }
 
 impl Dispatch {
@@ -429,7 +424,7 @@ impl Dispatch {
             Request::ConfigApply(path) => {
                 let (tx, rx) = oneshot::channel();
                 self.config
-                    .send(ConfigReq::Apply { path, reply: tx })
+                    .send(ConfigInput::Apply { path, reply: tx })
                     .map_err(|_| "the config task has stopped".to_string())?;
                 rx.blocking_recv()
                     .map_err(|_| "the config task did not answer".to_string())?
@@ -437,7 +432,7 @@ impl Dispatch {
             Request::ConfigShow => {
                 let (tx, rx) = oneshot::channel();
                 self.config
-                    .send(ConfigReq::Show { reply: tx })
+                    .send(ConfigInput::Show { reply: tx })
                     .map_err(|_| "the config task has stopped".to_string())?;
                 rx.blocking_recv()
                     .map_err(|_| "the config task did not answer".to_string())
@@ -449,6 +444,7 @@ impl Dispatch {
                     .sync_status()
                     .and_then(|st| (!st.role_active).then_some(st.sessions_known));
                 crate::sync::listing(filter.as_deref(), json, cache, SESSIONS_CAP)
+                    .map_err(|e| e.to_string())
             }
             Request::Status => Ok(self.view.status().map_err(|e| e.to_string())?.to_string()),
             Request::StatusJson => Ok(self.view.status().map_err(|e| e.to_string())?.to_json()),
@@ -486,7 +482,7 @@ fn start_sync(
     setup: &ha::setup::Setup,
     start: SyncStart<'_>,
     log: &Log,
-) -> Result<Option<Arc<SyncHandle>>, String> {
+) -> Result<Option<Arc<SyncHandle>>, DaemonError> {
     use hafw_ha::sessions::Mode;
     let mode = match start.mode {
         "off" => return Ok(None),

@@ -6,8 +6,6 @@
 //! after a failure. A frame that does not open is counted and dropped; a
 //! length over the envelope limit closes the connection (the stream can no
 //! longer be trusted to be in sync).
-// Wired into the daemon with session sync (issue 6).
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,7 +8,8 @@
 //! The shared policy is the deployment file's text minus node-local
 //! settings (the daemon decides which text; this core only sees bytes). It
 //! has a **version** (u64, set by `hafw config apply` on the active, from
-//! [`ConfigSync::next_version`]) and a **hash** (SHA-256 of the bytes).
+//! [`version::next_version`]) and a **hash** (SHA-256 of the bytes). The
+//! numbering rules are in [`version`].
 //! Version 0 with a zero hash means "no policy yet".
 //!
 //! - **Highest version wins, in either direction.** A node whose version
@@ -40,6 +41,7 @@
 mod assemble;
 pub mod codec;
 mod sync;
+pub mod version;
 
 #[cfg(test)]
 mod tests;
@@ -52,6 +54,7 @@ use crate::msg::State;
 
 pub use codec::{ConfigMessage, DecodeError};
 pub use sync::{ApplyError, ConfigAction, ConfigStatus, ConfigSync, RetryConfig};
+pub use version::{judge_offer, next_version, OfferVerdict};
 
 /// SHA-256 of the policy bytes: the hash advertised in heartbeats.
 pub fn policy_hash(bytes: &[u8]) -> [u8; 32] {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::assemble::{chunks, Assembly};
 use super::codec::{decode, encode, truncate_utf8, ConfigMessage, DecodeError, MAX_ERROR_LEN};
 use super::policy_hash;
+use super::version::{self, OfferVerdict};
 use crate::Time;
 
 /// What the daemon must do.
@@ -150,8 +151,12 @@ impl ConfigSync {
 
     /// The version `hafw config apply` should use: above both nodes'.
     pub fn next_version(&self) -> u64 {
-        let peer = self.peer.map_or(0, |(v, _)| v);
-        self.advertised().0.max(peer).saturating_add(1)
+        version::next_version(
+            self.peer
+                .map(|(v, _)| v)
+                .into_iter()
+                .chain([self.advertised().0]),
+        )
     }
 
     /// The daemon applied a new policy here (`hafw config apply` on the
@@ -184,7 +189,7 @@ impl ConfigSync {
     pub fn note_peer_version(&mut self, now: Time, version: u64, hash: [u8; 32]) {
         self.peer = Some((version, hash));
         let (v, h) = self.advertised();
-        if version == v && hash != h && v != 0 {
+        if version::conflicts((v, h), (version, hash)) {
             self.status.conflict = Some(v);
         }
         if v > version && self.offering.as_ref().is_none_or(|o| o.version != v) {
@@ -352,27 +357,24 @@ impl ConfigSync {
         offset: usize,
         bytes: Vec<u8>,
     ) {
-        let (v, h) = self.advertised();
-        if version == 0 || version < v {
-            self.status.stale_offers += 1;
-            let why = format!("this node already runs the newer policy version {v}");
-            self.reply(version, hash, false, Some(why));
-            return;
-        }
-        if version == v {
-            if hash == h {
-                // Our earlier Result was lost: say it again.
-                self.reply(version, hash, true, None);
-            } else {
+        match version::judge_offer(self.advertised(), (version, hash)) {
+            OfferVerdict::Apply => {}
+            OfferVerdict::Stale { current } => {
+                self.status.stale_offers += 1;
+                let why = format!("this node already runs the newer policy version {current}");
+                return self.reply(version, hash, false, Some(why));
+            }
+            // Our earlier Result was lost: say it again.
+            OfferVerdict::AlreadyRunning => return self.reply(version, hash, true, None),
+            OfferVerdict::Conflict { version: v } => {
                 self.status.conflict = Some(v);
                 let why = format!(
                     "this node runs another policy under version {v}: both nodes were \
                      edited independently; apply a new version on the active node"
                 );
                 self.status.last_error = Some(why.clone());
-                self.reply(version, hash, false, Some(why));
+                return self.reply(version, hash, false, Some(why));
             }
-            return;
         }
         if let Some(p) = &self.applying {
             // One apply at a time; the offer comes again after it.

@@ -32,11 +32,16 @@ pub struct SenderConfig {
     pub min_rto: Duration,
     /// Cap of the exponential backoff.
     pub max_rto: Duration,
+    /// How long after a bulk generation started the next refresh bulk is
+    /// sent: the active's kernel refreshes quiet flows' timers without
+    /// events, so without it they would expire on the passive. Shorter
+    /// than the shortest timeout that matters (UDP's 120 s stream timeout).
+    pub refresh_interval: Duration,
 }
 
 impl SenderConfig {
     /// The defaults for a LAN link: 60 KB messages, 2 ms flush, 64 in
-    /// flight, RTO 200 ms at first, 20 ms..2 s.
+    /// flight, RTO 200 ms at first, 20 ms..2 s, a refresh bulk every 30 s.
     pub fn new(stream: u64) -> SenderConfig {
         SenderConfig {
             stream,
@@ -46,6 +51,7 @@ impl SenderConfig {
             initial_rto: Duration::from_millis(200),
             min_rto: Duration::from_millis(20),
             max_rto: Duration::from_secs(2),
+            refresh_interval: Duration::from_secs(30),
         }
     }
 
@@ -88,6 +94,12 @@ impl SenderConfig {
                     "is {:?}; it must be within min_rto..=max_rto ({:?}..={:?})",
                     self.initial_rto, self.min_rto, self.max_rto
                 ),
+            ));
+        }
+        if self.refresh_interval.is_zero() {
+            return Err(ConfigError::new(
+                "refresh_interval",
+                "is 0, which would send bulk after bulk; 30 s keeps quiet flows alive",
             ));
         }
         debug_assert!(entries_per_message(self.max_payload) > 0);

@@ -44,7 +44,9 @@
 //! (ENOBUFS), when the peer (re)joins, or on the receiver's request, the
 //! sender drops its pending changes (the dump will be newer) and asks the
 //! daemon for a dump ([`SenderAction::RequestDump`]); changes arriving
-//! meanwhile are held. The dump goes as `BulkStart, BulkChunk.., BulkEnd
+//! meanwhile are held. A dump the kernel refused
+//! ([`SyncSender::handle_dump_failed`]) is asked for again after
+//! [`sender::DUMP_RETRY`]. The dump goes as `BulkStart, BulkChunk.., BulkEnd
 //! { count }`, then the held changes. A BulkStart is a resync point: a
 //! receiver jumps to it over any gap (a sender that restarts a bulk drops
 //! what it had in flight), and a receiver of a new stream adopts the
@@ -72,9 +74,10 @@
 //! after its last update, so an entry whose Destroy was lost (or that the
 //! active never reported, because it died) does not live forever. The
 //! active's kernel refreshes timers on traffic without events, so a live
-//! but quiet flow (UDP, 120 s) would expire here: the daemon sends a
-//! refresh bulk ([`SyncSender::request_bulk`]) more often than the
-//! shortest timeout it cares about, and a bulk also sweeps stale entries.
+//! but quiet flow (UDP, 120 s) would expire here: the sender sends a
+//! refresh bulk on its own timer ([`SenderConfig::refresh_interval`] after
+//! the last generation started, 30 s) more often than the shortest
+//! timeout that matters, and a bulk also sweeps stale entries.
 //!
 //! **Two modes on the passive** ([`Mode`]): *Mirror* emits
 //! [`ReceiverAction`]s (coalesced per key, batched) that keep the

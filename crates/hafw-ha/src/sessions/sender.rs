@@ -14,6 +14,11 @@ use super::entry::{Event, Session, SessionKey};
 use super::rto::{LagHistogram, RttEstimator};
 use crate::Time;
 
+/// How long after a failed dump ([`SyncSender::handle_dump_failed`]) it is
+/// asked for again: the kernel refusing a dump is rare and usually brief
+/// (memory pressure), and until a dump arrives nothing reaches the peer.
+pub const DUMP_RETRY: Duration = Duration::from_secs(1);
+
 /// What the sender needs from the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderAction {
@@ -35,8 +40,9 @@ pub enum BulkReason {
     PeerJoined,
     /// The peer asked.
     Resync(ResyncReason),
-    /// The daemon's periodic refresh (keeps entries whose kernel timers
-    /// the active refreshes without events from expiring on the passive).
+    /// The periodic refresh ([`SenderConfig::refresh_interval`] after the
+    /// last generation started): keeps entries whose kernel timers the
+    /// active refreshes without events from expiring on the passive.
     Refresh,
 }
 
@@ -87,6 +93,13 @@ pub struct SyncSender {
     bulk_start_seq: Option<u64>,
     /// The receiver run whose ack covered that BulkStart.
     start_acked_by: Option<u64>,
+    /// When the next refresh bulk is due: armed when a generation starts,
+    /// so any bulk (start, peer joined, overrun, resync) postpones it.
+    refresh_at: Option<Time>,
+    /// Why the dump being awaited was asked for, and when to ask again
+    /// after the daemon reported it failed.
+    dump_reason: BulkReason,
+    dump_retry_at: Option<Time>,
     next_seq: u64,
     pending: Coalescer<Pending>,
     /// Ordered by seq.
@@ -159,6 +172,9 @@ impl SyncSender {
             gen: 0,
             bulk_start_seq: None,
             start_acked_by: None,
+            refresh_at: None,
+            dump_reason: BulkReason::Start,
+            dump_retry_at: None,
             next_seq: 1,
             pending: Coalescer::default(),
             unacked: VecDeque::new(),
@@ -222,8 +238,9 @@ impl SyncSender {
         self.await_dump(now, BulkReason::PeerJoined, true);
     }
 
-    /// A periodic refresh: asks for a dump like an overrun does, without
-    /// having lost anything.
+    /// A refresh now: asks for a dump like an overrun does, without having
+    /// lost anything. The periodic one is the sender's own timer
+    /// ([`SyncSender::poll_timeout`]); this is for a bulk out of turn.
     pub fn request_bulk(&mut self, now: Time) {
         self.await_dump(now, BulkReason::Refresh, false);
     }
@@ -241,11 +258,21 @@ impl SyncSender {
         }
     }
 
+    /// The daemon could not take the dump it was asked for: it is asked
+    /// again after [`DUMP_RETRY`] (changes keep being held meanwhile).
+    pub fn handle_dump_failed(&mut self, now: Time) {
+        if matches!(self.phase, Phase::AwaitingDump) {
+            self.dump_retry_at = Some(now + DUMP_RETRY);
+        }
+    }
+
     /// The conntrack dump the daemon took after [`SenderAction::RequestDump`]
     /// (or after [`SyncSender::handle_overrun`]). It is sent as a new bulk
     /// generation; changes held meanwhile follow it.
     pub fn start_bulk(&mut self, now: Time, dump: Vec<Session>) {
+        self.dump_retry_at = None;
         self.gen += 1;
+        self.refresh_at = Some(now + self.config.refresh_interval);
         self.phase = Phase::Bulk(BulkTx {
             started: now,
             start_sent: false,
@@ -285,8 +312,18 @@ impl SyncSender {
         }
     }
 
-    /// Retransmissions and the flush interval.
+    /// Retransmissions, the flush interval and the periodic refresh.
     pub fn handle_timeout(&mut self, now: Time) {
+        if self.refresh_due().is_some_and(|t| t <= now) {
+            self.refresh_at = None;
+            self.await_dump(now, BulkReason::Refresh, false);
+        }
+        if self.dump_retry_at.is_some_and(|t| t <= now) {
+            self.dump_retry_at = None;
+            self.actions.push_back(SenderAction::RequestDump {
+                reason: self.dump_reason,
+            });
+        }
         for m in self.unacked.iter_mut() {
             if m.queued || m.sacked || m.due > now {
                 continue;
@@ -316,7 +353,8 @@ impl SyncSender {
         self.actions.pop_front()
     }
 
-    /// The earliest retransmission or flush deadline.
+    /// The earliest retransmission, flush or refresh deadline: the one
+    /// timer the daemon arms.
     pub fn poll_timeout(&self) -> Option<Time> {
         let retransmit = self
             .unacked
@@ -331,7 +369,21 @@ impl SyncSender {
                 .map(|(_, p)| p.since + self.config.flush_interval),
             _ => None,
         };
-        retransmit.into_iter().chain(flush).min()
+        retransmit
+            .into_iter()
+            .chain(flush)
+            .chain(self.refresh_due())
+            .chain(self.dump_retry_at)
+            .min()
+    }
+
+    /// The refresh deadline, while streaming: during a bulk the table is
+    /// being sent anyway, and while a dump is awaited one is coming.
+    fn refresh_due(&self) -> Option<Time> {
+        match self.phase {
+            Phase::Streaming => self.refresh_at,
+            _ => None,
+        }
     }
 
     pub fn stats(&self, now: Time) -> SenderStats {
@@ -388,6 +440,7 @@ impl SyncSender {
         self.stats.superseded += self.pending.len() as u64;
         self.pending.clear();
         self.phase = Phase::AwaitingDump;
+        self.dump_reason = reason;
         self.actions.push_back(SenderAction::RequestDump { reason });
     }
 

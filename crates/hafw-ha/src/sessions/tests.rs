@@ -478,7 +478,11 @@ fn sender_retransmits_with_backoff_and_honours_sacks() {
     assert_eq!(s.stats(ms(100)).retransmits, 3);
     ack(&mut s, ms(500), 5, 0);
     assert_eq!(s.stats(ms(500)).in_flight, 0);
-    assert_eq!(s.poll_timeout(), None);
+    // No retransmission is left: only the refresh of the first bulk (at 0).
+    assert_eq!(
+        s.poll_timeout(),
+        Some(SenderConfig::new(STREAM).refresh_interval)
+    );
 }
 
 #[test]
@@ -558,6 +562,94 @@ fn sender_ignores_foreign_acks_and_stale_resync_requests() {
     assert!(s.poll_action().is_some());
     assert!(s.handle_message(ms(8), b"garbage").is_err());
     assert_eq!(s.stats(ms(8)).bad_messages, 1);
+}
+
+#[test]
+fn the_sender_refreshes_its_whole_table_on_its_own_timer() {
+    let mut s = streaming_sender();
+    let every = SenderConfig::new(STREAM).refresh_interval;
+    // The first generation started at 0: the refresh is the next deadline.
+    assert_eq!(s.poll_timeout(), Some(every));
+    s.handle_timeout(every - ms(1));
+    assert_eq!(s.poll_action(), None, "not before its time");
+    s.handle_timeout(every);
+    assert_eq!(
+        s.poll_action(),
+        Some(SenderAction::RequestDump {
+            reason: BulkReason::Refresh
+        })
+    );
+    // Awaiting the dump: no second refresh is armed, however late.
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(every * 3);
+    assert_eq!(s.poll_action(), None);
+    // The refresh bulk re-arms it from its own start.
+    let t = every + ms(5);
+    s.start_bulk(t, vec![session(1, 1)]);
+    let sent = drain(&mut s);
+    assert_eq!(sent.len(), 3, "BulkStart, BulkChunk, BulkEnd");
+    ack(&mut s, t + ms(1), 5, 0);
+    assert_eq!(s.poll_timeout(), Some(t + every));
+}
+
+#[test]
+fn any_bulk_postpones_the_refresh() {
+    let mut s = streaming_sender();
+    let every = SenderConfig::new(STREAM).refresh_interval;
+    // The peer rejoins 10 s in: its bulk sends the whole table, so the
+    // refresh counts from there.
+    let joined = Duration::from_secs(10);
+    s.handle_peer_joined(joined);
+    assert_eq!(
+        s.poll_action(),
+        Some(SenderAction::RequestDump {
+            reason: BulkReason::PeerJoined
+        })
+    );
+    s.start_bulk(joined, vec![]);
+    drain(&mut s);
+    ack(&mut s, joined + ms(1), 4, 0);
+    s.handle_timeout(every);
+    assert_eq!(s.poll_action(), None, "the old deadline is gone");
+    assert_eq!(s.poll_timeout(), Some(joined + every));
+}
+
+#[test]
+fn a_failed_dump_is_asked_for_again() {
+    let mut s = sender();
+    assert!(s.poll_action().is_some(), "the start's dump");
+    s.handle_event(ms(1), Event::New(session(1, 1)));
+    s.handle_dump_failed(ms(2));
+    assert_eq!(s.poll_timeout(), Some(ms(2) + sender::DUMP_RETRY));
+    s.handle_timeout(ms(2) + sender::DUMP_RETRY - ms(1));
+    assert_eq!(s.poll_action(), None, "not before its time");
+    s.handle_timeout(ms(2) + sender::DUMP_RETRY);
+    assert_eq!(
+        s.poll_action(),
+        Some(SenderAction::RequestDump {
+            reason: BulkReason::Start
+        }),
+        "the same dump, for the same reason"
+    );
+    assert_eq!(s.poll_timeout(), None, "asked once");
+    // The held change follows the bulk when the dump comes.
+    let t = ms(2) + sender::DUMP_RETRY + ms(1);
+    s.start_bulk(t, vec![]);
+    s.handle_timeout(t + ms(5));
+    let sent = drain(&mut s);
+    assert!(
+        matches!(sent.last(), Some(SyncMessage::Update { entries, .. }) if entries.len() == 1),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn a_zero_refresh_interval_is_refused() {
+    let bad = SenderConfig {
+        refresh_interval: Duration::ZERO,
+        ..SenderConfig::new(1)
+    };
+    assert_eq!(SyncSender::new(bad).unwrap_err().field, "refresh_interval");
 }
 
 #[test]

@@ -1,0 +1,520 @@
+//! The config task: one [`ConfigTask`] (the policy this node runs, and
+//! what it needs to change it) and one step, [`ConfigTask::process`], per
+//! [`ConfigInput`]: a local apply, a show, or a policy the peer offered.
+//! Which version a local apply gets and which offers are taken are
+//! config sync's rules ([`hafw_ha::config_sync::version`]); this task
+//! validates, applies and persists.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hafw_ha::config_sync::{self, local_edit_allowed, policy_hash, ConfigAction};
+use hafw_ha::msg::State;
+use hafw_kernel::{route, Rtnl};
+use hafw_model::render::node::NodePlan;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    changed_outside_policy, hex, load_version, merge, policy_text, prepare_files, remove,
+    rename_files, restart_needed, splice, version_path,
+};
+use crate::dataplane::apply::{self, planned_route, Applied};
+use crate::dataplane::withdraw::withdraw;
+use crate::error::{ConfigError, DaemonError, KernelError, PeerError, SetupError};
+use crate::ha::HaRequest;
+use crate::log::Log;
+use crate::sync::{SyncCmd, SyncHandle};
+
+/// What `hafw status` shows of this node's policy.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigView {
+    pub version: u64,
+    pub hash: [u8; 32],
+    /// The last apply that failed here, local or from the peer.
+    pub error: Option<String>,
+    /// Why the running node still uses parts of the old policy.
+    pub restart: Option<String>,
+}
+
+/// Everything the config task reacts to.
+pub enum ConfigInput {
+    /// `hafw config apply FILE` on this node; the reply is the operator's.
+    Apply {
+        path: PathBuf,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// `hafw config show`.
+    Show { reply: oneshot::Sender<String> },
+    /// A policy config sync took from the peer
+    /// ([`ConfigAction::ApplyConfig`]).
+    PeerOffer {
+        version: u64,
+        hash: [u8; 32],
+        bytes: Vec<u8>,
+    },
+}
+
+impl From<ConfigAction> for ConfigInput {
+    fn from(a: ConfigAction) -> ConfigInput {
+        let ConfigAction::ApplyConfig {
+            version,
+            hash,
+            bytes,
+        } = a;
+        ConfigInput::PeerOffer {
+            version,
+            hash,
+            bytes,
+        }
+    }
+}
+
+/// Why a peer's policy was not applied, as this node's status and the
+/// peer's Result say it: both already name the version and the peer.
+fn reason(e: &DaemonError) -> String {
+    match e {
+        DaemonError::Peer(PeerError::Policy { reason, .. }) => reason.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// What the task works with: paths, the kernel, the other threads.
+pub struct ConfigEnv {
+    pub config_path: PathBuf,
+    pub node: String,
+    /// `--ha-profile`: the same override for every new plan.
+    pub ha_profile: Option<hafw_model::spec::HaProfile>,
+    pub nl: Rtnl,
+    pub log: Log,
+    pub ha: mpsc::UnboundedSender<HaRequest>,
+    pub sync: Option<Arc<SyncHandle>>,
+    /// What every apply of this run changed, for the withdraw at shutdown.
+    pub applied: Arc<Mutex<Applied>>,
+    pub view: Arc<Mutex<ConfigView>>,
+}
+
+/// A policy as one node runs it: the version, its hash, the whole file,
+/// its `[policy]` and the plan built from it.
+struct Policy {
+    version: u64,
+    hash: [u8; 32],
+    text: String,
+    policy: String,
+    plan: NodePlan,
+}
+
+/// The policy a node starts with.
+pub struct Startup {
+    pub version: u64,
+    pub hash: [u8; 32],
+    pub policy: String,
+    pub text: String,
+}
+
+/// Reads the file and its version at start. A version file whose hash is
+/// not the file's policy means the file was edited by hand: the node runs
+/// the file, says so, and the peer's status flags the mismatch.
+pub fn startup(config: &Path, node: &str, log: &Log) -> Result<Startup, ConfigError> {
+    let text = std::fs::read_to_string(config).map_err(|source| ConfigError::File {
+        path: config.to_owned(),
+        what: "cannot read",
+        source,
+    })?;
+    let policy = policy_text(&text).map_err(|e| ConfigError::Invalid {
+        path: config.to_owned(),
+        message: e.to_string(),
+    })?;
+    let vpath = version_path(config, node);
+    let (version, stored) = load_version(&vpath)?.unwrap_or((0, [0; 32]));
+    // Version 0 (never applied through config sync) still has its hash, so
+    // two nodes started from different files show a mismatch.
+    let hash = policy_hash(policy.as_bytes());
+    if version != 0 && stored != hash {
+        log.warn(format!(
+            "{} was edited since policy version {version} was applied (hash {} on disk, {} recorded); \
+             running it as version {version}: apply it with `hafw config apply` on the active to give it a version of its own",
+            config.display(),
+            &hex(&hash)[..8],
+            &hex(&stored)[..8]
+        ));
+    }
+    Ok(Startup {
+        version,
+        hash,
+        policy,
+        text,
+    })
+}
+
+pub struct ConfigTask {
+    env: ConfigEnv,
+    running: Policy,
+}
+
+impl ConfigTask {
+    pub fn new(env: ConfigEnv, start: Startup, plan: NodePlan) -> ConfigTask {
+        let task = ConfigTask {
+            env,
+            running: Policy {
+                version: start.version,
+                hash: start.hash,
+                text: start.text,
+                policy: start.policy,
+                plan,
+            },
+        };
+        task.publish(None, None);
+        task
+    }
+
+    /// The loop: waits for the next input and processes it, one at a time
+    /// (an apply is a transaction; nothing interleaves with it).
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<ConfigInput>,
+        mut from_peer: mpsc::UnboundedReceiver<ConfigAction>,
+    ) {
+        loop {
+            let input = tokio::select! {
+                i = inputs.recv() => match i {
+                    Some(i) => i,
+                    None => return,
+                },
+                Some(a) = from_peer.recv() => a.into(),
+            };
+            self.process(input).await;
+        }
+    }
+
+    /// The one step.
+    pub async fn process(&mut self, input: ConfigInput) {
+        match input {
+            ConfigInput::Show { reply } => {
+                let _ = reply.send(self.show());
+            }
+            ConfigInput::Apply { path, reply } => {
+                let r = self.apply_file(&path).await;
+                if let Err(e) = &r {
+                    self.env.log.error(e);
+                }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            ConfigInput::PeerOffer {
+                version,
+                hash,
+                bytes,
+            } => {
+                let r = self.apply_from_peer(version, hash, bytes).await;
+                let verdict = match r {
+                    Ok(()) => {
+                        let applied = format!("policy version {version} from the peer applied");
+                        self.env.log.info(applied);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.env.log.error(&e);
+                        let why = reason(&e);
+                        if let Ok(mut v) = self.env.view.lock() {
+                            v.error = Some(format!(
+                                "policy version {version} from the peer was not applied: {why}"
+                            ));
+                        }
+                        Err(why)
+                    }
+                };
+                if let Some(s) = &self.env.sync {
+                    let _ = s.config(SyncCmd::ApplyResult(verdict));
+                }
+            }
+        }
+    }
+
+    fn show(&self) -> String {
+        let r = &self.running;
+        let peer = self
+            .env
+            .sync
+            .as_ref()
+            .and_then(|s| s.status.lock().ok().and_then(|st| st.config.peer));
+        format!(
+            "version {}  hash {}\npeer    {}\nfile    {}\n\n{}",
+            r.version,
+            hex(&r.hash),
+            peer.map(|(v, h)| format!("version {v}  hash {}", hex(&h)))
+                .unwrap_or_else(|| "not heard yet".into()),
+            self.env.config_path.display(),
+            r.policy
+        )
+    }
+
+    async fn state(&self) -> Result<State, SetupError> {
+        let (tx, rx) = oneshot::channel();
+        self.env
+            .ha
+            .send(HaRequest::State { reply: tx })
+            .map_err(|_| SetupError::Stopped("HA"))?;
+        rx.await.map_err(|_| SetupError::NoAnswer("HA"))
+    }
+
+    /// Every policy version this node knows of: its own, config sync's view
+    /// of it, the peer's from its heartbeats.
+    fn known_versions(&self) -> Vec<u64> {
+        let mut known = vec![self.running.version];
+        if let Some(Ok(st)) = self.env.sync.as_ref().map(|s| s.status.lock()) {
+            known.push(st.config.version);
+            known.extend(st.config.peer.map(|(v, _)| v));
+        }
+        known
+    }
+
+    async fn apply_file(&mut self, path: &Path) -> Result<String, DaemonError> {
+        local_edit_allowed(self.state().await?).map_err(|e| ConfigError::Refused(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+            path: path.to_owned(),
+            what: "cannot read",
+            source,
+        })?;
+        let invalid = |e: ConfigError| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let changed = changed_outside_policy(&self.running.text, &text).map_err(invalid)?;
+        if !changed.is_empty() {
+            return Err(ConfigError::Refused(format!(
+                "{} changes {} as well as [policy]: only the policy is applied and synced here; \
+                 the cloud is changed with Terraform (`hafw plan terraform`) and node settings on each node, \
+                 then the nodes restarted",
+                path.display(),
+                changed
+                    .iter()
+                    .map(|k| format!("[{k}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        let policy = policy_text(&text).map_err(invalid)?;
+        let plan = self.plan_of(&path.display().to_string(), &text)?;
+        if policy == self.running.policy {
+            return Ok(format!(
+                "policy unchanged: still version {} ({})\n",
+                self.running.version,
+                &hex(&self.running.hash)[..8]
+            ));
+        }
+        let version = config_sync::next_version(self.known_versions());
+        let hash = policy_hash(policy.as_bytes());
+        let next = Policy {
+            version,
+            hash,
+            text,
+            policy: policy.clone(),
+            plan,
+        };
+        let restart = self.commit(next, true).await?;
+        let pushed = match &self.env.sync {
+            Some(s) => {
+                let (tx, rx) = oneshot::channel();
+                s.config(SyncCmd::ApplyLocal {
+                    version,
+                    bytes: policy.into_bytes(),
+                    reply: tx,
+                })?;
+                match rx.await {
+                    Ok(Ok(_)) => "offered to the peer".to_string(),
+                    Ok(Err(e)) => format!("NOT offered to the peer: {e}"),
+                    Err(_) => "NOT offered to the peer: the sync thread stopped".into(),
+                }
+            }
+            None => "not synced: session sync (and with it config sync) is off".into(),
+        };
+        Ok(format!(
+            "applied policy version {version} ({}) on {}; {pushed}\n{}",
+            &hex(&hash)[..8],
+            self.env.node,
+            restart
+                .map(|r| format!("restart needed: {r}\n"))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// The peer's policy: what does not validate here is the peer's fault
+    /// ([`PeerError::Policy`]); what the kernel or the disk refuses is ours.
+    async fn apply_from_peer(
+        &mut self,
+        version: u64,
+        hash: [u8; 32],
+        bytes: Vec<u8>,
+    ) -> Result<(), DaemonError> {
+        let refused = |reason: String| PeerError::Policy { version, reason };
+        let policy = String::from_utf8(bytes)
+            .map_err(|_| refused("the peer's policy is not UTF-8".into()))?;
+        let text = splice(&self.running.text, &policy).map_err(|e| refused(e.to_string()))?;
+        let name = self.env.config_path.display().to_string();
+        let plan = self
+            .plan_of(&name, &text)
+            .map_err(|e| refused(e.to_string()))?;
+        // Persisted as received: the bytes whose hash both nodes advertise.
+        let active = self.state().await? == State::Active;
+        let next = Policy {
+            version,
+            hash,
+            text,
+            policy,
+            plan,
+        };
+        self.commit(next, active).await.map(|_| ())
+    }
+
+    /// Full validation, then this node's plan.
+    fn plan_of(&self, name: &str, text: &str) -> Result<NodePlan, ConfigError> {
+        let dep =
+            hafw_model::parse(name, text).map_err(|d| ConfigError::Malformed(d.to_string()))?;
+        hafw_model::render::node::plan_with(&dep, &self.env.node, self.env.ha_profile).map_err(
+            |e| ConfigError::Invalid {
+                path: name.into(),
+                message: e.to_string(),
+            },
+        )
+    }
+
+    /// Prepare, apply, persist; on any failure this node stays on its
+    /// previous version. Returns why a restart is needed, if it is.
+    async fn commit(&mut self, next: Policy, active: bool) -> Result<Option<String>, DaemonError> {
+        let env = &self.env;
+        let vpath = version_path(&env.config_path, &env.node);
+        let files = [
+            (vpath, format!("{} {}\n", next.version, hex(&next.hash))),
+            (env.config_path.clone(), next.text.clone()),
+        ];
+        let tmps = prepare_files(&files, &env.node)?;
+        let new_applied = match apply::apply(&env.nl, &next.plan, active, &env.log).await {
+            Ok(a) => a,
+            Err(e) => {
+                remove(&tmps);
+                return Err(KernelError::Apply(e).into());
+            }
+        };
+        if let Err(e) = rename_files(&tmps, &files) {
+            remove(&tmps);
+            self.rollback(new_applied, active).await;
+            return Err(ConfigError::NotPersisted {
+                back_on: self.running.version,
+                source: Box::new(e),
+            }
+            .into());
+        }
+        // Routes the new policy no longer has.
+        let old = &self.running.plan;
+        for r in old.routes.iter().filter(|r| !next.plan.routes.contains(r)) {
+            if let Err(e) = route::delete(&env.nl, &planned_route(r)).await {
+                let problem = format!(
+                    "route {} via {} was dropped from the policy but is still in the kernel: {e}",
+                    r.destination, r.gateway
+                );
+                env.log.error(
+                    &KernelError::Withdraw {
+                        problems: vec![problem],
+                    }
+                    .into(),
+                );
+            }
+        }
+        if let Ok(mut all) = env.applied.lock() {
+            merge(&mut all, new_applied);
+        }
+        let restart = restart_needed(old, &next.plan, &self.running.policy, &next.policy);
+        let _ = env.ha.send(HaRequest::SetConfigVersion {
+            version: next.version,
+            hash: next.hash,
+        });
+        self.running = next;
+        self.publish(None, restart.clone());
+        Ok(restart)
+    }
+
+    /// The new plan's kernel changes are taken back and the running plan
+    /// put back in place (its ruleset recommitted).
+    async fn rollback(&self, mut new_applied: Applied, active: bool) {
+        let env = &self.env;
+        new_applied.table = None;
+        new_applied.table_found = None;
+        if active {
+            new_applied.floating_added.clear();
+        }
+        let problems = withdraw(&env.nl, new_applied, &env.log).await;
+        if !problems.is_empty() {
+            env.log.error(&KernelError::Withdraw { problems }.into());
+        }
+        match apply::apply(&env.nl, &self.running.plan, active, &env.log).await {
+            Ok(a) => {
+                if let Ok(mut all) = env.applied.lock() {
+                    merge(&mut all, a);
+                }
+            }
+            Err(source) => env.log.error(&KernelError::Rollback { source }.into()),
+        }
+    }
+
+    fn publish(&self, error: Option<String>, restart: Option<String>) {
+        if let Ok(mut v) = self.env.view.lock() {
+            *v = ConfigView {
+                version: self.running.version,
+                hash: self.running.hash,
+                error,
+                restart,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_is_told_the_reason_without_the_version_twice() {
+        let refused: DaemonError = PeerError::Policy {
+            version: 3,
+            reason: "dep.toml:4:1: policy.rules[0].ports: 70000 is not a port".into(),
+        }
+        .into();
+        assert_eq!(
+            reason(&refused),
+            "dep.toml:4:1: policy.rules[0].ports: 70000 is not a port"
+        );
+        // Ours (disk, kernel): the whole error, path included.
+        let disk: DaemonError = ConfigError::File {
+            path: "/etc/hafw/dep.toml.fw-b.tmp".into(),
+            what: "cannot write",
+            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        }
+        .into();
+        assert_eq!(
+            reason(&disk),
+            "/etc/hafw/dep.toml.fw-b.tmp: cannot write: is a directory"
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_policy_is_a_config_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "hafw-cfgstart-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dep.toml");
+        std::fs::write(&path, "[cloud]\nregion = \"x\"\n").unwrap();
+        let e = startup(&path, "fw-a", &Log::quiet())
+            .err()
+            .expect("refused");
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&path.display().to_string()) && text.contains("no [policy] table"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,406 @@
+//! The sync thread's state and its one step: [`SyncInstance::process`]
+//! takes one [`Input`], hands it to the cores, then carries out what they
+//! ask (frames to the peer, dumps, kernel installs, policies to apply) and
+//! publishes the status. Every decision (when to bulk, when to retransmit,
+//! whether an offer is taken, whether the node is ready) is a core's; the
+//! loop around it only waits for the next input or the earliest deadline
+//! ([`SyncInstance::deadline`]).
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hafw_ha::config_sync::{self, ConfigAction, ConfigSync, RetryConfig};
+use hafw_ha::readiness::{self, readiness};
+use hafw_ha::sessions::{
+    Event as SyncEvent, Mode, ReceiverAction, ReceiverConfig, SenderAction, SenderConfig,
+    SyncReceiver, SyncSender,
+};
+use hafw_kernel::conntrack::{self, Conntrack, Entry};
+use tokio::sync::{mpsc, oneshot};
+
+use super::entries::{key_of, to_entry, to_session, tuple_of};
+use super::ha2::Ha2Event;
+use super::{Installed, SyncCmd, SyncSetup, SyncStatus};
+use crate::error::{DaemonError, KernelError, PeerError, SetupError};
+use crate::log::Log;
+
+/// How often the sync thread publishes its [`SyncStatus`] at most: readers
+/// (control socket, metrics, readiness) need it fresh, not per conntrack
+/// event.
+const STATUS_EVERY: Duration = Duration::from_millis(5);
+/// The wait when no core has a deadline.
+const IDLE: Duration = Duration::from_millis(500);
+
+/// Everything the sync thread reacts to.
+pub(super) enum Input {
+    Ha2(Ha2Event),
+    Conntrack(conntrack::Event),
+    /// This node became active (true) or passive (false).
+    Role(bool),
+    Cmd(SyncCmd),
+    /// Promotion: make every synced session present in the kernel now.
+    Promote(oneshot::Sender<Installed>),
+    /// The earliest deadline of [`SyncInstance::deadline`] passed.
+    Timeout,
+}
+
+pub(super) struct SyncInstance {
+    origin: Instant,
+    mode: Mode,
+    node_addresses: Vec<Ipv4Addr>,
+    config_actions: mpsc::UnboundedSender<ConfigAction>,
+    ct: Conntrack,
+    to_peer: mpsc::UnboundedSender<Vec<u8>>,
+    /// This run's stream id: a new sender's stream derives from it.
+    stream: u64,
+    /// The receiver's run id, one more per passive period.
+    receiver_run: u64,
+    /// The active's side; None while passive.
+    sender: Option<SyncSender>,
+    receiver: SyncReceiver,
+    config: ConfigSync,
+    active: bool,
+    connected: bool,
+    synced: u64,
+    dropped: u64,
+    status: Arc<Mutex<SyncStatus>>,
+    last_status: Option<Instant>,
+    /// A publish was skipped as too soon: the deadline includes it.
+    status_stale: bool,
+    log: Log,
+}
+
+impl SyncInstance {
+    pub(super) fn new(
+        setup: SyncSetup,
+        ct: Conntrack,
+        to_peer: mpsc::UnboundedSender<Vec<u8>>,
+        status: Arc<Mutex<SyncStatus>>,
+        log: Log,
+    ) -> Result<SyncInstance, DaemonError> {
+        let origin = Instant::now();
+        let stream = (std::process::id() as u64) << 32 | (nanos_since_epoch() & 0xffff_ffff);
+        let mut inst = SyncInstance {
+            origin,
+            mode: setup.mode,
+            node_addresses: setup.node_addresses,
+            config_actions: setup.config_actions,
+            ct,
+            to_peer,
+            stream,
+            receiver_run: stream,
+            sender: None,
+            receiver: new_receiver(stream, setup.mode)?,
+            config: ConfigSync::new(RetryConfig::default(), setup.config),
+            active: false,
+            connected: false,
+            synced: 0,
+            dropped: 0,
+            status,
+            last_status: None,
+            status_stale: false,
+            log,
+        };
+        inst.carry_out();
+        Ok(inst)
+    }
+
+    /// The one step: the input to the cores, then their outputs carried out.
+    pub(super) fn process(&mut self, input: Input) {
+        let now = self.now();
+        match input {
+            Input::Ha2(ev) => self.on_ha2(now, ev),
+            Input::Conntrack(ev) => self.on_conntrack(now, ev),
+            Input::Role(active) => self.set_role(active),
+            Input::Cmd(cmd) => self.on_cmd(now, cmd),
+            Input::Promote(reply) => {
+                let _ = reply.send(self.install_for_promotion());
+            }
+            Input::Timeout => {
+                if let Some(s) = self.sender.as_mut() {
+                    s.handle_timeout(now);
+                }
+                self.receiver.handle_timeout(now);
+                self.config.handle_timeout(now);
+            }
+        }
+        self.carry_out();
+    }
+
+    /// When the loop must call [`Input::Timeout`]: the cores' earliest
+    /// deadline, or a status publish that was held back.
+    pub(super) fn deadline(&self) -> Instant {
+        let cores = [
+            self.sender.as_ref().and_then(|s| s.poll_timeout()),
+            self.receiver.poll_timeout(),
+            self.config.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| self.origin + t);
+        let status = self
+            .last_status
+            .filter(|_| self.status_stale)
+            .map(|t| t + STATUS_EVERY);
+        cores
+            .into_iter()
+            .chain(status)
+            .min()
+            .unwrap_or_else(|| Instant::now() + IDLE)
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn on_ha2(&mut self, now: Duration, ev: Ha2Event) {
+        match ev {
+            Ha2Event::Connected => {
+                self.connected = true;
+                if let Some(s) = self.sender.as_mut() {
+                    // A (re)connected peer may have restarted: the core
+                    // sends it everything.
+                    s.handle_peer_joined(now);
+                }
+            }
+            Ha2Event::Disconnected(reason) => {
+                self.connected = false;
+                self.log.error(&PeerError::Link { reason }.into());
+            }
+            Ha2Event::Payload(bytes) => {
+                let refused = if bytes.first() == Some(&config_sync::codec::CHANNEL) {
+                    self.config
+                        .handle_message(now, &bytes)
+                        .err()
+                        .map(|e| format!("config sync: {e}"))
+                } else if let Some(s) = self.sender.as_mut() {
+                    s.handle_message(now, &bytes)
+                        .err()
+                        .map(|e| format!("session sync: {e}"))
+                } else {
+                    self.receiver
+                        .handle_message(now, &bytes)
+                        .err()
+                        .map(|e| format!("session sync: {e}"))
+                };
+                if let Some(reason) = refused {
+                    self.dropped += 1;
+                    self.log.error(&PeerError::Refused { reason }.into());
+                }
+            }
+        }
+    }
+
+    fn on_conntrack(&mut self, now: Duration, ev: conntrack::Event) {
+        let Some(s) = self.sender.as_mut() else {
+            return;
+        };
+        let own = &self.node_addresses;
+        match ev {
+            conntrack::Event::New(x) => {
+                if let Some(v) = to_session(&x, own) {
+                    s.handle_event(now, SyncEvent::New(v))
+                }
+            }
+            conntrack::Event::Update(x) => {
+                if let Some(v) = to_session(&x, own) {
+                    s.handle_event(now, SyncEvent::Update(v))
+                }
+            }
+            conntrack::Event::Destroy(x) => {
+                s.handle_event(now, SyncEvent::Destroy(key_of(&x.orig)))
+            }
+            conntrack::Event::Overrun => s.handle_overrun(now),
+        }
+    }
+
+    /// Only the active sends and only the passive applies, so the nodes
+    /// never echo each other's entries.
+    fn set_role(&mut self, active: bool) {
+        if active && !self.active {
+            match SyncSender::new(SenderConfig::new(self.stream ^ self.synced)) {
+                Ok(s) => self.sender = Some(s),
+                Err(e) => self.log.error(&SetupError::from(e).into()),
+            }
+        } else if !active && self.active {
+            self.sender = None;
+            self.receiver_run = self.receiver_run.wrapping_add(1);
+            match new_receiver(self.receiver_run, self.mode) {
+                Ok(r) => self.receiver = r,
+                Err(e) => self.log.error(&e),
+            }
+        }
+        self.active = active;
+    }
+
+    fn on_cmd(&mut self, now: Duration, cmd: SyncCmd) {
+        match cmd {
+            SyncCmd::PeerConfig(v, h) => self.config.note_peer_version(now, v, h),
+            SyncCmd::ApplyLocal {
+                version,
+                bytes,
+                reply,
+            } => {
+                let _ = reply.send(self.config.apply_local(now, version, bytes));
+            }
+            SyncCmd::ApplyResult(r) => self.config.handle_apply_result(now, r),
+        }
+    }
+
+    /// Commit before announce: whatever the receiver still holds goes in
+    /// now, and in commit mode the whole cache in one batch.
+    fn install_for_promotion(&mut self) -> Installed {
+        let t = Instant::now();
+        let mut err = None;
+        let mut n = 0;
+        while let Some(a) = self.receiver.poll_action() {
+            n += self.apply(a);
+        }
+        if self.mode == Mode::Commit {
+            let sessions = self.receiver.take_for_promotion();
+            let entries: Vec<Entry> = sessions.iter().map(to_entry).collect();
+            match self.ct.create_batch(&entries) {
+                Ok(r) => n += r.created + r.updated,
+                Err(e) => err = Some(e.to_string()),
+            }
+        }
+        if let Ok(mut st) = self.status.lock() {
+            st.last_install = Some((n, t.elapsed()));
+        }
+        (n, t.elapsed(), err)
+    }
+
+    /// Carries out what the cores ask, then publishes the status.
+    fn carry_out(&mut self) {
+        let now = self.now();
+        while let Some(a) = self.config.poll_action() {
+            if self.config_actions.send(a).is_err() {
+                let stopped = SetupError::Stopped("config");
+                self.config
+                    .handle_apply_result(now, Err(stopped.to_string()));
+            }
+        }
+        while let Some(bytes) = self.config.poll_transmit() {
+            let _ = self.to_peer.send(bytes);
+        }
+        if let Some(s) = self.sender.as_mut() {
+            while let Some(SenderAction::RequestDump { .. }) = s.poll_action() {
+                match self.ct.dump() {
+                    Ok(entries) => s.start_bulk(
+                        now,
+                        entries
+                            .iter()
+                            .filter_map(|e| to_session(e, &self.node_addresses))
+                            .collect(),
+                    ),
+                    Err(source) => {
+                        s.handle_dump_failed(now);
+                        let what = "dump for a bulk (asked again shortly)".into();
+                        self.log
+                            .error(&KernelError::Conntrack { what, source }.into());
+                    }
+                }
+            }
+            while let Some(bytes) = s.poll_transmit() {
+                let _ = self.to_peer.send(bytes);
+            }
+        }
+        while let Some(bytes) = self.receiver.poll_transmit() {
+            let _ = self.to_peer.send(bytes);
+        }
+        while let Some(a) = self.receiver.poll_action() {
+            self.apply(a);
+        }
+        self.publish();
+    }
+
+    /// The status for readers, at most every [`STATUS_EVERY`] and never
+    /// left stale ([`SyncInstance::deadline`] ends the wait when it is due).
+    fn publish(&mut self) {
+        let due = self.last_status.map(|t| t + STATUS_EVERY);
+        if due.is_some_and(|d| Instant::now() < d) {
+            self.status_stale = true;
+            return;
+        }
+        let Ok(mut st) = self.status.lock() else {
+            return;
+        };
+        let now = self.now();
+        self.last_status = Some(Instant::now());
+        self.status_stale = false;
+        st.connected = self.connected;
+        st.role_active = self.active;
+        if let Some(s) = &self.sender {
+            let stats = s.stats(now);
+            st.sessions_known = 0;
+            st.entries_sent = stats.entries_sent;
+            st.lag_ms = Some(stats.lag.as_secs_f64() * 1000.0);
+            st.resyncs = stats.resyncs + stats.bulks;
+        } else {
+            let r = self.receiver.stats(now);
+            st.sessions_known = self.receiver.cache().len();
+            st.resyncs = r.resyncs;
+            st.lag_ms = None;
+        }
+        st.synced_entries = self.synced;
+        st.dropped = self.dropped;
+        let cs = self.config.status();
+        st.ready = readiness(readiness::Inputs {
+            active: self.active,
+            sessions_synced: self.receiver.ready(),
+            policy: cs.version,
+            peer_policy: cs.peer.map(|(v, _)| v),
+        })
+        .is_ok();
+        st.config = cs;
+    }
+
+    /// One receiver action into the kernel; how many entries it touched.
+    fn apply(&mut self, a: ReceiverAction) -> usize {
+        match a {
+            ReceiverAction::Install(sessions) => {
+                let entries: Vec<Entry> = sessions.iter().map(to_entry).collect();
+                match self.ct.create_batch(&entries) {
+                    Ok(r) => {
+                        self.synced += (r.created + r.updated) as u64;
+                        r.created + r.updated
+                    }
+                    Err(source) => {
+                        let what = format!("install of {} entries", entries.len());
+                        self.log
+                            .error(&KernelError::Conntrack { what, source }.into());
+                        0
+                    }
+                }
+            }
+            ReceiverAction::Remove(keys) => {
+                for k in &keys {
+                    let _ = self.ct.delete(&tuple_of(k), 0);
+                }
+                keys.len()
+            }
+        }
+    }
+}
+
+/// A receiver for a new passive period. `run` tells the sender a
+/// restarted receiver from a late message of the previous one.
+fn new_receiver(run: u64, mode: Mode) -> Result<SyncReceiver, DaemonError> {
+    let mut cfg = ReceiverConfig::new(run.max(1), mode);
+    // HA2 is one TCP stream: a stream whose bulk start we missed (we were
+    // active, or frozen, when it was sent) will not see it arrive late, so
+    // ask for a bulk almost at once; connections opened just before the
+    // next failover depend on it.
+    cfg.resync_interval = Duration::from_millis(20);
+    SyncReceiver::new(cfg).map_err(|e| SetupError::from(e).into())
+}
+
+/// Part of the stream id: differs between two runs of the daemon started
+/// within the same process id (a container restarted).
+fn nanos_since_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
