@@ -186,6 +186,9 @@ impl Status {
     }
 }
 
+/// How config sync's alarms start, in `alarms` and in the text.
+const CONFIG_ALARM: &str = "config sync: ";
+
 fn ms(v: f64) -> String {
     format!("{v:.1} ms")
 }
@@ -245,10 +248,15 @@ impl fmt::Display for Status {
                 ago(p.last_heard_ms_ago)
             )?;
         }
-        if self.alarms.is_empty() {
+        // Config sync's alarms are also in `alarms` (for JSON readers); the
+        // text shows them once, under the config line.
+        let ha_alarms: Vec<&String> = (self.alarms.iter())
+            .filter(|a| !a.starts_with(CONFIG_ALARM))
+            .collect();
+        if ha_alarms.is_empty() {
             writeln!(o, "alarms    none")?;
         } else {
-            for a in &self.alarms {
+            for a in ha_alarms {
                 writeln!(o, "alarm     {a}")?;
             }
         }
@@ -332,7 +340,7 @@ impl fmt::Display for Status {
             if c.mismatch { "  [MISMATCH]" } else { "" }
         )?;
         for e in c.error.iter().chain(&c.peer_error) {
-            writeln!(o, "alarm     config sync: {e}")?;
+            writeln!(o, "alarm     {CONFIG_ALARM}{e}")?;
         }
         if let Some(r) = &c.restart_needed {
             writeln!(o, "          restart needed: {r}")?;
@@ -367,7 +375,7 @@ pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
         sync: sync.is_some(),
     };
     for e in s.config.error.iter().chain(&s.config.peer_error) {
-        s.alarms.push(format!("config sync: {e}"));
+        s.alarms.push(format!("{CONFIG_ALARM}{e}"));
     }
     s.session_sync = sync.map(|st| SessionSync {
         mode: st.mode.clone(),
@@ -498,6 +506,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("timeline  add addresses 0.5 ms (total 0.5 ms)"));
+    }
+
+    #[test]
+    fn a_config_sync_failure_is_an_alarm_in_json_and_shown_once_in_text() {
+        let mut s = sample();
+        s.alarms.clear();
+        let view = ConfigView {
+            version: 2,
+            error: Some("bad rule".into()),
+            ..ConfigView::default()
+        };
+        add_sync(&mut s, None, &view);
+        assert_eq!(s.alarms, vec!["config sync: bad rule".to_string()]);
+        let text = s.to_string();
+        assert_eq!(text.matches("config sync: bad rule").count(), 1, "{text}");
+        assert!(text.contains("alarms    none"), "{text}");
     }
 
     #[test]
