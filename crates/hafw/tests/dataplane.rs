@@ -495,3 +495,63 @@ fn reapplying_the_same_config_changes_nothing() {
     assert!(clean.status.success(), "{}", text(&clean));
     assert_inbound_and_outbound(&lab);
 }
+
+/// A paired start that fails after the data plane was applied (here the
+/// status API cannot bind an address the node does not have) hands back
+/// everything it applied: no ruleset, the addresses and routes as before,
+/// and the error names the step.
+#[test]
+fn a_start_refused_after_the_apply_leaves_the_kernel_as_it_was() {
+    if !ns_tests_enabled() {
+        return;
+    }
+    let lab = Lab::up(SEED, "dpu");
+    let before = addresses_and_routes(&lab);
+    assert!(
+        nft::list_table(Some(&lab.ns("fw-a")), Family::Ip, "hafw").is_err(),
+        "a fresh lab instance has no hafw table"
+    );
+    let key = TempFile::new("dpu", "ha.key", "0123456789abcdef0123456789ABCDEF");
+    let token = TempFile::new("dpu", "api.token", "s3cret-token-0123456789");
+    for f in [&key, &token] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let control = std::env::temp_dir().join(format!("hafw-{}-dpu.sock", lab.name));
+    let config = example(SEED);
+    let out = exec(
+        &lab,
+        "fw-a",
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            "fw-a",
+            "--ha-profile",
+            "fast",
+            "--key-file",
+            key.path().to_str().unwrap(),
+            "--control",
+            control.to_str().unwrap(),
+            // Documentation range: never an address of the node.
+            "--api",
+            "192.0.2.1:9000",
+            "--api-token-file",
+            token.path().to_str().unwrap(),
+        ],
+    );
+    let said = text(&out);
+    assert!(!out.status.success(), "the start must fail: {said}");
+    assert!(said.contains("data plane up as passive"), "{said}");
+    assert!(
+        said.contains("192.0.2.1:9000"),
+        "the error names the API: {said}"
+    );
+    assert!(
+        nft::list_table(Some(&lab.ns("fw-a")), Family::Ip, "hafw").is_err(),
+        "the ruleset was left behind: {said}"
+    );
+    assert_eq!(addresses_and_routes(&lab), before, "{said}");
+    assert!(!control.exists(), "the control socket was left behind");
+}

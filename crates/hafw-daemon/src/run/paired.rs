@@ -66,7 +66,8 @@ pub fn run(dep: Deployment, plan: NodePlan, paths: Paths<'_>, opts: Options) -> 
     match runtime.block_on(serve(dep, plan, paths, opts, log.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log.error(&e);
+            // Printed once, as every `hafw run` refusal is (the log goes to
+            // the same standard error).
             eprintln!("error: hafw run: node {node}: {e}");
             ExitCode::FAILURE
         }
@@ -86,7 +87,14 @@ async fn serve(
         signal(SignalKind::interrupt()).map_err(|e| SetupError::io("cannot watch SIGINT", e))?;
     let api = opts.api.clone();
     let node = Paired::start(dep, plan, paths, opts, log.clone()).await?;
-    let _api = node.serve_api(api)?;
+    let _api = match node.serve_api(api) {
+        Ok(api) => api,
+        Err(e) => {
+            // Nothing stays half-applied: hand back what start applied.
+            let _ = node.stop().await;
+            return Err(e);
+        }
+    };
     node.notify_when_ready();
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
@@ -161,7 +169,11 @@ impl Paired {
                 config_actions: peer_cfg_tx,
             },
             &log,
-        )?;
+        );
+        let sync = match sync {
+            Ok(s) => s,
+            Err(e) => return Err(undo(&nl, &applied, &log, e).await),
+        };
         let shared = ha::thread::Shared {
             timelines: timelines.clone(),
             metrics: metrics.clone(),
@@ -174,12 +186,7 @@ impl Paired {
             paths.record.map(Path::to_path_buf),
         ) {
             Ok(h) => h,
-            Err(e) => {
-                let left = take(&applied);
-                let problems = withdraw::withdraw(&nl, left, &log).await;
-                let also: String = problems.iter().map(|p| format!("\n  also: {p}")).collect();
-                return Err(SetupError::Missing(format!("{e}{also}")).into());
-            }
+            Err(e) => return Err(undo(&nl, &applied, &log, e.into()).await),
         };
         let _ = handles.requests.send(HaRequest::SetConfigVersion {
             version: start.version,
@@ -349,6 +356,18 @@ impl Paired {
             Err(KernelError::Withdraw { problems }.into())
         }
     }
+}
+
+/// A start-up step failed after the data plane was applied: withdraw it, so
+/// a refused start leaves the kernel as it found it, and say what could not
+/// be undone.
+async fn undo(nl: &Rtnl, applied: &Mutex<Applied>, log: &Log, e: DaemonError) -> DaemonError {
+    let problems = withdraw::withdraw(nl, take(applied), log).await;
+    if problems.is_empty() {
+        return e;
+    }
+    let also: String = problems.iter().map(|p| format!("\n  also: {p}")).collect();
+    SetupError::Missing(format!("{e}{also}")).into()
 }
 
 fn take(applied: &Mutex<Applied>) -> Applied {
