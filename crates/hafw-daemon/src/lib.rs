@@ -27,6 +27,7 @@ pub mod ops;
 pub mod run;
 pub mod status;
 pub mod sync;
+pub mod threads;
 
 pub use error::DaemonError;
 pub use run::{run, RunOptions};

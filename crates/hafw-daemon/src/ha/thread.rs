@@ -73,47 +73,24 @@ pub fn start(
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (act_tx, act_rx) = mpsc::unbounded_channel();
     let (peer_tx, peer_rx) = watch::channel(None);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), SetupError>>();
-    std::thread::Builder::new()
-        .name("ha".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(SetupError::io("start the HA runtime", e)));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let ends = Ends {
-                    actions: act_tx,
-                    peer_config: peer_tx,
-                };
-                let ha = match HaInstance::new(setup, sealer, ends, shared, record) {
-                    Ok(ha) => ha,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                realtime(&ha.log);
-                let _ = ready_tx.send(Ok(()));
-                run(ha, req_rx).await;
-            });
-        })
-        .map_err(|e| SetupError::io("start the HA thread", e))?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(Handles {
-            requests: req_tx,
-            actions: act_rx,
-            peer_config: peer_rx,
-        }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(SetupError::Stopped("HA")),
-    }
+    crate::threads::spawn("ha", move |started| async move {
+        let ends = Ends {
+            actions: act_tx,
+            peer_config: peer_tx,
+        };
+        let ha = match HaInstance::new(setup, sealer, ends, shared, record) {
+            Ok(ha) => ha,
+            Err(e) => return started.fail(e),
+        };
+        realtime(&ha.log);
+        started.ok();
+        run(ha, req_rx).await;
+    })?;
+    Ok(Handles {
+        requests: req_tx,
+        actions: act_rx,
+        peer_config: peer_rx,
+    })
 }
 
 /// A heartbeat socket bound to its path's address and device.

@@ -174,20 +174,9 @@ pub fn start(
         ..Default::default()
     }));
     let st = status.clone();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DaemonError>>();
-    std::thread::Builder::new()
-        .name("sync".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(SetupError::io("start the sync runtime", e).into()));
-                    return;
-                }
-            };
+    crate::threads::spawn(
+        "sync",
+        move |started: crate::threads::Started<DaemonError>| async move {
             let opened = Conntrack::open(None)
                 .map(|mut c| {
                     c.set_inject_mark(INJECT_MARK);
@@ -207,49 +196,37 @@ pub fn start(
                 });
             let (ct, events) = match opened {
                 Ok(x) => x,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.into()));
-                    return;
-                }
+                Err(e) => return started.fail(e.into()),
             };
-            rt.block_on(async move {
-                let link = ha2::start(
-                    setup.local,
-                    setup.peer,
-                    setup.node_id < setup.peer_id,
-                    sealer,
-                    &psk,
-                    setup.node_id,
-                );
-                let inst = match SyncInstance::new(setup, ct, link.to_peer.clone(), st, log) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let ports = Ports {
-                    ha2: link.events,
-                    conntrack: conntrack_events(events),
-                    role,
-                    cmds,
-                    promote,
-                };
-                let _ = ready_tx.send(Ok(()));
-                run(inst, ports).await;
-            });
-        })
-        .map_err(|e| SetupError::io("start the sync thread", e))?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(SyncHandle {
-            role: role_tx,
-            promote: promote_tx,
-            status,
-            cmd: cmd_tx,
-        }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(SetupError::Stopped("sync").into()),
-    }
+            let link = ha2::start(
+                setup.local,
+                setup.peer,
+                setup.node_id < setup.peer_id,
+                sealer,
+                &psk,
+                setup.node_id,
+            );
+            let inst = match SyncInstance::new(setup, ct, link.to_peer.clone(), st, log) {
+                Ok(i) => i,
+                Err(e) => return started.fail(e),
+            };
+            let ports = Ports {
+                ha2: link.events,
+                conntrack: conntrack_events(events),
+                role,
+                cmds,
+                promote,
+            };
+            started.ok();
+            run(inst, ports).await;
+        },
+    )?;
+    Ok(SyncHandle {
+        role: role_tx,
+        promote: promote_tx,
+        status,
+        cmd: cmd_tx,
+    })
 }
 
 /// The loop: waits, and hands each input to the instance.
