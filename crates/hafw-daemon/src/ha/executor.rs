@@ -38,6 +38,17 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// A timeline for `a`, started now on CLOCK_MONOTONIC.
+    fn begin(a: &Action) -> Timeline {
+        Timeline {
+            what: a.to_string(),
+            started_mono_ns: monotonic_ns(),
+            phases: vec![],
+            error: None,
+            sessions: None,
+        }
+    }
+
     pub fn total(&self) -> Duration {
         self.phases.iter().map(|p| p.1).sum()
     }
@@ -187,13 +198,7 @@ async fn promote(
     a: &Action,
     repeats: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> Timeline {
-    let mut tl = Timeline {
-        what: a.to_string(),
-        started_mono_ns: monotonic_ns(),
-        phases: vec![],
-        error: None,
-        sessions: None,
-    };
+    let mut tl = Timeline::begin(a);
     // Phase 1: sessions, committed before any address is announced, so the
     // first packet the cloud sends here finds its connection and NAT.
     let t = Instant::now();
@@ -266,13 +271,7 @@ async fn promote(
 }
 
 async fn demote(nl: &Rtnl, plan: &NodePlan, a: &Action) -> Timeline {
-    let mut tl = Timeline {
-        what: a.to_string(),
-        started_mono_ns: monotonic_ns(),
-        phases: vec![],
-        error: None,
-        sessions: None,
-    };
+    let mut tl = Timeline::begin(a);
     let t = Instant::now();
     for f in &plan.floating {
         if let Err(e) = addr::delete(nl, &f.ifname, floating_net(f)).await {
