@@ -111,8 +111,10 @@ struct Passive {
 
 impl Passive {
     fn new(instance: u64, mode: Mode) -> Passive {
+        let mut receiver = SyncReceiver::new(ReceiverConfig::new(instance, mode)).unwrap();
+        receiver.set_peer_active(true);
         Passive {
-            receiver: SyncReceiver::new(ReceiverConfig::new(instance, mode)).unwrap(),
+            receiver,
             kernel: BTreeMap::new(),
             actions: 0,
         }
@@ -514,6 +516,20 @@ impl Node {
             applies: Vec::new(),
         }
     }
+
+    /// The active node (its peer passive).
+    fn active(current: Option<(u64, Vec<u8>)>) -> Node {
+        let mut n = Node::new(current);
+        n.sync.set_local_active(Duration::ZERO, true);
+        n
+    }
+
+    /// The passive node, its peer heard as active.
+    fn passive(current: Option<(u64, Vec<u8>)>) -> Node {
+        let mut n = Node::new(current);
+        n.sync.set_peer_active(true);
+        n
+    }
 }
 
 impl Endpoint for Node {
@@ -548,8 +564,8 @@ fn config_reaches_the_passive_once_under_loss() {
         let v1 = b"[policy]\nversion = 1\n".to_vec();
         let mut net = Net::new(
             seed,
-            Node::new(Some((1, v1.clone()))),
-            Node::new(Some((1, v1))),
+            Node::active(Some((1, v1.clone()))),
+            Node::passive(Some((1, v1))),
             Link {
                 drop: 0.5,
                 ..Link::lossy()
@@ -579,8 +595,8 @@ fn a_restarted_passive_gets_the_policy_from_heartbeats() {
     let text = b"policy v7".to_vec();
     let mut net = Net::new(
         3,
-        Node::new(Some((7, text.clone()))),
-        Node::new(None),
+        Node::active(Some((7, text.clone()))),
+        Node::passive(None),
         Link::lossy(),
     );
     // The fresh passive advertises version 0 in its heartbeats.
@@ -598,8 +614,8 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version() {
     let old = b"old".to_vec();
     let mut net = Net::new(
         4,
-        Node::new(Some((3, old.clone()))),
-        Node::new(Some((3, old.clone()))),
+        Node::active(Some((3, old.clone()))),
+        Node::passive(Some((3, old.clone()))),
         Link::lossy(),
     );
     net.b.fail_with = Some("interface role \"dmz\" does not exist on this node".into());
@@ -626,8 +642,8 @@ fn a_policy_the_passive_cannot_apply_leaves_it_on_its_version() {
 fn an_older_offer_is_not_a_downgrade() {
     let mut net = Net::new(
         6,
-        Node::new(Some((2, b"two".to_vec()))),
-        Node::new(Some((5, b"five".to_vec()))),
+        Node::active(Some((2, b"two".to_vec()))),
+        Node::passive(Some((5, b"five".to_vec()))),
         Link::lossy(),
     );
     // The node with version 2 thinks its peer is behind (stale heartbeat).
@@ -692,6 +708,7 @@ fn bench_codec_and_pipeline_throughput() {
     for mode in [Mode::Mirror, Mode::Commit] {
         let mut sender = SyncSender::new(SenderConfig::new(7)).unwrap();
         let mut receiver = SyncReceiver::new(ReceiverConfig::new(3, mode)).unwrap();
+        receiver.set_peer_active(true);
         sender.poll_action();
         let mut now = Duration::ZERO;
         sender.start_bulk(now, vec![]);
@@ -744,6 +761,7 @@ fn bench_codec_and_pipeline_throughput() {
 
     // Promotion in commit mode: taking a 100k-entry cache.
     let mut receiver = SyncReceiver::new(ReceiverConfig::new(3, Mode::Commit)).unwrap();
+    receiver.set_peer_active(true);
     receiver
         .handle_message(
             Duration::ZERO,

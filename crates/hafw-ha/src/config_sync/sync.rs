@@ -66,6 +66,13 @@ pub struct ConfigStatus {
     pub failed: u64,
     /// Offers refused as older than ours.
     pub stale_offers: u64,
+    /// Offer copies refused because the peer is not active (a passive
+    /// never pushes its policy), unanswered: an active we had not yet
+    /// heard of as active sends them again.
+    pub refused_peer_not_active: u64,
+    /// Offer copies refused because this node is active: the active's
+    /// policy changes only by `hafw config apply`.
+    pub refused_local_active: u64,
     pub bad_messages: u64,
 }
 
@@ -118,6 +125,11 @@ pub struct ConfigSync {
     outbox: VecDeque<Vec<u8>>,
     actions: VecDeque<ConfigAction>,
     status: ConfigStatus,
+    /// This node is active: it offers, and takes no offer.
+    local_active: bool,
+    /// The peer is alive and active, from its heartbeats: only then is
+    /// its offer taken.
+    peer_active: bool,
 }
 
 impl ConfigSync {
@@ -139,7 +151,33 @@ impl ConfigSync {
             outbox: VecDeque::new(),
             actions: VecDeque::new(),
             status: ConfigStatus::default(),
+            local_active: false,
+            peer_active: false,
         }
+    }
+
+    /// This node became active (true) or not. Only the active offers: it
+    /// offers now if its peer is known to be behind; a node that is no
+    /// longer active stops offering and drops a half-received offer.
+    pub fn set_local_active(&mut self, now: Time, active: bool) {
+        if active == self.local_active {
+            return;
+        }
+        self.local_active = active;
+        if active {
+            self.incoming = None;
+            if let Some((v, h)) = self.peer {
+                self.note_peer_version(now, v, h);
+            }
+        } else {
+            self.offering = None;
+        }
+    }
+
+    /// The peer's role from its heartbeats (true: alive and active).
+    /// Offers are taken only from an active peer.
+    pub fn set_peer_active(&mut self, active: bool) {
+        self.peer_active = active;
     }
 
     /// (version, hash) to advertise in heartbeats (`Node::set_config_version`).
@@ -192,7 +230,12 @@ impl ConfigSync {
         if version::conflicts((v, h), (version, hash)) {
             self.status.conflict = Some(v);
         }
-        if v > version && self.offering.as_ref().is_none_or(|o| o.version != v) {
+        // Only the active offers: a passive that is ahead (it restarted
+        // with a newer persisted policy than an active restored from an
+        // old disk) is flagged as a mismatch until the next apply on the
+        // active, never pushed onto it.
+        if self.local_active && v > version && self.offering.as_ref().is_none_or(|o| o.version != v)
+        {
             // Not again if the peer already refused exactly this version:
             // its error stands until a new apply.
             let refused = matches!(&self.status.peer_result,
@@ -357,6 +400,17 @@ impl ConfigSync {
         offset: usize,
         bytes: Vec<u8>,
     ) {
+        // A policy comes from the active to the passive only
+        // (`hafw config apply` runs on the active), whatever the versions
+        // say: a passive must not rewrite the active's policy.
+        if self.local_active {
+            self.status.refused_local_active += 1;
+            return;
+        }
+        if !self.peer_active {
+            self.status.refused_peer_not_active += 1;
+            return;
+        }
         match version::judge_offer(self.advertised(), (version, hash)) {
             OfferVerdict::Apply => {}
             OfferVerdict::Stale { current } => {

@@ -101,6 +101,20 @@ proptest! {
     }
 }
 
+/// An active node's core (its peer passive).
+fn active(current: Option<(u64, Vec<u8>)>) -> ConfigSync {
+    let mut c = ConfigSync::new(RetryConfig::default(), current);
+    c.set_local_active(ms(0), true);
+    c
+}
+
+/// A passive node's core whose peer is heard as active.
+fn passive(current: Option<(u64, Vec<u8>)>) -> ConfigSync {
+    let mut c = ConfigSync::new(RetryConfig::default(), current);
+    c.set_peer_active(true);
+    c
+}
+
 /// Runs the two cores against each other over a perfect link until quiet;
 /// `apply` answers each ApplyConfig.
 fn exchange(
@@ -142,8 +156,8 @@ fn ok(_: &ConfigAction) -> Result<(), String> {
 
 #[test]
 fn an_apply_on_the_active_reaches_the_passive_once() {
-    let mut active = ConfigSync::new(RetryConfig::default(), Some((1, b"v1".to_vec())));
-    let mut passive = ConfigSync::new(RetryConfig::default(), Some((1, b"v1".to_vec())));
+    let mut active = active(Some((1, b"v1".to_vec())));
+    let mut passive = passive(Some((1, b"v1".to_vec())));
     assert_eq!(active.next_version(), 2);
     let hash = active.apply_local(ms(0), 2, b"v2 policy".to_vec()).unwrap();
     assert_eq!(hash, policy_hash(b"v2 policy"));
@@ -192,8 +206,8 @@ fn offers_are_retransmitted_with_backoff_until_answered() {
 
 #[test]
 fn a_failed_apply_keeps_the_previous_version_and_is_reported() {
-    let mut active = ConfigSync::new(RetryConfig::default(), Some((4, b"old".to_vec())));
-    let mut passive = ConfigSync::new(RetryConfig::default(), Some((4, b"old".to_vec())));
+    let mut active = active(Some((4, b"old".to_vec())));
+    let mut passive = passive(Some((4, b"old".to_vec())));
     active.apply_local(ms(0), 5, b"bad".to_vec()).unwrap();
     let n = exchange(&mut active, &mut passive, ms(1), &mut |_| {
         Err("rule \"x\": unknown zone \"dmz\"".into())
@@ -222,8 +236,8 @@ fn a_failed_apply_keeps_the_previous_version_and_is_reported() {
 
 #[test]
 fn no_downgrade_and_conflicts_raise_the_alarm() {
-    let mut newer = ConfigSync::new(RetryConfig::default(), Some((9, b"nine".to_vec())));
-    let mut older = ConfigSync::new(RetryConfig::default(), Some((3, b"three".to_vec())));
+    let mut newer = passive(Some((9, b"nine".to_vec())));
+    let mut older = active(Some((3, b"three".to_vec())));
     // The older node learns the newer exists: it does not offer.
     older.note_peer_version(ms(0), 9, policy_hash(b"nine"));
     assert_eq!(older.poll_transmit(), None);
@@ -259,8 +273,16 @@ fn no_downgrade_and_conflicts_raise_the_alarm() {
     newer.handle_message(ms(2), &twin).unwrap();
     assert_eq!(newer.poll_action(), None);
     assert_eq!(newer.status().conflict, Some(9));
-    // The newer node pushes its version to the older one (highest wins).
+    // A newer passive does not push its version onto the active...
+    while newer.poll_transmit().is_some() {}
     newer.note_peer_version(ms(3), 3, policy_hash(b"three"));
+    assert_eq!(newer.poll_transmit(), None);
+    assert!(newer.status().mismatch);
+    // ...but once it is the active (a failover), it does (highest wins).
+    older.set_local_active(ms(3), false);
+    older.set_peer_active(true);
+    newer.set_peer_active(false);
+    newer.set_local_active(ms(3), true);
     let n = exchange(&mut newer, &mut older, ms(3), &mut ok);
     assert_eq!(n, 1);
     assert_eq!(older.advertised().0, 9);
@@ -269,8 +291,8 @@ fn no_downgrade_and_conflicts_raise_the_alarm() {
 #[test]
 fn a_large_policy_goes_in_chunks_and_is_hash_checked() {
     let text: Vec<u8> = (0..CHUNK * 2 + 123).map(|i| (i % 251) as u8).collect();
-    let mut a = ConfigSync::new(RetryConfig::default(), None);
-    let mut b = ConfigSync::new(RetryConfig::default(), None);
+    let mut a = active(None);
+    let mut b = passive(None);
     a.apply_local(ms(0), 1, text.clone()).unwrap();
     let offers: Vec<Vec<u8>> = std::iter::from_fn(|| a.poll_transmit()).collect();
     assert_eq!(offers.len(), 3);
@@ -286,7 +308,7 @@ fn a_large_policy_goes_in_chunks_and_is_hash_checked() {
     }
     assert_eq!(b.poll_action(), None);
     // A chunk whose bytes do not match the hash: refused as corrupted.
-    let mut c = ConfigSync::new(RetryConfig::default(), None);
+    let mut c = passive(None);
     let lie = encode(&ConfigMessage::Offer {
         version: 1,
         hash: [3; 32],
@@ -329,7 +351,7 @@ proptest! {
         applied in any::<bool>(),
         result in any::<bool>(),
     ) {
-        let mut c = ConfigSync::new(RetryConfig::default(), Some((2, b"two".to_vec())));
+        let mut c = passive(Some((2, b"two".to_vec())));
         c.apply_local(ms(0), 3, b"three".to_vec()).unwrap();
         let msg = if result {
             ConfigMessage::Result { version, hash: [version as u8; 32], applied, error: None }

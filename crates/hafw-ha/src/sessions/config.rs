@@ -3,6 +3,7 @@
 //! by a default).
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::codec::{entries_per_message, MAX_PAYLOAD};
@@ -13,6 +14,13 @@ use super::codec::{entries_per_message, MAX_PAYLOAD};
 pub const MAX_WINDOW: usize = 1024;
 /// Smallest payload a sender may be configured for (a handful of entries).
 pub const MIN_PAYLOAD: usize = 256;
+/// The kernel's default `nf_conntrack_max` on a host of a few GB: the
+/// receiver's cap when the daemon cannot read the running value.
+pub const DEFAULT_MAX_SESSIONS: usize = 262_144;
+/// The sender's default bound on changes waiting for the window: about
+/// 42 full messages, some 7 MB. Beyond it a bulk is cheaper than the
+/// backlog, and the backlog is dropped.
+pub const DEFAULT_MAX_PENDING: usize = 65_536;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderConfig {
@@ -37,6 +45,12 @@ pub struct SenderConfig {
     /// events, so without it they would expire on the passive. Shorter
     /// than the shortest timeout that matters (UDP's 120 s stream timeout).
     pub refresh_interval: Duration,
+    /// Most changes held while the window is full (or a bulk is being
+    /// sent). Past it the pending changes are dropped and one fresh bulk
+    /// follows as soon as the peer acknowledges again
+    /// ([`super::SenderStats::backlogs`]): a stalled peer never gets a
+    /// backlog, and the active's memory stays flat.
+    pub max_pending: usize,
 }
 
 impl SenderConfig {
@@ -52,6 +66,7 @@ impl SenderConfig {
             min_rto: Duration::from_millis(20),
             max_rto: Duration::from_secs(2),
             refresh_interval: Duration::from_secs(30),
+            max_pending: DEFAULT_MAX_PENDING,
         }
     }
 
@@ -102,6 +117,12 @@ impl SenderConfig {
                 "is 0, which would send bulk after bulk; 30 s keeps quiet flows alive",
             ));
         }
+        if self.max_pending == 0 {
+            return Err(ConfigError::new(
+                "max_pending",
+                format!("is 0; it must be at least 1 (default {DEFAULT_MAX_PENDING})"),
+            ));
+        }
         debug_assert!(entries_per_message(self.max_payload) > 0);
         Ok(())
     }
@@ -141,6 +162,16 @@ pub struct ReceiverConfig {
     pub expiry_scan: Duration,
     /// Most entries per kernel action in [`Mode::Mirror`].
     pub action_batch: usize,
+    /// Most sessions cached: the conntrack table's size
+    /// (`nf_conntrack_max`), since the passive cannot hold more in its
+    /// kernel either. New entries past it are dropped and counted
+    /// ([`super::ReceiverStats::cache_full`]), and the receiver is not
+    /// [`super::SyncReceiver::ready`] until a bulk fits again.
+    pub max_sessions: usize,
+    /// Both nodes' own (not floating) addresses: an entry naming one in
+    /// either tuple is the nodes' own traffic, or a NAT onto a node, and
+    /// is refused on receipt as the sender filters it before sending.
+    pub own_addresses: Vec<Ipv4Addr>,
 }
 
 impl ReceiverConfig {
@@ -154,6 +185,8 @@ impl ReceiverConfig {
             expiry_grace: Duration::from_secs(30),
             expiry_scan: Duration::from_secs(1),
             action_batch: 1024,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            own_addresses: Vec::new(),
         }
     }
 
@@ -183,6 +216,15 @@ impl ReceiverConfig {
             return Err(ConfigError::new(
                 "action_batch",
                 "is 0; it must be at least 1",
+            ));
+        }
+        if self.max_sessions == 0 {
+            return Err(ConfigError::new(
+                "max_sessions",
+                format!(
+                    "is 0; use the conntrack table's size (nf_conntrack_max, \
+                     default {DEFAULT_MAX_SESSIONS})"
+                ),
             ));
         }
         Ok(())

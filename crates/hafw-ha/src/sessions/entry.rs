@@ -59,3 +59,46 @@ impl Event {
         }
     }
 }
+
+/// The longest timeout the kernel gives an entry of each protocol by
+/// default (`net.netfilter.nf_conntrack_*_timeout*`): TCP established
+/// 432,000 s (5 days, the longest TCP state), UDP stream 180 s (120 s
+/// since Linux 6.x; the older, longer value is the cap), ICMP 30 s,
+/// anything else the generic 600 s. A synced entry claiming longer came
+/// from a broken or hostile sender; capped, it still expires.
+pub const MAX_TIMEOUT_TCP: u32 = 432_000;
+pub const MAX_TIMEOUT_UDP: u32 = 180;
+pub const MAX_TIMEOUT_ICMP: u32 = 30;
+pub const MAX_TIMEOUT_GENERIC: u32 = 600;
+
+/// [`MAX_TIMEOUT_TCP`] and the others, by IP protocol number.
+pub fn max_timeout(proto: u8) -> u32 {
+    match proto {
+        6 => MAX_TIMEOUT_TCP,
+        17 | 136 => MAX_TIMEOUT_UDP, // UDP, UDP-Lite
+        1 => MAX_TIMEOUT_ICMP,
+        _ => MAX_TIMEOUT_GENERIC,
+    }
+}
+
+impl Session {
+    /// Whether either tuple names one of `addresses`: the nodes' own
+    /// traffic (heartbeats, HA2, management), or a NAT onto or from a
+    /// node. The sender never syncs these and the receiver refuses them:
+    /// a mirrored entry would overwrite one of a flow this node
+    /// terminates itself.
+    pub fn touches(&self, addresses: &[Ipv4Addr]) -> bool {
+        [self.key.src, self.key.dst, self.reply.src, self.reply.dst]
+            .iter()
+            .any(|a| addresses.contains(a))
+    }
+
+    /// The timeout capped at [`max_timeout`] for its protocol; whether
+    /// it was capped.
+    pub fn clamp_timeout(&mut self) -> bool {
+        let max = max_timeout(self.key.proto);
+        let over = self.timeout_s > max;
+        self.timeout_s = self.timeout_s.min(max);
+        over
+    }
+}

@@ -43,6 +43,20 @@ pub struct ReceiverStats {
     /// Entries dropped by their timeout.
     pub expired: u64,
     pub acks: u64,
+    /// Data messages refused because the peer is not active (only an
+    /// active's table is worth copying; a passive or a stale peer sending
+    /// entries is confused, or not our peer). Not acknowledged: an active
+    /// we had not yet heard of as active retransmits them.
+    pub refused_peer_not_active: u64,
+    /// Data messages refused because this node is active: its own kernel
+    /// table is the live one, never overwritten from the peer.
+    pub refused_local_active: u64,
+    /// Entries refused because a tuple names a node's own address.
+    pub refused_own_address: u64,
+    /// New entries dropped because the cache held `max_sessions`.
+    pub cache_full: u64,
+    /// Entries whose timeout was capped at the kernel's default maximum.
+    pub clamped: u64,
     /// Messages held out of order now.
     pub buffered: usize,
     /// How long the oldest gap has been waiting for a retransmission.
@@ -66,6 +80,14 @@ pub struct SyncReceiver {
     /// Local generation tag for the cache (wire gens restart per stream).
     tag: u64,
     ready: bool,
+    /// An entry was dropped for the cap since the last bulk started: the
+    /// cache is not a full copy, so the node is not ready.
+    overflowed: bool,
+    /// This node is active: nothing from the peer is applied.
+    local_active: bool,
+    /// The peer is active, as its heartbeats say: only then are its
+    /// entries taken.
+    peer_active: bool,
     /// Messages of an unknown stream have been arriving since.
     unsynced_since: Option<Time>,
     /// The last such stream: a NotSynced request names it, so its sender
@@ -102,6 +124,9 @@ impl SyncReceiver {
             last_gen: 0,
             tag: 0,
             ready: false,
+            overflowed: false,
+            local_active: false,
+            peer_active: false,
             unsynced_since: None,
             foreign: None,
             last_request: None,
@@ -117,6 +142,18 @@ impl SyncReceiver {
 
     pub fn mode(&self) -> Mode {
         self.config.mode
+    }
+
+    /// This node became active (true) or passive: an active applies
+    /// nothing from its peer. A new receiver is passive.
+    pub fn set_local_active(&mut self, active: bool) {
+        self.local_active = active;
+    }
+
+    /// The peer's role from its heartbeats (true: it is alive and
+    /// active). Until it says so, a new receiver refuses entries.
+    pub fn set_peer_active(&mut self, active: bool) {
+        self.peer_active = active;
     }
 
     /// A payload from the active's sender.
@@ -138,6 +175,18 @@ impl SyncReceiver {
             self.stats.dropped += 1;
             return;
         };
+        // Only an active's table is copied, and only onto a passive
+        // (architecture.md, session sync). Refused before any state
+        // changes, unacknowledged, so a just-promoted peer's messages come
+        // again once its heartbeats said it is active.
+        if self.local_active {
+            self.stats.refused_local_active += 1;
+            return;
+        }
+        if !self.peer_active {
+            self.stats.refused_peer_not_active += 1;
+            return;
+        }
         if self.stream != Some(frame.stream) {
             if !matches!(frame.msg, SyncMessage::BulkStart { .. }) {
                 // Its bulk start may only be late (reordered): ask after
@@ -271,6 +320,9 @@ impl SyncReceiver {
     /// Kernel changes to make ([`Mode::Mirror`]); never anything in
     /// [`Mode::Commit`].
     pub fn poll_action(&mut self) -> Option<ReceiverAction> {
+        if self.local_active {
+            return None;
+        }
         if self.actions.is_empty() {
             let mut install = Vec::new();
             let mut remove = Vec::new();
@@ -308,10 +360,25 @@ impl SyncReceiver {
         [gap, request, self.next_scan].into_iter().flatten().min()
     }
 
-    /// A complete bulk generation has been received: the cache holds the
-    /// active's whole table (a restarted passive reports ready only now).
+    /// A complete bulk generation has been received and nothing was
+    /// dropped for the cap since it started: the cache holds the active's
+    /// whole table (a restarted passive reports ready only now).
     pub fn ready(&self) -> bool {
-        self.ready
+        self.ready && !self.overflowed
+    }
+
+    /// Why [`SyncReceiver::ready`] is false, for status and readiness.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.overflowed {
+            Some(format!(
+                "session cache full ({} sessions, nf_conntrack_max): {} entries dropped",
+                self.config.max_sessions, self.stats.cache_full
+            ))
+        } else if !self.ready {
+            Some("no complete bulk of the peer's sessions yet".into())
+        } else {
+            None
+        }
     }
 
     pub fn cache(&self) -> &SessionCache {
@@ -331,7 +398,12 @@ impl SyncReceiver {
             ..self.stats.clone()
         };
         if let Ok(fresh) = SyncReceiver::new(self.config.clone()) {
-            *self = SyncReceiver { stats, ..fresh };
+            *self = SyncReceiver {
+                stats,
+                local_active: self.local_active,
+                peer_active: self.peer_active,
+                ..fresh
+            };
         }
         sessions
     }
@@ -341,7 +413,7 @@ impl SyncReceiver {
             sessions: self.cache.len(),
             buffered: self.buffer.len(),
             waiting: self.gap_since.map(|t| now.saturating_sub(t)),
-            ready: self.ready,
+            ready: self.ready(),
             ..self.stats.clone()
         }
     }
@@ -358,6 +430,7 @@ impl SyncReceiver {
             }
             SyncMessage::BulkStart { gen, .. } => {
                 self.tag += 1;
+                self.overflowed = false;
                 self.last_gen = gen;
                 self.bulk = Some(BulkRx { gen, received: 0 });
             }
@@ -392,10 +465,25 @@ impl SyncReceiver {
     }
 
     fn upsert(&mut self, now: Time, entries: Vec<Session>) {
-        self.stats.synced += entries.len() as u64;
         let mirror = self.config.mode == Mode::Mirror;
         let mut earliest: Option<u32> = None;
-        for s in entries {
+        for mut s in entries {
+            // The sender's own-traffic filter, again on receipt: a sender
+            // that skipped it (another build, a bug) must not make this
+            // node overwrite its own flows or NAT onto itself.
+            if s.touches(&self.config.own_addresses) {
+                self.stats.refused_own_address += 1;
+                continue;
+            }
+            if self.cache.len() >= self.config.max_sessions && self.cache.get(&s.key).is_none() {
+                self.stats.cache_full += 1;
+                self.overflowed = true;
+                continue;
+            }
+            if s.clamp_timeout() {
+                self.stats.clamped += 1;
+            }
+            self.stats.synced += 1;
             if mirror {
                 self.dirty.upsert(s.key, ());
             }

@@ -44,6 +44,10 @@ pub enum BulkReason {
     /// last generation started): keeps entries whose kernel timers the
     /// active refreshes without events from expiring on the passive.
     Refresh,
+    /// The peer stopped acknowledging and the changes waiting for it
+    /// outgrew [`SenderConfig::max_pending`]: they were dropped, and this
+    /// bulk replaces them once it acknowledges again.
+    Backlog,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +73,14 @@ pub struct SenderStats {
     pub stale_acks: u64,
     /// Payloads that did not decode, or that only a receiver should get.
     pub bad_messages: u64,
+    /// Events dropped while the peer was disconnected or stalled: the
+    /// bulk when it is back carries their result.
+    pub discarded: u64,
+    /// Times the pending set outgrew [`SenderConfig::max_pending`] and was
+    /// dropped for a bulk.
+    pub backlogs: u64,
+    /// Times the daemon reported the HA2 link down.
+    pub disconnects: u64,
     /// Keys waiting for a message.
     pub pending: usize,
     /// Messages sent and not yet acknowledged.
@@ -117,6 +129,13 @@ enum Phase {
     AwaitingDump,
     Bulk(BulkTx),
     Streaming,
+    /// The HA2 link is down: nothing is kept for the peer (events are
+    /// discarded, nothing is in flight); when it is back it gets one bulk.
+    Disconnected,
+    /// The peer stopped acknowledging and the pending set hit its bound:
+    /// events are discarded and only the oldest unacknowledged message is
+    /// kept, as a probe; its acknowledgement starts one bulk.
+    Backlogged,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +212,9 @@ impl SyncSender {
                 window_stalls: 0,
                 stale_acks: 0,
                 bad_messages: 0,
+                discarded: 0,
+                backlogs: 0,
+                disconnects: 0,
                 pending: 0,
                 in_flight: 0,
                 lag: Duration::ZERO,
@@ -229,7 +251,9 @@ impl SyncSender {
     /// The event socket overflowed (ENOBUFS): changes were lost. Call it
     /// before dumping; the dump then supersedes every pending change.
     pub fn handle_overrun(&mut self, now: Time) {
-        self.await_dump(now, BulkReason::Overrun, false);
+        if !self.holding() {
+            self.await_dump(now, BulkReason::Overrun, false);
+        }
     }
 
     /// The peer (re)started (a new wire epoch): what is in flight is lost
@@ -242,13 +266,41 @@ impl SyncSender {
     /// lost anything. The periodic one is the sender's own timer
     /// ([`SyncSender::poll_timeout`]); this is for a bulk out of turn.
     pub fn request_bulk(&mut self, now: Time) {
-        self.await_dump(now, BulkReason::Refresh, false);
+        if !self.holding() {
+            self.await_dump(now, BulkReason::Refresh, false);
+        }
+    }
+
+    /// The HA2 link is down (the peer died, or the network between): what
+    /// is in flight and pending is dropped and events are discarded until
+    /// [`SyncSender::handle_peer_joined`] (or
+    /// [`SyncSender::handle_reconnect`]), which sends one fresh bulk. A
+    /// survivor's memory stays flat however long its peer is gone, and
+    /// the peer never gets a backlog.
+    pub fn handle_disconnect(&mut self, _now: Time) {
+        self.stats.disconnects += 1;
+        self.stats.superseded += self.pending.len() as u64;
+        self.pending.clear();
+        self.unacked.clear();
+        self.outbox.clear();
+        self.refresh_at = None;
+        self.dump_retry_at = None;
+        self.phase = Phase::Disconnected;
+    }
+
+    /// Disconnected or backlogged: events are not kept, and the next
+    /// bulk waits for the peer.
+    fn holding(&self) -> bool {
+        matches!(self.phase, Phase::Disconnected | Phase::Backlogged)
     }
 
     /// The HA2 connection was re-established: whatever was in flight on
     /// the old one is gone, so everything unacknowledged goes again now
     /// rather than after its timeout.
     pub fn handle_reconnect(&mut self, now: Time) {
+        if matches!(self.phase, Phase::Disconnected) {
+            return self.await_dump(now, BulkReason::PeerJoined, true);
+        }
         let rto = self.rtt.rto();
         for m in self.unacked.iter_mut().filter(|m| !m.queued && !m.sacked) {
             m.queued = true;
@@ -270,6 +322,11 @@ impl SyncSender {
     /// (or after [`SyncSender::handle_overrun`]). It is sent as a new bulk
     /// generation; changes held meanwhile follow it.
     pub fn start_bulk(&mut self, now: Time, dump: Vec<Session>) {
+        if self.holding() {
+            // Asked for before the link went down or the peer stalled:
+            // the bulk for its return will be dumped then.
+            return;
+        }
         self.dump_retry_at = None;
         self.gen += 1;
         self.refresh_at = Some(now + self.config.refresh_interval);
@@ -405,6 +462,10 @@ impl SyncSender {
 
     fn absorb(&mut self, now: Time, event: Event) {
         self.stats.events += 1;
+        if self.holding() {
+            self.stats.discarded += 1;
+            return;
+        }
         let session = match event {
             Event::New(s) | Event::Update(s) => Some(s),
             Event::Destroy(_) => None,
@@ -423,6 +484,24 @@ impl SyncSender {
                 },
             ),
         }
+        if self.pending.len() > self.config.max_pending {
+            self.backlog();
+        }
+    }
+
+    /// The pending set outgrew its bound: the peer is not taking what we
+    /// send (frozen, or its link stalled without breaking). A backlog that
+    /// size is worth less than a bulk, so it goes, with all in flight but
+    /// the oldest message, kept as a probe: its acknowledgement says the
+    /// peer is back, and [`SyncSender::pump`] then asks for the bulk.
+    fn backlog(&mut self) {
+        self.stats.backlogs += 1;
+        self.stats.superseded += self.pending.len() as u64;
+        self.pending.clear();
+        self.unacked.truncate(1);
+        let probe = self.unacked.front().map(|m| m.seq);
+        self.outbox.retain(|s| Some(*s) == probe);
+        self.phase = Phase::Backlogged;
     }
 
     fn await_dump(&mut self, _now: Time, reason: BulkReason, drop_in_flight: bool) {
@@ -485,7 +564,7 @@ impl SyncSender {
     }
 
     fn on_resync(&mut self, now: Time, stream: u64, gen: u64, reason: ResyncReason, receiver: u64) {
-        if matches!(self.phase, Phase::AwaitingDump) {
+        if matches!(self.phase, Phase::AwaitingDump | Phase::Disconnected) {
             return;
         }
         let ours = stream == self.config.stream;
@@ -524,7 +603,9 @@ impl SyncSender {
         loop {
             let room = self.room();
             match &mut self.phase {
-                Phase::AwaitingDump => return,
+                Phase::AwaitingDump | Phase::Disconnected => return,
+                Phase::Backlogged if !self.unacked.is_empty() => return,
+                Phase::Backlogged => self.await_dump(now, BulkReason::Backlog, true),
                 Phase::Bulk(_) if room == 0 => {
                     self.stats.window_stalls += 1;
                     return;

@@ -22,6 +22,9 @@ fn no_payload_panics_and_decoding_is_injective() {
         SyncReceiver::new(ReceiverConfig::new(RX, Mode::Mirror)).unwrap(),
         SyncReceiver::new(ReceiverConfig::new(RX, Mode::Commit)).unwrap(),
     ];
+    for r in &mut receivers {
+        r.set_peer_active(true);
+    }
     let mut decoded = 0u64;
     for round in 0..ROUNDS {
         let now = Duration::from_micros(round as u64 * 100);

@@ -685,8 +685,11 @@ fn overrun_supersedes_pending_changes_and_holds_new_ones() {
 
 // ---- receiver ----
 
+/// A passive's receiver whose peer is heard as active.
 fn receiver(mode: Mode) -> SyncReceiver {
-    SyncReceiver::new(ReceiverConfig::new(RX, mode)).unwrap()
+    let mut r = SyncReceiver::new(ReceiverConfig::new(RX, mode)).unwrap();
+    r.set_peer_active(true);
+    r
 }
 
 fn feed(r: &mut SyncReceiver, now: Duration, msg: SyncMessage) {
