@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use hafw_ha::config_sync::{policy_hash, ConfigAction, ConfigSync, RetryConfig};
 use hafw_ha::sessions::codec::{decode, encode, entries_per_message, Frame, MAX_PAYLOAD};
+use hafw_ha::sessions::entry::max_timeout;
 use hafw_ha::sessions::{
     Event, Mode, ReceiverAction, ReceiverConfig, SenderAction, SenderConfig, Session, SessionKey,
     SyncMessage, SyncReceiver, SyncSender, Tuple,
@@ -191,7 +192,8 @@ fn session(rng: &mut Rng, n: u32, timeout_s: u32) -> Session {
             dst_port: rng.below(65_536) as u16,
         },
         status: rng.next_u64() as u32,
-        timeout_s,
+        // Within the kernel's range, which the receiver clamps to.
+        timeout_s: timeout_s.min(max_timeout(k.proto)),
         tcp_state: (k.proto == 6).then(|| rng.below(10) as u8),
         mark: rng.next_u64() as u32,
     }
@@ -452,6 +454,106 @@ fn memory_stays_bounded_while_the_link_is_cut() {
     // The link heals: everything arrives.
     net.heal(Link::lossy());
     settle(&mut net, Duration::from_secs(60));
+    assert_synced(&net);
+}
+
+/// A survivor whose peer is gone for five minutes while about 540
+/// connections/s go through it (New, then Destroy 1 s later): its pending
+/// set never passes its bound, and the peer, back, gets one bulk of the
+/// table as it is then, never the backlog. Run twice: the daemon reports
+/// the link down (a killed peer), or it does not (a frozen one, or a link
+/// that stalls without breaking).
+#[test]
+fn a_peer_gone_for_minutes_costs_a_bounded_sender_and_one_bulk() {
+    for reported in [true, false] {
+        let mut net = pair(21, Mode::Mirror, Link::perfect());
+        let max_pending = 4_000;
+        net.a.sender = SyncSender::new(SenderConfig {
+            max_pending,
+            ..SenderConfig::new(2_021)
+        })
+        .unwrap();
+        net.drain();
+        settle(&mut net, Duration::from_secs(1));
+        net.partition();
+        if reported {
+            net.a.sender.handle_disconnect(net.now);
+        }
+        let window = SenderConfig::new(1).window;
+        let dumps_before = net.a.dumps;
+        let rate = 540u64;
+        let gone = Duration::from_secs(300);
+        let start = net.now;
+        let mut n = 0u32;
+        let mut max_pending_seen = 0;
+        while net.now < start + gone {
+            let at = start + Duration::from_micros(1_000_000 * u64::from(n) / rate);
+            net.run_until(at);
+            let mut rng = Rng::new(u64::from(n));
+            net.a
+                .change(net.now, Event::New(session(&mut rng, n, 120)), true);
+            if n >= rate as u32 {
+                net.a
+                    .change(net.now, Event::Destroy(key(n - rate as u32)), true);
+            }
+            n += 1;
+            let st = net.a.sender.stats(net.now);
+            max_pending_seen = max_pending_seen.max(st.pending);
+            assert!(st.pending <= max_pending, "{st:?}");
+            assert!(st.in_flight <= window + 1, "{st:?}");
+        }
+        let st = net.a.sender.stats(net.now);
+        if reported {
+            assert_eq!((max_pending_seen, st.in_flight), (0, 0), "{st:?}");
+            assert_eq!(net.a.dumps, dumps_before, "no dump while the peer is gone");
+        } else {
+            assert!(st.backlogs >= 1, "{st:?}");
+            assert!(max_pending_seen > max_pending / 2, "{max_pending_seen}");
+        }
+        assert!(st.discarded > 0, "{st:?}");
+        // Back: one dump, and what reaches the peer is that dump (the
+        // table, ~540 entries), plus the probe, not five minutes of changes.
+        let dumps_at_heal = net.a.dumps;
+        let sent_at_heal = net.a.sender.stats(net.now).entries_sent;
+        net.heal(Link::perfect());
+        if reported {
+            net.a.sender.handle_peer_joined(net.now);
+        }
+        net.drain();
+        settle(&mut net, Duration::from_secs(10));
+        assert_synced(&net);
+        let st = net.a.sender.stats(net.now);
+        assert_eq!(net.a.dumps - dumps_at_heal, 1, "one bulk: {st:?}");
+        let sent = st.entries_sent - sent_at_heal;
+        assert!(
+            sent <= net.a.table.len() as u64 + entries_per_message(MAX_PAYLOAD) as u64,
+            "{sent} entries sent for a table of {}",
+            net.a.table.len()
+        );
+        println!(
+            "peer gone {gone:?} (reported: {reported}): {n} connections, \
+             pending max {max_pending_seen}, {} events discarded, {} backlogs; \
+             on return 1 bulk, {sent} entries for a table of {}",
+            st.discarded,
+            st.backlogs,
+            net.a.table.len()
+        );
+    }
+}
+
+/// Just after a failover the new active's first messages can arrive
+/// before its heartbeats told this node it is active: they are refused,
+/// unacknowledged, and the retransmissions are taken once it is heard.
+#[test]
+fn a_new_active_is_refused_until_heard_and_then_synced() {
+    let mut net = pair(23, Mode::Mirror, Link::lossy());
+    net.b.receiver.set_peer_active(false);
+    stream(&mut net, 500, 300, 200);
+    let refused = net.b.receiver.stats(net.now).refused_peer_not_active;
+    assert!(refused > 0);
+    assert!(net.b.cache().is_empty());
+    net.b.receiver.set_peer_active(true);
+    settle(&mut net, Duration::from_secs(30));
     assert_synced(&net);
 }
 

@@ -370,3 +370,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_offer_from_a_peer_that_is_not_active_is_refused() {
+    let offer = |v: u64, text: &[u8]| {
+        encode(&ConfigMessage::Offer {
+            version: v,
+            hash: policy_hash(text),
+            total: text.len() as u32,
+            offset: 0,
+            bytes: text.to_vec(),
+        })
+    };
+    // A passive whose peer is passive too (or not heard as active): a
+    // newer policy from it is not taken, and not answered.
+    let mut c = ConfigSync::new(RetryConfig::default(), Some((1, b"one".to_vec())));
+    c.handle_message(ms(0), &offer(2, b"two")).unwrap();
+    assert_eq!(c.poll_action(), None);
+    assert_eq!(c.poll_transmit(), None, "unanswered: an active sends again");
+    assert_eq!(c.status().refused_peer_not_active, 1);
+    assert_eq!(c.advertised().0, 1);
+    // Its heartbeats say active: the next copy is taken.
+    c.set_peer_active(true);
+    c.handle_message(ms(100), &offer(2, b"two")).unwrap();
+    assert!(matches!(
+        c.poll_action(),
+        Some(ConfigAction::ApplyConfig { version: 2, .. })
+    ));
+}
+
+#[test]
+fn a_passive_cannot_push_its_policy_to_the_active() {
+    let mut act = active(Some((3, b"three".to_vec())));
+    // Even with the peer (wrongly) heard as active, an active takes no
+    // offer: the policy changes there only by `hafw config apply`.
+    act.set_peer_active(true);
+    let newer = encode(&ConfigMessage::Offer {
+        version: 9,
+        hash: policy_hash(b"nine"),
+        total: 4,
+        offset: 0,
+        bytes: b"nine".to_vec(),
+    });
+    act.handle_message(ms(0), &newer).unwrap();
+    assert_eq!(act.poll_action(), None);
+    assert_eq!(act.status().refused_local_active, 1);
+    assert_eq!(act.advertised().0, 3);
+    // And a passive that is ahead does not even offer.
+    let mut pas = passive(Some((9, b"nine".to_vec())));
+    pas.note_peer_version(ms(0), 3, policy_hash(b"three"));
+    assert_eq!(pas.poll_transmit(), None);
+    assert_eq!(pas.status().offering, None);
+    assert!(pas.status().mismatch, "flagged, not pushed");
+    // A node that stops being active stops offering.
+    act.note_peer_version(ms(1), 1, [0; 32]);
+    assert_eq!(act.status().offering, Some(3));
+    act.set_local_active(ms(2), false);
+    assert_eq!(act.status().offering, None);
+    assert_eq!(act.poll_timeout(), None);
+}

@@ -104,6 +104,8 @@ mod rto;
 pub mod sender;
 
 #[cfg(test)]
+mod guard_tests;
+#[cfg(test)]
 mod sweep;
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,10 @@ use super::codec::*;
 use super::*;
 use crate::wire::{Kind, Opener, Psk, Sealer, MAX_PLAINTEXT_LEN};
 
-const STREAM: u64 = 0x5EED;
+pub(crate) const STREAM: u64 = 0x5EED;
 pub(crate) const RX: u64 = 0xAC4;
 
-fn ms(v: u64) -> Duration {
+pub(crate) fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
@@ -301,7 +301,7 @@ fn sender() -> SyncSender {
 
 /// A sender past its first (empty) bulk, with its messages drained and
 /// acknowledged.
-fn streaming_sender() -> SyncSender {
+pub(crate) fn streaming_sender() -> SyncSender {
     let mut s = sender();
     assert_eq!(
         s.poll_action(),
@@ -316,13 +316,13 @@ fn streaming_sender() -> SyncSender {
     s
 }
 
-fn drain(s: &mut SyncSender) -> Vec<SyncMessage> {
+pub(crate) fn drain(s: &mut SyncSender) -> Vec<SyncMessage> {
     std::iter::from_fn(|| s.poll_transmit())
         .map(|b| decode(&b).unwrap().msg)
         .collect()
 }
 
-fn ack(s: &mut SyncSender, now: Duration, upto: u64, sack: u64) {
+pub(crate) fn ack(s: &mut SyncSender, now: Duration, upto: u64, sack: u64) {
     let b = encode(&Frame {
         stream: STREAM,
         msg: SyncMessage::Ack {
@@ -686,13 +686,13 @@ fn overrun_supersedes_pending_changes_and_holds_new_ones() {
 // ---- receiver ----
 
 /// A passive's receiver whose peer is heard as active.
-fn receiver(mode: Mode) -> SyncReceiver {
+pub(crate) fn receiver(mode: Mode) -> SyncReceiver {
     let mut r = SyncReceiver::new(ReceiverConfig::new(RX, mode)).unwrap();
     r.set_peer_active(true);
     r
 }
 
-fn feed(r: &mut SyncReceiver, now: Duration, msg: SyncMessage) {
+pub(crate) fn feed(r: &mut SyncReceiver, now: Duration, msg: SyncMessage) {
     r.handle_frame(
         now,
         Frame {
@@ -702,13 +702,19 @@ fn feed(r: &mut SyncReceiver, now: Duration, msg: SyncMessage) {
     );
 }
 
-fn acks(r: &mut SyncReceiver) -> Vec<SyncMessage> {
+pub(crate) fn acks(r: &mut SyncReceiver) -> Vec<SyncMessage> {
     std::iter::from_fn(|| r.poll_transmit())
         .map(|b| decode(&b).unwrap().msg)
         .collect()
 }
 
-fn bulk(r: &mut SyncReceiver, now: Duration, first_seq: u64, gen: u64, entries: Vec<Session>) {
+pub(crate) fn bulk(
+    r: &mut SyncReceiver,
+    now: Duration,
+    first_seq: u64,
+    gen: u64,
+    entries: Vec<Session>,
+) {
     let n = entries.len() as u64;
     feed(
         r,
