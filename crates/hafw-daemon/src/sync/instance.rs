@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use hafw_ha::config_sync::{self, ConfigAction, ConfigSync, RetryConfig};
 use hafw_ha::readiness::{self, readiness};
+use hafw_ha::sessions::config::DEFAULT_MAX_SESSIONS;
 use hafw_ha::sessions::{
     Event as SyncEvent, Mode, ReceiverAction, ReceiverConfig, SenderAction, SenderConfig,
     SyncReceiver, SyncSender,
@@ -61,6 +62,10 @@ pub(super) struct SyncInstance {
     receiver: SyncReceiver,
     config: ConfigSync,
     active: bool,
+    /// The peer is alive and active (its heartbeats, via the HA thread).
+    peer_active: bool,
+    /// The receiver's cap: this node's conntrack table size.
+    max_sessions: usize,
     connected: bool,
     synced: u64,
     dropped: u64,
@@ -81,6 +86,8 @@ impl SyncInstance {
     ) -> Result<SyncInstance, DaemonError> {
         let origin = Instant::now();
         let stream = (std::process::id() as u64) << 32 | (nanos_since_epoch() & 0xffff_ffff);
+        let max_sessions = conntrack_max();
+        let receiver = new_receiver(stream, setup.mode, &setup.node_addresses, max_sessions)?;
         let mut inst = SyncInstance {
             origin,
             mode: setup.mode,
@@ -91,9 +98,11 @@ impl SyncInstance {
             stream,
             receiver_run: stream,
             sender: None,
-            receiver: new_receiver(stream, setup.mode)?,
+            receiver,
             config: ConfigSync::new(RetryConfig::default(), setup.config),
             active: false,
+            peer_active: false,
+            max_sessions,
             connected: false,
             synced: 0,
             dropped: 0,
@@ -112,7 +121,7 @@ impl SyncInstance {
         match input {
             Input::Ha2(ev) => self.on_ha2(now, ev),
             Input::Conntrack(ev) => self.on_conntrack(now, ev),
-            Input::Role(active) => self.set_role(active),
+            Input::Role(active) => self.set_role(now, active),
             Input::Cmd(cmd) => self.on_cmd(now, cmd),
             Input::Promote(reply) => {
                 let _ = reply.send(self.install_for_promotion());
@@ -167,6 +176,11 @@ impl SyncInstance {
             }
             Ha2Event::Disconnected(reason) => {
                 self.connected = false;
+                if let Some(s) = self.sender.as_mut() {
+                    // Nothing kept for a peer that is gone: one bulk when
+                    // it is back, never a backlog.
+                    s.handle_disconnect(now);
+                }
                 self.log.error(&PeerError::Link { reason }.into());
             }
             Ha2Event::Payload(bytes) => {
@@ -218,26 +232,40 @@ impl SyncInstance {
 
     /// Only the active sends and only the passive applies, so the nodes
     /// never echo each other's entries.
-    fn set_role(&mut self, active: bool) {
+    fn set_role(&mut self, now: Duration, active: bool) {
         if active && !self.active {
             match SyncSender::new(SenderConfig::new(self.stream ^ self.synced)) {
-                Ok(s) => self.sender = Some(s),
+                Ok(mut s) => {
+                    if !self.connected {
+                        s.handle_disconnect(now);
+                    }
+                    self.sender = Some(s)
+                }
                 Err(e) => self.log.error(&SetupError::from(e).into()),
             }
         } else if !active && self.active {
             self.sender = None;
             self.receiver_run = self.receiver_run.wrapping_add(1);
-            match new_receiver(self.receiver_run, self.mode) {
+            let own = &self.node_addresses;
+            match new_receiver(self.receiver_run, self.mode, own, self.max_sessions) {
                 Ok(r) => self.receiver = r,
                 Err(e) => self.log.error(&e),
             }
         }
         self.active = active;
+        self.receiver.set_local_active(active);
+        self.receiver.set_peer_active(self.peer_active);
+        self.config.set_local_active(now, active);
     }
 
     fn on_cmd(&mut self, now: Duration, cmd: SyncCmd) {
         match cmd {
             SyncCmd::PeerConfig(v, h) => self.config.note_peer_version(now, v, h),
+            SyncCmd::PeerActive(active) => {
+                self.peer_active = active;
+                self.receiver.set_peer_active(active);
+                self.config.set_peer_active(active);
+            }
             SyncCmd::ApplyLocal {
                 version,
                 bytes,
@@ -387,14 +415,32 @@ impl SyncInstance {
 
 /// A receiver for a new passive period. `run` tells the sender a
 /// restarted receiver from a late message of the previous one.
-fn new_receiver(run: u64, mode: Mode) -> Result<SyncReceiver, DaemonError> {
+fn new_receiver(
+    run: u64,
+    mode: Mode,
+    own: &[Ipv4Addr],
+    max_sessions: usize,
+) -> Result<SyncReceiver, DaemonError> {
     let mut cfg = ReceiverConfig::new(run.max(1), mode);
+    cfg.own_addresses = own.to_vec();
+    cfg.max_sessions = max_sessions;
     // HA2 is one TCP stream: a stream whose bulk start we missed (we were
     // active, or frozen, when it was sent) will not see it arrive late, so
     // ask for a bulk almost at once; connections opened just before the
     // next failover depend on it.
     cfg.resync_interval = Duration::from_millis(20);
     SyncReceiver::new(cfg).map_err(|e| SetupError::from(e).into())
+}
+
+/// This namespace's conntrack table size, the receiver's cap: a passive
+/// cannot hold more in its kernel either. The kernel's usual default when
+/// it cannot be read (no nf_conntrack loaded yet).
+fn conntrack_max() -> usize {
+    hafw_kernel::sysctl::get(None, "net.netfilter.nf_conntrack_max")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_SESSIONS)
 }
 
 /// Part of the stream id: differs between two runs of the daemon started

@@ -69,6 +69,9 @@ pub struct SyncStatus {
 pub enum SyncCmd {
     /// The peer's (version, hash) from its heartbeats.
     PeerConfig(u64, [u8; 32]),
+    /// Whether the peer is alive and active, from its heartbeats: only an
+    /// active peer's sessions and policy are taken.
+    PeerActive(bool),
     /// `hafw config apply` succeeded here: offer this policy to the peer.
     ApplyLocal {
         version: u64,
