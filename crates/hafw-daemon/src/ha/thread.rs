@@ -31,12 +31,17 @@ pub struct Transport {
 pub struct Handles {
     pub requests: mpsc::UnboundedSender<HaRequest>,
     pub actions: mpsc::UnboundedReceiver<Action>,
-    /// The peer's (version, hash) of the shared policy, from its heartbeats.
-    pub peer_config: watch::Receiver<Option<(u64, [u8; 32])>>,
+    /// The peer's (version, hash) of the shared policy, and whether it is
+    /// alive and active, from its heartbeats.
+    pub peer_config: watch::Receiver<Option<PeerHeard>>,
 }
 
-/// The peer's advertised policy version, as the core last heard it.
-pub type PeerConfig = watch::Sender<Option<(u64, [u8; 32])>>;
+/// The peer's advertised policy (version, hash) and whether it is alive
+/// and active: session sync and config sync take only an active's.
+pub type PeerHeard = (u64, [u8; 32], bool);
+
+/// The peer's advertised policy version and role, as the core last heard it.
+pub type PeerConfig = watch::Sender<Option<PeerHeard>>;
 
 /// What the HA thread is shared with the rest of the daemon: its status
 /// figures and its logging.
@@ -437,8 +442,9 @@ impl HaInstance {
     }
 
     /// Metrics from the core's snapshot; returns the peer's policy
-    /// (version, hash) from the same snapshot.
-    fn export(&self) -> Option<(u64, [u8; 32])> {
+    /// (version, hash) and whether it is alive and active, from the same
+    /// snapshot.
+    fn export(&self) -> Option<PeerHeard> {
         let (s, metrics) = (self.node.status(), &self.metrics);
         metrics.state(s.state.as_str());
         metrics.term(s.term);
@@ -456,7 +462,10 @@ impl HaInstance {
         if let Some(peer) = &s.peer {
             metrics.peer_config_version(peer.config_version);
         }
-        s.peer.map(|p| (p.config_version, p.config_hash))
+        s.peer.map(|p| {
+            let active = p.alive && p.state == State::Active;
+            (p.config_version, p.config_hash, active)
+        })
     }
 }
 

@@ -383,17 +383,21 @@ async fn remove_floating(nl: &Rtnl, plan: &NodePlan) {
     }
 }
 
-/// The peer's policy version, from the HA thread's heartbeats, to config
-/// sync, which offers ours when the peer is behind.
+/// The peer's policy version and role, from the HA thread's heartbeats, to
+/// config sync, which offers ours when the peer is behind, and to session
+/// and config sync, which take only an active peer's.
 fn forward_peer_config(
-    mut peer_config: tokio::sync::watch::Receiver<Option<(u64, [u8; 32])>>,
+    mut peer_config: tokio::sync::watch::Receiver<Option<ha::thread::PeerHeard>>,
     sync: Arc<SyncHandle>,
 ) {
     tokio::spawn(async move {
         while peer_config.changed().await.is_ok() {
             let seen = *peer_config.borrow_and_update();
-            if let Some((v, h)) = seen {
-                if sync.config(crate::sync::SyncCmd::PeerConfig(v, h)).is_err() {
+            if let Some((v, h, active)) = seen {
+                // The role before the version: what the peer sends next is
+                // judged by it.
+                let role = sync.config(crate::sync::SyncCmd::PeerActive(active));
+                if role.is_err() || sync.config(crate::sync::SyncCmd::PeerConfig(v, h)).is_err() {
                     return;
                 }
             }
