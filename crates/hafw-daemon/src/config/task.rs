@@ -356,6 +356,15 @@ impl ConfigTask {
             .map_err(|e| refused(e.to_string()))?;
         // Persisted as received: the bytes whose hash both nodes advertise.
         let active = self.state().await? == State::Active;
+        if active {
+            // Config sync takes no offer while active; this node may have
+            // been promoted since it took this one. The active's policy
+            // changes only by `hafw config apply`.
+            return Err(refused(
+                "this node is active: its policy changes only by `hafw config apply` here".into(),
+            )
+            .into());
+        }
         let next = Policy {
             version,
             hash,

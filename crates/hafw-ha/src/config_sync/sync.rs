@@ -164,6 +164,10 @@ impl ConfigSync {
             return;
         }
         self.local_active = active;
+        // A failure recorded under the other role (an offer taken just
+        // before a promotion, refused by the daemon) is not the policy's
+        // verdict: the next offer is judged afresh.
+        self.failed = None;
         if active {
             self.incoming = None;
             if let Some((v, h)) = self.peer {
