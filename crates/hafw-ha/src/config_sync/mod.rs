@@ -12,15 +12,19 @@
 //! numbering rules are in [`version`].
 //! Version 0 with a zero hash means "no policy yet".
 //!
-//! - **Highest version wins, in either direction.** A node whose version
-//!   is higher than the one its peer advertises in heartbeats
-//!   ([`ConfigSync::note_peer_version`]) offers it; a node offered a
-//!   higher version than its own hands it to the daemon
-//!   ([`ConfigAction::ApplyConfig`]), which validates, applies atomically,
-//!   persists, and reports back ([`ConfigSync::handle_apply_result`]).
-//!   Normally the active offers (edits are made there); but a passive that
-//!   restarted with a newer persisted version than an active restored from
-//!   an old disk also converges, instead of flagging a mismatch forever.
+//! - **The active's policy wins, if it is newer.** The active, when its
+//!   version is higher than the one its peer advertises in heartbeats
+//!   ([`ConfigSync::note_peer_version`]), offers it; a passive offered a
+//!   higher version than its own by an active peer
+//!   ([`ConfigSync::set_local_active`], [`ConfigSync::set_peer_active`])
+//!   hands it to the daemon ([`ConfigAction::ApplyConfig`]), which
+//!   validates, applies atomically, persists, and reports back
+//!   ([`ConfigSync::handle_apply_result`]). Offers from a peer that is not
+//!   active, or reaching a node that is, are counted and not answered (an
+//!   active not yet heard as active sends again). A passive that restarted
+//!   with a newer persisted version than an active restored from an old
+//!   disk does not push it: that is a mismatch until the next apply on the
+//!   active, which takes a version above both.
 //! - **Offers are retransmitted** (100 ms, doubling, capped at 1 s) until
 //!   the peer's Result for that (version, hash) arrives. The receiver
 //!   answers every copy: a duplicate of what it has with "applied", one it

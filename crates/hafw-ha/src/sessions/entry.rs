@@ -63,7 +63,7 @@ impl Event {
 /// The longest timeout the kernel gives an entry of each protocol by
 /// default (`net.netfilter.nf_conntrack_*_timeout*`): TCP established
 /// 432,000 s (5 days, the longest TCP state), UDP stream 180 s (120 s
-/// since Linux 6.x; the older, longer value is the cap), ICMP 30 s,
+/// since Linux 5.19; the older, longer value is the cap), ICMP 30 s,
 /// anything else the generic 600 s. A synced entry claiming longer came
 /// from a broken or hostile sender; capped, it still expires.
 pub const MAX_TIMEOUT_TCP: u32 = 432_000;

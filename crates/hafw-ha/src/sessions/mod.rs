@@ -38,10 +38,11 @@
 //! worth (~1,570 entries in 60 KB) is pending or the oldest change has
 //! waited `flush_interval` (2 ms). When the window is full nothing more is
 //! encoded: changes keep coalescing, so memory is bounded by the window
-//! plus the number of distinct keys, however fast events come.
+//! plus the number of distinct keys (at most `max_pending`), however fast
+//! events come.
 //!
 //! **Bulk generations.** On start, on an overrun of the event socket
-//! (ENOBUFS), when the peer (re)joins, or on the receiver's request, the
+//! (ENOBUFS), when the peer (re)joins, after a backlog, or on the receiver's request, the
 //! sender drops its pending changes (the dump will be newer) and asks the
 //! daemon for a dump ([`SenderAction::RequestDump`]); changes arriving
 //! meanwhile are held. A dump the kernel refused
@@ -78,6 +79,27 @@
 //! refresh bulk on its own timer ([`SenderConfig::refresh_interval`] after
 //! the last generation started, 30 s) more often than the shortest
 //! timeout that matters, and a bulk also sweeps stale entries.
+//!
+//! **Roles.** The receiver applies data only while this node is passive
+//! ([`SyncReceiver::set_local_active`]) and its peer is heard as active
+//! ([`SyncReceiver::set_peer_active`]); otherwise the message is counted
+//! and not acknowledged, so a new active retransmits it once heard.
+//!
+//! **Hostile entries.** Entries naming an address of
+//! [`ReceiverConfig::own_addresses`] in either tuple are refused, as the
+//! sender filters them; timeouts are capped at the kernel's default for
+//! the protocol ([`entry::max_timeout`]).
+//!
+//! **Bounds.** The cache holds at most [`ReceiverConfig::max_sessions`]
+//! (the conntrack table's size); new entries past it are dropped and the
+//! receiver is not [`SyncReceiver::ready`] until a bulk fits. The sender
+//! holds at most `window` messages in flight and
+//! [`SenderConfig::max_pending`] changes: when the daemon reports HA2 down
+//! ([`SyncSender::handle_disconnect`]) it drops both and discards events
+//! until the peer is back, which gets one bulk; when the pending set
+//! outgrows its bound with the link up it drops it, keeps the oldest
+//! message in flight as a probe and sends one bulk once that is
+//! acknowledged ([`BulkReason::Backlog`]). A backlog is never resent.
 //!
 //! **Two modes on the passive** ([`Mode`]): *Mirror* emits
 //! [`ReceiverAction`]s (coalesced per key, batched) that keep the
