@@ -233,6 +233,12 @@ fn a_disconnected_sender_keeps_nothing_and_sends_one_bulk_on_reconnect() {
 
 #[test]
 fn a_dump_asked_for_before_the_link_went_down_is_not_sent() {
+    // Not yet taken: not asked for any more.
+    let mut s = streaming_sender();
+    s.handle_overrun(ms(2));
+    s.handle_disconnect(ms(3));
+    assert_eq!(s.poll_action(), None);
+    // Taken, and arriving after the link went down: dropped.
     let mut s = streaming_sender();
     s.handle_overrun(ms(2));
     assert!(s.poll_action().is_some());

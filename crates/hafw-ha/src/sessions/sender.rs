@@ -285,6 +285,8 @@ impl SyncSender {
         self.outbox.clear();
         self.refresh_at = None;
         self.dump_retry_at = None;
+        // A dump asked for and not yet taken is not worth taking.
+        self.actions.clear();
         self.phase = Phase::Disconnected;
     }
 
