@@ -93,6 +93,19 @@ impl Session {
             .any(|a| addresses.contains(a))
     }
 
+    /// Whether either tuple holds an address no forwarded flow can have:
+    /// unspecified (0/8), loopback (127/8), multicast (224/4) or reserved
+    /// and broadcast (240/4). The kernel never tracks a routed connection
+    /// with one; installed, such an entry would only shadow local traffic.
+    pub fn is_bogus(&self) -> bool {
+        [self.key.src, self.key.dst, self.reply.src, self.reply.dst]
+            .iter()
+            .any(|a| {
+                let first = a.octets()[0];
+                first == 0 || first == 127 || first >= 224
+            })
+    }
+
     /// The timeout capped at [`max_timeout`] for its protocol; whether
     /// it was capped.
     pub fn clamp_timeout(&mut self) -> bool {

@@ -100,6 +100,28 @@ fn entries_naming_a_nodes_own_address_are_refused() {
 }
 
 #[test]
+fn entries_with_addresses_no_routed_flow_has_are_refused() {
+    let mut r = receiver(Mode::Commit);
+    let fine = session(1, 1);
+    let with = |n: u32, f: &dyn Fn(&mut Session)| {
+        let mut s = session(n, 1);
+        f(&mut s);
+        s
+    };
+    let bad = vec![
+        with(2, &|s| s.key.src = Ipv4Addr::UNSPECIFIED),
+        with(3, &|s| s.key.dst = Ipv4Addr::LOCALHOST),
+        with(4, &|s| s.reply.src = Ipv4Addr::new(224, 0, 0, 18)),
+        with(5, &|s| s.reply.dst = Ipv4Addr::BROADCAST),
+    ];
+    let mut all = bad.clone();
+    all.push(fine);
+    bulk(&mut r, ms(0), 1, 1, all);
+    assert_eq!(r.stats(ms(0)).refused_bogus, 4);
+    assert_eq!(r.cache().sorted(), vec![fine]);
+}
+
+#[test]
 fn timeouts_are_clamped_per_protocol_to_the_kernels_defaults() {
     let mut r = receiver(Mode::Commit);
     let with = |n: u32, proto: u8| {

@@ -53,6 +53,9 @@ pub struct ReceiverStats {
     pub refused_local_active: u64,
     /// Entries refused because a tuple names a node's own address.
     pub refused_own_address: u64,
+    /// Entries refused because a tuple holds an address no routed flow
+    /// has ([`Session::is_bogus`]).
+    pub refused_bogus: u64,
     /// New entries dropped because the cache held `max_sessions`.
     pub cache_full: u64,
     /// Entries whose timeout was capped at the kernel's default maximum.
@@ -473,6 +476,10 @@ impl SyncReceiver {
             // node overwrite its own flows or NAT onto itself.
             if s.touches(&self.config.own_addresses) {
                 self.stats.refused_own_address += 1;
+                continue;
+            }
+            if s.is_bogus() {
+                self.stats.refused_bogus += 1;
                 continue;
             }
             if self.cache.len() >= self.config.max_sessions && self.cache.get(&s.key).is_none() {
