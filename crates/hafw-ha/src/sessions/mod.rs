@@ -87,7 +87,8 @@
 //!
 //! **Hostile entries.** Entries naming an address of
 //! [`ReceiverConfig::own_addresses`] in either tuple are refused, as the
-//! sender filters them; timeouts are capped at the kernel's default for
+//! sender filters them, and so are entries with an address no routed
+//! flow has ([`Session::is_bogus`]); timeouts are capped at the kernel's default for
 //! the protocol ([`entry::max_timeout`]).
 //!
 //! **Bounds.** The cache holds at most [`ReceiverConfig::max_sessions`]
