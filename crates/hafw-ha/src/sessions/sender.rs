@@ -503,6 +503,10 @@ impl SyncSender {
         self.unacked.truncate(1);
         let probe = self.unacked.front().map(|m| m.seq);
         self.outbox.retain(|s| Some(*s) == probe);
+        // A dump asked for (or to be asked for again) would be dropped on
+        // arrival: the bulk waits for the peer.
+        self.actions.clear();
+        self.dump_retry_at = None;
         self.phase = Phase::Backlogged;
     }
 
