@@ -268,4 +268,48 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// The dialling side restarts (a new epoch, a fresh opener): the link
+    /// comes back, each side reports `Connected` again, and payloads cross
+    /// both ways, well within the hello timeout (the echo-change hello).
+    #[tokio::test]
+    async fn a_restarted_peer_is_connected_again_and_heard() {
+        fn within<F: std::future::Future>(f: F) -> tokio::time::Timeout<F> {
+            tokio::time::timeout(Duration::from_secs(3), f)
+        }
+        let a_addr: SocketAddr = "127.0.0.1:28793".parse().unwrap();
+        let b_addr: SocketAddr = "127.0.0.1:28794".parse().unwrap();
+        let sa = Arc::new(Mutex::new(Sealer::new(&psk(), 1, 1, [1; 8]).split().1));
+        let sb = Arc::new(Mutex::new(Sealer::new(&psk(), 2, 1, [2; 8]).split().1));
+        let mut b = start(b_addr, a_addr, false, sb, &psk(), 2, 1);
+        let a = start(a_addr, b_addr, true, sa, &psk(), 1, 2);
+        assert!(matches!(b.events.recv().await, Some(Ha2Event::Connected)));
+        drop(a);
+        assert!(matches!(
+            within(b.events.recv()).await,
+            Ok(Some(Ha2Event::Disconnected(_)))
+        ));
+        let sa2 = Arc::new(Mutex::new(Sealer::new(&psk(), 1, 5, [9; 8]).split().1));
+        let mut a2 = start(a_addr, b_addr, true, sa2, &psk(), 1, 2);
+        assert!(matches!(
+            within(a2.events.recv()).await,
+            Ok(Some(Ha2Event::Connected))
+        ));
+        assert!(matches!(
+            within(b.events.recv()).await,
+            Ok(Some(Ha2Event::Connected))
+        ));
+        a2.to_peer.send(b"after the restart".to_vec()).unwrap();
+        b.to_peer.send(b"welcome back".to_vec()).unwrap();
+        match within(b.events.recv()).await {
+            Ok(Some(Ha2Event::Payload(p))) => assert_eq!(p, b"after the restart"),
+            other => panic!("{other:?}"),
+        }
+        match within(a2.events.recv()).await {
+            Ok(Some(Ha2Event::Payload(p))) => assert_eq!(p, b"welcome back"),
+            other => panic!("{other:?}"),
+        }
+        // The first hello of each side did not echo the other's new run.
+        assert!(b.counters.rejected.load(Ordering::Relaxed) >= 1);
+    }
 }
