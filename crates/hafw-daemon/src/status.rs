@@ -47,6 +47,9 @@ pub struct Status {
     pub dropped_total: u64,
     #[serde(default)]
     pub send_errors: u64,
+    /// The last refusal of an envelope from the peer, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refused: Option<String>,
     /// Absent when session sync is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_sync: Option<SessionSync>,
@@ -300,6 +303,9 @@ impl fmt::Display for Status {
                 .join(", "),
             self.send_errors
         )?;
+        if let Some(why) = &self.last_refused {
+            writeln!(o, "          last refused: {why}")?;
+        }
         if let Some(st) = &self.session_sync {
             writeln!(
                 o,

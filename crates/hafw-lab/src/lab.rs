@@ -58,21 +58,11 @@ pub fn key_file(lab: &str) -> PathBuf {
 }
 
 /// 32 random bytes, readable by root only.
+/// A fresh key for each lab, written as `hafw keygen --force` writes it
+/// (mode 0600, 32 random bytes), so `hafw run` takes it.
 fn write_key(path: &Path) -> Result<(), LabError> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut key = [0u8; 32];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(io("read /dev/urandom"))?;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(format!("create {}", path.display())))?;
-    std::io::Write::write_all(&mut f, &key).map_err(io(format!("write {}", path.display())))
+    hafw_daemon::ha::keyfile::generate(path, true)
+        .map_err(|e| io(format!("write the HA key {}", path.display()))(std::io::Error::other(e)))
 }
 
 pub fn havip_log(lab: &str) -> PathBuf {

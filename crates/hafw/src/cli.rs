@@ -72,3 +72,20 @@ pub fn plan_node(file: &Path, node: &str) -> ExitCode {
         }
     }
 }
+
+pub fn keygen(file: &Path, force: bool) -> ExitCode {
+    match hafw_daemon::ha::keyfile::generate(file, force) {
+        Ok(()) => {
+            println!(
+                "{}: new HA key ({} bytes, mode 0600); copy this same file to the peer node",
+                file.display(),
+                hafw_daemon::ha::keyfile::KEY_LEN
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -31,6 +31,16 @@ enum Command {
     /// Render what a deployment turns into.
     #[command(subcommand)]
     Plan(Plan),
+    /// Write a new HA pre-shared key: 32 bytes from the OS random generator, mode 0600.
+    #[command(
+        after_help = "Example: hafw keygen /etc/hafw/ha.key\n\nCopy the same file to both nodes (mode 0600, owned by root). An existing file is kept unless --force."
+    )]
+    Keygen {
+        file: PathBuf,
+        /// Replace an existing file (atomically).
+        #[arg(long)]
+        force: bool,
+    },
     /// Run a firewall node (needs root, nft).
     #[command(
         after_help = "Example: hafw run --config examples/alicloud-havip.toml --node fw-a --standalone"
@@ -138,6 +148,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { file } => cli::validate(&file),
+        Command::Keygen { file, force } => cli::keygen(&file, force),
         Command::Plan(Plan::Terraform { file, output }) => {
             cli::plan_terraform(&file, output.as_deref())
         }

@@ -22,6 +22,7 @@ fn operating_commands_show_an_example_in_their_help() {
         &["validate"],
         &["bench", "failover"],
         &["replay"],
+        &["keygen"],
     ] {
         let out = Command::new(hafw())
             .args(cmd)

@@ -555,3 +555,67 @@ fn a_start_refused_after_the_apply_leaves_the_kernel_as_it_was() {
     assert_eq!(addresses_and_routes(&lab), before, "{said}");
     assert!(!control.exists(), "the control socket was left behind");
 }
+
+/// `hafw run` refuses a key file that group or others may read, or one too
+/// short, before it changes anything, naming the file and the fix; a key
+/// from `hafw keygen` (0600, 32 bytes) passes that check.
+#[test]
+fn a_key_file_others_can_read_or_too_short_is_refused_before_anything_is_applied() {
+    use std::os::unix::fs::PermissionsExt;
+    if !ns_tests_enabled() {
+        return;
+    }
+    let lab = Lab::up(SEED, "dpk");
+    let before = addresses_and_routes(&lab);
+    let key = TempFile::new("dpk", "ha.key", "");
+    std::fs::remove_file(key.path()).unwrap();
+    let path = key.path().to_str().unwrap();
+    let made = run(&["keygen", path]);
+    assert!(made.status.success(), "{}", text(&made));
+    let meta = std::fs::metadata(key.path()).unwrap();
+    assert_eq!((meta.permissions().mode() & 0o777, meta.len()), (0o600, 32));
+    let again = run(&["keygen", path]);
+    assert!(!again.status.success(), "keygen overwrote {path}");
+    assert!(text(&again).contains("--force"), "{}", text(&again));
+
+    let config = example(SEED);
+    let start = || {
+        exec(
+            &lab,
+            "fw-a",
+            &[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--node",
+                "fw-a",
+                "--key-file",
+                path,
+            ],
+        )
+    };
+    std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = start();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains(&format!("chmod 600 {path}")), "{said}");
+    std::fs::write(key.path(), b"sixteen byte key").unwrap();
+    std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = start();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("holds 16 bytes"), "{said}");
+    assert!(
+        said.contains(&format!("hafw keygen --force {path}")),
+        "{said}"
+    );
+    assert!(
+        !said.contains("data plane up"),
+        "applied before the key check: {said}"
+    );
+    assert!(
+        nft::list_table(Some(&lab.ns("fw-a")), Family::Ip, "hafw").is_err(),
+        "a ruleset was applied: {said}"
+    );
+    assert_eq!(addresses_and_routes(&lab), before, "{said}");
+}

@@ -6,6 +6,7 @@
 //! promotion and reports the timeline back for `hafw status`.
 
 pub mod executor;
+pub mod keyfile;
 pub mod monitor;
 pub mod probe;
 pub mod record;
@@ -14,9 +15,25 @@ pub mod status;
 pub mod thread;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hafw_ha::node::Command;
 use tokio::sync::oneshot;
+
+/// The time an opener judges an envelope by: the wall clock (the peer's
+/// epoch start is its wall clock) and the caller's monotonic `mono`. A wall
+/// clock before 1970 reads as 0, which refuses nothing the peer sends as
+/// "future" beyond the usual lead.
+pub fn wire_now(mono: Duration) -> hafw_ha::wire::Now {
+    hafw_ha::wire::Now::new(unix_ns(), mono)
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 
 /// What the rest of the daemon asks of the HA thread.
 pub enum HaRequest {

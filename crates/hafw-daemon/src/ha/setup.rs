@@ -5,12 +5,14 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
 
 use hafw_ha::node::Config;
-use hafw_ha::wire::Psk;
+use hafw_ha::wire::{Pair, PairKey};
 use hafw_model::render::node::NodePlan;
 
 pub struct Setup {
     pub config: Config,
-    pub psk: Psk,
+    /// The pair's key: the key file bound to the deployment and both nodes.
+    pub key: PairKey,
+    pub peer_id: u32,
     /// (local, peer) per heartbeat path, in the order of `policy.ha.paths`.
     pub paths: Vec<(SocketAddr, SocketAddr)>,
     pub path_names: Vec<String>,
@@ -23,21 +25,21 @@ pub struct Setup {
 /// The HA settings come resolved in the plan (`plan.ha`); this only reads
 /// the key and builds the sockets' addresses.
 pub fn resolve(plan: &NodePlan, key_file: &Path) -> Result<Setup, String> {
-    let Some(peer_name) = plan.peer.clone() else {
+    let (Some(peer_name), Some(peer_id)) = (plan.peer.clone(), plan.ha.peer_id) else {
         return Err(format!(
             "node `{}` has no peer in the file; add a second [[node]] or run with --standalone",
             plan.node
         ));
     };
-    let bytes = std::fs::read(key_file).map_err(|e| {
-        format!(
-            "cannot read the pre-shared key {}: {e}; create it with `head -c 32 /dev/urandom > {}` on both nodes (mode 0600)",
-            key_file.display(),
-            key_file.display()
-        )
-    })?;
-    let psk =
-        Psk::from_file_bytes(&bytes, &key_file.display().to_string()).map_err(|e| e.to_string())?;
+    let psk = super::keyfile::read(key_file).map_err(|e| e.to_string())?;
+    // The key of this pair only: the same file under another deployment
+    // or other node names opens nothing.
+    let pair = Pair::new(
+        &plan.deployment,
+        (plan.ha.node_id, &plan.node),
+        (peer_id, &peer_name),
+    );
+    let key = PairKey::derive(&psk, &pair);
     let mut paths = vec![];
     let mut path_names = vec![];
     let mut path_ifnames = vec![];
@@ -56,7 +58,8 @@ pub fn resolve(plan: &NodePlan, key_file: &Path) -> Result<Setup, String> {
     config.validate().map_err(|e| format!("HA settings: {e}"))?;
     Ok(Setup {
         config,
-        psk,
+        key,
+        peer_id,
         paths,
         path_names,
         path_ifnames,

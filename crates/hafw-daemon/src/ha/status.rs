@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hafw_ha::node::Status as CoreStatus;
-use hafw_ha::wire::Counters;
+use hafw_ha::wire::{Counters, Opener};
 
 use super::executor::Timeline;
 use super::setup::Setup;
@@ -87,7 +87,22 @@ pub fn build(
         dropped: rejected.iter().map(|(k, n)| (k.to_string(), n)).collect(),
         dropped_total: rejected.rejected(),
         send_errors: tr.send_errors,
+        last_refused: None,
         session_sync: None,
         config: status::Config::default(),
     }
+}
+
+/// Why the peer's envelopes were last refused, how long ago, and how often
+/// a peer restarted with its clock behind was taken back: what `hafw
+/// status` shows while the peer is not heard.
+pub fn last_refused(opener: &Opener, now: Duration) -> Option<String> {
+    let (why, at) = opener.last_refusal()?;
+    let ago = now.saturating_sub(at).as_secs_f64();
+    let recoveries = opener.counters().recoveries;
+    let recovered = match recoveries {
+        0 => String::new(),
+        n => format!("; peer heard again after its clock went back {n} time(s)"),
+    };
+    Some(format!("{why} ({ago:.1} s ago){recovered}"))
 }

@@ -3,10 +3,9 @@
 //! sockets, its timer and its request channel; everything it does is one
 //! [`HaInstance::process`] step per [`HaInput`] (holo's instance loop).
 
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hafw_ha::msg::State;
 use hafw_ha::node::{Action, Command, Input, Node};
@@ -54,14 +53,22 @@ pub struct Shared {
 /// One epoch per run for HA1 and HA2 alike (the peer's opener accepts one
 /// epoch per sender), split into one sealer per kind: the HA thread owns
 /// HA1's outright, so it never waits on a lock the sync thread holds.
-pub fn new_sealers(setup: &Setup) -> (KindSealer, Arc<Mutex<KindSealer>>) {
-    let start_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
-    let (ha1, ha2) =
-        Sealer::new(&setup.psk, setup.config.node_id, start_ns, epoch_random()).split();
-    (ha1, Arc::new(Mutex::new(ha2)))
+///
+/// The epoch's random half is what the peer echoes to prove its envelopes
+/// are fresh for this run: it comes from the OS random generator or the
+/// start fails (a guessable one, such as the pid, would let recordings
+/// of an earlier run pass as fresh).
+pub fn new_sealers(setup: &Setup) -> Result<(KindSealer, Arc<Mutex<KindSealer>>), SetupError> {
+    let start_ns = super::wire_now(Duration::ZERO).unix_ns.max(1);
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| {
+        SetupError::Missing(format!(
+            "the OS random generator failed ({e}): the HA epoch needs 8 random bytes; \
+             check that the kernel's getrandom(2) works (a container's seccomp profile)"
+        ))
+    })?;
+    let (ha1, ha2) = Sealer::new(&setup.key, setup.config.node_id, start_ns, random).split();
+    Ok((ha1, Arc::new(Mutex::new(ha2))))
 }
 
 /// Binds the heartbeat sockets and starts the HA thread. Binding and the
@@ -125,19 +132,6 @@ fn realtime(log: &Log) {
             std::io::Error::last_os_error()
         ));
     }
-}
-
-fn epoch_random() -> [u8; 8] {
-    let mut r = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut r))
-        .is_err()
-    {
-        // The epoch's start time already differs per start; the random half
-        // only guards against a clock stepped back to the same nanosecond.
-        r = (std::process::id() as u64).to_be_bytes();
-    }
-    r
 }
 
 /// What wakes the HA thread.
@@ -227,7 +221,12 @@ impl HaInstance {
         let rec = record.map(|f| RecordFile::new(f, &setup.config, start, shared.log.clone()));
         Ok(HaInstance {
             node,
-            opener: Opener::new(&setup.psk, setup.config.node_id),
+            opener: Opener::new(
+                &setup.key,
+                setup.config.node_id,
+                setup.peer_id,
+                sealer.epoch(),
+            ),
             sealer,
             sockets,
             peers: setup.paths.iter().map(|p| p.1).collect(),
@@ -302,7 +301,10 @@ impl HaInstance {
     /// the peer's (or the network's) fault: the opener counts it by reason
     /// and the status shows it; it is not worth a log line each.
     fn deliver(&mut self, now: Duration, path: usize, bytes: &[u8]) {
-        if let Ok(opened) = self.opener.open(bytes) {
+        let opened = self.opener.open(super::wire_now(now), bytes);
+        // Our heartbeats echo the peer's run as the opener now knows it.
+        self.sealer.set_echo(self.opener.echo());
+        if let Ok(opened) = opened {
             let msg = opened.body;
             self.feed(now, Input::Message { path, msg });
         }
@@ -312,7 +314,9 @@ impl HaInstance {
     fn drain(&mut self, now: Duration) {
         for path in 0..self.sockets.len() {
             while let Ok((n, _)) = self.sockets[path].try_recv_from(&mut self.drain_buf) {
-                if let Ok(opened) = self.opener.open(&self.drain_buf[..n]) {
+                let opened = self.opener.open(super::wire_now(now), &self.drain_buf[..n]);
+                self.sealer.set_echo(self.opener.echo());
+                if let Ok(opened) = opened {
                     let msg = opened.body;
                     self.feed(now, Input::Message { path, msg });
                 }
@@ -326,7 +330,9 @@ impl HaInstance {
                 let tl = self.timelines.lock().map(|t| t.clone()).unwrap_or_default();
                 let (s, c) = (self.node.status(), self.opener.counters());
                 let (setup, tr, origin) = (&self.setup, &self.transport, self.origin);
-                let _ = reply.send(status::build(&s, setup, &tl, &c, tr, origin));
+                let mut st = status::build(&s, setup, &tl, &c, tr, origin);
+                st.last_refused = status::last_refused(&self.opener, now);
+                let _ = reply.send(st);
             }
             HaRequest::Command { cmd, reply } => {
                 self.feed(now, Input::Command(cmd));

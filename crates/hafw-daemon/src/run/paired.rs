@@ -134,6 +134,7 @@ impl Paired {
         let start = config::startup(&config_path, &plan.node, &log)?;
         // Everything that can be refused is checked before the kernel changes.
         let setup = ha::setup::resolve(&plan, paths.key_file).map_err(SetupError::Missing)?;
+        let (ha1_sealer, sealer) = ha::thread::new_sealers(&setup)?;
         let listener = control::bind(paths.control).map_err(SetupError::Missing)?;
         let nl = Rtnl::connect().map_err(|e| KernelError::Driver {
             step: "connect to netlink",
@@ -156,7 +157,6 @@ impl Paired {
 
         let metrics = Metrics::new();
         let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
-        let (ha1_sealer, sealer) = ha::thread::new_sealers(&setup);
         let (peer_cfg_tx, peer_cfg_rx) = mpsc::unbounded_channel();
         let sync = start_sync(
             &dep,
@@ -535,7 +535,7 @@ fn start_sync(
     let handle = crate::sync::start(
         sync_setup,
         start.sealer.clone(),
-        setup.psk.clone(),
+        setup.key.clone(),
         log.clone(),
     )?;
     log.info(format!(

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use hafw_ha::config_sync::{ApplyError, ConfigAction, ConfigStatus};
 use hafw_ha::sessions::Mode;
-use hafw_ha::wire::{KindSealer, Psk};
+use hafw_ha::wire::{KindSealer, PairKey};
 use hafw_kernel::conntrack::{self, Conntrack, Events};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -166,7 +166,7 @@ impl Ports {
 pub fn start(
     setup: SyncSetup,
     sealer: Arc<Mutex<KindSealer>>,
-    psk: Psk,
+    key: PairKey,
     log: Log,
 ) -> Result<SyncHandle, DaemonError> {
     let (role_tx, role) = watch::channel(false);
@@ -206,8 +206,9 @@ pub fn start(
                 setup.peer,
                 setup.node_id < setup.peer_id,
                 sealer,
-                &psk,
+                &key,
                 setup.node_id,
+                setup.peer_id,
             );
             let inst = match SyncInstance::new(setup, ct, link.to_peer.clone(), st, log) {
                 Ok(i) => i,

@@ -12,25 +12,35 @@
 #![no_main]
 
 use hafw_ha::msg::Message;
-use hafw_ha::wire::{decode, encode, Kind, Opener, Psk, Reject, Sealer, MAX_PLAINTEXT_LEN};
+use hafw_ha::wire::{
+    decode, encode, Epoch, Kind, Now, Opener, PairKey, Psk, Reject, Sealer, MAX_PLAINTEXT_LEN,
+};
 use libfuzzer_sys::fuzz_target;
 
 const PEER: u32 = 1;
 const ME: u32 = 2;
 
-fn psk(bytes: &[u8]) -> Psk {
+const MINE: Epoch = Epoch {
+    start_ns: 1_700_000_000_000_000_001,
+    random: [3; 8],
+};
+
+fn now() -> Now {
+    Now::new(1_700_000_000_000_000_002, std::time::Duration::ZERO)
+}
+
+fn psk(bytes: &[u8]) -> PairKey {
     match Psk::from_file_bytes(bytes, "fuzz.key") {
-        Ok(p) => p,
+        Ok(p) => PairKey::for_tests(&p),
         Err(e) => panic!("fuzz key: {e}"),
     }
 }
 
 fn pair() -> (Sealer, Opener) {
-    let psk = psk(b"fuzzing key, 32 bytes or longer!");
-    (
-        Sealer::new(&psk, PEER, 1_700_000_000_000_000_000, [7; 8]),
-        Opener::new(&psk, ME),
-    )
+    let key = psk(b"fuzzing key, 32 bytes or longer!");
+    let mut sealer = Sealer::new(&key, PEER, 1_700_000_000_000_000_000, [7; 8]);
+    sealer.set_echo(Some(MINE));
+    (sealer, Opener::new(&key, ME, PEER, MINE))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -40,9 +50,9 @@ fuzz_target!(|data: &[u8]| {
     let (mut sealer, mut opener) = pair();
     match mode % 3 {
         0 => {
-            let mut opener = Opener::new(&psk(b"a key that never seals in here!!"), ME);
-            assert!(opener.open(rest).is_err(), "forged envelope accepted");
-            assert!(opener.open_bytes(rest).is_err(), "forged envelope accepted");
+            let mut opener = Opener::new(&psk(b"a key that never seals in here!!"), ME, PEER, MINE);
+            assert!(opener.open(now(), rest).is_err(), "forged envelope accepted");
+            assert!(opener.open_bytes(now(), rest).is_err(), "forged envelope accepted");
             if let Ok(m) = decode(rest) {
                 assert_eq!(encode(&m), rest, "two encodings of one message");
             }
@@ -54,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
             let Ok(env) = sealer.seal_bytes(Kind::Ha1Datagram, rest) else {
                 panic!("seal refused a plaintext within the limit");
             };
-            match opener.open(&env) {
+            match opener.open(now(), &env) {
                 Ok(o) => assert_eq!(encode(&o.body), rest, "two encodings of one message"),
                 Err(Reject::Decode { .. }) | Err(Reject::SenderMismatch { .. }) => {}
                 Err(other) => panic!("authentic envelope refused: {other}"),
@@ -74,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
             }
             // Bytes past the genuine length extend it.
             env.extend_from_slice(rest.get(genuine.len()..).unwrap_or(&[]));
-            let r = opener.open(&env);
+            let r = opener.open(now(), &env);
             if env == genuine {
                 assert!(r.is_ok(), "genuine envelope refused: {r:?}");
             } else {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::codec::*;
 use super::*;
-use crate::wire::{Kind, Opener, Psk, Sealer, MAX_PLAINTEXT_LEN};
+use crate::wire::{Epoch, Kind, Now, Opener, PairKey, Psk, Sealer, MAX_PLAINTEXT_LEN};
 
 pub(crate) const STREAM: u64 = 0x5EED;
 pub(crate) const RX: u64 = 0xAC4;
@@ -208,10 +208,18 @@ fn a_full_message_fits_one_envelope() {
     assert!(d.len() <= MAX_PAYLOAD);
     // And through the real sealer and opener.
     let psk = Psk::from_file_bytes(b"sessions: 32 bytes or more of secret", "t.key").unwrap();
-    let mut sealer = Sealer::new(&psk, 1, 1, [1; 8]);
-    let mut opener = Opener::new(&psk, 2);
+    let key = PairKey::for_tests(&psk);
+    let mut sealer = Sealer::new(&key, 1, 1, [1; 8]);
+    let me = Epoch {
+        start_ns: 2,
+        random: [2; 8],
+    };
+    sealer.set_echo(Some(me));
+    let mut opener = Opener::new(&key, 2, 1, me);
     let env = sealer.seal_bytes(Kind::Ha2Frame, &b).unwrap();
-    let opened = opener.open_bytes(&env).unwrap();
+    let opened = opener
+        .open_bytes(Now::new(3, Duration::ZERO), &env)
+        .unwrap();
     assert_eq!(decode(&opened.body), Ok(f));
 }
 

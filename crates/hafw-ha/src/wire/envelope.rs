@@ -5,20 +5,26 @@
 //! ```text
 //! offset size field
 //!      0    2 magic "HF"
-//!      2    1 version (1)
+//!      2    1 version (2)
 //!      3    1 kind (1 = HA1 datagram, 2 = HA2 stream frame)
 //!      4    4 sender node id, u32 BE
 //!      8   16 epoch: start ns u64 BE, then 8 random bytes
-//!     24    8 counter, u64 BE
-//!     32    n ciphertext (n = plaintext length)
-//!   32+n   16 Poly1305 tag
+//!     24   16 echo: the receiver's epoch as the sender last heard it
+//!             (all zero: none heard yet)
+//!     40    8 counter, u64 BE
+//!     48    n ciphertext (n = plaintext length)
+//!   48+n   16 Poly1305 tag
 //! ```
+//!
+//! The echo is the receiver's proof of freshness: its epoch is new at
+//! each of its starts (8 random bytes from the OS), so nothing recorded
+//! before that start can carry it (see [`super::open`]).
 
 use super::keys::Epoch;
 
 pub const MAGIC: [u8; 2] = *b"HF";
-pub const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 32;
+pub const VERSION: u8 = 2;
+pub const HEADER_LEN: usize = 48;
 pub const TAG_LEN: usize = 16;
 /// Longest envelope, so a receiver's buffer is bounded and a stream
 /// framing of u16-ish lengths is enough.
@@ -60,6 +66,8 @@ pub(crate) struct Header {
     pub kind: Kind,
     pub sender_id: u32,
     pub epoch: Epoch,
+    /// The receiver's epoch as the sender knew it; `None` is sent as zeros.
+    pub echo: Option<Epoch>,
     pub counter: u64,
 }
 
@@ -81,7 +89,10 @@ impl Header {
         b[3] = self.kind as u8;
         b[4..8].copy_from_slice(&self.sender_id.to_be_bytes());
         b[8..24].copy_from_slice(&self.epoch.to_bytes());
-        b[24..32].copy_from_slice(&self.counter.to_be_bytes());
+        if let Some(echo) = self.echo {
+            b[24..40].copy_from_slice(&echo.to_bytes());
+        }
+        b[40..48].copy_from_slice(&self.counter.to_be_bytes());
         b
     }
 
@@ -110,12 +121,15 @@ impl Header {
         id.copy_from_slice(&h[4..8]);
         let mut epoch = [0u8; Epoch::LEN];
         epoch.copy_from_slice(&h[8..24]);
+        let mut echo = [0u8; Epoch::LEN];
+        echo.copy_from_slice(&h[24..40]);
         let mut counter = [0u8; 8];
-        counter.copy_from_slice(&h[24..32]);
+        counter.copy_from_slice(&h[40..48]);
         Ok(Header {
             kind,
             sender_id: u32::from_be_bytes(id),
             epoch: Epoch::from_bytes(epoch),
+            echo: (echo != [0u8; Epoch::LEN]).then(|| Epoch::from_bytes(echo)),
             counter: u64::from_be_bytes(counter),
         })
     }
@@ -143,6 +157,10 @@ mod tests {
                 start_ns: 0x1122_3344_5566_7788,
                 random: [1, 2, 3, 4, 5, 6, 7, 8],
             },
+            echo: Some(Epoch {
+                start_ns: 0x99,
+                random: [0xEE; 8],
+            }),
             counter: 0x0102_0304_0506_0708,
         }
     }
@@ -156,12 +174,21 @@ mod tests {
     #[test]
     fn header_layout_is_the_documented_one() {
         let b = header().to_bytes();
-        assert_eq!(&b[0..4], b"HF\x01\x02");
+        assert_eq!(&b[0..4], b"HF\x02\x02");
         assert_eq!(&b[4..8], &[0xA1, 0xB2, 0xC3, 0xD4]);
         assert_eq!(&b[8..16], &[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
         assert_eq!(&b[16..24], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(&b[24..32], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&b[24..32], &0x99u64.to_be_bytes());
+        assert_eq!(&b[32..40], &[0xEE; 8]);
+        assert_eq!(&b[40..48], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(Header::parse(&envelope(header())), Ok(header()));
+        // No echo yet: sixteen zeros, read back as none.
+        let none = Header {
+            echo: None,
+            ..header()
+        };
+        assert_eq!(&none.to_bytes()[24..40], &[0u8; 16]);
+        assert_eq!(Header::parse(&envelope(none)), Ok(none));
     }
 
     #[test]
@@ -177,7 +204,7 @@ mod tests {
     #[test]
     fn framing_errors_in_order() {
         let good = envelope(header());
-        assert_eq!(Header::parse(&good[..47]), Err(HeaderError::TooShort(47)));
+        assert_eq!(Header::parse(&good[..63]), Err(HeaderError::TooShort(63)));
         let long = vec![0u8; MAX_ENVELOPE_LEN + 1];
         assert_eq!(
             Header::parse(&long),
@@ -187,8 +214,8 @@ mod tests {
         b[1] = b'G';
         assert_eq!(Header::parse(&b), Err(HeaderError::BadMagic(*b"HG")));
         let mut b = good.clone();
-        b[2] = 2;
-        assert_eq!(Header::parse(&b), Err(HeaderError::BadVersion(2)));
+        b[2] = 1;
+        assert_eq!(Header::parse(&b), Err(HeaderError::BadVersion(1)));
         for k in [0u8, 3, 255] {
             let mut b = good.clone();
             b[3] = k;

@@ -19,7 +19,7 @@ pub const PSK_MIN_LEN: usize = 32;
 
 /// HKDF salt: names the protocol and its version, so keys for a future
 /// format never collide with these.
-const HKDF_SALT: &[u8] = b"hafw-ha-v1";
+const HKDF_SALT: &[u8] = b"hafw-ha-v2";
 
 /// The pair's shared secret: the bytes of the key file, exactly as read
 /// (no trimming, so both nodes must hold byte-identical files).
@@ -70,12 +70,12 @@ impl fmt::Display for PskError {
                 f,
                 "HA pre-shared key file {file} holds {len} bytes; it needs at least \
                  {PSK_MIN_LEN} random bytes: create it with \
-                 `head -c {PSK_MIN_LEN} /dev/urandom > {file}` and copy the same file to both nodes"
+                 `hafw keygen --force {file}` and copy the same file to both nodes"
             ),
             PskError::Constant { file } => write!(
                 f,
                 "HA pre-shared key file {file} repeats one byte value, so it is a placeholder, \
-                 not a secret: create it with `head -c {PSK_MIN_LEN} /dev/urandom > {file}` \
+                 not a secret: create it with `hafw keygen --force {file}` \
                  and copy the same file to both nodes"
             ),
         }
@@ -115,18 +115,94 @@ impl Epoch {
     }
 }
 
-/// The AEAD key of one sender in one epoch:
-/// HKDF-SHA256(ikm = psk, salt = "hafw-ha-v1", info = sender id (u32 BE) || epoch).
-pub(crate) fn derive_cipher(psk: &Psk, sender_id: u32, epoch: Epoch) -> ChaCha20Poly1305 {
-    let mut info = [0u8; 4 + Epoch::LEN];
-    info[..4].copy_from_slice(&sender_id.to_be_bytes());
-    info[4..].copy_from_slice(&epoch.to_bytes());
-    let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), psk.bytes());
-    let mut okm = Zeroizing::new([0u8; 32]);
+/// Who the key is for: the deployment's name and both nodes (id and
+/// name). Both nodes build the same value (the nodes are ordered by id),
+/// and the pair key depends on all of it, so a key file copied to another
+/// pair (another deployment, or other node names) opens nothing there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    deployment: String,
+    /// Ordered by id.
+    nodes: [(u32, String); 2],
+}
+
+impl Pair {
+    pub fn new(deployment: &str, a: (u32, &str), b: (u32, &str)) -> Pair {
+        let (lo, hi) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+        Pair {
+            deployment: deployment.to_string(),
+            nodes: [(lo.0, lo.1.to_string()), (hi.0, hi.1.to_string())],
+        }
+    }
+
+    /// The HKDF info: a label, then each field length-prefixed (u32 BE),
+    /// so no two pairs encode alike ("ab"+"c" is not "a"+"bc").
+    fn info(&self) -> Vec<u8> {
+        let mut out = b"hafw pair".to_vec();
+        let mut put = |bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        put(self.deployment.as_bytes());
+        for (id, name) in &self.nodes {
+            put(&id.to_be_bytes());
+            put(name.as_bytes());
+        }
+        out
+    }
+}
+
+/// The key of one pair, derived once from the pre-shared key and the
+/// [`Pair`]: `HKDF-SHA256(salt "hafw-ha-v2", ikm psk, info pair)`. The
+/// per-sender, per-epoch keys are expanded from it.
+#[derive(Clone)]
+pub struct PairKey {
+    prk: Zeroizing<[u8; 32]>,
+}
+
+impl PairKey {
+    pub fn derive(psk: &Psk, pair: &Pair) -> PairKey {
+        let mut prk = Zeroizing::new([0u8; 32]);
+        expand(
+            &Hkdf::<Sha256>::new(Some(HKDF_SALT), psk.bytes()),
+            &pair.info(),
+            &mut prk,
+        );
+        PairKey { prk }
+    }
+
+    /// A key for tests and fuzzing, from a PSK and a fixed pair.
+    pub fn for_tests(psk: &Psk) -> PairKey {
+        PairKey::derive(psk, &Pair::new("test", (1, "fw-a"), (2, "fw-b")))
+    }
+}
+
+impl fmt::Debug for PairKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PairKey(redacted)")
+    }
+}
+
+fn expand(hk: &Hkdf<Sha256>, info: &[u8], out: &mut [u8; 32]) {
     // Fails only for outputs over 255 * 32 bytes; a constant 32 cannot,
     // whatever the input. A silent fallback key would be worse than a panic.
-    hk.expand(&info, okm.as_mut())
+    hk.expand(info, out)
         .expect("32 bytes is within HKDF-SHA256's output limit");
+}
+
+/// The AEAD key of one sender in one epoch: HKDF-Expand(prk = pair key,
+/// info = "hafw sender" || sender id (u32 BE) || epoch).
+pub(crate) fn derive_cipher(key: &PairKey, sender_id: u32, epoch: Epoch) -> ChaCha20Poly1305 {
+    const LABEL: &[u8] = b"hafw sender";
+    let mut info = [0u8; LABEL.len() + 4 + Epoch::LEN];
+    info[..LABEL.len()].copy_from_slice(LABEL);
+    info[LABEL.len()..LABEL.len() + 4].copy_from_slice(&sender_id.to_be_bytes());
+    info[LABEL.len() + 4..].copy_from_slice(&epoch.to_bytes());
+    // A 32-byte PRK is HKDF-SHA256's own length, the least `from_prk` takes.
+    let hk = Hkdf::<Sha256>::from_prk(key.prk.as_ref())
+        .expect("a 32-byte PRK is long enough for HKDF-SHA256");
+    let mut okm = Zeroizing::new([0u8; 32]);
+    expand(&hk, &info, &mut okm);
     ChaCha20Poly1305::new(Key::from_slice(okm.as_ref()))
 }
 

@@ -1,13 +1,15 @@
 //! The HA wire format: versioned, authenticated and encrypted envelopes
 //! between the two nodes, over HA1 (datagrams) and HA2 (a stream).
 //!
-//! - [`keys`]: the pre-shared key and HKDF-SHA256 key derivation, one key
-//!   per sender and run (epoch);
+//! - [`keys`]: the pre-shared key, the pair's key (bound to the deployment
+//!   and both node names) and HKDF-SHA256 key derivation, one key per
+//!   sender and run (epoch);
 //! - [`envelope`]: the clear header (the AEAD's associated data) and its
 //!   framing limits;
 //! - [`codec`]: the plaintext encoding of [`crate::msg::Message`];
 //! - [`seal`]: the sending side, ChaCha20-Poly1305 with a counter nonce;
-//! - [`open`]: the receiving side: epoch rule, replay window, counters;
+//! - [`open`]: the receiving side: sender and epoch rules, echo, replay
+//!   window; [`reject`]: why an envelope was refused, and the counters;
 //! - [`replay`]: the sliding replay window.
 //!
 //! Anything that arrives is untrusted: [`Opener::open`] returns a value or
@@ -21,6 +23,7 @@ pub mod codec;
 pub mod envelope;
 pub mod keys;
 pub mod open;
+pub mod reject;
 pub mod replay;
 pub mod seal;
 
@@ -31,6 +34,7 @@ mod tests;
 
 pub use codec::{decode, encode, DecodeError};
 pub use envelope::{Kind, MAX_ENVELOPE_LEN, MAX_PLAINTEXT_LEN};
-pub use keys::{Epoch, Psk, PskError, PSK_MIN_LEN};
-pub use open::{Counters, Opened, Opener, Reject};
+pub use keys::{Epoch, Pair, PairKey, Psk, PskError, PSK_MIN_LEN};
+pub use open::{Now, Opened, Opener, MAX_EPOCH_LEAD, RECOVER_AFTER};
+pub use reject::{Counters, Reject};
 pub use seal::{KindSealer, SealError, Sealer};

@@ -1,34 +1,93 @@
 //! The receiving side: checks, decrypts and de-duplicates envelopes, and
 //! counts every refusal by reason.
 //!
-//! Order of checks: framing (length, magic, version, kind), our own id,
-//! epoch and replay window (cheap refusals, no state change), then the tag.
-//! Only a verified tag may change state (a new epoch, a replay-window
-//! bit), so a forgery can neither make the real epoch stale nor burn
-//! counters the real peer will use.
+//! Order of checks: framing (length, magic, version, kind); the sender id
+//! (our own, or not our configured peer's); an epoch implausibly far in
+//! the future; then, for the peer's current epoch, the echo and the
+//! replay window. All of these are refusals without any key derivation
+//! and without any change of state. Only then the tag, and only a
+//! verified tag may change state (a new epoch, a replay-window bit), so a
+//! forgery can neither make the real epoch stale nor burn counters the
+//! real peer will use.
 //!
-//! Epoch rule: a sender's new epoch is accepted only if its start time is
-//! later than the newest accepted from that sender, so a recorded earlier
-//! run cannot be replayed after the peer restarted. Residual risks, by
-//! design of a protocol without a handshake:
-//! - an opener that itself restarted accepts the first epoch it sees, so
-//!   a recorded old run can be replayed to it until the peer's current run
-//!   is heard (then the newer start wins, and the old run is stale again);
-//! - a peer whose wall clock went back across its restart is refused as
-//!   `stale_epoch` until this opener restarts or [`Opener::forget`] is
-//!   called: watch that counter.
+//! Epoch rules (time is an argument, [`Now`]):
+//! - **Echo.** Every envelope carries the receiver's epoch as the sender
+//!   last heard it. An envelope is accepted only if it echoes our current
+//!   epoch, which is new at each of our starts (8 random bytes from the
+//!   OS): nothing recorded before this run of ours can carry it, so a
+//!   restarted node cannot be fed its peer's earlier traffic. The cost is
+//!   one message at each start: the first envelopes of either side do not
+//!   echo yet; the peer learns our epoch from our own envelopes (an
+//!   authentic one, whatever it echoes), and what we echo is
+//!   [`Opener::echo`].
+//! - **Future.** An epoch starting more than [`MAX_EPOCH_LEAD`] after our
+//!   clock is refused outright (a peer whose clock is that far ahead must
+//!   fix it), so no start time, `u64::MAX` included, can make the peer's
+//!   real epoch look old.
+//! - **Order.** A new epoch from the peer replaces the current one if it
+//!   starts later (the peer restarted), or if the current one has been
+//!   silent for [`RECOVER_AFTER`] (the peer restarted with its clock
+//!   behind: counted in [`Counters::recoveries`]; meanwhile its envelopes
+//!   are refused as [`Reject::StaleEpoch`], and [`Opener::last_refusal`]
+//!   says so). An epoch left behind is *retired* and never accepted again
+//!   (the last [`RETIRED_MAX`] of them are kept; older ones are refused by
+//!   the order rule while the current epoch is heard).
+//!
+//! Residual risks, by design of a protocol without a handshake of its own:
+//! - retired epochs beyond [`RETIRED_MAX`] that were heard during this run
+//!   could be replayed once the current epoch has been silent for
+//!   [`RECOVER_AFTER`] (it takes that many restarts of the peer in one run
+//!   of ours);
+//! - before this node has accepted any epoch of the peer, what it echoes
+//!   follows the latest-starting authentic epoch it heard, so recordings
+//!   of a peer run that started later (by the peer's clock) than its
+//!   current one can delay the pair's forming; the peer's own envelopes
+//!   still confirm this node, after which its echo follows the accepted
+//!   epoch.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fmt;
+use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 
-use super::codec::{self, DecodeError};
-use super::envelope::{Header, HeaderError, Kind, HEADER_LEN};
-use super::keys::{derive_cipher, Epoch, Psk};
+use super::codec;
+use super::envelope::{Header, Kind, HEADER_LEN};
+use super::keys::{derive_cipher, Epoch, PairKey};
+pub use super::reject::{Counters, Reject};
 use super::replay::{Replay, ReplayWindow};
 use crate::msg::Message;
+
+/// How far ahead of our wall clock a peer's epoch may start. The nodes'
+/// clocks are meant to be synchronised (NTP in every cloud image): a minute
+/// covers a clock that is off, not one that is broken.
+pub const MAX_EPOCH_LEAD: Duration = Duration::from_secs(60);
+
+/// How long the peer's current epoch must be silent before an epoch that
+/// starts earlier is accepted (a peer restarted with its clock behind).
+/// Longer than any silence of a live run that merely lost a few
+/// heartbeats, short enough that the pair forms again in seconds.
+pub const RECOVER_AFTER: Duration = Duration::from_secs(5);
+
+/// How many epochs left behind are remembered (16 bytes each).
+pub const RETIRED_MAX: usize = 64;
+
+/// The time of one `open`: the wall clock (to judge an epoch's start, which
+/// is the peer's wall clock) and the monotonic one (to measure silences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Nanoseconds since the UNIX epoch.
+    pub unix_ns: u64,
+    /// Any monotonic clock, the same for every call.
+    pub mono: Duration,
+}
+
+impl Now {
+    pub fn new(unix_ns: u64, mono: Duration) -> Now {
+        Now { unix_ns, mono }
+    }
+}
 
 /// An accepted envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,214 +105,60 @@ pub struct Opened<T> {
     pub body: T,
 }
 
-/// Why an envelope was dropped. Every one is the sender's fault (or an
-/// attacker's); none is a reason to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
-    TooShort(usize),
-    TooLong(usize),
-    BadMagic([u8; 2]),
-    BadVersion(u8),
-    UnknownKind(u8),
-    /// Claims to come from us: a loop, a misconfigured peer with our node
-    /// id, or a reflection.
-    OwnId(u32),
-    /// From an epoch that is not newer than the sender's newest accepted.
-    StaleEpoch {
-        sender_id: u32,
-        start_ns: u64,
-        newest_start_ns: u64,
-    },
-    /// The tag does not verify: another key (a different PSK, sender id or
-    /// epoch than claimed) or altered bytes.
-    AuthFailed {
-        sender_id: u32,
-    },
-    Duplicate {
-        sender_id: u32,
-        counter: u64,
-    },
-    TooOld {
-        sender_id: u32,
-        counter: u64,
-    },
-    /// Authentic, but the plaintext is not a message this build knows.
-    Decode {
-        sender_id: u32,
-        error: DecodeError,
-    },
-    /// Authentic, but the message names another node than its envelope.
-    SenderMismatch {
-        sender_id: u32,
-        claimed: u32,
-    },
-}
-
-impl fmt::Display for Reject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reject::TooShort(n) => write!(f, "envelope of {n} bytes is shorter than header and tag"),
-            Reject::TooLong(n) => write!(f, "envelope of {n} bytes exceeds the 64 KiB limit"),
-            Reject::BadMagic(m) => write!(f, "not an hafw HA envelope (magic {m:02x?})"),
-            Reject::BadVersion(v) => write!(
-                f,
-                "envelope version {v}, this build speaks {}: run the same release on both nodes",
-                super::envelope::VERSION
-            ),
-            Reject::UnknownKind(k) => write!(f, "unknown envelope kind {k}"),
-            Reject::OwnId(id) => write!(
-                f,
-                "envelope claims our own node id {id}: a loop, or both nodes configured with one id"
-            ),
-            Reject::StaleEpoch {
-                sender_id,
-                start_ns,
-                newest_start_ns,
-            } => write!(
-                f,
-                "node {sender_id}: run started at {start_ns} ns is not newer than the run \
-                 started at {newest_start_ns} ns already heard (a replay, or the peer's clock went back)"
-            ),
-            Reject::AuthFailed { sender_id } => write!(
-                f,
-                "envelope from node {sender_id} fails authentication: altered, or sealed with \
-                 another pre-shared key (compare the key files on both nodes)"
-            ),
-            Reject::Duplicate { sender_id, counter } => {
-                write!(f, "node {sender_id}: counter {counter} already received (replay)")
-            }
-            Reject::TooOld { sender_id, counter } => write!(
-                f,
-                "node {sender_id}: counter {counter} is behind the replay window"
-            ),
-            Reject::Decode { sender_id, error } => write!(
-                f,
-                "node {sender_id} sent an undecodable message ({error}): run the same release on both nodes"
-            ),
-            Reject::SenderMismatch { sender_id, claimed } => write!(
-                f,
-                "envelope from node {sender_id} carries a message from node {claimed}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Reject {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Reject::Decode { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
-
-impl From<HeaderError> for Reject {
-    fn from(e: HeaderError) -> Reject {
-        match e {
-            HeaderError::TooShort(n) => Reject::TooShort(n),
-            HeaderError::TooLong(n) => Reject::TooLong(n),
-            HeaderError::BadMagic(m) => Reject::BadMagic(m),
-            HeaderError::BadVersion(v) => Reject::BadVersion(v),
-            HeaderError::UnknownKind(k) => Reject::UnknownKind(k),
-        }
-    }
-}
-
-/// Envelopes accepted and dropped, by reason, since the opener started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub accepted: u64,
-    pub too_short: u64,
-    pub too_long: u64,
-    pub bad_magic: u64,
-    pub bad_version: u64,
-    pub unknown_kind: u64,
-    pub own_id: u64,
-    pub stale_epoch: u64,
-    pub auth_failed: u64,
-    /// Duplicates and counters behind the window.
-    pub replayed: u64,
-    pub decode_error: u64,
-    pub sender_mismatch: u64,
-}
-
-impl Counters {
-    /// Name and value of each counter, for metrics.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            ("accepted", self.accepted),
-            ("too_short", self.too_short),
-            ("too_long", self.too_long),
-            ("bad_magic", self.bad_magic),
-            ("bad_version", self.bad_version),
-            ("unknown_kind", self.unknown_kind),
-            ("own_id", self.own_id),
-            ("stale_epoch", self.stale_epoch),
-            ("auth_failed", self.auth_failed),
-            ("replayed", self.replayed),
-            ("decode_error", self.decode_error),
-            ("sender_mismatch", self.sender_mismatch),
-        ]
-        .into_iter()
-    }
-
-    /// All refusals, whatever the reason.
-    pub fn rejected(&self) -> u64 {
-        self.iter()
-            .filter(|(name, _)| *name != "accepted")
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    fn count(&mut self, r: &Reject) {
-        let slot = match r {
-            Reject::TooShort(_) => &mut self.too_short,
-            Reject::TooLong(_) => &mut self.too_long,
-            Reject::BadMagic(_) => &mut self.bad_magic,
-            Reject::BadVersion(_) => &mut self.bad_version,
-            Reject::UnknownKind(_) => &mut self.unknown_kind,
-            Reject::OwnId(_) => &mut self.own_id,
-            Reject::StaleEpoch { .. } => &mut self.stale_epoch,
-            Reject::AuthFailed { .. } => &mut self.auth_failed,
-            Reject::Duplicate { .. } | Reject::TooOld { .. } => &mut self.replayed,
-            Reject::Decode { .. } => &mut self.decode_error,
-            Reject::SenderMismatch { .. } => &mut self.sender_mismatch,
-        };
-        *slot = slot.saturating_add(1);
-    }
-
-    fn record<T>(&mut self, r: &Result<T, Reject>) {
-        match r {
-            Ok(_) => self.accepted = self.accepted.saturating_add(1),
-            Err(e) => self.count(e),
-        }
-    }
-}
-
-/// What we hold for one sender: its newest accepted epoch only (older ones
-/// are stale by rule, so their keys are dropped).
-struct Peer {
+/// The peer's current epoch.
+struct Current {
     epoch: Epoch,
     cipher: ChaCha20Poly1305,
     windows: [ReplayWindow; Kind::ALL.len()],
+    /// When an envelope of it was last accepted.
+    last_heard: Duration,
 }
 
-/// Opens envelopes for one node. Keeps per-sender state, which only an
-/// authentic envelope (one sealed with the PSK) can create.
+/// The last authentic epoch of the peer that was not accepted (it did not
+/// echo us yet, or it was stale), with its key, so that its next envelopes
+/// cost no derivation.
+struct Candidate {
+    epoch: Epoch,
+    cipher: ChaCha20Poly1305,
+    /// The newest counter refused per kind while a candidate: none up to
+    /// it may be accepted later, when the epoch becomes current.
+    refused: [Option<u64>; Kind::ALL.len()],
+}
+
+/// Opens the envelopes of one peer for one node. Keeps the peer's current
+/// epoch, the epochs it left behind and one candidate key, all of which
+/// only an authentic envelope can create; none grows with what arrives.
 pub struct Opener {
-    psk: Psk,
+    key: PairKey,
     own_id: u32,
-    peers: HashMap<u32, Peer>,
+    peer_id: u32,
+    /// Ours: what the peer must echo.
+    own_epoch: Epoch,
+    current: Option<Current>,
+    retired: VecDeque<Epoch>,
+    candidate: Option<Candidate>,
+    /// What our envelopes echo; see [`Opener::echo`].
+    echo: Option<Epoch>,
     counters: Counters,
+    last_refusal: Option<(Reject, Duration)>,
+    derivations: u64,
 }
 
 impl Opener {
-    pub fn new(psk: &Psk, own_node_id: u32) -> Opener {
+    /// `own_epoch` is this node's sealer's epoch ([`super::Sealer::epoch`]).
+    pub fn new(key: &PairKey, own_node_id: u32, peer_id: u32, own_epoch: Epoch) -> Opener {
         Opener {
-            psk: psk.clone(),
+            key: key.clone(),
             own_id: own_node_id,
-            peers: HashMap::new(),
+            peer_id,
+            own_epoch,
+            current: None,
+            retired: VecDeque::new(),
+            candidate: None,
+            echo: None,
             counters: Counters::default(),
+            last_refusal: None,
+            derivations: 0,
         }
     }
 
@@ -261,10 +166,32 @@ impl Opener {
         self.counters
     }
 
+    /// The last refusal of an envelope that claimed to be from the peer,
+    /// and when (the `mono` of its [`Now`]): what status shows while the
+    /// peer is refused.
+    pub fn last_refusal(&self) -> Option<(Reject, Duration)> {
+        self.last_refusal
+    }
+
+    /// Keys derived so far: one per epoch of the peer, plus one per forged
+    /// epoch that reached the tag check.
+    pub fn derivations(&self) -> u64 {
+        self.derivations
+    }
+
+    /// The peer's epoch our envelopes should echo (hand it to
+    /// [`super::Sealer::set_echo`] after each `open`): the accepted epoch;
+    /// before one is, or while a peer restarted with its clock behind is
+    /// refused as stale, the authentic epoch that asks to be heard, so that
+    /// the peer can hear us meanwhile.
+    pub fn echo(&self) -> Option<Epoch> {
+        self.echo
+    }
+
     /// Opens an envelope holding a [`Message`]; the message's node id must
     /// be the envelope's sender.
-    pub fn open(&mut self, envelope: &[u8]) -> Result<Opened<Message>, Reject> {
-        let r = self.open_unrecorded(envelope).and_then(|o| {
+    pub fn open(&mut self, now: Now, envelope: &[u8]) -> Result<Opened<Message>, Reject> {
+        let r = self.open_unrecorded(now, envelope).and_then(|o| {
             let msg = codec::decode(&o.body).map_err(|error| Reject::Decode {
                 sender_id: o.sender_id,
                 error,
@@ -288,90 +215,183 @@ impl Opener {
                 body: msg,
             })
         });
-        self.counters.record(&r);
+        self.record(now, &r);
         r
     }
 
     /// Opens an envelope and returns its plaintext as is (HA2 payloads
     /// that define their own encoding).
-    pub fn open_bytes(&mut self, envelope: &[u8]) -> Result<Opened<Vec<u8>>, Reject> {
-        let r = self.open_unrecorded(envelope);
-        self.counters.record(&r);
+    pub fn open_bytes(&mut self, now: Now, envelope: &[u8]) -> Result<Opened<Vec<u8>>, Reject> {
+        let r = self.open_unrecorded(now, envelope);
+        self.record(now, &r);
         r
     }
 
-    /// Forgets everything about `sender_id`, so its next authentic epoch is
-    /// accepted whatever its start time: the operator's way out when the
-    /// peer's clock went back across a restart (`stale_epoch` rising).
-    pub fn forget(&mut self, sender_id: u32) {
-        self.peers.remove(&sender_id);
+    fn record<T>(&mut self, now: Now, r: &Result<T, Reject>) {
+        self.counters.record(r);
+        if let Err(e) = r {
+            let from_peer = !matches!(
+                e,
+                Reject::TooShort(_)
+                    | Reject::TooLong(_)
+                    | Reject::BadMagic(_)
+                    | Reject::BadVersion(_)
+                    | Reject::UnknownKind(_)
+                    | Reject::OwnId(_)
+                    | Reject::UnknownSender { .. }
+            );
+            if from_peer {
+                self.last_refusal = Some((*e, now.mono));
+            }
+        }
     }
 
-    fn open_unrecorded(&mut self, envelope: &[u8]) -> Result<Opened<Vec<u8>>, Reject> {
+    fn open_unrecorded(&mut self, now: Now, envelope: &[u8]) -> Result<Opened<Vec<u8>>, Reject> {
         let h = Header::parse(envelope)?;
         if h.sender_id == self.own_id {
             return Err(Reject::OwnId(h.sender_id));
         }
+        if h.sender_id != self.peer_id {
+            return Err(Reject::UnknownSender {
+                sender_id: h.sender_id,
+                peer_id: self.peer_id,
+            });
+        }
+        let sender_id = h.sender_id;
+        if h.epoch.start_ns > now.unix_ns.saturating_add(MAX_EPOCH_LEAD.as_nanos() as u64) {
+            return Err(Reject::FutureEpoch {
+                sender_id,
+                start_ns: h.epoch.start_ns,
+                now_ns: now.unix_ns,
+            });
+        }
+        let echoes_us = h.echo == Some(self.own_epoch);
         let replay = |r: Replay| match r {
             Replay::Duplicate => Reject::Duplicate {
-                sender_id: h.sender_id,
+                sender_id,
                 counter: h.counter,
             },
             Replay::TooOld => Reject::TooOld {
-                sender_id: h.sender_id,
+                sender_id,
                 counter: h.counter,
             },
         };
         let (aad, sealed) = envelope.split_at(HEADER_LEN);
-        // Set only for an epoch we have not accepted yet from this sender.
-        let mut derived = None;
-        let cipher = match self.peers.get(&h.sender_id) {
-            Some(p) if p.epoch == h.epoch => {
-                p.windows[h.kind.index()].check(h.counter).map_err(replay)?;
-                &p.cipher
+
+        if let Some(cur) = self.current.as_mut().filter(|c| c.epoch == h.epoch) {
+            if !echoes_us {
+                return Err(Reject::Unconfirmed { sender_id });
             }
-            Some(p) if h.epoch.start_ns <= p.epoch.start_ns => {
+            let window = &mut cur.windows[h.kind.index()];
+            window.check(h.counter).map_err(replay)?;
+            let body = decrypt(&cur.cipher, h, aad, sealed)?;
+            window.accept(h.counter).map_err(replay)?;
+            cur.last_heard = now.mono;
+            return Ok(opened(h, false, body));
+        }
+        if self.retired.contains(&h.epoch) {
+            return Err(Reject::RetiredEpoch {
+                sender_id,
+                start_ns: h.epoch.start_ns,
+            });
+        }
+        // With an accepted epoch, an envelope that does not echo us can
+        // teach nothing: refuse it before any key work.
+        if self.current.is_some() && !echoes_us {
+            return Err(Reject::Unconfirmed { sender_id });
+        }
+
+        let known = (self.candidate.as_ref()).is_some_and(|c| c.epoch == h.epoch);
+        let (body, cand) = if known {
+            // Known just above; the fallback only keeps this panic-free.
+            let Some(c) = self.candidate.as_mut() else {
+                return Err(Reject::AuthFailed { sender_id });
+            };
+            (decrypt(&c.cipher, h, aad, sealed)?, c)
+        } else {
+            self.derivations += 1;
+            let cipher = derive_cipher(&self.key, sender_id, h.epoch);
+            // A forgery under a (claimed) new epoch changes nothing.
+            let body = decrypt(&cipher, h, aad, sealed)?;
+            let fresh = Candidate {
+                epoch: h.epoch,
+                cipher,
+                refused: [None; Kind::ALL.len()],
+            };
+            (body, self.candidate.insert(fresh))
+        };
+        // Authentic: only now may state change.
+        let refuse = |cand: &mut Candidate| {
+            let newest = &mut cand.refused[h.kind.index()];
+            *newest = (*newest).max(Some(h.counter));
+        };
+        if !echoes_us {
+            refuse(cand);
+            // No epoch accepted yet: follow the latest-starting one heard,
+            // so a replayed earlier run does not displace the live one.
+            if self.echo.is_none_or(|e| h.epoch.start_ns >= e.start_ns) {
+                self.echo = Some(h.epoch);
+            }
+            return Err(Reject::Unconfirmed { sender_id });
+        }
+        let mut recovery = false;
+        if let Some(cur) = &self.current {
+            let newer = h.epoch.start_ns > cur.epoch.start_ns;
+            let silent = now.mono.saturating_sub(cur.last_heard) >= RECOVER_AFTER;
+            if !newer && !silent {
+                refuse(cand);
+                // Sealed during this run of ours by a run of the peer we
+                // never accepted: the peer restarted with its clock behind.
+                // Let it hear us while its old run falls silent.
+                self.echo = Some(h.epoch);
                 return Err(Reject::StaleEpoch {
-                    sender_id: h.sender_id,
+                    sender_id,
                     start_ns: h.epoch.start_ns,
-                    newest_start_ns: p.epoch.start_ns,
+                    newest_start_ns: cur.epoch.start_ns,
                 });
             }
-            _ => &*derived.insert(derive_cipher(&self.psk, h.sender_id, h.epoch)),
-        };
-        let body = decrypt(cipher, h, aad, sealed)?;
-        // Authentic: only now may state change.
-        let new_epoch = derived.is_some();
-        let peer = match derived {
-            Some(cipher) => {
-                let fresh = Peer {
-                    epoch: h.epoch,
-                    cipher,
-                    windows: Default::default(),
-                };
-                self.peers.entry(h.sender_id).insert_entry(fresh).into_mut()
+            recovery = !newer;
+        }
+        // What was refused while the epoch was a candidate stays refused:
+        // those envelopes must not be replayed into the new window.
+        let mut windows: [ReplayWindow; Kind::ALL.len()] = Default::default();
+        for (w, refused) in windows.iter_mut().zip(cand.refused) {
+            if let Some(n) = refused {
+                w.refuse_up_to(n);
             }
-            None => match self.peers.get_mut(&h.sender_id) {
-                Some(p) => p,
-                // Unreachable: without a derived key the peer was found above.
-                None => {
-                    return Err(Reject::AuthFailed {
-                        sender_id: h.sender_id,
-                    })
-                }
-            },
+        }
+        windows[h.kind.index()].accept(h.counter).map_err(replay)?;
+        let Some(cand) = self.candidate.take() else {
+            return Err(Reject::AuthFailed { sender_id });
         };
-        peer.windows[h.kind.index()]
-            .accept(h.counter)
-            .map_err(replay)?;
-        Ok(Opened {
-            sender_id: h.sender_id,
-            kind: h.kind,
+        if recovery {
+            self.counters.recoveries = self.counters.recoveries.saturating_add(1);
+        }
+        let fresh = Current {
             epoch: h.epoch,
-            counter: h.counter,
-            new_epoch,
-            body,
-        })
+            cipher: cand.cipher,
+            windows,
+            last_heard: now.mono,
+        };
+        if let Some(old) = self.current.replace(fresh) {
+            if self.retired.len() == RETIRED_MAX {
+                self.retired.pop_front();
+            }
+            self.retired.push_back(old.epoch);
+        }
+        self.echo = Some(h.epoch);
+        Ok(opened(h, true, body))
+    }
+}
+
+fn opened(h: Header, new_epoch: bool, body: Vec<u8>) -> Opened<Vec<u8>> {
+    Opened {
+        sender_id: h.sender_id,
+        kind: h.kind,
+        epoch: h.epoch,
+        counter: h.counter,
+        new_epoch,
+        body,
     }
 }
 
@@ -390,12 +410,13 @@ fn decrypt(
 
 impl fmt::Debug for Opener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut epochs: Vec<(u32, Epoch)> =
-            self.peers.iter().map(|(id, p)| (*id, p.epoch)).collect();
-        epochs.sort_by_key(|(id, _)| *id);
         f.debug_struct("Opener")
             .field("own_id", &self.own_id)
-            .field("epochs", &epochs)
+            .field("peer_id", &self.peer_id)
+            .field("own_epoch", &self.own_epoch)
+            .field("current", &self.current.as_ref().map(|c| c.epoch))
+            .field("retired", &self.retired.len())
+            .field("echo", &self.echo)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
     }

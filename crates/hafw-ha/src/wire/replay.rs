@@ -24,12 +24,17 @@ pub(crate) struct ReplayWindow {
     /// Newest accepted counter; `None` until the first.
     newest: Option<u64>,
     ring: [u64; WORDS],
+    /// Counters up to this one are refused as too old, whatever the ring.
+    floor: Option<u64>,
 }
 
 impl ReplayWindow {
     /// Would `counter` be accepted? Does not change the window, so it can
     /// run before the tag is checked.
     pub fn check(&self, counter: u64) -> Result<(), Replay> {
+        if self.floor.is_some_and(|f| counter <= f) {
+            return Err(Replay::TooOld);
+        }
         let Some(newest) = self.newest else {
             return Ok(());
         };
@@ -72,6 +77,12 @@ impl ReplayWindow {
         let (word, bit) = Self::slot(counter);
         self.ring[word] |= bit;
         Ok(())
+    }
+
+    /// Refuses every counter up to `counter` from now on (envelopes seen
+    /// and refused before this window existed).
+    pub fn refuse_up_to(&mut self, counter: u64) {
+        self.floor = self.floor.max(Some(counter));
     }
 
     fn slot(counter: u64) -> (usize, u64) {
@@ -119,6 +130,16 @@ mod tests {
         let c = 100 + 10 * RING_BITS - 1;
         assert_eq!(w.accept(c), Ok(()));
         assert_eq!(w.check(99), Err(Replay::TooOld));
+    }
+
+    #[test]
+    fn a_floor_refuses_up_to_it() {
+        let mut w = ReplayWindow::default();
+        w.refuse_up_to(10);
+        assert_eq!(w.check(0), Err(Replay::TooOld));
+        assert_eq!(w.accept(10), Err(Replay::TooOld));
+        assert_eq!(w.accept(11), Ok(()));
+        assert_eq!(w.accept(10), Err(Replay::TooOld));
     }
 
     #[test]

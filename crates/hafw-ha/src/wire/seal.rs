@@ -7,7 +7,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 
 use super::codec;
 use super::envelope::{Header, Kind, MAX_PLAINTEXT_LEN};
-use super::keys::{derive_cipher, Epoch, Psk};
+use super::keys::{derive_cipher, Epoch, PairKey};
 use crate::msg::Message;
 
 /// Seals messages from one node in one run (epoch).
@@ -18,6 +18,10 @@ pub struct Sealer {
     cipher: ChaCha20Poly1305,
     node_id: u32,
     epoch: Epoch,
+    /// The peer's epoch, as this node's opener last vouched for it
+    /// ([`crate::wire::Opener::echo`]): the peer accepts only envelopes that
+    /// echo its current run.
+    echo: Option<Epoch>,
     /// Next counter per kind. `u64::MAX` is never used, so "exhausted" is
     /// representable without a wider type.
     next: [u64; Kind::ALL.len()],
@@ -54,17 +58,24 @@ impl Sealer {
     /// `epoch_start_ns`: wall clock at this run's start, nanoseconds since
     /// the UNIX epoch; `epoch_random`: 8 bytes from the OS's CSPRNG. Both
     /// come from the caller, as the cores read no clock and no entropy.
-    pub fn new(psk: &Psk, node_id: u32, epoch_start_ns: u64, epoch_random: [u8; 8]) -> Sealer {
+    pub fn new(key: &PairKey, node_id: u32, epoch_start_ns: u64, epoch_random: [u8; 8]) -> Sealer {
         let epoch = Epoch {
             start_ns: epoch_start_ns,
             random: epoch_random,
         };
         Sealer {
-            cipher: derive_cipher(psk, node_id, epoch),
+            cipher: derive_cipher(key, node_id, epoch),
             node_id,
             epoch,
+            echo: None,
             next: [0; Kind::ALL.len()],
         }
+    }
+
+    /// What the following envelopes echo: the caller copies its opener's
+    /// [`crate::wire::Opener::echo`] here after each envelope it opens.
+    pub fn set_echo(&mut self, echo: Option<Epoch>) {
+        self.echo = echo;
     }
 
     pub fn node_id(&self) -> u32 {
@@ -97,6 +108,7 @@ impl Sealer {
             kind,
             sender_id: self.node_id,
             epoch: self.epoch,
+            echo: self.echo,
             counter,
         };
         let aad = header.to_bytes();
@@ -136,6 +148,7 @@ impl Sealer {
             cipher: self.cipher.clone(),
             node_id: self.node_id,
             epoch: self.epoch,
+            echo: self.echo,
             next: self.next,
         };
         (
@@ -171,6 +184,11 @@ impl KindSealer {
         self.inner.epoch
     }
 
+    /// See [`Sealer::set_echo`].
+    pub fn set_echo(&mut self, echo: Option<Epoch>) {
+        self.inner.set_echo(echo);
+    }
+
     pub fn seal(&mut self, msg: &Message) -> Result<Vec<u8>, SealError> {
         self.inner.seal(self.kind, msg)
     }
@@ -194,6 +212,7 @@ impl fmt::Debug for Sealer {
         f.debug_struct("Sealer")
             .field("node_id", &self.node_id)
             .field("epoch", &self.epoch)
+            .field("echo", &self.echo)
             .field("next", &self.next)
             .finish_non_exhaustive()
     }
@@ -205,8 +224,10 @@ mod tests {
     use crate::wire::envelope::{HEADER_LEN, MAX_ENVELOPE_LEN, TAG_LEN};
     use std::collections::HashSet;
 
-    fn psk() -> Psk {
-        Psk::from_file_bytes(b"0123456789abcdef0123456789abcdef", "test.key").unwrap()
+    fn psk() -> PairKey {
+        let psk =
+            crate::wire::Psk::from_file_bytes(b"0123456789abcdef0123456789abcdef", "test.key");
+        PairKey::for_tests(&psk.unwrap())
     }
 
     #[test]
@@ -217,7 +238,14 @@ mod tests {
             (ha1.kind(), ha2.kind()),
             (Kind::Ha1Datagram, Kind::Ha2Frame)
         );
-        let mut opener = crate::wire::Opener::new(&psk, 2);
+        let me = Epoch {
+            start_ns: 6,
+            random: [4; 8],
+        };
+        let mut opener = crate::wire::Opener::new(&psk, 2, 1, me);
+        ha1.set_echo(Some(me));
+        ha2.set_echo(Some(me));
+        let now = crate::wire::Now::new(1_000, std::time::Duration::ZERO);
         let mut nonces = HashSet::new();
         for i in 0..1000u32 {
             for s in [&mut ha1, &mut ha2] {
@@ -225,7 +253,7 @@ mod tests {
                 let h = Header::parse(&env).unwrap();
                 assert_eq!(h.kind, s.kind());
                 assert!(nonces.insert(h.nonce()), "nonce reused at {i}");
-                assert_eq!(opener.open_bytes(&env).unwrap().body, i.to_be_bytes());
+                assert_eq!(opener.open_bytes(now, &env).unwrap().body, i.to_be_bytes());
             }
         }
     }

@@ -12,6 +12,7 @@ use hafw_testkit::Rng;
 
 const PEER: u32 = 1;
 const ME: u32 = 2;
+const HEADER: usize = envelope::HEADER_LEN;
 const ROUNDS: usize = 100_000;
 
 /// Mostly small, sometimes around the envelope limits.
@@ -23,15 +24,23 @@ fn len(rng: &mut Rng) -> usize {
     }
 }
 
-fn psk() -> Psk {
-    Psk::from_file_bytes(b"sweep: 32 bytes or more of secret", "sweep.key").unwrap()
+fn key() -> PairKey {
+    let psk = Psk::from_file_bytes(b"sweep: 32 bytes or more of secret", "sweep.key").unwrap();
+    PairKey::for_tests(&psk)
 }
+
+const MINE: Epoch = Epoch {
+    start_ns: 1_700_000_000_000_000_001,
+    random: [6; 8],
+};
 
 #[test]
 fn no_input_panics_and_no_forgery_passes() {
     let mut rng = Rng::new(0x00C0_FFEE);
-    let mut sealer = Sealer::new(&psk(), PEER, 1_700_000_000_000_000_000, [4; 8]);
-    let mut opener = Opener::new(&psk(), ME);
+    let mut sealer = Sealer::new(&key(), PEER, 1_700_000_000_000_000_000, [4; 8]);
+    sealer.set_echo(Some(MINE));
+    let mut opener = Opener::new(&key(), ME, PEER, MINE);
+    let now = Now::new(1_700_000_000_000_000_002, std::time::Duration::ZERO);
     let messages = [
         Message::Heartbeat(heartbeat(PEER, State::Active)),
         Message::Heartbeat(heartbeat(PEER, State::NonFunctional)),
@@ -56,8 +65,8 @@ fn no_input_panics_and_no_forgery_passes() {
             0 => {
                 let len = len(&mut rng);
                 let input = rng.bytes(len);
-                assert!(opener.open(&input).is_err(), "round {round}");
-                assert!(opener.open_bytes(&input).is_err(), "round {round}");
+                assert!(opener.open(now, &input).is_err(), "round {round}");
+                assert!(opener.open_bytes(now, &input).is_err(), "round {round}");
                 opens += 2;
                 if let Ok(m) = decode(&input) {
                     assert_eq!(encode(&m), input, "round {round}");
@@ -66,17 +75,17 @@ fn no_input_panics_and_no_forgery_passes() {
             // A genuine header, then random ciphertext and tag.
             1 => {
                 let g = &genuine[rng.index(genuine.len())];
-                let mut input = g[..32].to_vec();
+                let mut input = g[..HEADER].to_vec();
                 let len = len(&mut rng);
                 input.extend_from_slice(&rng.bytes(len));
-                assert!(opener.open(&input).is_err(), "round {round}");
+                assert!(opener.open(now, &input).is_err(), "round {round}");
                 opens += 1;
             }
             // A mutated genuine envelope.
             2 => {
                 let g = &genuine[rng.index(genuine.len())];
                 let input = mutate(&mut rng, g, 8);
-                let r = opener.open(&input);
+                let r = opener.open(now, &input);
                 opens += 1;
                 if input == *g {
                     // The edits cancelled out: the genuine one is accepted
@@ -104,7 +113,7 @@ fn no_input_panics_and_no_forgery_passes() {
                 let kind = Kind::ALL[rng.index(2)];
                 let env = sealer.seal_bytes(kind, &plain).unwrap();
                 opens += 1;
-                match opener.open(&env) {
+                match opener.open(now, &env) {
                     Ok(o) => {
                         expected_accepts += 1;
                         assert_eq!(encode(&o.body), plain, "round {round}");
@@ -129,7 +138,7 @@ fn no_input_panics_and_no_forgery_passes() {
     assert_eq!(c.accepted + c.rejected(), opens, "every open counted once");
     // The sweep must reach every kind of refusal, or it explores too little.
     for (name, value) in c.iter() {
-        if !matches!(name, "own_id" | "stale_epoch" | "too_long") {
+        if !matches!(name, "own_id" | "stale_epoch" | "too_long" | "future_epoch") {
             assert!(value > 0, "sweep never produced {name}: {c:?}");
         }
     }

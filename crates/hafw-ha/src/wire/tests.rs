@@ -1,6 +1,8 @@
 //! Seal and open together: the scenarios of the protocol's security
 //! claims.
 
+use std::time::Duration;
+
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
@@ -19,8 +21,44 @@ fn psk() -> Psk {
     Psk::from_file_bytes(PSK_BYTES, "test.key").unwrap()
 }
 
+fn pair() -> Pair {
+    Pair::new("seed", (PEER, "fw-a"), (ME, "fw-b"))
+}
+
+fn key() -> PairKey {
+    PairKey::derive(&psk(), &pair())
+}
+
+/// This node's run (the opener's side).
+fn my_epoch() -> Epoch {
+    Epoch {
+        start_ns: T0 + 1,
+        random: [0xC3; 8],
+    }
+}
+
+/// Two seconds after T0 by the wall clock; any monotonic origin.
+fn now() -> Now {
+    Now::new(T0 + 2_000_000_000, Duration::from_secs(100))
+}
+
+fn later(secs: u64) -> Now {
+    let n = now();
+    Now::new(
+        n.unix_ns + secs * 1_000_000_000,
+        n.mono + Duration::from_secs(secs),
+    )
+}
+
+fn opener() -> Opener {
+    Opener::new(&key(), ME, PEER, my_epoch())
+}
+
+/// The peer's sealer, which has already heard this node's run.
 fn peer_sealer(start_ns: u64) -> Sealer {
-    Sealer::new(&psk(), PEER, start_ns, [0x5A; 8])
+    let mut s = Sealer::new(&key(), PEER, start_ns, [0x5A; 8]);
+    s.set_echo(Some(my_epoch()));
+    s
 }
 
 fn takeover(term: u64) -> Message {
@@ -33,7 +71,7 @@ fn takeover(term: u64) -> Message {
 #[test]
 fn every_message_round_trips_on_both_kinds() {
     let mut s = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let mut first = true;
     for kind in Kind::ALL {
         for m in samples() {
@@ -46,7 +84,7 @@ fn every_message_round_trips_on_both_kinds() {
                 Message::Takeover { term, .. } => takeover(term),
             };
             let env = s.seal(kind, &m).unwrap();
-            let got = o.open(&env).unwrap();
+            let got = o.open(now(), &env).unwrap();
             assert_eq!(got.body, m);
             assert_eq!(got.sender_id, PEER);
             assert_eq!(got.kind, kind);
@@ -63,27 +101,31 @@ fn every_message_round_trips_on_both_kinds() {
 #[test]
 fn payload_bytes_round_trip_and_ciphertext_hides_them() {
     let mut s = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let payload = b"session sync: 10.0.0.1:443 -> 198.51.100.7:51000 established";
     let env = s.seal_bytes(Kind::Ha2Frame, payload).unwrap();
     assert!(
         !env.windows(payload.len()).any(|w| w == payload),
         "plaintext visible in the envelope"
     );
-    let got = o.open_bytes(&env).unwrap();
+    let got = o.open_bytes(now(), &env).unwrap();
     assert_eq!(got.body, payload);
     let empty = s.seal_bytes(Kind::Ha2Frame, b"").unwrap();
-    assert_eq!(o.open_bytes(&empty).unwrap().body, b"");
+    assert_eq!(o.open_bytes(now(), &empty).unwrap().body, b"");
 }
 
 #[test]
 fn other_psk_is_auth_failed_and_counted() {
     let other = Psk::from_file_bytes(b"another pair's secret of 32 bytes", "other.key").unwrap();
-    let mut s = Sealer::new(&other, PEER, T0, [1; 8]);
-    let mut o = Opener::new(&psk(), ME);
+    let mut s = Sealer::new(&PairKey::derive(&other, &pair()), PEER, T0, [1; 8]);
+    s.set_echo(Some(my_epoch()));
+    let mut o = opener();
     for i in 0..3 {
         let env = s.seal(Kind::Ha1Datagram, &takeover(i)).unwrap();
-        assert_eq!(o.open(&env), Err(Reject::AuthFailed { sender_id: PEER }));
+        assert_eq!(
+            o.open(now(), &env),
+            Err(Reject::AuthFailed { sender_id: PEER })
+        );
     }
     assert_eq!(o.counters().auth_failed, 3);
     assert_eq!(o.counters().accepted, 0);
@@ -95,13 +137,13 @@ fn every_single_bit_flip_is_rejected_and_changes_nothing() {
     let mut s = peer_sealer(T0);
     let m = Message::Heartbeat(heartbeat(PEER, State::Active));
     let env = s.seal(Kind::Ha1Datagram, &m).unwrap();
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let mut flips = 0u64;
     for byte in 0..env.len() {
         for bit in 0..8 {
             let mut bad = env.clone();
             bad[byte] ^= 1 << bit;
-            let r = o.open(&bad);
+            let r = o.open(now(), &bad);
             assert!(r.is_err(), "flip of byte {byte} bit {bit} accepted: {r:?}");
             flips += 1;
         }
@@ -115,13 +157,25 @@ fn every_single_bit_flip_is_rejected_and_changes_nothing() {
         c.unknown_kind, 8,
         "kind 1 with one bit flipped is never 1 or 2"
     );
-    // Sender 1 with bit 1 flipped is 3, our own id.
+    // Sender 1 with bit 1 flipped is 3, our own id; any other flip of the
+    // sender is not our peer.
     assert_eq!(c.own_id, 1);
-    // The epoch start's bits: flipping a bit that lowers the start makes
-    // no difference here (no epoch known yet), so all else is auth_failed.
-    assert_eq!(c.auth_failed, flips - 16 - 8 - 8 - 1);
+    assert_eq!(c.unknown_sender, 31);
+    // A flip that raises the epoch's start past the lead is refused as
+    // future; one that lowers it, or any other, fails the tag (no epoch
+    // is known yet, and the tag is checked before the echo).
+    let future = (0..64)
+        .filter(|b| T0 ^ (1u64 << b) > now().unix_ns + MAX_EPOCH_LEAD.as_nanos() as u64)
+        .count() as u64;
+    assert!(future > 10, "{future}");
+    assert_eq!(c.future_epoch, future);
+    assert_eq!(c.auth_failed, flips - 16 - 8 - 8 - 1 - 31 - future);
+    assert_eq!(
+        o.last_refusal().map(|r| r.0),
+        Some(Reject::AuthFailed { sender_id: PEER })
+    );
     // None of that advanced any state: the genuine envelope opens.
-    assert_eq!(o.open(&env).unwrap().body, m);
+    assert_eq!(o.open(now(), &env).unwrap().body, m);
 }
 
 #[test]
@@ -129,19 +183,22 @@ fn the_kind_is_authenticated() {
     let mut s = peer_sealer(T0);
     let mut env = s.seal(Kind::Ha1Datagram, &takeover(1)).unwrap();
     env[3] = Kind::Ha2Frame as u8;
-    let mut o = Opener::new(&psk(), ME);
-    assert_eq!(o.open(&env), Err(Reject::AuthFailed { sender_id: PEER }));
+    let mut o = opener();
+    assert_eq!(
+        o.open(now(), &env),
+        Err(Reject::AuthFailed { sender_id: PEER })
+    );
 }
 
 #[test]
 fn a_replayed_envelope_is_rejected_and_counted() {
     let mut s = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let env = s.seal(Kind::Ha1Datagram, &takeover(1)).unwrap();
-    o.open(&env).unwrap();
+    o.open(now(), &env).unwrap();
     for _ in 0..2 {
         assert_eq!(
-            o.open(&env),
+            o.open(now(), &env),
             Err(Reject::Duplicate {
                 sender_id: PEER,
                 counter: 0
@@ -158,17 +215,20 @@ fn reordering_within_the_window_accepted_once_each_beyond_rejected() {
     let envs: Vec<Vec<u8>> = (0..1500)
         .map(|i| s.seal(Kind::Ha1Datagram, &takeover(i)).unwrap())
         .collect();
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let newest = 1499usize;
-    o.open(&envs[newest]).unwrap();
+    o.open(now(), &envs[newest]).unwrap();
     let reach = replay::WINDOW as usize;
     for c in (newest + 1 - reach..newest).rev() {
-        assert_eq!(o.open(&envs[c]).unwrap().counter, c as u64);
-        assert!(matches!(o.open(&envs[c]), Err(Reject::Duplicate { .. })));
+        assert_eq!(o.open(now(), &envs[c]).unwrap().counter, c as u64);
+        assert!(matches!(
+            o.open(now(), &envs[c]),
+            Err(Reject::Duplicate { .. })
+        ));
     }
     for c in [newest - reach, 100, 0] {
         assert_eq!(
-            o.open(&envs[c]),
+            o.open(now(), &envs[c]),
             Err(Reject::TooOld {
                 sender_id: PEER,
                 counter: c as u64
@@ -182,49 +242,50 @@ fn reordering_within_the_window_accepted_once_each_beyond_rejected() {
 #[test]
 fn kinds_have_independent_windows() {
     let mut s = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let ha2_first = s.seal_bytes(Kind::Ha2Frame, b"bulk sync 1").unwrap();
     for i in 0..2000 {
         let env = s.seal(Kind::Ha1Datagram, &takeover(i)).unwrap();
-        o.open(&env).unwrap();
+        o.open(now(), &env).unwrap();
     }
     // An HA2 frame that waited behind 2000 heartbeats is still fresh.
-    assert_eq!(o.open_bytes(&ha2_first).unwrap().counter, 0);
+    assert_eq!(o.open_bytes(now(), &ha2_first).unwrap().counter, 0);
 }
 
 #[test]
 fn an_older_epoch_after_a_newer_one_is_stale() {
     let mut old = peer_sealer(T0);
     let mut new = peer_sealer(T0 + 1);
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let recorded = old.seal(Kind::Ha1Datagram, &takeover(1)).unwrap();
-    assert!(o.open(&recorded).unwrap().new_epoch);
+    assert!(o.open(now(), &recorded).unwrap().new_epoch);
     assert!(
-        o.open(&new.seal(Kind::Ha1Datagram, &takeover(2)).unwrap())
+        o.open(now(), &new.seal(Kind::Ha1Datagram, &takeover(2)).unwrap())
             .unwrap()
             .new_epoch
     );
+    // The old run was left behind: never again, even after a silence.
     let fresh_from_old = old.seal(Kind::Ha1Datagram, &takeover(3)).unwrap();
-    for env in [&recorded, &fresh_from_old] {
+    for (env, at) in [(&recorded, now()), (&fresh_from_old, later(60))] {
         assert_eq!(
-            o.open(env),
-            Err(Reject::StaleEpoch {
+            o.open(at, env),
+            Err(Reject::RetiredEpoch {
                 sender_id: PEER,
                 start_ns: T0,
-                newest_start_ns: T0 + 1
             })
         );
     }
-    // Same start time, other random bytes: not newer, so stale too.
-    let mut twin = Sealer::new(&psk(), PEER, T0 + 1, [0xA5; 8]);
+    // Same start time, other random bytes: not newer, so stale.
+    let mut twin = Sealer::new(&key(), PEER, T0 + 1, [0xA5; 8]);
+    twin.set_echo(Some(my_epoch()));
     assert!(matches!(
-        o.open(&twin.seal(Kind::Ha1Datagram, &takeover(4)).unwrap()),
+        o.open(now(), &twin.seal(Kind::Ha1Datagram, &takeover(4)).unwrap()),
         Err(Reject::StaleEpoch { .. })
     ));
     assert_eq!(o.counters().stale_epoch, 3);
     // The current run goes on.
     assert!(
-        !o.open(&new.seal(Kind::Ha1Datagram, &takeover(5)).unwrap())
+        !o.open(now(), &new.seal(Kind::Ha1Datagram, &takeover(5)).unwrap())
             .unwrap()
             .new_epoch
     );
@@ -233,52 +294,51 @@ fn an_older_epoch_after_a_newer_one_is_stale() {
 #[test]
 fn a_forged_newer_epoch_does_not_make_the_real_one_stale() {
     let mut real = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
-    o.open(&real.seal(Kind::Ha1Datagram, &takeover(1)).unwrap())
+    let mut o = opener();
+    o.open(now(), &real.seal(Kind::Ha1Datagram, &takeover(1)).unwrap())
         .unwrap();
 
     // Without the PSK: a newer epoch under another key.
     let wrong = Psk::from_file_bytes(b"attacker guesses a key, 32 bytes", "x").unwrap();
-    let mut forger = Sealer::new(&wrong, PEER, T0 + 1_000_000_000, [9; 8]);
+    let mut forger = Sealer::new(
+        &PairKey::derive(&wrong, &pair()),
+        PEER,
+        T0 + 1_000_000_000,
+        [9; 8],
+    );
+    forger.set_echo(Some(my_epoch()));
     let forged = forger.seal(Kind::Ha1Datagram, &takeover(99)).unwrap();
-    assert_eq!(o.open(&forged), Err(Reject::AuthFailed { sender_id: PEER }));
+    assert_eq!(
+        o.open(now(), &forged),
+        Err(Reject::AuthFailed { sender_id: PEER })
+    );
     // A genuine envelope with its epoch rewritten to a newer one.
     let mut rewritten = real.seal(Kind::Ha1Datagram, &takeover(2)).unwrap();
-    rewritten[8] ^= 0x40;
+    rewritten[15] ^= 0x01;
     assert_eq!(
-        o.open(&rewritten),
+        o.open(now(), &rewritten),
         Err(Reject::AuthFailed { sender_id: PEER })
     );
     // A forged counter far ahead in the real epoch does not move the window.
     let mut ahead = real.seal(Kind::Ha1Datagram, &takeover(3)).unwrap();
-    ahead[24] = 0x7F;
-    assert_eq!(o.open(&ahead), Err(Reject::AuthFailed { sender_id: PEER }));
+    ahead[40] = 0x7F;
+    assert_eq!(
+        o.open(now(), &ahead),
+        Err(Reject::AuthFailed { sender_id: PEER })
+    );
 
     assert_eq!(o.counters().auth_failed, 3);
     let next = real.seal(Kind::Ha1Datagram, &takeover(4)).unwrap();
-    let got = o.open(&next).unwrap();
+    let got = o.open(now(), &next).unwrap();
     assert_eq!(got.body, takeover(4));
     assert!(!got.new_epoch);
     assert_eq!(o.counters().stale_epoch, 0);
 }
 
 #[test]
-fn restart_with_a_clock_gone_back_needs_forget() {
-    let mut first = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
-    o.open(&first.seal(Kind::Ha1Datagram, &takeover(1)).unwrap())
-        .unwrap();
-    let mut restarted = Sealer::new(&psk(), PEER, T0 - 5_000_000_000, [7; 8]);
-    let env = restarted.seal(Kind::Ha1Datagram, &takeover(2)).unwrap();
-    assert!(matches!(o.open(&env), Err(Reject::StaleEpoch { .. })));
-    o.forget(PEER);
-    assert!(o.open(&env).unwrap().new_epoch);
-}
-
-#[test]
 fn our_own_id_is_rejected() {
-    let mut me_too = Sealer::new(&psk(), ME, T0, [1; 8]);
-    let mut o = Opener::new(&psk(), ME);
+    let mut me_too = Sealer::new(&key(), ME, T0, [1; 8]);
+    let mut o = opener();
     let env = me_too
         .seal(
             Kind::Ha1Datagram,
@@ -288,15 +348,15 @@ fn our_own_id_is_rejected() {
             },
         )
         .unwrap();
-    assert_eq!(o.open(&env), Err(Reject::OwnId(ME)));
-    assert_eq!(o.open_bytes(&env), Err(Reject::OwnId(ME)));
+    assert_eq!(o.open(now(), &env), Err(Reject::OwnId(ME)));
+    assert_eq!(o.open_bytes(now(), &env), Err(Reject::OwnId(ME)));
     assert_eq!(o.counters().own_id, 2);
 }
 
 #[test]
 fn a_message_naming_another_node_is_rejected() {
     let mut s = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let env = s
         .seal(
             Kind::Ha1Datagram,
@@ -304,7 +364,7 @@ fn a_message_naming_another_node_is_rejected() {
         )
         .unwrap();
     assert_eq!(
-        o.open(&env),
+        o.open(now(), &env),
         Err(Reject::SenderMismatch {
             sender_id: PEER,
             claimed: 2
@@ -316,10 +376,10 @@ fn a_message_naming_another_node_is_rejected() {
 #[test]
 fn authentic_garbage_is_a_decode_error_not_a_panic() {
     let mut s = peer_sealer(T0);
-    let mut o = Opener::new(&psk(), ME);
+    let mut o = opener();
     let env = s.seal_bytes(Kind::Ha1Datagram, &[1, 0, 87, 0]).unwrap();
     assert!(matches!(
-        o.open(&env),
+        o.open(now(), &env),
         Err(Reject::Decode {
             sender_id: PEER,
             error: DecodeError::Truncated { .. }
@@ -327,57 +387,62 @@ fn authentic_garbage_is_a_decode_error_not_a_panic() {
     ));
     let env = s.seal_bytes(Kind::Ha1Datagram, &[77]).unwrap();
     assert_eq!(
-        o.open(&env),
+        o.open(now(), &env),
         Err(Reject::Decode {
             sender_id: PEER,
             error: DecodeError::UnknownType(77)
         })
     );
     assert_eq!(o.counters().decode_error, 2);
-    let text = o.open(&env).unwrap_err().to_string();
+    let text = o.open(now(), &env).unwrap_err().to_string();
     assert!(text.contains("already received"), "{text}");
-}
-
-#[test]
-fn two_senders_are_tracked_apart() {
-    let mut a = peer_sealer(T0 + 10);
-    let mut b = Sealer::new(&psk(), 2, T0, [3; 8]);
-    let mut o = Opener::new(&psk(), ME);
-    o.open(&a.seal(Kind::Ha1Datagram, &takeover(1)).unwrap())
-        .unwrap();
-    // b's epoch starts earlier than a's, but it is another sender.
-    let env = b
-        .seal(
-            Kind::Ha1Datagram,
-            &Message::Takeover {
-                node_id: 2,
-                term: 1,
-            },
-        )
-        .unwrap();
-    assert_eq!(o.open(&env).unwrap().sender_id, 2);
-    assert_eq!(o.counters().accepted, 2);
 }
 
 #[test]
 fn envelope_matches_the_specification() {
     // Rebuild the receiver from the written design, not from the code:
-    // key = HKDF-SHA256(psk, salt "hafw-ha-v1", info id BE || epoch),
-    // nonce = 0 0 0 kind || counter BE, aad = the 32-byte header.
-    let mut s = Sealer::new(&psk(), 0x0102_0304, T0, *b"rand0m!!");
+    // pair key = HKDF-SHA256(salt "hafw-ha-v2", ikm psk,
+    //   info "hafw pair" || len deployment || len id || len name, lower id first),
+    // sender key = HKDF-Expand(prk pair key, info "hafw sender" || id BE || epoch),
+    // nonce = 0 0 0 kind || counter BE, aad = the 48-byte header.
+    let echo = Epoch {
+        start_ns: 0x0A0B,
+        random: *b"echo me!",
+    };
+    let mut s = Sealer::new(&key(), 0x0102_0304, T0, *b"rand0m!!");
+    s.set_echo(Some(echo));
     s.seal_bytes(Kind::Ha2Frame, b"skip counter 0").unwrap();
     let env = s.seal_bytes(Kind::Ha2Frame, b"hello peer").unwrap();
-    assert_eq!(env.len(), 32 + 10 + 16);
-    assert_eq!(&env[..4], b"HF\x01\x02");
+    assert_eq!(env.len(), 48 + 10 + 16);
+    assert_eq!(&env[..4], b"HF\x02\x02");
     assert_eq!(&env[4..8], &[1, 2, 3, 4]);
     assert_eq!(&env[8..16], &T0.to_be_bytes());
     assert_eq!(&env[16..24], b"rand0m!!");
-    assert_eq!(&env[24..32], &1u64.to_be_bytes());
+    assert_eq!(&env[24..32], &0x0A0Bu64.to_be_bytes());
+    assert_eq!(&env[32..40], b"echo me!");
+    assert_eq!(&env[40..48], &1u64.to_be_bytes());
 
-    let mut info = vec![1, 2, 3, 4];
+    let mut pair_info = b"hafw pair".to_vec();
+    for field in [
+        &b"seed"[..],
+        &PEER.to_be_bytes(),
+        b"fw-a",
+        &ME.to_be_bytes(),
+        b"fw-b",
+    ] {
+        pair_info.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        pair_info.extend_from_slice(field);
+    }
+    let mut pair_key = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(b"hafw-ha-v2"), PSK_BYTES)
+        .expand(&pair_info, &mut pair_key)
+        .unwrap();
+    let mut info = b"hafw sender".to_vec();
+    info.extend_from_slice(&[1, 2, 3, 4]);
     info.extend_from_slice(&env[8..24]);
     let mut key = [0u8; 32];
-    Hkdf::<Sha256>::new(Some(b"hafw-ha-v1"), PSK_BYTES)
+    Hkdf::<Sha256>::from_prk(&pair_key)
+        .unwrap()
         .expand(&info, &mut key)
         .unwrap();
     let mut nonce = [0u8; 12];
@@ -387,8 +452,8 @@ fn envelope_matches_the_specification() {
         .decrypt(
             Nonce::from_slice(&nonce),
             Payload {
-                msg: &env[32..],
-                aad: &env[..32],
+                msg: &env[48..],
+                aad: &env[..48],
             },
         )
         .unwrap();
@@ -406,4 +471,310 @@ fn rejects_display_what_to_fix() {
         error: DecodeError::UnknownState(9),
     };
     assert!(std::error::Error::source(&e).is_some());
+}
+
+// ---- The attacks on keys and epochs: each counts what it dropped. ----
+
+/// A sealer of the peer's key that has heard our run.
+fn sealer_of(key: &PairKey, id: u32, start_ns: u64, random: u8) -> Sealer {
+    let mut s = Sealer::new(key, id, start_ns, [random; 8]);
+    s.set_echo(Some(my_epoch()));
+    s
+}
+
+#[test]
+fn another_node_id_is_dropped_before_any_key_is_derived() {
+    // A third node holding the pair's own key, and a flood of forgeries
+    // under node id 2, each claiming a new epoch.
+    let mut third = sealer_of(&key(), 2, T0, 1);
+    let mut o = opener();
+    for i in 0..100 {
+        let env = third
+            .seal(
+                Kind::Ha1Datagram,
+                &Message::Takeover {
+                    node_id: 2,
+                    term: i,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            o.open(now(), &env),
+            Err(Reject::UnknownSender {
+                sender_id: 2,
+                peer_id: PEER
+            })
+        );
+        let mut forged = env.clone();
+        forged[8..24].copy_from_slice(&(i as u128).to_be_bytes());
+        assert!(matches!(
+            o.open_bytes(now(), &forged),
+            Err(Reject::UnknownSender { .. })
+        ));
+    }
+    assert_eq!(o.counters().unknown_sender, 200);
+    assert_eq!(o.derivations(), 0, "a key was derived for a stranger");
+    assert_eq!(
+        o.last_refusal(),
+        None,
+        "strangers do not hide the peer's refusals"
+    );
+    // The peer itself: one derivation for its epoch, then none.
+    let mut real = peer_sealer(T0);
+    for i in 0..10 {
+        o.open(now(), &real.seal(Kind::Ha1Datagram, &takeover(i)).unwrap())
+            .unwrap();
+    }
+    assert_eq!(o.derivations(), 1);
+}
+
+#[test]
+fn a_key_reused_by_another_pair_opens_nothing() {
+    // The same key file in another deployment, or with other node names.
+    let others = [
+        Pair::new("other", (PEER, "fw-a"), (ME, "fw-b")),
+        Pair::new("seed", (PEER, "fw-x"), (ME, "fw-b")),
+        Pair::new("seed", (PEER, "fw-a"), (ME, "fw-c")),
+        Pair::new("seed", (PEER, "fw-b"), (ME, "fw-a")),
+        // The fields are length-prefixed: moving a byte across is another pair.
+        Pair::new("see", (PEER, "dfw-a"), (ME, "fw-b")),
+    ];
+    let mut o = opener();
+    for (i, p) in others.iter().enumerate() {
+        let mut s = sealer_of(&PairKey::derive(&psk(), p), PEER, T0, 9);
+        let env = s.seal(Kind::Ha1Datagram, &takeover(i as u64)).unwrap();
+        assert_eq!(
+            o.open(now(), &env),
+            Err(Reject::AuthFailed { sender_id: PEER }),
+            "{p:?}"
+        );
+    }
+    assert_eq!(o.counters().auth_failed, others.len() as u64);
+    assert_eq!(o.counters().accepted, 0);
+    // Both nodes build the same pair whichever way round they name it.
+    let mirrored = Pair::new("seed", (ME, "fw-b"), (PEER, "fw-a"));
+    assert_eq!(mirrored, pair());
+    let mut s = sealer_of(&PairKey::derive(&psk(), &mirrored), PEER, T0, 9);
+    let env = s.seal(Kind::Ha1Datagram, &takeover(1)).unwrap();
+    assert!(o.open(now(), &env).unwrap().new_epoch);
+}
+
+#[test]
+fn a_far_future_epoch_is_refused_and_the_real_peer_still_accepted() {
+    // Sealed with the real key (a peer whose clock was broken at start, or
+    // a key holder): u64::MAX, and just past the lead.
+    let lead = MAX_EPOCH_LEAD.as_nanos() as u64;
+    let mut o = opener();
+    let mut max = sealer_of(&key(), PEER, u64::MAX, 1);
+    let mut ahead = sealer_of(&key(), PEER, now().unix_ns + lead + 1, 2);
+    for i in 0..5 {
+        for s in [&mut max, &mut ahead] {
+            let env = s.seal(Kind::Ha1Datagram, &takeover(i)).unwrap();
+            assert!(matches!(
+                o.open(now(), &env),
+                Err(Reject::FutureEpoch {
+                    sender_id: PEER,
+                    ..
+                })
+            ));
+        }
+    }
+    assert_eq!(o.counters().future_epoch, 10);
+    assert_eq!(o.derivations(), 0, "refused before any key work");
+    assert!(matches!(
+        o.last_refusal(),
+        Some((Reject::FutureEpoch { .. }, _))
+    ));
+    let text = o.last_refusal().unwrap().0.to_string();
+    assert!(text.contains("clocks"), "{text}");
+    // The real peer, whose run started before ours, is heard; the forged
+    // epoch still cannot displace it.
+    let mut real = peer_sealer(T0);
+    assert!(
+        o.open(now(), &real.seal(Kind::Ha1Datagram, &takeover(1)).unwrap())
+            .unwrap()
+            .new_epoch
+    );
+    let env = max.seal(Kind::Ha1Datagram, &takeover(9)).unwrap();
+    assert!(matches!(
+        o.open(now(), &env),
+        Err(Reject::FutureEpoch { .. })
+    ));
+    let got = o.open(now(), &real.seal(Kind::Ha1Datagram, &takeover(2)).unwrap());
+    assert!(!got.unwrap().new_epoch);
+    // Within the lead (a clock a little ahead) is accepted: a restart.
+    let mut near = sealer_of(&key(), PEER, now().unix_ns + lead, 3);
+    assert!(
+        o.open(now(), &near.seal(Kind::Ha1Datagram, &takeover(3)).unwrap())
+            .unwrap()
+            .new_epoch
+    );
+}
+
+#[test]
+fn a_previous_run_is_not_replayed_to_a_restarted_receiver() {
+    // Run 1 of this node hears the peer; an attacker records all of it.
+    let mut peer = peer_sealer(T0);
+    let mut run1 = opener();
+    let recorded: Vec<Vec<u8>> = (0..50)
+        .map(|i| peer.seal(Kind::Ha1Datagram, &takeover(i)).unwrap())
+        .collect();
+    for env in &recorded {
+        run1.open(now(), env).unwrap();
+    }
+    // This node restarts: a new epoch, a fresh opener. The peer runs on.
+    let run2_epoch = Epoch {
+        start_ns: T0 + 3_000_000_000,
+        random: [0x77; 8],
+    };
+    let mut run2 = Opener::new(&key(), ME, PEER, run2_epoch);
+    for env in &recorded {
+        assert_eq!(
+            run2.open(later(2), env),
+            Err(Reject::Unconfirmed { sender_id: PEER })
+        );
+    }
+    assert_eq!(run2.counters().unconfirmed, 50);
+    assert_eq!(run2.counters().accepted, 0);
+    // The live peer, once it has heard run 2, is accepted at once; the
+    // recordings stay refused, before any key work.
+    peer.set_echo(Some(run2_epoch));
+    let live = peer.seal(Kind::Ha1Datagram, &takeover(50)).unwrap();
+    assert!(run2.open(later(2), &live).unwrap().new_epoch);
+    let before = run2.derivations();
+    for env in &recorded {
+        assert_eq!(
+            run2.open(later(2), env),
+            Err(Reject::Unconfirmed { sender_id: PEER })
+        );
+    }
+    assert_eq!(run2.derivations(), before);
+    assert_eq!(run2.counters().unconfirmed, 100);
+    assert_eq!(run2.counters().accepted, 1);
+}
+
+#[test]
+fn two_fresh_nodes_confirm_each_other_in_one_exchange() {
+    let (ka, kb) = (key(), key());
+    let ea = Epoch {
+        start_ns: T0,
+        random: [0xA; 8],
+    };
+    let eb = Epoch {
+        start_ns: T0 + 5,
+        random: [0xB; 8],
+    };
+    let (mut sa, mut oa) = (
+        Sealer::new(&ka, PEER, ea.start_ns, ea.random),
+        Opener::new(&ka, PEER, ME, ea),
+    );
+    let (mut sb, mut ob) = (
+        Sealer::new(&kb, ME, eb.start_ns, eb.random),
+        Opener::new(&kb, ME, PEER, eb),
+    );
+    let from = |id| Message::Takeover {
+        node_id: id,
+        term: 1,
+    };
+    // a -> b: echoes nothing yet; b learns a's run.
+    let r = ob.open(now(), &sa.seal(Kind::Ha1Datagram, &from(PEER)).unwrap());
+    assert_eq!(r, Err(Reject::Unconfirmed { sender_id: PEER }));
+    sb.set_echo(ob.echo());
+    // b -> a: echoes a: accepted; a now echoes b.
+    assert!(oa
+        .open(now(), &sb.seal(Kind::Ha1Datagram, &from(ME)).unwrap())
+        .is_ok());
+    sa.set_echo(oa.echo());
+    // a -> b: accepted. Both hear each other from here on.
+    assert!(ob
+        .open(now(), &sa.seal(Kind::Ha1Datagram, &from(PEER)).unwrap())
+        .is_ok());
+    sb.set_echo(ob.echo());
+    for _ in 0..3 {
+        assert!(oa
+            .open(now(), &sb.seal(Kind::Ha1Datagram, &from(ME)).unwrap())
+            .is_ok());
+        assert!(ob
+            .open(now(), &sa.seal(Kind::Ha1Datagram, &from(PEER)).unwrap())
+            .is_ok());
+    }
+    assert_eq!(oa.counters().rejected() + ob.counters().rejected(), 1);
+}
+
+#[test]
+fn a_peer_whose_clock_went_back_is_heard_again_after_the_bound() {
+    let mut o = opener();
+    let mut old = peer_sealer(T0 + 1_000_000_000);
+    let recorded: Vec<Vec<u8>> = (0..5)
+        .map(|i| old.seal(Kind::Ha1Datagram, &takeover(i)).unwrap())
+        .collect();
+    for env in &recorded {
+        o.open(now(), env).unwrap();
+    }
+    // The peer restarts with its clock a minute behind: its new run starts
+    // "earlier" than the old one, which now falls silent.
+    let back = T0 - 60_000_000_000;
+    let mut new = sealer_of(&key(), PEER, back, 0x42);
+    let mut waited = vec![];
+    for s in 0..5 {
+        let env = new.seal(Kind::Ha1Datagram, &takeover(100 + s)).unwrap();
+        assert_eq!(
+            o.open(later(s), &env),
+            Err(Reject::StaleEpoch {
+                sender_id: PEER,
+                start_ns: back,
+                newest_start_ns: T0 + 1_000_000_000
+            }),
+            "{s} s after the old run's last envelope"
+        );
+        waited.push(env);
+        // Meanwhile this node echoes the new run, so the peer hears it.
+        assert_eq!(o.echo(), Some(new.epoch()));
+        // Status can say why.
+        let (why, at) = o.last_refusal().unwrap();
+        assert!(why.to_string().contains("clock"), "{why}");
+        assert_eq!(at, later(s).mono);
+    }
+    assert_eq!(o.counters().stale_epoch, 5);
+    assert_eq!(o.derivations(), 2, "one key per run of the peer");
+    // RECOVER_AFTER after the old run's last envelope: the new run.
+    let t = later(RECOVER_AFTER.as_secs());
+    let env = new.seal(Kind::Ha1Datagram, &takeover(200)).unwrap();
+    let got = o.open(t, &env).unwrap();
+    assert!(got.new_epoch);
+    assert_eq!(o.counters().recoveries, 1);
+    assert_eq!(o.echo(), Some(new.epoch()));
+    // The old run's recordings (sealed during this run of ours, so they
+    // echo us) are refused for good, and so is what was refused meanwhile.
+    for env in &recorded {
+        assert!(matches!(o.open(t, env), Err(Reject::RetiredEpoch { .. })));
+    }
+    for env in &waited {
+        assert!(matches!(o.open(t, env), Err(Reject::TooOld { .. })));
+    }
+    assert_eq!(o.counters().stale_epoch, 10);
+    assert_eq!(o.counters().replayed, 5);
+    let env = new.seal(Kind::Ha1Datagram, &takeover(201)).unwrap();
+    assert!(!o.open(t, &env).unwrap().new_epoch);
+}
+
+#[test]
+fn a_silent_peer_is_not_replaced_by_a_replay_that_does_not_echo_us() {
+    // The clock-back rule opens no door to recordings from before our run.
+    let mut o = opener();
+    let mut live = peer_sealer(T0);
+    o.open(now(), &live.seal(Kind::Ha1Datagram, &takeover(1)).unwrap())
+        .unwrap();
+    let mut earlier = Sealer::new(&key(), PEER, T0 - 1_000_000_000, [3; 8]);
+    earlier.set_echo(Some(Epoch {
+        start_ns: T0 - 2_000_000_000,
+        random: [1; 8],
+    }));
+    let env = earlier.seal(Kind::Ha1Datagram, &takeover(2)).unwrap();
+    assert_eq!(
+        o.open(later(3600), &env),
+        Err(Reject::Unconfirmed { sender_id: PEER })
+    );
+    assert_eq!(o.derivations(), 1);
+    assert_eq!(o.counters().recoveries, 0);
 }
