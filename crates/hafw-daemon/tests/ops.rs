@@ -539,3 +539,202 @@ fn logging_installs_once() {
     let err = ops::logging::init(false).unwrap_err();
     assert!(err.contains("cannot install the logger"), "{err}");
 }
+
+// ---- control socket ----
+
+use hafw_daemon::control::{self, Request};
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream as StdUnix;
+
+fn control_limits() -> control::Limits {
+    control::Limits {
+        max_clients: 4,
+        read_deadline: Duration::from_millis(400),
+        write_deadline: Duration::from_millis(400),
+    }
+}
+
+/// A control server answering `status` at once and `config show` with
+/// `big` bytes.
+fn control_server(
+    name: &str,
+    limits: control::Limits,
+    big: usize,
+) -> (PathBuf, PathBuf, Arc<control::Counters>) {
+    let dir = temp_dir(name);
+    let path = dir.join("hafw.sock");
+    let l = control::bind(&path).unwrap();
+    let counters = control::serve_with(l, limits, move |r| match r {
+        Request::Status => Ok("state active\n".into()),
+        Request::ConfigShow => Ok("x".repeat(big)),
+        _ => Err("not now".into()),
+    });
+    (dir, path, counters)
+}
+
+fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// Checked from another thread while the socket is bound again and
+/// again with the umask cleared: bound first and restricted after, the
+/// socket is seen world-writable (0777) now and then; bound in a private
+/// directory and renamed, never.
+#[test]
+fn the_control_socket_is_never_seen_with_a_wider_mode() {
+    let dir = temp_dir("ctl-mode");
+    let path = dir.join("hafw.sock");
+    // SAFETY: umask has no preconditions; it is restored below. Other
+    // tests of this binary set their files' modes explicitly.
+    let old = unsafe { libc::umask(0) };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (p, s) = (path.clone(), stop.clone());
+    let watcher = std::thread::spawn(move || {
+        let (mut seen, mut wide) = (0u64, Vec::new());
+        while !s.load(Ordering::Relaxed) {
+            if let Ok(m) = std::fs::symlink_metadata(&p) {
+                seen += 1;
+                let mode = m.permissions().mode() & 0o777;
+                if mode != 0o600 {
+                    wide.push(mode);
+                }
+            }
+        }
+        (seen, wide)
+    });
+    for _ in 0..300 {
+        let l = control::bind(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        drop(l);
+        std::fs::remove_file(&path).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (seen, wide) = watcher.join().unwrap();
+    unsafe { libc::umask(old) };
+    eprintln!(
+        "the socket was seen {seen} times, {} with a wider mode",
+        wide.len()
+    );
+    assert!(
+        wide.is_empty(),
+        "seen {} times with a wider mode, first {:o}",
+        wide.len(),
+        wide[0]
+    );
+    // Nothing of the private directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A silent client, one that sends half a request, and one that never
+/// reads its (large) reply each hold only their own slot: another client
+/// is answered at once, and each is cut off at its deadline, counted.
+#[test]
+fn a_silent_or_slow_control_client_does_not_block_another() {
+    let limits = control_limits();
+    let (dir, path, counters) = control_server("ctl-slow", limits, 8 << 20);
+    let _silent = StdUnix::connect(&path).unwrap();
+    let mut half = StdUnix::connect(&path).unwrap();
+    half.write_all(b"stat").unwrap();
+    let mut deaf = StdUnix::connect(&path).unwrap();
+    deaf.write_all(b"config show\n").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let r = control::request_within(&path, &Request::Status, Duration::from_secs(2));
+    let took = started.elapsed();
+    assert_eq!(r.unwrap(), "state active\n");
+    eprintln!("answered in {took:?} beside a silent, a half and a deaf client");
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    // After the deadlines: the silent and the half client were told, the
+    // deaf one cut off; all three counted.
+    std::thread::sleep(limits.read_deadline + limits.write_deadline + Duration::from_millis(300));
+    assert_eq!(load(&counters.timeout), 3, "{counters:?}");
+    let mut told = String::new();
+    half.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let _ = half.read_to_string(&mut told);
+    assert!(
+        told.starts_with("error: no request line within 400 ms"),
+        "{told:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn control_clients_beyond_the_cap_are_told_at_once_and_counted() {
+    let limits = control_limits();
+    let (dir, path, counters) = control_server("ctl-cap", limits, 0);
+    let held: Vec<StdUnix> = (0..limits.max_clients)
+        .map(|_| StdUnix::connect(&path).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let err = control::request_within(&path, &Request::Status, Duration::from_secs(2)).unwrap_err();
+    assert!(err.contains("serving 4 control clients already"), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(300));
+    assert_eq!(load(&counters.busy), 1);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        control::request_within(&path, &Request::Status, Duration::from_secs(2)).unwrap(),
+        "state active\n"
+    );
+    // An oversize request line is refused, not buffered.
+    let mut long = StdUnix::connect(&path).unwrap();
+    let _ = long.write_all(&[b'a'; 5000]);
+    let mut reply = String::new();
+    long.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = long.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("error: the request is longer than 4096 bytes"),
+        "{reply:?}"
+    );
+    assert_eq!(load(&counters.too_long), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The kernel's record of the client's user is checked: a client that is
+/// not root (here a thread that changed its own effective uid, with the
+/// socket opened wide as if its mode had been lost) is refused before a
+/// byte of its request is read, and counted.
+#[test]
+fn a_control_client_that_is_not_root_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    assert!(control::allowed(0, 0) && control::allowed(1000, 1000));
+    assert!(!control::allowed(65534, 0));
+    let (dir, path, counters) = control_server("ctl-uid", control_limits(), 0);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let p = path.clone();
+    let reply = std::thread::spawn(move || {
+        // SAFETY: the raw syscall changes this thread's credentials only
+        // (glibc's setresuid would change every thread's).
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, -1i32, 65534i32, -1i32) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let r = control::request_within(&p, &Request::Status, Duration::from_secs(2));
+        // SAFETY: as above; back to root (the saved uid) for the rest.
+        unsafe { libc::syscall(libc::SYS_setresuid, -1i32, 0i32, -1i32) };
+        r
+    })
+    .join()
+    .unwrap();
+    let err = reply.unwrap_err();
+    assert!(
+        err.contains("serves root only; this client is uid 65534"),
+        "{err}"
+    );
+    assert_eq!(load(&counters.peer_uid), 1);
+    assert_eq!(load(&counters.served), 0);
+    assert_eq!(
+        control::request_within(&path, &Request::Status, Duration::from_secs(2)).unwrap(),
+        "state active\n"
+    );
+    assert_eq!(load(&counters.served), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
