@@ -89,5 +89,8 @@ pub fn build(
         send_errors: tr.send_errors,
         session_sync: None,
         config: status::Config::default(),
+        // Need session sync's part too: added with it.
+        no_standby: None,
+        handover: None,
     }
 }
