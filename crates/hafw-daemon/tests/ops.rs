@@ -311,19 +311,114 @@ async fn a_slowloris_is_cut_off_at_the_head_timeout() {
     server.stop();
 }
 
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// 32 connections that say nothing, as one slow or hostile client would
+/// hold them: a monitoring request with the token is still answered, at
+/// once, with the default limits (16 slots and a 5 s head timeout made it
+/// wait 5 s and more, or refused it).
 #[tokio::test]
-async fn connections_beyond_the_limit_are_closed_at_once() {
+async fn idle_connections_cannot_starve_monitoring() {
+    let (server, _m) = start(Limits::default());
+    let a = server.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        idle.push(TcpStream::connect(a).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(2),
+        exchange(a, &get("/status", Some(&format!("Bearer {TOKEN}")))),
+    )
+    .await
+    .expect("answered within 2 s beside 32 idle connections");
+    eprintln!(
+        "/status answered in {:?} beside 32 idle connections",
+        started.elapsed()
+    );
+    assert_eq!(code(&r), 200, "{r}");
+    assert_eq!(body(&r), STATUS_JSON);
+    server.stop();
+}
+
+/// With the table full of connections that said nothing, each newcomer
+/// evicts the oldest of them (counted) and is served; the evicted are
+/// closed without a reply.
+#[tokio::test]
+async fn a_full_table_evicts_the_oldest_idle_connection() {
     let limits = Limits {
-        max_connections: 2,
-        head_timeout: Duration::from_millis(500),
+        max_connections: 4,
+        head_timeout: Duration::from_secs(10),
         ..quick()
     };
-    let (server, _m) = start(limits);
+    let (server, m) = start(limits);
     let a = server.local_addr();
-    let _hold1 = TcpStream::connect(a).await.unwrap();
-    let _hold2 = TcpStream::connect(a).await.unwrap();
-    // Give the accept loop time to take both slots.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(a).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = exchange(a, &get("/metrics", Some(&format!("Bearer {TOKEN}")))).await;
+    assert_eq!(code(&r), 200, "{r}");
+    // 4 evicted by the later idle ones, 1 by the request.
+    assert_eq!(
+        metric(body(&r), "hafw_api_refused_total{reason=\"evicted\"}"),
+        Some(5.0),
+        "{r}"
+    );
+    // The five oldest were closed at once, without a reply.
+    for s in idle.iter_mut().take(5) {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(1), s.read_to_end(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(n.map(|n| n == 0).unwrap_or(true), "{buf:?}");
+    }
+    let text = m.encode();
+    assert!(
+        text.contains("hafw_api_refused_total{reason=\"evicted\"} 5\n"),
+        "{text}"
+    );
+    server.stop();
+}
+
+/// Connections past their head (waiting on a slow status) cannot be
+/// evicted: a newcomer is then closed at once, counted as busy, and the
+/// server serves again when they are done.
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_at_once_when_none_is_idle() {
+    let metrics = Metrics::new();
+    let limits = Limits {
+        max_connections: 2,
+        status_timeout: Duration::from_millis(1500),
+        ..quick()
+    };
+    let server = api::serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        TOKEN.into(),
+        || {
+            std::thread::sleep(Duration::from_millis(600));
+            STATUS_JSON.into()
+        },
+        metrics.clone(),
+        limits,
+    )
+    .unwrap();
+    let a = server.local_addr();
+    let req = get("/status", Some(&format!("Bearer {TOKEN}")));
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let req = req.clone();
+            tokio::spawn(async move { exchange(a, &req).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
     let started = Instant::now();
     let mut third = TcpStream::connect(a).await.unwrap();
     let mut buf = Vec::new();
@@ -334,10 +429,21 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         n.map(|n| n == 0).unwrap_or(true),
         "the third connection must be closed without a reply"
     );
-    assert!(started.elapsed() < limits.head_timeout, "closed at once");
-    // Once the held connections time out, the server serves again.
-    tokio::time::sleep(limits.head_timeout + Duration::from_millis(200)).await;
-    let r = exchange(a, &get("/status", Some(&format!("Bearer {TOKEN}")))).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "closed at once"
+    );
+    assert!(
+        metrics
+            .encode()
+            .contains("hafw_api_refused_total{reason=\"busy\"} 1\n"),
+        "{}",
+        metrics.encode()
+    );
+    for s in slow {
+        assert_eq!(code(&s.await.unwrap()), 200);
+    }
+    let r = exchange(a, &req).await;
     assert_eq!(code(&r), 200, "{r}");
     server.stop();
 }
