@@ -2,13 +2,24 @@
 //! `hafw suspend` and `hafw resume` reach a running node. One request line
 //! in, one reply out (`ok` or `error: …` on the first line, then a body),
 //! then the connection closes.
+//!
+//! Its rules: created 0600 with no moment of a wider mode ([`bind`]); a
+//! client must be root or the daemon's own user (`SO_PEERCRED`, checked
+//! before a byte is read); each client has a thread of its own, up to
+//! [`Limits::max_clients`], with a deadline for its request line and one
+//! for taking its reply, so a silent, trickling or non-reading client
+//! costs one slot for seconds and never blocks another. Refusals are
+//! counted ([`Counters`], `hafw_control_refused_total`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Where a node listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/hafw/hafw.sock";
@@ -80,63 +91,321 @@ impl Request {
     }
 }
 
-/// Binds the socket, readable and writable by root only. A stale socket
-/// from a crashed daemon is replaced; a live one is refused.
+/// Binds the socket, readable and writable by root only, with no moment
+/// at which it has a wider mode: it is bound inside a fresh 0700 directory
+/// beside `path`, restricted to 0600 there, then renamed into place (a
+/// rename keeps the inode a client connects to). The process umask, shared
+/// by every thread, is left alone. A stale socket from a crashed daemon is
+/// replaced; a live one is refused.
 pub fn bind(path: &Path) -> Result<UnixListener, String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    }
+    let shown = path.display();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
             return Err(format!(
-                "{} is in use by a running node; stop it or pass another --control path",
-                path.display()
+                "{shown} is in use by a running node; stop it or pass another --control path"
             ));
         }
         let _ = std::fs::remove_file(path);
     }
-    let listener = UnixListener::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("restrict {}: {e}", path.display()))?;
-    Ok(listener)
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{shown}: the control path needs a file name"))?;
+    let private = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    // Left by a crashed start of a process with the same pid: ours to take.
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| format!("create {}: {e}", private.display()))?;
+    let inner = private.join("s");
+    let bound = UnixListener::bind(&inner)
+        .map_err(|e| format!("bind {shown}: {e}"))
+        .and_then(|l| {
+            std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("restrict {shown}: {e}"))?;
+            std::fs::rename(&inner, path)
+                .map_err(|e| format!("move the socket to {shown}: {e}"))?;
+            Ok(l)
+        });
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
-/// Serves requests on its own thread; `handle` answers each (it must not
-/// block for long: it talks to the HA thread over a channel).
+/// Bounds on what control clients can cost the node.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Clients served at once; more are told the node is busy.
+    pub max_clients: usize,
+    /// Time allowed to send the whole request line.
+    pub read_deadline: Duration,
+    /// Time allowed to take the whole reply: a client that does not read
+    /// is cut off.
+    pub write_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_clients: 8,
+            read_deadline: Duration::from_secs(2),
+            write_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the control server refused, by reason (running totals).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub served: AtomicU64,
+    /// A client neither root nor this daemon's user.
+    pub peer_uid: AtomicU64,
+    /// Every client slot taken.
+    pub busy: AtomicU64,
+    /// No request line within the read deadline, or a reply not taken
+    /// within the write deadline.
+    pub timeout: AtomicU64,
+    pub too_long: AtomicU64,
+    pub unknown: AtomicU64,
+}
+
+impl Counters {
+    /// The refusals, as `(reason, total)` for `hafw_control_refused_total`.
+    pub fn refused(&self) -> [(&'static str, u64); 5] {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("peer_uid", n(&self.peer_uid)),
+            ("busy", n(&self.busy)),
+            ("timeout", n(&self.timeout)),
+            ("too_long", n(&self.too_long)),
+            ("unknown", n(&self.unknown)),
+        ]
+    }
+}
+
+/// May this user talk to the node? Root, or the user the daemon runs as
+/// (which is root in production; tests run it as themselves).
+pub fn allowed(peer_uid: u32, own_uid: u32) -> bool {
+    peer_uid == 0 || peer_uid == own_uid
+}
+
+/// The user at the other end, as the kernel recorded it at connect().
+fn peer_uid(conn: &UnixStream) -> std::io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a `ucred` of the length given; both point
+    // to live locals.
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// Serves requests with the default [`Limits`]; see [`serve_with`].
 pub fn serve(
     listener: UnixListener,
-    handle: impl Fn(Request) -> Result<String, String> + Send + 'static,
-) {
-    std::thread::Builder::new()
+    handle: impl Fn(Request) -> Result<String, String> + Send + Sync + 'static,
+) -> Arc<Counters> {
+    serve_with(listener, Limits::default(), handle)
+}
+
+/// Serves requests: an accept thread checks each client's user and hands
+/// it to a thread of its own, up to `max_clients` at once, so a silent or
+/// slow client holds only its own thread, for at most the read and write
+/// deadlines. `handle` answers each request (it may block: it talks to the
+/// HA thread and the config task over channels).
+pub fn serve_with(
+    listener: UnixListener,
+    limits: Limits,
+    handle: impl Fn(Request) -> Result<String, String> + Send + Sync + 'static,
+) -> Arc<Counters> {
+    let counters = Arc::new(Counters::default());
+    let handle = Arc::new(handle);
+    let active = Arc::new(AtomicUsize::new(0));
+    // SAFETY: geteuid has no preconditions.
+    let own_uid = unsafe { libc::geteuid() };
+    let c = counters.clone();
+    let spawned = std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {
             for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut line = String::new();
-                // Bounded: a client cannot make the thread buffer without end.
-                let mut reader = BufReader::new(match conn.try_clone() {
-                    Ok(c) => c,
-                    Err(_) => continue,
-                })
-                .take(MAX_LINE as u64 + 1);
-                if reader.read_line(&mut line).is_err() || line.len() > MAX_LINE {
+                let Ok(mut conn) = conn else {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                // A refusal is one short line into an empty socket buffer;
+                // the timeout only guards against the impossible.
+                let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
+                match peer_uid(&conn) {
+                    Ok(uid) if allowed(uid, own_uid) => {}
+                    who => {
+                        c.peer_uid.fetch_add(1, Ordering::Relaxed);
+                        let who = who.map_or("an unknown user".into(), |u| format!("uid {u}"));
+                        let _ = conn.write_all(
+                            format!("error: the control socket serves root only; this client is {who}: run the command as root\n")
+                                .as_bytes(),
+                        );
+                        continue;
+                    }
+                }
+                if active.fetch_add(1, Ordering::SeqCst) >= limits.max_clients {
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    c.busy.fetch_add(1, Ordering::Relaxed);
+                    let _ = conn.write_all(
+                        format!("error: the node is serving {} control clients already; try again\n", limits.max_clients)
+                            .as_bytes(),
+                    );
                     continue;
                 }
-                let reply = match Request::parse(&line) {
-                    Some(req) => match handle(req) {
-                        Ok(body) => format!("ok\n{body}"),
-                        Err(e) => format!("error: {e}\n"),
-                    },
-                    None => format!(
-                        "error: unknown request {:?}; use status, suspend, resume, config show, config apply PATH or sessions\n",
-                        line.trim()
-                    ),
-                };
-                let _ = conn.write_all(reply.as_bytes());
+                let (h, c2, a) = (handle.clone(), c.clone(), active.clone());
+                let worker = std::thread::Builder::new()
+                    .name("control-client".into())
+                    .spawn(move || {
+                        client(conn, &limits, &*h, &c2);
+                        a.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if worker.is_err() {
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    c.busy.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        })
-        .ok();
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the control socket's thread");
+    }
+    counters
+}
+
+/// One client: one request line in (within the read deadline), one reply
+/// out (within the write deadline).
+fn client(
+    mut conn: UnixStream,
+    limits: &Limits,
+    handle: &(dyn Fn(Request) -> Result<String, String> + Send + Sync),
+    c: &Counters,
+) {
+    let reply = match read_line(&mut conn, Instant::now() + limits.read_deadline) {
+        Err(LineError::Closed) => return,
+        Err(LineError::Timeout) => {
+            c.timeout.fetch_add(1, Ordering::Relaxed);
+            format!(
+                "error: no request line within {} ms\n",
+                limits.read_deadline.as_millis()
+            )
+        }
+        Err(LineError::TooLong) => {
+            c.too_long.fetch_add(1, Ordering::Relaxed);
+            format!("error: the request is longer than {MAX_LINE} bytes\n")
+        }
+        Ok(line) => match Request::parse(&line) {
+            Some(req) => match handle(req) {
+                Ok(body) => format!("ok\n{body}"),
+                Err(e) => format!("error: {e}\n"),
+            },
+            None => {
+                c.unknown.fetch_add(1, Ordering::Relaxed);
+                format!(
+                    "error: unknown request {:?}; use status, suspend, resume, config show, config apply PATH or sessions\n",
+                    line.trim()
+                )
+            }
+        },
+    };
+    match write_within(
+        &mut conn,
+        reply.as_bytes(),
+        Instant::now() + limits.write_deadline,
+    ) {
+        Ok(()) => {
+            c.served.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            c.timeout.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {}
+    }
+}
+
+enum LineError {
+    Closed,
+    Timeout,
+    TooLong,
+}
+
+/// Reads up to the first newline, by `deadline` (a client trickling bytes
+/// is cut off as one saying nothing is), at most [`MAX_LINE`] bytes.
+fn read_line(conn: &mut UnixStream, deadline: Instant) -> Result<String, LineError> {
+    let mut line = Vec::with_capacity(128);
+    let mut chunk = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LineError::Timeout);
+        }
+        let _ = conn.set_read_timeout(Some(left));
+        let n = match conn.read(&mut chunk) {
+            Ok(0) if line.is_empty() => return Err(LineError::Closed),
+            // Closed after part of a line: take it as the request.
+            Ok(0) => return Ok(String::from_utf8_lossy(&line).into_owned()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(LineError::Timeout)
+            }
+            Err(_) => return Err(LineError::Closed),
+        };
+        let got = &chunk[..n];
+        if let Some(end) = got.iter().position(|b| *b == b'\n') {
+            line.extend_from_slice(&got[..end]);
+            if line.len() > MAX_LINE {
+                return Err(LineError::TooLong);
+            }
+            return Ok(String::from_utf8_lossy(&line).into_owned());
+        }
+        line.extend_from_slice(got);
+        if line.len() > MAX_LINE {
+            return Err(LineError::TooLong);
+        }
+    }
+}
+
+/// Writes all of `bytes` by `deadline`, however slowly the client reads.
+fn write_within(conn: &mut UnixStream, bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        conn.set_write_timeout(Some(left))?;
+        match conn.write(&rest[..rest.len().min(64 * 1024)]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Sends one request to a node and returns its reply body.
@@ -155,11 +424,19 @@ pub fn request_within(path: &Path, req: &Request, timeout: Duration) -> Result<S
         )
     })?;
     conn.set_read_timeout(Some(timeout)).ok();
-    conn.write_all(format!("{}\n", req.as_line()).as_bytes())
-        .map_err(|e| format!("send to {}: {e}", path.display()))?;
-    let mut reply = String::new();
-    conn.read_to_string(&mut reply)
-        .map_err(|e| format!("read from {}: {e}", path.display()))?;
+    // A node that refuses a client (busy, not root) answers and closes
+    // without reading: the request may then fail to send, or the end of
+    // the reply come as a reset. The reply, if any, is what counts.
+    let sent = conn.write_all(format!("{}\n", req.as_line()).as_bytes());
+    let mut raw = Vec::new();
+    let read = conn.read_to_end(&mut raw);
+    let reply = String::from_utf8_lossy(&raw).into_owned();
+    match (sent, read) {
+        (_, Ok(_)) => {}
+        (_, Err(e)) if !raw.is_empty() && e.kind() == ErrorKind::ConnectionReset => {}
+        (Err(e), _) => return Err(format!("send to {}: {e}", path.display())),
+        (Ok(()), Err(e)) => return Err(format!("read from {}: {e}", path.display())),
+    }
     match reply.split_once('\n') {
         Some(("ok", body)) => Ok(body.to_string()),
         // Errors may span lines (a validation's diagnostics).

@@ -11,9 +11,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use hafw_ha::readiness;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigView;
+use crate::ops::text::peer_text;
 use crate::sync::SyncStatus;
 
 /// Everything `hafw status` shows.
@@ -55,6 +57,35 @@ pub struct Status {
     pub session_sync: Option<SessionSync>,
     #[serde(default)]
     pub config: Config,
+    /// On the active when no peer could take over (also in `alarms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_standby: Option<NoStandby>,
+    /// On the active and the passive: whether a handover now would keep
+    /// every session ([`crate::ops::alarms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
+}
+
+/// The active has no standby: why, and since when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NoStandby {
+    pub peer: String,
+    /// `lost`, `never heard`, `not passive` or `unhealthy`.
+    pub why: String,
+    /// When lost: how long ago the peer was last heard.
+    pub since_ms_ago: Option<f64>,
+    /// The same moment on the wall clock, UTC.
+    pub since: Option<String>,
+}
+
+/// On the active, a planned handover to the peer; on the passive, a
+/// takeover by this node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Handover {
+    pub ready: bool,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -129,7 +160,11 @@ pub struct SessionSync {
     pub lag_ms: Option<f64>,
     pub resyncs: u64,
     pub dropped_messages: u64,
+    /// This node could take over with nothing lost (always on the active;
+    /// on a passive not while HA2 is down).
     pub ready: bool,
+    /// Why not, when not ready.
+    pub reason: Option<String>,
     pub last_install: Option<Install>,
 }
 
@@ -263,6 +298,13 @@ impl fmt::Display for Status {
                 writeln!(o, "alarm     {a}")?;
             }
         }
+        if let Some(h) = &self.handover {
+            match (&h.reason, h.ready) {
+                (_, true) => writeln!(o, "handover  ready")?,
+                (Some(r), false) => writeln!(o, "handover  NOT READY: {r}")?,
+                (None, false) => writeln!(o, "handover  NOT READY")?,
+            }
+        }
         match self.transitions.last() {
             Some(t) => writeln!(
                 o,
@@ -325,10 +367,17 @@ impl fmt::Display for Status {
                     .unwrap_or_else(|| "-".into()),
                 st.resyncs,
                 st.dropped_messages,
-                if st.ready {
-                    "ready"
-                } else {
-                    "NOT READY (no full table or policy yet)"
+                match (&self.handover, st.ready) {
+                    (Some(h), _) if h.ready => "ready".to_string(),
+                    (Some(h), _) => format!(
+                        "NOT READY ({})",
+                        h.reason.as_deref().unwrap_or("no reason known")
+                    ),
+                    (None, true) => "ready".to_string(),
+                    (None, false) => format!(
+                        "NOT READY ({})",
+                        st.reason.as_deref().unwrap_or("no full table or policy yet")
+                    ),
                 }
             )?;
         }
@@ -361,10 +410,11 @@ pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
     let hex = crate::config::hex;
     let cs = sync.map(|st| &st.config);
     let peer = cs.and_then(|c| c.peer);
+    // The reason is the peer's text: shown escaped and capped.
     let peer_error = cs.and_then(|c| match &c.peer_result {
         Some((version, false, e)) => Some(format!(
             "the peer did not apply policy version {version}: {}",
-            e.as_deref().unwrap_or("no reason given")
+            e.as_deref().map_or("no reason given".into(), peer_text)
         )),
         _ => None,
     });
@@ -374,8 +424,9 @@ pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
         peer_version: peer.map(|p| p.0),
         peer_hash: peer.map(|p| hex(&p.1)),
         mismatch: peer.is_some_and(|p| p != (view.version, view.hash)),
-        // Cleared by the next policy applied here.
-        error: view.error.clone(),
+        // Cleared by the next policy applied here. It may quote the
+        // peer's policy (an offer that did not validate).
+        error: view.error.as_deref().map(peer_text),
         peer_error,
         restart_needed: view.restart.clone(),
         sync: sync.is_some(),
@@ -383,21 +434,31 @@ pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
     for e in s.config.error.iter().chain(&s.config.peer_error) {
         s.alarms.push(format!("{CONFIG_ALARM}{e}"));
     }
-    s.session_sync = sync.map(|st| SessionSync {
-        mode: st.mode.clone(),
-        connected: st.connected,
-        sending: st.role_active,
-        sessions: sessions(st),
-        entries_sent: st.entries_sent,
-        installed: st.synced_entries,
-        lag_ms: st.lag_ms,
-        resyncs: st.resyncs,
-        dropped_messages: st.dropped,
-        ready: st.ready,
-        last_install: st.last_install.map(|(n, d)| Install {
-            sessions: n as u64,
-            ms: d.as_secs_f64() * 1000.0,
-        }),
+    s.session_sync = sync.map(|st| {
+        let now = readiness::now(readiness::Now {
+            active: st.role_active,
+            verdict: st.ready,
+            ha2_connected: st.connected,
+            policy: st.config.version,
+            peer_policy: st.config.peer.map(|p| p.0),
+        });
+        SessionSync {
+            mode: st.mode.clone(),
+            connected: st.connected,
+            sending: st.role_active,
+            sessions: sessions(st),
+            entries_sent: st.entries_sent,
+            installed: st.synced_entries,
+            lag_ms: st.lag_ms,
+            resyncs: st.resyncs,
+            dropped_messages: st.dropped,
+            ready: now.is_ok(),
+            reason: now.err().map(|e| e.to_string()),
+            last_install: st.last_install.map(|(n, d)| Install {
+                sessions: n as u64,
+                ms: d.as_secs_f64() * 1000.0,
+            }),
+        }
     });
 }
 
@@ -544,5 +605,143 @@ mod tests {
             x.ready = false;
         }
         assert!(!waiting.ready());
+    }
+
+    fn survivor_sync(connected: bool, active: bool) -> SyncStatus {
+        SyncStatus {
+            mode: "mirror".into(),
+            connected,
+            role_active: active,
+            ready: true,
+            ..SyncStatus::default()
+        }
+    }
+
+    fn at() -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_418_206)
+    }
+
+    /// The survivor of a failover: peer lost, HA2 down. Before, its status
+    /// said `alarms none` and `... HA2 DISCONNECTED ... ready`.
+    #[test]
+    fn a_survivor_says_it_has_no_standby_in_text_and_json() {
+        let mut s = sample();
+        s.alarms.clear();
+        add_sync(
+            &mut s,
+            Some(&survivor_sync(false, true)),
+            &ConfigView::default(),
+        );
+        crate::ops::alarms::add(&mut s, at());
+        let text = s.to_string();
+        assert!(
+            text.contains(
+                "alarm     no standby: peer fw-b lost since 2026-12-04 21:03:24 UTC (1.5 s ago)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("alarms    none"), "{text}");
+        assert!(
+            text.contains("handover  NOT READY: no standby: peer fw-b is lost"),
+            "{text}"
+        );
+        let sessions = text.lines().find(|l| l.starts_with("sessions")).unwrap();
+        assert!(sessions.contains("HA2 DISCONNECTED"), "{sessions}");
+        assert!(
+            sessions.ends_with("NOT READY (no standby: peer fw-b is lost)"),
+            "{sessions}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["no_standby"]["peer"], "fw-b");
+        assert_eq!(v["no_standby"]["why"], "lost");
+        assert_eq!(v["no_standby"]["since_ms_ago"], 1500.0);
+        assert_eq!(v["handover"]["ready"], false);
+        assert!(v["alarms"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("no standby: peer fw-b lost since"));
+        // The active itself can serve: its own readiness is unchanged.
+        assert_eq!(v["session_sync"]["ready"], true);
+        let back: Status = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_passive_cut_off_from_ha2_is_not_ready_and_says_why() {
+        let mut s = sample();
+        s.state = "passive".into();
+        s.alarms.clear();
+        // The sync thread's verdict still holds its last generation.
+        add_sync(
+            &mut s,
+            Some(&survivor_sync(false, false)),
+            &ConfigView::default(),
+        );
+        crate::ops::alarms::add(&mut s, at());
+        let st = s.session_sync.clone().unwrap();
+        assert!(!st.ready);
+        assert_eq!(st.reason.as_deref(), Some("HA2 disconnected"));
+        assert!(!s.ready());
+        let text = s.to_string();
+        assert!(text.contains("NOT READY (HA2 disconnected)"), "{text}");
+        assert!(
+            text.contains("handover  NOT READY: HA2 disconnected"),
+            "{text}"
+        );
+        assert!(
+            s.no_standby.is_none(),
+            "a passive is nobody's standby alarm"
+        );
+        // Connected again: ready.
+        add_sync(
+            &mut s,
+            Some(&survivor_sync(true, false)),
+            &ConfigView::default(),
+        );
+        crate::ops::alarms::add(&mut s, at());
+        assert!(s.ready());
+        assert!(s.to_string().contains("handover  ready"));
+    }
+
+    /// The peer's refusal text cannot clear the screen or forge a line.
+    #[test]
+    fn the_peers_error_text_is_escaped_in_status() {
+        let mut s = sample();
+        s.alarms.clear();
+        let mut sync = survivor_sync(true, true);
+        sync.config.peer_result = Some((
+            4,
+            false,
+            Some("bad\x1b[2J\x1b[H\nalarms    none\nnode      id 9".into()),
+        ));
+        let view = ConfigView {
+            error: Some("offer refused: name \u{1b}]0;pwned\u{7}".into()),
+            ..ConfigView::default()
+        };
+        add_sync(&mut s, Some(&sync), &view);
+        let text = s.to_string();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(
+            text.contains(
+                "alarm     config sync: the peer did not apply policy version 4: bad\\u{1b}[2J\\u{1b}[H\\nalarms    none\\nnode      id 9"
+            ),
+            "{text}"
+        );
+        // One "alarms none" line (the HA part's own), not a forged second.
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("alarms    none"))
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("node      id 9")),
+            "{text}"
+        );
+        assert_eq!(
+            s.config.error.as_deref(),
+            Some("offer refused: name \\u{1b}]0;pwned\\u{7}")
+        );
     }
 }

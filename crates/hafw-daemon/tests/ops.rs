@@ -311,19 +311,114 @@ async fn a_slowloris_is_cut_off_at_the_head_timeout() {
     server.stop();
 }
 
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// 32 connections that say nothing, as one slow or hostile client would
+/// hold them: a monitoring request with the token is still answered, at
+/// once, with the default limits (16 slots and a 5 s head timeout made it
+/// wait 5 s and more, or refused it).
 #[tokio::test]
-async fn connections_beyond_the_limit_are_closed_at_once() {
+async fn idle_connections_cannot_starve_monitoring() {
+    let (server, _m) = start(Limits::default());
+    let a = server.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        idle.push(TcpStream::connect(a).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(2),
+        exchange(a, &get("/status", Some(&format!("Bearer {TOKEN}")))),
+    )
+    .await
+    .expect("answered within 2 s beside 32 idle connections");
+    eprintln!(
+        "/status answered in {:?} beside 32 idle connections",
+        started.elapsed()
+    );
+    assert_eq!(code(&r), 200, "{r}");
+    assert_eq!(body(&r), STATUS_JSON);
+    server.stop();
+}
+
+/// With the table full of connections that said nothing, each newcomer
+/// evicts the oldest of them (counted) and is served; the evicted are
+/// closed without a reply.
+#[tokio::test]
+async fn a_full_table_evicts_the_oldest_idle_connection() {
     let limits = Limits {
-        max_connections: 2,
-        head_timeout: Duration::from_millis(500),
+        max_connections: 4,
+        head_timeout: Duration::from_secs(10),
         ..quick()
     };
-    let (server, _m) = start(limits);
+    let (server, m) = start(limits);
     let a = server.local_addr();
-    let _hold1 = TcpStream::connect(a).await.unwrap();
-    let _hold2 = TcpStream::connect(a).await.unwrap();
-    // Give the accept loop time to take both slots.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(a).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = exchange(a, &get("/metrics", Some(&format!("Bearer {TOKEN}")))).await;
+    assert_eq!(code(&r), 200, "{r}");
+    // 4 evicted by the later idle ones, 1 by the request.
+    assert_eq!(
+        metric(body(&r), "hafw_api_refused_total{reason=\"evicted\"}"),
+        Some(5.0),
+        "{r}"
+    );
+    // The five oldest were closed at once, without a reply.
+    for s in idle.iter_mut().take(5) {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(1), s.read_to_end(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(n.map(|n| n == 0).unwrap_or(true), "{buf:?}");
+    }
+    let text = m.encode();
+    assert!(
+        text.contains("hafw_api_refused_total{reason=\"evicted\"} 5\n"),
+        "{text}"
+    );
+    server.stop();
+}
+
+/// Connections past their head (waiting on a slow status) cannot be
+/// evicted: a newcomer is then closed at once, counted as busy, and the
+/// server serves again when they are done.
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_at_once_when_none_is_idle() {
+    let metrics = Metrics::new();
+    let limits = Limits {
+        max_connections: 2,
+        status_timeout: Duration::from_millis(1500),
+        ..quick()
+    };
+    let server = api::serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        TOKEN.into(),
+        || {
+            std::thread::sleep(Duration::from_millis(600));
+            STATUS_JSON.into()
+        },
+        metrics.clone(),
+        limits,
+    )
+    .unwrap();
+    let a = server.local_addr();
+    let req = get("/status", Some(&format!("Bearer {TOKEN}")));
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let req = req.clone();
+            tokio::spawn(async move { exchange(a, &req).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
     let started = Instant::now();
     let mut third = TcpStream::connect(a).await.unwrap();
     let mut buf = Vec::new();
@@ -334,10 +429,21 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         n.map(|n| n == 0).unwrap_or(true),
         "the third connection must be closed without a reply"
     );
-    assert!(started.elapsed() < limits.head_timeout, "closed at once");
-    // Once the held connections time out, the server serves again.
-    tokio::time::sleep(limits.head_timeout + Duration::from_millis(200)).await;
-    let r = exchange(a, &get("/status", Some(&format!("Bearer {TOKEN}")))).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "closed at once"
+    );
+    assert!(
+        metrics
+            .encode()
+            .contains("hafw_api_refused_total{reason=\"busy\"} 1\n"),
+        "{}",
+        metrics.encode()
+    );
+    for s in slow {
+        assert_eq!(code(&s.await.unwrap()), 200);
+    }
+    let r = exchange(a, &req).await;
     assert_eq!(code(&r), 200, "{r}");
     server.stop();
 }
@@ -538,4 +644,203 @@ fn logging_installs_once() {
     tracing::info!(test = "ops", "JSON logging installed");
     let err = ops::logging::init(false).unwrap_err();
     assert!(err.contains("cannot install the logger"), "{err}");
+}
+
+// ---- control socket ----
+
+use hafw_daemon::control::{self, Request};
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream as StdUnix;
+
+fn control_limits() -> control::Limits {
+    control::Limits {
+        max_clients: 4,
+        read_deadline: Duration::from_millis(400),
+        write_deadline: Duration::from_millis(400),
+    }
+}
+
+/// A control server answering `status` at once and `config show` with
+/// `big` bytes.
+fn control_server(
+    name: &str,
+    limits: control::Limits,
+    big: usize,
+) -> (PathBuf, PathBuf, Arc<control::Counters>) {
+    let dir = temp_dir(name);
+    let path = dir.join("hafw.sock");
+    let l = control::bind(&path).unwrap();
+    let counters = control::serve_with(l, limits, move |r| match r {
+        Request::Status => Ok("state active\n".into()),
+        Request::ConfigShow => Ok("x".repeat(big)),
+        _ => Err("not now".into()),
+    });
+    (dir, path, counters)
+}
+
+fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// Checked from another thread while the socket is bound again and
+/// again with the umask cleared: bound first and restricted after, the
+/// socket is seen world-writable (0777) now and then; bound in a private
+/// directory and renamed, never.
+#[test]
+fn the_control_socket_is_never_seen_with_a_wider_mode() {
+    let dir = temp_dir("ctl-mode");
+    let path = dir.join("hafw.sock");
+    // SAFETY: umask has no preconditions; it is restored below. Other
+    // tests of this binary set their files' modes explicitly.
+    let old = unsafe { libc::umask(0) };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (p, s) = (path.clone(), stop.clone());
+    let watcher = std::thread::spawn(move || {
+        let (mut seen, mut wide) = (0u64, Vec::new());
+        while !s.load(Ordering::Relaxed) {
+            if let Ok(m) = std::fs::symlink_metadata(&p) {
+                seen += 1;
+                let mode = m.permissions().mode() & 0o777;
+                if mode != 0o600 {
+                    wide.push(mode);
+                }
+            }
+        }
+        (seen, wide)
+    });
+    for _ in 0..300 {
+        let l = control::bind(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        drop(l);
+        std::fs::remove_file(&path).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (seen, wide) = watcher.join().unwrap();
+    unsafe { libc::umask(old) };
+    eprintln!(
+        "the socket was seen {seen} times, {} with a wider mode",
+        wide.len()
+    );
+    assert!(
+        wide.is_empty(),
+        "seen {} times with a wider mode, first {:o}",
+        wide.len(),
+        wide[0]
+    );
+    // Nothing of the private directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A silent client, one that sends half a request, and one that never
+/// reads its (large) reply each hold only their own slot: another client
+/// is answered at once, and each is cut off at its deadline, counted.
+#[test]
+fn a_silent_or_slow_control_client_does_not_block_another() {
+    let limits = control_limits();
+    let (dir, path, counters) = control_server("ctl-slow", limits, 8 << 20);
+    let _silent = StdUnix::connect(&path).unwrap();
+    let mut half = StdUnix::connect(&path).unwrap();
+    half.write_all(b"stat").unwrap();
+    let mut deaf = StdUnix::connect(&path).unwrap();
+    deaf.write_all(b"config show\n").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let r = control::request_within(&path, &Request::Status, Duration::from_secs(2));
+    let took = started.elapsed();
+    assert_eq!(r.unwrap(), "state active\n");
+    eprintln!("answered in {took:?} beside a silent, a half and a deaf client");
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    // After the deadlines: the silent and the half client were told, the
+    // deaf one cut off; all three counted.
+    std::thread::sleep(limits.read_deadline + limits.write_deadline + Duration::from_millis(300));
+    assert_eq!(load(&counters.timeout), 3, "{counters:?}");
+    let mut told = String::new();
+    half.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let _ = half.read_to_string(&mut told);
+    assert!(
+        told.starts_with("error: no request line within 400 ms"),
+        "{told:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn control_clients_beyond_the_cap_are_told_at_once_and_counted() {
+    let limits = control_limits();
+    let (dir, path, counters) = control_server("ctl-cap", limits, 0);
+    let held: Vec<StdUnix> = (0..limits.max_clients)
+        .map(|_| StdUnix::connect(&path).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let err = control::request_within(&path, &Request::Status, Duration::from_secs(2)).unwrap_err();
+    assert!(err.contains("serving 4 control clients already"), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(300));
+    assert_eq!(load(&counters.busy), 1);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        control::request_within(&path, &Request::Status, Duration::from_secs(2)).unwrap(),
+        "state active\n"
+    );
+    // An oversize request line is refused, not buffered.
+    let mut long = StdUnix::connect(&path).unwrap();
+    let _ = long.write_all(&[b'a'; 5000]);
+    let mut reply = String::new();
+    long.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = long.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("error: the request is longer than 4096 bytes"),
+        "{reply:?}"
+    );
+    assert_eq!(load(&counters.too_long), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The kernel's record of the client's user is checked: a client that is
+/// not root (here a thread that changed its own effective uid, with the
+/// socket opened wide as if its mode had been lost) is refused before a
+/// byte of its request is read, and counted.
+#[test]
+fn a_control_client_that_is_not_root_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    assert!(control::allowed(0, 0) && control::allowed(1000, 1000));
+    assert!(!control::allowed(65534, 0));
+    let (dir, path, counters) = control_server("ctl-uid", control_limits(), 0);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let p = path.clone();
+    let reply = std::thread::spawn(move || {
+        // SAFETY: the raw syscall changes this thread's credentials only
+        // (glibc's setresuid would change every thread's).
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, -1i32, 65534i32, -1i32) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let r = control::request_within(&p, &Request::Status, Duration::from_secs(2));
+        // SAFETY: as above; back to root (the saved uid) for the rest.
+        unsafe { libc::syscall(libc::SYS_setresuid, -1i32, 0i32, -1i32) };
+        r
+    })
+    .join()
+    .unwrap();
+    let err = reply.unwrap_err();
+    assert!(
+        err.contains("serves root only; this client is uid 65534"),
+        "{err}"
+    );
+    assert_eq!(load(&counters.peer_uid), 1);
+    assert_eq!(load(&counters.served), 0);
+    assert_eq!(
+        control::request_within(&path, &Request::Status, Duration::from_secs(2)).unwrap(),
+        "state active\n"
+    );
+    assert_eq!(load(&counters.served), 1);
+    let _ = std::fs::remove_dir_all(dir);
 }

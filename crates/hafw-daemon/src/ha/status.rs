@@ -90,6 +90,9 @@ pub fn build(
         last_refused: None,
         session_sync: None,
         config: status::Config::default(),
+        // Need session sync's part too: added with it.
+        no_standby: None,
+        handover: None,
     }
 }
 

@@ -8,19 +8,27 @@
 //! request per connection (`Connection: close`); the request head is
 //! bounded in size and time, connections in number, and nothing a client
 //! sends can make it panic.
+//!
+//! One slow client cannot shut out monitoring: connections are tasks (an
+//! idle one costs a few kilobytes, so the cap is in the hundreds), and when
+//! the cap is reached a new connection evicts the oldest one still waiting
+//! for its request head rather than being refused: a client that connects
+//! and says nothing loses its place to one that asks. Only when every
+//! connection is past its head (answering, which takes milliseconds) is a
+//! newcomer closed. Every refusal is counted (`hafw_api_refused_total`).
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::metrics::{self, Metrics};
@@ -34,12 +42,14 @@ pub struct Limits {
     /// Largest request head (request line and headers), in bytes.
     pub max_head: usize,
     /// Time allowed to receive the whole head (slow clients are cut off).
+    /// Above one TCP retransmission of the head (the first RTO is 1 s).
     pub head_timeout: Duration,
     /// Time allowed to send the whole reply.
     pub write_timeout: Duration,
     /// Time the status callback may take before the reply is 503.
     pub status_timeout: Duration,
-    /// Connections served at once; more are closed at once.
+    /// Connections held at once. A new one beyond it evicts the oldest
+    /// still waiting for its head, or is closed when none is.
     pub max_connections: usize,
     /// Status callbacks running at once (a stuck callback holds its slot
     /// until it returns, so a hung HA thread cannot pile up threads).
@@ -50,10 +60,10 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_head: 8 * 1024,
-            head_timeout: Duration::from_secs(5),
+            head_timeout: Duration::from_secs(3),
             write_timeout: Duration::from_secs(5),
             status_timeout: Duration::from_secs(2),
-            max_connections: 16,
+            max_connections: 256,
             max_status_calls: 2,
         }
     }
@@ -136,8 +146,70 @@ pub fn serve_with(
     Ok(Server { addr: local, task })
 }
 
+/// The connections that hold a place, and those of them still waiting for
+/// their head, oldest first, with the signal that evicts each.
+#[derive(Default)]
+struct Table {
+    places: std::collections::HashSet<u64>,
+    next_id: u64,
+    waiting: std::collections::BTreeMap<u64, Arc<Notify>>,
+}
+
+/// Gives a connection's place back when its task ends, however it ends.
+struct Held {
+    table: Arc<Mutex<Table>>,
+    id: u64,
+}
+
+impl Held {
+    /// The head arrived (or the connection failed): no longer evictable.
+    fn done_waiting(&self) {
+        lock(&self.table).waiting.remove(&self.id);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut t = lock(&self.table);
+        t.waiting.remove(&self.id);
+        t.places.remove(&self.id);
+    }
+}
+
+fn lock(t: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes a place for a new connection, evicting the oldest one still
+/// waiting for its head when all `max` are taken; `None` when every
+/// connection is past its head. An evicted connection gives its place up
+/// at once (its task closes it as soon as it runs), so at most `max` hold
+/// a place, plus those being closed.
+fn admit(table: &Arc<Mutex<Table>>, max: usize, metrics: &Metrics) -> Option<(Held, Arc<Notify>)> {
+    let mut t = lock(table);
+    if t.places.len() >= max {
+        let (oldest, evict) = t.waiting.pop_first()?;
+        t.places.remove(&oldest);
+        evict.notify_one();
+        metrics.api_refused("evicted");
+    }
+    t.next_id += 1;
+    let id = t.next_id;
+    let evict = Arc::new(Notify::new());
+    t.places.insert(id);
+    t.waiting.insert(id, evict.clone());
+    Some((
+        Held {
+            table: table.clone(),
+            id,
+        },
+        evict,
+    ))
+}
+
 async fn accept(listener: TcpListener, ctx: Arc<Ctx>) {
-    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections.max(1)));
+    let table = Arc::new(Mutex::new(Table::default()));
+    let max = ctx.limits.max_connections.max(1);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -148,40 +220,60 @@ async fn accept(listener: TcpListener, ctx: Arc<Ctx>) {
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            // Busy: closing costs nothing, queueing would cost memory.
+        let Some((held, evict)) = admit(&table, max, &ctx.metrics) else {
+            // Every connection is being answered: closing costs nothing,
+            // queueing would cost memory.
+            ctx.metrics.api_refused("busy");
             continue;
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            connection(stream, &ctx).await;
-            drop(slot);
+            connection(stream, &ctx, &held, &evict).await;
+            drop(held);
         });
     }
 }
 
-async fn connection(mut stream: TcpStream, ctx: &Ctx) {
+async fn connection(mut stream: TcpStream, ctx: &Ctx, held: &Held, evict: &Notify) {
     let limits = ctx.limits;
-    let reply =
-        match tokio::time::timeout(limits.head_timeout, read_head(&mut stream, limits.max_head))
-            .await
-        {
-            Err(_) => Reply::error(408, "request head not received in time\n"),
-            Ok(Err(HeadError::TooLarge)) => Reply::error(431, "request head too large\n"),
-            Ok(Err(HeadError::Closed)) => return,
-            Ok(Ok(head)) => match parse_head(&head) {
-                Err(code) => Reply::error(code, "malformed request\n"),
-                Ok(req) => match route(&req, &ctx.token) {
-                    Route::Error(code) => Reply::error(code, reason(code)),
-                    Route::Metrics => Reply {
-                        code: 200,
-                        content_type: metrics::CONTENT_TYPE,
-                        body: ctx.metrics.encode(),
-                    },
-                    Route::Status => status_reply(ctx).await,
+    let head = tokio::select! {
+        head = tokio::time::timeout(limits.head_timeout, read_head(&mut stream, limits.max_head)) => head,
+        // Evicted for a newer connection: close without a word.
+        _ = evict.notified() => return,
+    };
+    held.done_waiting();
+    let refused = |reason: &str| ctx.metrics.api_refused(reason);
+    let reply = match head {
+        Err(_) => {
+            refused("head_timeout");
+            Reply::error(408, "request head not received in time\n")
+        }
+        Ok(Err(HeadError::TooLarge)) => {
+            refused("head_too_large");
+            Reply::error(431, "request head too large\n")
+        }
+        Ok(Err(HeadError::Closed)) => return,
+        Ok(Ok(head)) => match parse_head(&head) {
+            Err(code) => {
+                refused("malformed");
+                Reply::error(code, "malformed request\n")
+            }
+            Ok(req) => match route(&req, &ctx.token) {
+                Route::Error(code) => {
+                    if code == 401 {
+                        refused("unauthorized");
+                    }
+                    Reply::error(code, reason(code))
+                }
+                Route::Metrics => Reply {
+                    code: 200,
+                    content_type: metrics::CONTENT_TYPE,
+                    body: ctx.metrics.encode(),
                 },
+                Route::Status => status_reply(ctx).await,
             },
-        };
+        },
+    };
     let _ = tokio::time::timeout(limits.write_timeout, async {
         stream.write_all(&reply.to_bytes()).await?;
         stream.shutdown().await
@@ -205,6 +297,7 @@ async fn connection(mut stream: TcpStream, ctx: &Ctx) {
 
 async fn status_reply(ctx: &Ctx) -> Reply {
     let Ok(permit) = ctx.status_calls.clone().try_acquire_owned() else {
+        ctx.metrics.api_refused("status_busy");
         return Reply::error(503, "status busy: earlier requests are still waiting\n");
     };
     let status = ctx.status.clone();

@@ -67,6 +67,10 @@ struct Inner {
     resyncs: Counter,
     config_version: U64Gauge,
     peer_config_version: U64Gauge,
+    alarm: Family<One, U64Gauge>,
+    handover_ready: U64Gauge,
+    api_refused: Family<One, Counter>,
+    control_refused: Family<One, Counter>,
 }
 
 /// Heartbeat round trips: 50 µs to about 1.6 s, doubling.
@@ -210,6 +214,37 @@ impl Metrics {
             "Version of the configuration the peer reports in its heartbeats",
             peer_config_version.clone(),
         );
+        let alarm = Family::<One, U64Gauge>::default();
+        // hafw_alarm{kind}
+        r.register(
+            "alarm",
+            "1 while an alarm of this kind is on (no_standby: active with no peer that could take over)",
+            alarm.clone(),
+        );
+        for k in super::alarms::KINDS {
+            alarm.get_or_create(&[("kind", k.to_string())]).set(0);
+        }
+        let handover_ready = U64Gauge::default();
+        // hafw_handover_ready
+        r.register(
+            "handover_ready",
+            "1 when a handover now would keep every session (active: to the peer; passive: to this node)",
+            handover_ready.clone(),
+        );
+        let api_refused = Family::<One, Counter>::default();
+        // hafw_api_refused_total{reason}
+        r.register(
+            "api_refused",
+            "Status API connections or requests refused, by reason (busy, evicted, head_timeout, ...)",
+            api_refused.clone(),
+        );
+        let control_refused = Family::<One, Counter>::default();
+        // hafw_control_refused_total{reason}
+        r.register(
+            "control_refused",
+            "Control socket clients refused, by reason (peer_uid, busy, timeout, too_long, unknown)",
+            control_refused.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: r,
@@ -230,6 +265,10 @@ impl Metrics {
                 resyncs,
                 config_version,
                 peer_config_version,
+                alarm,
+                handover_ready,
+                api_refused,
+                control_refused,
             }),
         }
     }
@@ -374,6 +413,38 @@ impl Metrics {
     /// `hafw_peer_config_version`.
     pub fn peer_config_version(&self, v: u64) {
         self.inner.peer_config_version.set(v);
+    }
+
+    /// `hafw_alarm{kind}`: 1 while on. `kind` is one of
+    /// [`super::alarms::KINDS`].
+    pub fn alarm(&self, kind: &str, on: bool) {
+        self.inner
+            .alarm
+            .get_or_create(&[("kind", kind.to_string())])
+            .set(u64::from(on));
+    }
+
+    /// `hafw_handover_ready`.
+    pub fn handover_ready(&self, ready: bool) {
+        self.inner.handover_ready.set(u64::from(ready));
+    }
+
+    /// `hafw_api_refused_total{reason}` + 1.
+    pub fn api_refused(&self, reason: &str) {
+        self.inner
+            .api_refused
+            .get_or_create(&[("reason", reason.to_string())])
+            .inc();
+    }
+
+    /// `hafw_control_refused_total{reason}` raised to the control server's
+    /// running total; idempotent.
+    pub fn control_refused(&self, reason: &str, total: u64) {
+        let c = self
+            .inner
+            .control_refused
+            .get_or_create_owned(&[("reason", reason.to_string())]);
+        raise(&c, total);
     }
 
     /// Every series in the OpenMetrics text format (ending in `# EOF`),

@@ -5,7 +5,9 @@
 //! (a status callback, metric values), so every piece is testable on its own
 //! (`tests/ops.rs`).
 
+pub mod alarms;
 pub mod api;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod text;

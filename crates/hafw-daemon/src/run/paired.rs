@@ -227,7 +227,7 @@ impl Paired {
             view: view.clone(),
             config: config_tx,
         };
-        control::serve(listener, move |req| dispatch.handle(req));
+        let control = control::serve(listener, move |req| dispatch.handle(req));
 
         let monitor_every =
             Duration::from_millis(u64::from(plan.ha.timers.heartbeat_interval_ms).clamp(5, 50));
@@ -259,17 +259,21 @@ impl Paired {
             view,
             executor,
         };
-        node.feed_metrics();
+        node.feed_metrics(control);
+        node.watch_alarms();
         Ok(node)
     }
 
     /// Session sync's figures and this node's policy version into the
     /// metrics, twice a second (the peer's version comes from the HA
     /// thread's heartbeats).
-    fn feed_metrics(&self) {
+    fn feed_metrics(&self, control: Arc<control::Counters>) {
         let (metrics, view) = (self.metrics.clone(), self.view.clone());
         tokio::spawn(async move {
             loop {
+                for (reason, total) in control.refused() {
+                    metrics.control_refused(reason, total);
+                }
                 if let Some(st) = view.sync_status() {
                     metrics.sessions(status::sessions(&st), st.synced_entries);
                     metrics.sync_lag(st.lag_ms.unwrap_or(0.0) / 1000.0);
@@ -279,6 +283,30 @@ impl Paired {
                     metrics.config_version(v.version);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+
+    /// The pair's alarms ([`ops::alarms`]) into the metrics twice a
+    /// second, and into the log once when each begins and once when it
+    /// ends.
+    fn watch_alarms(&self) {
+        let (metrics, view, log) = (self.metrics.clone(), self.view.clone(), self.log.clone());
+        tokio::spawn(async move {
+            let mut alarms = ops::alarms::AlarmLog::default();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let Ok(s) = view.status_async().await else {
+                    continue;
+                };
+                metrics.alarm("no_standby", s.no_standby.is_some());
+                metrics.handover_ready(s.handover.as_ref().is_some_and(|h| h.ready));
+                for change in alarms.update(&s) {
+                    match change {
+                        ops::alarms::Change::Begins(t) => log.warn(format!("alarm: {t}")),
+                        ops::alarms::Change::Ends(t) => log.info(t),
+                    }
+                }
             }
         });
     }
@@ -428,10 +456,26 @@ impl StatusView {
         self.ha
             .send(HaRequest::Status { reply: tx })
             .map_err(|_| SetupError::Stopped("HA"))?;
-        let mut s = rx.blocking_recv().map_err(|_| SetupError::Stopped("HA"))?;
+        let s = rx.blocking_recv().map_err(|_| SetupError::Stopped("HA"))?;
+        Ok(self.complete(s))
+    }
+
+    /// [`Self::status`] for a task on the runtime.
+    async fn status_async(&self) -> Result<Status, DaemonError> {
+        let (tx, rx) = oneshot::channel();
+        self.ha
+            .send(HaRequest::Status { reply: tx })
+            .map_err(|_| SetupError::Stopped("HA"))?;
+        let s = rx.await.map_err(|_| SetupError::Stopped("HA"))?;
+        Ok(self.complete(s))
+    }
+
+    /// The HA thread's part, with sync's, config's and the pair's alarms.
+    fn complete(&self, mut s: Status) -> Status {
         let view = self.config.lock().map(|v| v.clone()).unwrap_or_default();
         status::add_sync(&mut s, self.sync_status().as_ref(), &view);
-        Ok(s)
+        ops::alarms::add(&mut s, std::time::SystemTime::now());
+        s
     }
 }
 
