@@ -209,6 +209,29 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
     let forwarded = counted(&lab, counters::IPV6_FORWARD) - before;
     assert!(forwarded >= 3, "forwarded IPv6 counted {forwarded}");
 
+    // `--check` ignores the named counters' counts, which are not zero now.
+    let check = run(&[
+        "lab",
+        "exec",
+        &lab.name,
+        "fw-a",
+        "--",
+        hafw(),
+        "run",
+        "--config",
+        example(SEED).to_str().unwrap(),
+        "--node",
+        "fw-a",
+        "--check",
+        "--standalone",
+    ]);
+    let said = String::from_utf8_lossy(&check.stdout).to_string()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(
+        check.status.success() && said.contains("no differences"),
+        "{said}"
+    );
+
     eprintln!(
         "ipv6_input_dropped: link-local {}, global {}; ipv6_forward_dropped {forwarded}",
         after_ll - before_in,
