@@ -193,8 +193,8 @@ pub fn conntrackd_config(
 pub fn conntrackd_rule(plan: &NodePlan, peer: &NodePlan) -> Result<String, String> {
     let (me, other) = ha2_link(plan, peer)?;
     Ok(format!(
-        "insert rule ip hafw input iifname \"{}\" ip saddr {} udp dport {CONNTRACKD_PORT} counter accept comment \"conntrackd baseline\"\n",
-        me.ifname, other.address
+        "insert rule {} {} input iifname \"{}\" ip saddr {} udp dport {CONNTRACKD_PORT} counter accept comment \"conntrackd baseline\"\n",
+        plan.ruleset.family, plan.ruleset.table, me.ifname, other.address
     ))
 }
 
@@ -277,7 +277,9 @@ pub fn vrrp_rule(peer: &NodePlan) -> String {
         .map(|i| i.address.to_string())
         .collect();
     format!(
-        "insert rule ip hafw input ip protocol vrrp ip saddr {{ {} }} counter accept comment \"keepalived baseline\"\n",
+        "insert rule {} {} input ip protocol vrrp ip saddr {{ {} }} counter accept comment \"keepalived baseline\"\n",
+        peer.ruleset.family,
+        peer.ruleset.table,
         addrs.join(", ")
     )
 }
@@ -454,7 +456,7 @@ mod tests {
         let r = conntrackd_rule(&a, &b).unwrap();
         assert_eq!(
             r,
-            "insert rule ip hafw input iifname \"ha2\" ip saddr 10.0.3.12 udp dport 3780 counter accept comment \"conntrackd baseline\"\n"
+            "insert rule inet hafw input iifname \"ha2\" ip saddr 10.0.3.12 udp dport 3780 counter accept comment \"conntrackd baseline\"\n"
         );
     }
 }

@@ -234,6 +234,23 @@ pub struct Policy {
     pub nat: Nat,
     #[serde(default)]
     pub ha: Ha,
+    #[serde(default)]
+    pub management: Management,
+}
+
+/// Who may reach the node's own services on the management interface.
+/// IPv4 only, like every address in the file: over IPv6 nothing reaches
+/// the node (the ruleset drops it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Management {
+    /// Sources allowed to reach SSH (port 22) and `api_port`; left out, the
+    /// management vSwitch's CIDR of each node. An empty list is refused by
+    /// validation: it would lock every operator out of both nodes at once.
+    pub allow: Option<Vec<Prefix>>,
+    /// The port `hafw run --api` listens on, opened to `allow` like SSH;
+    /// left out, nothing but SSH is reachable.
+    pub api_port: Option<u16>,
 }
 
 /// The floating address each data role takes while the node is active.

@@ -228,13 +228,15 @@ fn seed_ruleset_loads_and_replaces_itself_atomically() {
     let ns = Netns::new();
     // First load: the table does not exist yet.
     ns.load("seed", &[], &text);
-    let first = ns.list(&["list", "table", "ip", "hafw"]);
+    let first = ns.list(&["list", "table", "inet", "hafw"]);
     for expected in [
         "chain forward",
         "iifname . oifname vmap @zone_pairs",
         "\"untrust\" . \"trust\" : goto untrust_to_trust",
-        "dnat to 10.0.10.10",
-        "snat to 10.0.1.100",
+        "dnat ip to 10.0.10.10",
+        "snat ip to 10.0.1.100",
+        "meta nfproto ipv6 counter name \"ipv6_input_dropped\" drop",
+        "counter ipv6_forward_dropped {",
         "comment \"rule web-in\"",
     ] {
         assert!(
@@ -244,16 +246,35 @@ fn seed_ruleset_loads_and_replaces_itself_atomically() {
     }
     // Second load: replaces the table instead of adding rules to it.
     ns.load("seed, again", &[], &text);
-    let second = ns.list(&["list", "table", "ip", "hafw"]);
+    let second = ns.list(&["list", "table", "inet", "hafw"]);
     assert_eq!(first, second, "loading twice changed the table");
     let tables = ns.list(&["list", "tables"]);
-    assert_eq!(tables.trim(), "table ip hafw", "only hafw's table exists");
+    assert_eq!(tables.trim(), "table inet hafw", "only hafw's table exists");
     // A different policy replaces the old one whole.
     let other = ruleset(&synthetic_deployment(&dep, 50), "fw-a");
     ns.load("50-rule", &[], &other);
-    let third = ns.list(&["list", "table", "ip", "hafw"]);
+    let third = ns.list(&["list", "table", "inet", "hafw"]);
     assert!(
         !third.contains("rule web-in") && third.contains("rule syn-00049"),
         "{third}"
     );
+}
+
+/// A node upgraded from a version that installed `table ip hafw`: the
+/// first load removes it in the same transaction, so the old rules (and
+/// their NAT) never run beside the new table.
+#[test]
+fn the_legacy_ip_table_is_replaced_not_kept_beside() {
+    if !can_run("the_legacy_ip_table_is_replaced_not_kept_beside") {
+        return;
+    }
+    let ns = Netns::new();
+    ns.load(
+        "legacy",
+        &[],
+        "table ip hafw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n",
+    );
+    ns.load("seed", &[], &ruleset(&load("seed", SEED), "fw-a"));
+    let tables = ns.list(&["list", "tables"]);
+    assert_eq!(tables.trim(), "table inet hafw", "{tables}");
 }

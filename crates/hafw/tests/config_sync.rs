@@ -85,7 +85,7 @@ fn config_version(pair: &Pair, node: &str) -> Option<u64> {
 fn ruleset(pair: &Pair, node: &str) -> String {
     let ns = format!("hafw-{}.{node}", pair.lab);
     let out = Command::new("ip")
-        .args(["netns", "exec", &ns, "nft", "list", "table", "ip", "hafw"])
+        .args(["netns", "exec", &ns, "nft", "list", "table", "inet", "hafw"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -144,7 +144,7 @@ fn assert_inbound_and_outbound(lab: &Lab) {
 }
 
 fn table(lab: &Lab) -> String {
-    nft::list_table(Some(&lab.ns("fw-a")), Family::Ip, "hafw").unwrap()
+    nft::list_table(Some(&lab.ns("fw-a")), Family::Inet, "hafw").unwrap()
 }
 
 /// Packets counted by the rule with this comment in fw-a's table.
@@ -310,7 +310,7 @@ fn seed_standalone_forwards_counts_drops_and_checks() {
     );
     let ns = lab.ns("fw-a");
     assert!(
-        nft::list_table(Some(&ns), Family::Ip, "hafw").is_err(),
+        nft::list_table(Some(&ns), Family::Inet, "hafw").is_err(),
         "the table should be withdrawn"
     );
     let left = addresses_and_routes(&lab);
@@ -359,7 +359,7 @@ fn broken_ruleset(dir: &std::path::Path, name: &str, verdict: &str) -> (std::pat
     assert!(plan.status.success());
     let plan = String::from_utf8(plan.stdout).unwrap();
     let (_, ruleset) = plan
-        .split_once("nftables ruleset (table ip hafw)\n")
+        .split_once("nftables ruleset (table inet hafw)\n")
         .unwrap();
     let broken = ruleset.replace(
         "counter accept comment \"rule web-in\"",
@@ -399,7 +399,7 @@ fn refused_ruleset_applies_nothing_and_names_the_rule() {
     // A NAT statement in a filter chain passes `nft --check` and is refused
     // by the kernel at commit; a jump to a missing chain fails the check.
     for (name, verdict) in [
-        ("snat.nft", "snat to 10.0.1.100"),
+        ("snat.nft", "snat ip to 10.0.1.100"),
         ("goto.nft", "goto no_such_chain"),
     ] {
         let (file, line) = broken_ruleset(&dir, name, verdict);
@@ -508,7 +508,7 @@ fn a_start_refused_after_the_apply_leaves_the_kernel_as_it_was() {
     let lab = Lab::up(SEED, "dpu");
     let before = addresses_and_routes(&lab);
     assert!(
-        nft::list_table(Some(&lab.ns("fw-a")), Family::Ip, "hafw").is_err(),
+        nft::list_table(Some(&lab.ns("fw-a")), Family::Inet, "hafw").is_err(),
         "a fresh lab instance has no hafw table"
     );
     let key = TempFile::new("dpu", "ha.key", "0123456789abcdef0123456789ABCDEF");
@@ -549,7 +549,7 @@ fn a_start_refused_after_the_apply_leaves_the_kernel_as_it_was() {
         "the error names the API: {said}"
     );
     assert!(
-        nft::list_table(Some(&lab.ns("fw-a")), Family::Ip, "hafw").is_err(),
+        nft::list_table(Some(&lab.ns("fw-a")), Family::Inet, "hafw").is_err(),
         "the ruleset was left behind: {said}"
     );
     assert_eq!(addresses_and_routes(&lab), before, "{said}");

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use hafw_kernel::route::{self, MAIN_TABLE};
-use hafw_kernel::{addr, sysctl, Rtnl};
+use hafw_kernel::{addr, nft, sysctl, Rtnl};
 use hafw_model::render::node::NodePlan;
 use ipnet::Ipv4Net;
 
@@ -127,6 +127,16 @@ pub async fn differences(nl: &Rtnl, plan: &NodePlan, expect_floating: bool) -> V
         (Ok(None), _) => out.push(format!("{name}: missing")),
         (Err(e), _) => out.push(format!("{name}: cannot list it: {e}")),
         (_, Err(e)) => out.push(format!("{name}: cannot render the plan's listing: {e}")),
+    }
+    // Earlier versions filtered IPv4 only, in `ip hafw`; every commit of
+    // the ruleset deletes it, so one still there is a leftover whose rules
+    // (and NAT) run beside the plan's.
+    let legacy = hafw_model::render::nft::LEGACY_FAMILY;
+    if nft::list_table(ns, nft::Family::Ip, &rs.table).is_ok() && rs.family != legacy {
+        out.push(format!(
+            "nft table {legacy} {} is left from an earlier version and runs beside the plan's; `hafw run` (or `--apply-only`) replaces it",
+            rs.table
+        ));
     }
     out
 }

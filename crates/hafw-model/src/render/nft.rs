@@ -1,18 +1,27 @@
-//! The nftables ruleset of one node: one table, `ip hafw`, rendered as text
-//! for `nft -f`.
+//! The nftables ruleset of one node: one table, `inet hafw`, rendered as
+//! text for `nft -f`. `inet` so that IPv6 meets the same hooks as IPv4:
+//! the file's addresses are IPv4 only, so it allows nothing over IPv6, and
+//! nothing IPv6 reaches the node or crosses it (the old `ip` table left
+//! IPv6 unfiltered: sshd answered on untrust's link-local address).
 //!
 //! # Atomic replace
 //! The text declares the table empty, deletes it, then declares it with its
 //! contents (linux-kernel-notes.md trap 2). `nft -f` sends the file as one
 //! transaction, so the old table is replaced whole whether or not it
-//! existed, and a refused file leaves the old one in place.
+//! existed, and a refused file leaves the old one in place. The table
+//! earlier versions installed, `ip hafw`, is deleted in the same
+//! transaction, so an upgraded node never runs both.
 //!
 //! # Chains
-//! - `input` (policy drop): established/related, loopback, ICMP echo, HA
-//!   traffic from the peer's addresses on the interfaces they belong to,
-//!   SSH on the management interface; everything else is counted and
-//!   dropped. `output` accepts.
-//! - `forward` (policy drop): `ct state established,related accept`,
+//! - `input` (policy drop, `input.rs`): rate limits first (HA port per
+//!   peer address, ICMP echo from outside), then established/related, IPv6
+//!   neighbour discovery on-link, loopback; every other IPv6 packet is
+//!   dropped and counted; then ICMP echo, HA traffic from the peer's
+//!   addresses on the interfaces they belong to, SSH (and the API port)
+//!   on the management interface from `policy.management.allow`;
+//!   everything else is counted and dropped. `output` accepts.
+//! - `forward` (policy drop): IPv6 dropped and counted first, then
+//!   `ct state established,related accept`,
 //!   `ct state invalid drop`, then one lookup of `iifname . oifname` in the
 //!   verdict map `zone_pairs`. Zones are resolved by interface name: the map
 //!   holds, for every pair of zones some rule connects, each (input
@@ -20,9 +29,14 @@
 //!   pair's chain. A pair no rule connects, within one zone too, and an
 //!   interface in no zone fall through to the counted default drop.
 //! - One chain per zone pair holds that pair's rules in policy order and
-//!   ends with a counted drop.
+//!   ends with a counted drop. Only IPv4 reaches these chains, so a rule
+//!   with no address, such as `protocol = "any"` from anywhere, still
+//!   means IPv4.
 //! - `prerouting` (dstnat) holds the DNATs, `postrouting` (srcnat) the
-//!   SNATs; see `nat.rs` for why SNAT never rewrites DNAT'd traffic.
+//!   SNATs (`dnat ip to`, `snat ip to`: IPv4 NAT in the inet table); see
+//!   `nat.rs` for why SNAT never rewrites DNAT'd traffic.
+//! - Named counters ([`counters`]) count what the defences drop, so a test
+//!   or an operator reads them with `nft list counter inet hafw NAME`.
 //!
 //! # How security rules compile
 //! Rules are first-match. Inside a pair's chain, the rules are cut into
@@ -48,6 +62,7 @@
 //!   by the next rule, so no overlap reaches the kernel.
 
 mod compile;
+mod input;
 mod nat;
 #[cfg(test)]
 mod probe;
@@ -68,8 +83,28 @@ pub use synthetic::{synthetic_deployment, synthetic_rules};
 use syntax::{ident, line, quote};
 
 /// The nft family and name of the one table hafw owns.
-pub const FAMILY: &str = "ip";
+pub const FAMILY: &str = "inet";
 pub const TABLE: &str = "hafw";
+/// The family of the table versions before IPv6 filtering installed
+/// (`ip hafw`): deleted by every ruleset and by a withdrawal.
+pub const LEGACY_FAMILY: &str = "ip";
+
+/// The named counters of the table: `nft list counter inet hafw NAME`.
+pub mod counters {
+    /// IPv6 to the node, other than neighbour discovery.
+    pub const IPV6_INPUT: &str = "ipv6_input_dropped";
+    /// IPv6 through the node.
+    pub const IPV6_FORWARD: &str = "ipv6_forward_dropped";
+    /// Datagrams and connection attempts to the HA port above the
+    /// per-peer-address limit.
+    pub const HA_RATE: &str = "ha_rate_dropped";
+    /// ICMP echo requests from outside above the limit.
+    pub const ECHO: &str = "icmp_echo_dropped";
+    /// SSH or API connections on the management interface from a source
+    /// outside `policy.management.allow`.
+    pub const MANAGEMENT: &str = "management_refused";
+    pub const ALL: [&str; 5] = [IPV6_INPUT, IPV6_FORWARD, HA_RATE, ECHO, MANAGEMENT];
+}
 
 /// A rendered ruleset: `text` is fed whole to `nft -f`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +148,24 @@ pub fn ruleset(
         0,
         "# the whole table is replaced in one transaction.",
     );
-    line(&mut out, 0, format!("table {FAMILY} {TABLE} {{}}"));
-    line(&mut out, 0, format!("delete table {FAMILY} {TABLE}"));
+    for family in [LEGACY_FAMILY, FAMILY] {
+        line(&mut out, 0, format!("table {family} {TABLE} {{}}"));
+        line(&mut out, 0, format!("delete table {family} {TABLE}"));
+    }
     line(&mut out, 0, format!("table {FAMILY} {TABLE} {{"));
     zone_comment(&mut out, dep, &zones);
+    for name in counters::ALL {
+        line(&mut out, 1, format!("counter {name} {{}}"));
+    }
     compile::zone_pair_map(&mut out, &pairs, &zones)?;
-    input_chain(&mut out, dep.policy.ha.port, interfaces, ha_peers);
+    input::chain(
+        &mut out,
+        &input::Input {
+            dep,
+            interfaces,
+            ha_peers,
+        },
+    );
     line(&mut out, 1, "chain output {");
     line(
         &mut out,
@@ -186,59 +233,22 @@ fn zone_comment(out: &mut String, dep: &Deployment, zones: &BTreeMap<&str, Vec<S
     }
 }
 
-fn input_chain(out: &mut String, port: u16, interfaces: &[Interface], ha_peers: &[HaPeer]) {
-    line(out, 1, "chain input {");
-    line(
-        out,
-        2,
-        "type filter hook input priority filter; policy drop;",
-    );
-    line(out, 2, "ct state established,related counter accept");
-    line(out, 2, "ct state invalid counter drop");
-    line(out, 2, "iifname \"lo\" counter accept");
-    line(out, 2, "icmp type echo-request counter accept");
-    if !ha_peers.is_empty() {
-        // Keyed by address and interface together: with loose rp_filter the
-        // interface check is what stops a spoofed peer address arriving on
-        // a data interface.
-        let elems: Vec<String> = ha_peers
-            .iter()
-            .map(|p| format!("{} . {}", p.address, quote(&p.ifname)))
-            .collect();
-        line(
-            out,
-            2,
-            format!(
-                "ip saddr . iifname {{ {} }} meta l4proto {{ tcp, udp }} th dport {port} counter accept comment \"ha peer\"",
-                elems.join(", ")
-            ),
-        );
-    }
-    // Not in the policy file but always needed: without it the first apply
-    // locks the operator out of the node.
-    for i in interfaces
-        .iter()
-        .filter(|i| i.role == crate::spec::EniRole::Management)
-    {
-        line(
-            out,
-            2,
-            format!(
-                "iifname {} tcp dport 22 counter accept comment \"management ssh\"",
-                quote(&i.ifname)
-            ),
-        );
-    }
-    line(out, 2, "counter drop comment \"input default deny\"");
-    line(out, 1, "}");
-}
-
 fn forward_chain(out: &mut String) {
     line(out, 1, "chain forward {");
     line(
         out,
         2,
         "type filter hook forward priority filter; policy drop;",
+    );
+    // First, established or not: the policy allows no IPv6 flow, so no
+    // IPv6 entry is legitimately established through the node.
+    line(
+        out,
+        2,
+        format!(
+            "meta nfproto ipv6 counter name {} drop comment \"ipv6 through the node\"",
+            quote(counters::IPV6_FORWARD)
+        ),
     );
     line(out, 2, "ct state established,related counter accept");
     line(out, 2, "ct state invalid counter drop");

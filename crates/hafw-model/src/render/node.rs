@@ -258,7 +258,7 @@ pub fn plan_with(
         key_file: me.key_file.clone(),
         peer: peer.map(|p| p.name.clone()),
         ha,
-        sysctls: sysctl::sysctls(&interfaces),
+        sysctls: sysctl::sysctls(dep, &interfaces, &ha_peers),
         interfaces,
         floating,
         routes,

@@ -13,6 +13,7 @@ pub(super) fn check(cx: &Context, r: &mut Report) {
     rules(cx, r);
     gateways(cx, r);
     ha(cx, r);
+    management(cx, r);
     nodes(cx, r);
 }
 
@@ -231,6 +232,35 @@ fn ha(cx: &Context, r: &mut Report) {
     }
 }
 
+/// A bad CIDR in `allow` is refused when the file is parsed (`Prefix`),
+/// located; what is left is the list as a whole and the API port.
+fn management(cx: &Context, r: &mut Report) {
+    let m = &cx.dep.policy.management;
+    // Refused rather than warned: the policy is the pair's, so config sync
+    // would carry an empty list to both nodes and shut every operator out
+    // of both at once, with only the cloud console left to undo it.
+    if m.allow.as_ref().is_some_and(Vec::is_empty) {
+        r.error(
+            "policy.management.allow",
+            "policy.management.allow is empty: nobody could reach SSH or the API on either node",
+            "list the operators' networks, e.g. allow = [\"10.0.0.0/24\"], or leave allow out to admit the management vSwitch",
+        );
+    }
+    match m.api_port {
+        Some(0) => r.error(
+            "policy.management.api_port",
+            "API port 0 is not a port",
+            "set the port `hafw run --api` listens on, from 1 to 65535",
+        ),
+        Some(p) if p == cx.dep.policy.ha.port => r.error(
+            "policy.management.api_port",
+            format!("API port {p} is the HA port"),
+            "choose another port for `hafw run --api`; the HA port carries heartbeats and session sync",
+        ),
+        _ => {}
+    }
+}
+
 fn nodes(cx: &Context, r: &mut Report) {
     let nodes = &cx.dep.nodes;
     if nodes.is_empty() {
@@ -398,6 +428,41 @@ ports"#,
         );
         let m = messages(&seed_with("[policy.ha]\n", "[policy.ha]\nport = 0\n"));
         assert_eq!(m, vec!["HA port 0 is not a port"]);
+    }
+
+    #[test]
+    fn management_allow_empty_or_bad_and_api_port() {
+        let m = messages(&seed_with(
+            "[policy.ha]\n",
+            "[policy.management]\nallow = []\napi_port = 28780\n\n[policy.ha]\n",
+        ));
+        assert_eq!(
+            m,
+            vec![
+                "policy.management.allow is empty: nobody could reach SSH or the API on either node",
+                "API port 28780 is the HA port",
+            ]
+        );
+        let m = messages(&seed_with(
+            "[policy.ha]\n",
+            "[policy.management]\nallow = [\"192.168.7.0/24\", \"10.9.9.9\"]\napi_port = 9100\n\n[policy.ha]\n",
+        ));
+        assert!(m.is_empty(), "{m:?}");
+        // A bad CIDR is refused at parse time, located at the element.
+        let text = crate::examples::SEED.replacen(
+            "[policy.ha]\n",
+            "[policy.management]\nallow = [\"10.0.0.0/24\", \"10.0.0.1/24\"]\n\n[policy.ha]\n",
+            1,
+        );
+        let d = crate::parse("d.toml", &text).expect_err("a CIDR with host bits is refused");
+        assert_eq!(d.items.len(), 1, "{d}");
+        assert_eq!(d.items[0].path.to_string(), "policy.management.allow[1]");
+        assert!(
+            d.items[0]
+                .message
+                .contains("`10.0.0.1/24` has host bits set"),
+            "{d}"
+        );
     }
 
     #[test]

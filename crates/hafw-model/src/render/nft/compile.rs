@@ -78,7 +78,7 @@ impl Shape {
             (Action::Accept, _) => "accept",
             (Action::Drop, _) => "drop",
             (Action::Reject, Shape::Tcp) => "reject with tcp reset",
-            (Action::Reject, _) => "reject with icmp type admin-prohibited",
+            (Action::Reject, _) => "reject with icmpx type admin-prohibited",
         }
     }
 }

@@ -26,7 +26,7 @@ pub(super) fn prerouting(out: &mut String, dep: &Deployment) {
             out,
             2,
             format!(
-                "ip daddr {} {} dport {} counter dnat to {to} comment {}",
+                "ip daddr {} {} dport {} counter dnat ip to {to} comment {}",
                 d.match_address,
                 d.protocol.as_str(),
                 d.port,
@@ -87,7 +87,7 @@ pub(super) fn postrouting(
             out,
             2,
             format!(
-                "oifname {} ip saddr {sources} ip daddr != {} ct status & dnat == 0 counter snat to {} comment {}",
+                "oifname {} ip saddr {sources} ip daddr != {} ct status & dnat == 0 counter snat ip to {} comment {}",
                 quote(&iface.ifname),
                 dep.cloud.vpc.cidr,
                 s.to_address,

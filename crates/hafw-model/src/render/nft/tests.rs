@@ -63,13 +63,17 @@ fn with_rules(rules: Vec<Rule>) -> Deployment {
 #[test]
 fn seed_replaces_the_table_atomically() {
     let t = text(&load("seed", SEED), "fw-a");
-    let statements: Vec<&str> = t.lines().filter(|l| !l.starts_with('#')).take(3).collect();
+    let statements: Vec<&str> = t.lines().filter(|l| !l.starts_with('#')).take(5).collect();
+    // The table of earlier versions (`ip hafw`) goes in the same
+    // transaction, so an upgraded node never runs both.
     assert_eq!(
         statements,
         [
             "table ip hafw {}",
             "delete table ip hafw",
-            "table ip hafw {"
+            "table inet hafw {}",
+            "delete table inet hafw",
+            "table inet hafw {"
         ]
     );
     assert!(t.ends_with("}\n"));
@@ -92,6 +96,7 @@ fn seed_dispatches_zone_pairs_through_a_verdict_map() {
         block(&t, "chain forward"),
         [
             "type filter hook forward priority filter; policy drop;",
+            "meta nfproto ipv6 counter name \"ipv6_forward_dropped\" drop comment \"ipv6 through the node\"",
             "ct state established,related counter accept",
             "ct state invalid counter drop",
             "iifname . oifname vmap @zone_pairs",
@@ -122,7 +127,14 @@ fn seed_input_admits_only_the_peer_on_its_own_interfaces() {
         input[0],
         "type filter hook input priority filter; policy drop;"
     );
-    assert_eq!(input[1], "ct state established,related counter accept");
+    let established = input
+        .iter()
+        .position(|l| *l == "ct state established,related counter accept")
+        .unwrap();
+    // Only rate limits come before conntrack.
+    assert!(input[1..established]
+        .iter()
+        .all(|l| l.contains(" limit rate over ")));
     assert!(input.contains(&"iifname \"lo\" counter accept"));
     assert!(input.contains(&"icmp type echo-request counter accept"));
     assert!(input.contains(
@@ -147,14 +159,14 @@ fn seed_nat_chains() {
         block(&t, "chain prerouting"),
         [
             "type nat hook prerouting priority dstnat; policy accept;",
-            "ip daddr 10.0.1.100 tcp dport 80 counter dnat to 10.0.10.10 comment \"dnat web\"",
+            "ip daddr 10.0.1.100 tcp dport 80 counter dnat ip to 10.0.10.10 comment \"dnat web\"",
         ]
     );
     assert_eq!(
         block(&t, "chain postrouting"),
         [
             "type nat hook postrouting priority srcnat; policy accept;",
-            "oifname \"untrust\" ip saddr 10.0.10.0/24 ip daddr != 10.0.0.0/16 ct status & dnat == 0 counter snat to 10.0.1.100 comment \"snat servers\"",
+            "oifname \"untrust\" ip saddr 10.0.10.0/24 ip daddr != 10.0.0.0/16 ct status & dnat == 0 counter snat ip to 10.0.1.100 comment \"snat servers\"",
         ]
     );
 }
@@ -179,10 +191,10 @@ fn one_arm_shares_the_data_interface() {
     // Inbound DNAT'd traffic leaves by the same interface with a server as
     // destination: inside the VPC, so the SNAT never applies to it.
     assert!(t.contains(
-        "oifname \"data\" ip saddr 10.0.10.0/24 ip daddr != 10.0.0.0/16 ct status & dnat == 0 counter snat to 10.0.1.100 comment \"snat servers\""
+        "oifname \"data\" ip saddr 10.0.10.0/24 ip daddr != 10.0.0.0/16 ct status & dnat == 0 counter snat ip to 10.0.1.100 comment \"snat servers\""
     ));
     assert!(t.contains(
-        "ip daddr 10.0.1.100 tcp dport 80 counter dnat to 10.0.10.10 comment \"dnat web\""
+        "ip daddr 10.0.1.100 tcp dport 80 counter dnat ip to 10.0.10.10 comment \"dnat web\""
     ));
 }
 
@@ -260,7 +272,7 @@ fn verdicts_alternating_stay_single_rules_in_order() {
         [
             "ip daddr 10.0.10.1 udp dport 53 counter accept comment \"rule r1\"",
             "ip daddr 10.0.10.2 tcp dport 25 counter reject with tcp reset comment \"rule r2\"",
-            "meta l4proto icmp ip daddr 10.0.10.3 counter reject with icmp type admin-prohibited comment \"rule r3\"",
+            "meta l4proto icmp ip daddr 10.0.10.3 counter reject with icmpx type admin-prohibited comment \"rule r3\"",
             "meta l4proto { tcp, udp } ip daddr 10.0.10.4 th dport 53 counter accept comment \"rule r4\"",
             "counter drop comment \"default deny untrust -> trust\"",
         ]
@@ -447,4 +459,124 @@ fn dangling_references_are_errors_not_missing_rules() {
     let icmp = rule("ping", Action::Accept, Protocol::Icmp, "10.0.10.1", &[7]);
     let e = node::plan(&with_rules(vec![icmp]), "fw-a").unwrap_err();
     assert!(e.contains("rule `ping`") && e.contains("icmp"), "{e}");
+}
+
+#[test]
+fn ipv6_reaches_only_neighbour_discovery_and_is_counted() {
+    let t = text(&load("seed", SEED), "fw-a");
+    for name in counters::ALL {
+        assert!(t.contains(&format!("\tcounter {name} {{}}\n")), "{name}");
+    }
+    let input = block(&t, "chain input");
+    let at = |needle: &str| {
+        input
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {input:#?}"))
+    };
+    let nd = at(
+        "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 counter accept",
+    );
+    let v6 = at("meta nfproto ipv6 counter name \"ipv6_input_dropped\" drop");
+    // ND before the invalid drop and the IPv6 drop; the IPv6 drop before
+    // anything that would accept by port or interface alone (SSH on mgmt,
+    // loopback excepted).
+    assert!(at("ct state established") < nd && nd < at("ct state invalid"));
+    assert!(at("iifname \"lo\"") < v6);
+    assert!(v6 < at("icmp type echo-request counter accept"));
+    assert!(v6 < at("iifname \"mgmt\" ip saddr"));
+    assert!(v6 < at("ip saddr . iifname"));
+    // Forwarded IPv6 is dropped before conntrack can accept it.
+    assert_eq!(
+        block(&t, "chain forward")[1],
+        "meta nfproto ipv6 counter name \"ipv6_forward_dropped\" drop comment \"ipv6 through the node\""
+    );
+}
+
+#[test]
+fn echo_from_outside_is_rate_limited_before_conntrack() {
+    let t = text(&load("seed", SEED), "fw-a");
+    let input = block(&t, "chain input");
+    let limit = input
+        .iter()
+        .position(|l| {
+            *l == "iifname { \"untrust\" } icmp type echo-request limit rate over 10/second burst 20 packets counter name \"icmp_echo_dropped\" drop comment \"echo rate limit\""
+        })
+        .unwrap_or_else(|| panic!("{input:#?}"));
+    let established = input
+        .iter()
+        .position(|l| l.starts_with("ct state established"))
+        .unwrap();
+    assert!(limit < established);
+    // One-arm: the data interface faces the internet.
+    let one_arm = text(&load("one-arm", ONE_ARM), "fw-a");
+    assert!(
+        one_arm.contains("iifname { \"data\" } icmp type echo-request limit rate over 10/second")
+    );
+}
+
+#[test]
+fn the_ha_port_is_rate_limited_per_peer_address_above_the_fastest_heartbeats() {
+    let dep = load("seed", SEED);
+    // The default profile, the fast one and an explicit 5 ms all give the
+    // fast profile's budget: 200/s × 2 messages × 10.
+    assert_eq!(input::ha_rate(&dep), 4_000);
+    let mut explicit = dep.clone();
+    explicit.policy.ha.heartbeat_interval_ms = crate::spec::IntervalMs::new(50);
+    assert_eq!(input::ha_rate(&explicit), 4_000, "never below fast's");
+    explicit.policy.ha.heartbeat_interval_ms = crate::spec::IntervalMs::new(1);
+    assert_eq!(input::ha_rate(&explicit), 20_000);
+    explicit.policy.ha.heartbeat_interval_ms = crate::spec::IntervalMs::new(3);
+    assert_eq!(input::ha_rate(&explicit), 6_680);
+    // Real heartbeats: at most 2 messages per interval per path.
+    let fastest_real = 1000 / u64::from(crate::render::node::FAST_HEARTBEAT_MS) * 2;
+    assert!(input::ha_rate(&dep) >= 10 * fastest_real);
+
+    let t = text(&dep, "fw-a");
+    let input = block(&t, "chain input");
+    for (addr, ifname) in [("10.0.0.12", "mgmt"), ("10.0.3.12", "ha2")] {
+        let udp = format!("ip saddr {addr} iifname \"{ifname}\" udp dport 28780 limit rate over 4000/second burst 4000 packets counter name \"ha_rate_dropped\" drop comment \"ha rate limit\"");
+        let tcp = format!("ip saddr {addr} iifname \"{ifname}\" tcp dport 28780 tcp flags & (syn | ack) == syn limit rate over 10/second burst 20 packets counter name \"ha_rate_dropped\" drop comment \"ha2 connection rate limit\"");
+        let (u, c) = (
+            input
+                .iter()
+                .position(|l| *l == udp)
+                .unwrap_or_else(|| panic!("{udp}\n{input:#?}")),
+            input
+                .iter()
+                .position(|l| *l == tcp)
+                .unwrap_or_else(|| panic!("{tcp}\n{input:#?}")),
+        );
+        assert!(u < 5 && c < 5, "the limits open the chain");
+    }
+}
+
+#[test]
+fn management_access_only_from_allow() {
+    // Default: the management vSwitch.
+    let t = text(&load("seed", SEED), "fw-a");
+    let input = block(&t, "chain input");
+    assert!(input.contains(
+        &"iifname \"mgmt\" ip saddr 10.0.0.0/24 tcp dport 22 counter accept comment \"management access\""
+    ));
+    assert!(input.contains(
+        &"iifname \"mgmt\" tcp dport 22 counter name \"management_refused\" drop comment \"management from elsewhere\""
+    ));
+    assert!(!t.contains("iifname \"mgmt\" tcp dport 22 counter accept"));
+    // Explicit list (aggregated) and the API port.
+    let mut dep = load("seed", SEED);
+    dep.policy.management.allow = Some(vec![
+        "192.168.1.0/25".parse().unwrap(),
+        "192.168.1.128/25".parse().unwrap(),
+        "10.9.9.9".parse().unwrap(),
+    ]);
+    dep.policy.management.api_port = Some(9100);
+    let t = text(&dep, "fw-b");
+    assert!(
+        t.contains("iifname \"mgmt\" ip saddr { 10.9.9.9, 192.168.1.0/24 } tcp dport { 22, 9100 } counter accept comment \"management access\""),
+        "{t}"
+    );
+    assert!(t.contains(
+        "iifname \"mgmt\" tcp dport { 22, 9100 } counter name \"management_refused\" drop"
+    ));
 }

@@ -228,10 +228,6 @@ fn sysctls_cover_forwarding_arp_and_redirects_everywhere() {
     assert!(has("net.ipv4.ip_forward", "1"));
     for scope in ["all", "default", "mgmt", "data", "ha2"] {
         assert!(
-            has(&format!("net.ipv4.conf.{scope}.rp_filter"), "2"),
-            "{scope}"
-        );
-        assert!(
             has(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1"),
             "{scope}"
         );
@@ -245,7 +241,8 @@ fn sysctls_cover_forwarding_arp_and_redirects_everywhere() {
         );
     }
     // The conntrack sysctls come last (they exist once the ruleset loaded
-    // nf_conntrack): liberal windows, and no mid-stream pickup.
+    // nf_conntrack): strict windows (synced entries carry their own
+    // liberal flag), and no mid-stream pickup.
     let tail: Vec<(&str, &str)> = p.sysctls[p.sysctls.len() - 2..]
         .iter()
         .map(|s| (s.key.as_str(), s.value.as_str()))
@@ -253,7 +250,7 @@ fn sysctls_cover_forwarding_arp_and_redirects_everywhere() {
     assert_eq!(
         tail,
         [
-            ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
+            ("net.netfilter.nf_conntrack_tcp_be_liberal", "0"),
             ("net.netfilter.nf_conntrack_tcp_loose", "0")
         ]
     );
@@ -313,7 +310,7 @@ fn display_prints_every_section_then_the_ruleset() {
         "  0.0.0.0/0     via 10.0.1.253  dev untrust",
         "sysctls",
         "  net.ipv4.ip_forward = 1",
-        "nftables ruleset (table ip hafw)",
+        "nftables ruleset (table inet hafw)",
     ] {
         let found = text[at..]
             .find(section)
@@ -342,4 +339,63 @@ fn non_zero_types_refuse_zero() {
     assert_eq!(Count::try_from(0).map(u32::from).ok(), None);
     assert_eq!(IntervalMs::try_from(7).map(u32::from), Ok(7));
     assert_eq!(IntervalMs::of(250).duration(), Duration::from_millis(250));
+}
+
+#[test]
+fn rp_filter_is_strict_where_every_expected_source_is_on_the_link() {
+    let rp = |dep: &crate::spec::Deployment, node: &str| -> Vec<(String, String)> {
+        plan(dep, node)
+            .unwrap()
+            .sysctls
+            .iter()
+            .filter_map(|s| {
+                let scope = s.key.strip_prefix("net.ipv4.conf.")?;
+                let scope = scope.strip_suffix(".rp_filter")?;
+                Some((scope.to_string(), s.value.clone()))
+            })
+            .collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let dep = load("seed", SEED);
+    // The peer's mgmt and HA2 addresses and the default operators (the
+    // management vSwitch) are on the link: strict; data interfaces loose.
+    assert_eq!(
+        rp(&dep, "fw-a"),
+        pairs(&[
+            ("all", "1"),
+            ("default", "1"),
+            ("mgmt", "1"),
+            ("untrust", "2"),
+            ("trust", "2"),
+            ("ha2", "1"),
+        ])
+    );
+    // Operators from another network reach mgmt by a route through
+    // another interface: loose.
+    let mut far = dep.clone();
+    far.policy.management.allow = Some(vec!["192.168.50.0/24".parse().unwrap()]);
+    assert_eq!(rp(&far, "fw-a")[2], ("mgmt".to_string(), "2".to_string()));
+    // A peer whose HA2 ENI is in another vSwitch: loose.
+    let mut split = dep.clone();
+    split.cloud.instances[1].enis[3].primary_ip = ip("10.0.2.99");
+    assert_eq!(rp(&split, "fw-a")[5], ("ha2".to_string(), "2".to_string()));
+    // A path monitor through HA2 to an address off the link: loose.
+    let mut probe = dep.clone();
+    probe
+        .policy
+        .ha
+        .path_monitors
+        .push(crate::spec::PathMonitor {
+            name: "far".into(),
+            via: EniRole::Ha2,
+            targets: vec![ip("10.0.10.10")],
+            failure: Default::default(),
+            interval_ms: crate::spec::IntervalMs::of(100),
+            misses: crate::spec::Count::of(3),
+        });
+    assert_eq!(rp(&probe, "fw-a")[5], ("ha2".to_string(), "2".to_string()));
 }
