@@ -4,7 +4,9 @@
 //! a second, each with a fresh epoch so that opening it would cost a key
 //! derivation. The pair must not notice: no transition, no term change, no
 //! HAVIP move, heartbeats received on every path, and the forgeries
-//! counted as dropped.
+//! counted as dropped. A last case reuses the peer's real epoch (it
+//! travels in clear; the flood learns it from one heartbeat) with random
+//! counters.
 //!
 //! Each flood lasts `HAFW_FLOOD_SECS` seconds (default 10: the failure it
 //! guards against, heartbeats starved behind the queue, shows within a
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use common::*;
 use hafw_daemon::status::Status;
-use hafw_lab::hosts::{flood, FloodConfig, FloodReport, Stop};
+use hafw_lab::hosts::{flood, sniff_epoch, FloodConfig, FloodReport, Stop};
 use hafw_lab::pair::Pair;
 
 const SEED: &str = "alicloud-havip.toml";
@@ -57,8 +59,9 @@ fn received(s: &Status) -> Vec<(String, u64)> {
 }
 
 /// Floods the `victim` ("active" or "passive") of a pair on `profile`
-/// and checks that nothing happened.
-fn flood_one(prefix: &str, profile: &str, victim_role: &str) {
+/// and checks that nothing happened. `real_epoch`: the forgeries reuse the
+/// peer's epoch instead of fresh ones.
+fn flood_one(prefix: &str, profile: &str, victim_role: &str, real_epoch: bool) {
     if !ns_tests_enabled() {
         return;
     }
@@ -83,6 +86,13 @@ fn flood_one(prefix: &str, profile: &str, victim_role: &str) {
     cfg.rate = RATE;
     cfg.duration = Duration::from_secs(secs());
     let vpc = format!("hafw-{name}.vpc");
+    if real_epoch {
+        let (from, to) = (cfg.source, cfg.target);
+        let sniffed = hafw_kernel::in_netns(Some(&vpc), move || {
+            sniff_epoch(from, to, Duration::from_secs(5))
+        });
+        cfg.epoch = Some(sniffed.expect("enter the VPC namespace").expect("sniff"));
+    }
     let report: FloodReport = hafw_kernel::in_netns(Some(&vpc), || flood(&cfg, &Stop::new()))
         .expect("enter the VPC namespace")
         .expect("flood");
@@ -91,7 +101,7 @@ fn flood_one(prefix: &str, profile: &str, victim_role: &str) {
 
     let dropped = v1.dropped_total - v0.dropped_total;
     eprintln!(
-        "flood of {victim} ({victim_role}, {profile}): {} forged datagrams in {:.1} s, {:.0}/s \
+        "flood of {victim} ({victim_role}, {profile}, real epoch {real_epoch}): {} forged datagrams in {:.1} s, {:.0}/s \
          ({} send errors); {victim} dropped {dropped} HA messages: {:?}; heartbeats received \
          {:?} -> {:?}; {peer} received {:?} -> {:?}",
         report.sent,
@@ -153,20 +163,25 @@ fn flood_one(prefix: &str, profile: &str, victim_role: &str) {
 
 #[test]
 fn a_flood_at_the_active_changes_nothing_default_timers() {
-    flood_one("fla", "default", "active");
+    flood_one("fla", "default", "active", false);
 }
 
 #[test]
 fn a_flood_at_the_passive_changes_nothing_default_timers() {
-    flood_one("flp", "default", "passive");
+    flood_one("flp", "default", "passive", false);
 }
 
 #[test]
 fn a_flood_at_the_active_changes_nothing_fast_timers() {
-    flood_one("flf", "fast", "active");
+    flood_one("flf", "fast", "active", false);
 }
 
 #[test]
 fn a_flood_at_the_passive_changes_nothing_fast_timers() {
-    flood_one("flg", "fast", "passive");
+    flood_one("flg", "fast", "passive", false);
+}
+
+#[test]
+fn a_flood_reusing_the_real_epoch_changes_nothing_fast_timers() {
+    flood_one("fle", "fast", "active", true);
 }

