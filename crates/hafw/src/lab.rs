@@ -90,6 +90,25 @@ pub enum LabCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Send forged HA1 datagrams from a spoofed source (a raw socket: run it
+    /// in the VPC namespace), to check that a node shrugs off a flood.
+    #[command(
+        after_help = "Example: hafw lab exec seed vpc -- hafw lab flood 10.0.0.11:28780 --from 10.0.0.12:28780 --sender-id 2 --rate 50000 --duration-ms 30000"
+    )]
+    Flood {
+        /// The victim's heartbeat address and port.
+        target: std::net::SocketAddrV4,
+        /// The spoofed source: the peer's heartbeat address and port.
+        #[arg(long)]
+        from: std::net::SocketAddrV4,
+        /// The node id the forged envelopes claim (the peer's, from `hafw status --json`).
+        #[arg(long)]
+        sender_id: u32,
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 30_000)]
+        duration_ms: u64,
+    },
     /// The HAVIP controller (started by `lab up` inside the VPC namespace).
     #[command(hide = true)]
     Controller {
@@ -169,6 +188,33 @@ pub fn run(cmd: LabCmd) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: probe {target}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        LabCmd::Flood {
+            target,
+            from,
+            sender_id,
+            rate,
+            duration_ms,
+        } => {
+            let mut cfg = hosts::FloodConfig::new(from, target, sender_id);
+            cfg.rate = rate;
+            cfg.duration = Duration::from_millis(duration_ms);
+            match hosts::flood(&cfg, &hosts::Stop::new()) {
+                Ok(r) => {
+                    println!(
+                        "sent {} forged datagrams in {:.1} s ({:.0}/s), {} send errors",
+                        r.sent,
+                        r.elapsed.as_secs_f64(),
+                        r.rate(),
+                        r.errors
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: flood {target}: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -5,6 +5,7 @@
 //! executor ([`executor`]) on the main runtime, which times each phase of a
 //! promotion and reports the timeline back for `hafw status`.
 
+mod epochs;
 pub mod executor;
 pub mod keyfile;
 pub mod monitor;

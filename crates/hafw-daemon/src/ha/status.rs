@@ -84,8 +84,10 @@ pub fn build(
                 total_ms: ms(t.total()),
             })
             .collect(),
-        dropped: rejected.iter().map(|(k, n)| (k.to_string(), n)).collect(),
-        dropped_total: rejected.rejected(),
+        dropped: (rejected.iter().map(|(k, n)| (k.to_string(), n)))
+            .chain([(super::thread::EPOCH_BUDGET.to_string(), tr.epoch_limited)])
+            .collect(),
+        dropped_total: rejected.rejected() + tr.epoch_limited,
         send_errors: tr.send_errors,
         last_refused: None,
         session_sync: None,

@@ -2,10 +2,21 @@
 //! OS thread with a current-thread runtime. It only ever waits on its own
 //! sockets, its timer and its request channel; everything it does is one
 //! [`HaInstance::process`] step per [`HaInput`] (holo's instance loop).
+//!
+//! Anyone on a heartbeat segment can send datagrams from the peer's
+//! address, faster than they can be opened (each forged new epoch costs a
+//! key derivation). So every turn of the loop does bounded work: at most
+//! [`READ_PER_TURN`] datagrams per socket, then the core's deadline is
+//! served if it is due, whatever is still queued. What the thread cannot
+//! read the kernel drops at the socket's buffer; forged and real datagrams
+//! alike, so a real heartbeat still gets through at the rate the thread
+//! reads, and the timer (heartbeats sent, the peer judged) never waits
+//! behind the queue.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hafw_ha::msg::State;
 use hafw_ha::node::{Action, Command, Input, Node};
@@ -13,6 +24,7 @@ use hafw_ha::wire::{KindSealer, Opener, Sealer};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::epochs::EpochBudget;
 use super::record::{self, RecordFile};
 use super::setup::Setup;
 use super::{status, HaRequest, Timelines};
@@ -20,11 +32,24 @@ use crate::error::SetupError;
 use crate::log::Log;
 use crate::ops::metrics::Metrics;
 
+/// Datagrams read from each heartbeat socket per turn of the loop. A turn
+/// costs at most this many opens per path (a few microseconds each, a key
+/// derivation included) before the timer is looked at, so a flood delays
+/// a due heartbeat by well under a millisecond; the real peer sends one
+/// datagram per path per interval, far below it.
+pub const READ_PER_TURN: usize = 32;
+
+/// The drop reason (status and metrics) of envelopes over the budget of
+/// unknown epochs ([`EpochBudget`]).
+pub const EPOCH_BUDGET: &str = "epoch_budget";
+
 /// Drop counters of the HA transport (on top of the opener's reasons).
 #[derive(Default, Debug, Clone)]
 pub struct Transport {
     pub send_errors: u64,
     pub sealed: u64,
+    /// Envelopes of an unknown epoch dropped unopened (over the budget).
+    pub epoch_limited: u64,
 }
 
 pub struct Handles {
@@ -136,11 +161,8 @@ fn realtime(log: &Log) {
 
 /// What wakes the HA thread.
 pub enum HaInput {
-    /// A datagram from heartbeat path `path`, still sealed.
-    Packet {
-        path: usize,
-        bytes: Vec<u8>,
-    },
+    /// A heartbeat socket has datagrams queued (a bounded number is read).
+    Readable,
     /// The core's earliest deadline (or the idle second) has come.
     Timer,
     Request(HaRequest),
@@ -166,8 +188,10 @@ struct Ends {
 pub struct HaInstance {
     node: Node,
     opener: Opener,
+    /// What the opener is spared: unknown epochs beyond a few per window.
+    epochs: EpochBudget,
     sealer: KindSealer,
-    sockets: Vec<Arc<UdpSocket>>,
+    sockets: Vec<UdpSocket>,
     /// The peer's address on each path, by path index.
     peers: Vec<SocketAddr>,
     setup: Setup,
@@ -183,8 +207,8 @@ pub struct HaInstance {
     watchdog_every: Option<Duration>,
     last_watchdog: Instant,
     last_metrics: Instant,
-    /// Read at every timeout (every interval): allocated once.
-    drain_buf: Vec<u8>,
+    /// Every datagram is read into it: allocated once.
+    recv_buf: Vec<u8>,
     /// Log lines of the actions of one flush, written once all are sent
     /// (with whether each was a state change); reused.
     sent: Vec<(String, bool)>,
@@ -212,7 +236,7 @@ impl HaInstance {
                     e,
                 )
             })?;
-            sockets.push(Arc::new(s));
+            sockets.push(s);
         }
         let origin = Instant::now();
         let start = origin.elapsed();
@@ -227,6 +251,7 @@ impl HaInstance {
                 setup.peer_id,
                 sealer.epoch(),
             ),
+            epochs: EpochBudget::default(),
             sealer,
             sockets,
             peers: setup.paths.iter().map(|p| p.1).collect(),
@@ -240,7 +265,7 @@ impl HaInstance {
             watchdog_every: crate::ops::notify::watchdog_interval(),
             last_watchdog: origin,
             last_metrics: origin,
-            drain_buf: vec![0u8; 65_536],
+            recv_buf: vec![0u8; 65_536],
             sent: Vec::with_capacity(8),
             shutdown: None,
             rec,
@@ -260,16 +285,42 @@ impl HaInstance {
         }
     }
 
+    /// Whether the core's earliest deadline has come at `now`.
+    fn due(&self, now: Duration) -> bool {
+        self.node.poll_timeout().is_some_and(|t| t <= now)
+    }
+
+    /// Ready when any heartbeat socket has something to read (or an error
+    /// to report, which the next read consumes).
+    async fn readable(&self) {
+        std::future::poll_fn(|cx| {
+            let ready = (self.sockets.iter()).any(|s| s.poll_recv_ready(cx).is_ready());
+            if ready {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     /// One step: hand the input to the core, send what it asks for (the
     /// executor's actions first), then the bookkeeping.
     pub fn process(&mut self, now: Duration, input: HaInput) -> Flow {
         match input {
-            HaInput::Packet { path, bytes } => self.deliver(now, path, &bytes),
+            HaInput::Readable => {
+                self.read(now);
+                // A flood keeps the sockets readable: the deadline is served
+                // in the same turn, not after the queue.
+                if self.due(now) {
+                    self.feed(now, Input::Timeout);
+                }
+            }
             HaInput::Timer => {
-                // A heartbeat may sit in a socket whose receive task has not
-                // run yet in this turn of the runtime: read it before the
-                // timer can call the peer lost.
-                self.drain(now);
+                // A heartbeat may already sit in a socket: read what is
+                // queued (up to the bound) before the timer can call the
+                // peer lost.
+                self.read(now);
                 self.feed(now, Input::Timeout);
             }
             HaInput::Request(r) => self.request(now, r),
@@ -297,28 +348,32 @@ impl HaInstance {
         record::feed(&mut self.node, &mut self.rec, now, input);
     }
 
-    /// An envelope from `path`: opened, then to the core. A refused one is
-    /// the peer's (or the network's) fault: the opener counts it by reason
-    /// and the status shows it; it is not worth a log line each.
-    fn deliver(&mut self, now: Duration, path: usize, bytes: &[u8]) {
-        let opened = self.opener.open(super::wire_now(now), bytes);
-        // Our heartbeats echo the peer's run as the opener now knows it.
-        self.sealer.set_echo(self.opener.echo());
-        if let Ok(opened) = opened {
-            let msg = opened.body;
-            self.feed(now, Input::Message { path, msg });
-        }
-    }
-
-    /// Reads every datagram already queued on the heartbeat sockets.
-    fn drain(&mut self, now: Duration) {
+    /// Reads up to [`READ_PER_TURN`] datagrams from each heartbeat socket;
+    /// each is opened, then goes to the core. A refused one is the peer's
+    /// (or an attacker's) fault: the opener counts it by reason and the
+    /// status shows it; it is not worth a log line each.
+    fn read(&mut self, now: Duration) {
         for path in 0..self.sockets.len() {
-            while let Ok((n, _)) = self.sockets[path].try_recv_from(&mut self.drain_buf) {
-                let opened = self.opener.open(super::wire_now(now), &self.drain_buf[..n]);
-                self.sealer.set_echo(self.opener.echo());
-                if let Ok(opened) = opened {
-                    let msg = opened.body;
-                    self.feed(now, Input::Message { path, msg });
+            for _ in 0..READ_PER_TURN {
+                match self.sockets[path].try_recv_from(&mut self.recv_buf) {
+                    Ok((n, _)) => {
+                        let bytes = &self.recv_buf[..n];
+                        if !self.epochs.admit(now, bytes) {
+                            continue;
+                        }
+                        let opened = self.opener.open(super::wire_now(now), bytes);
+                        // Our heartbeats echo the peer's run as the opener now knows it.
+                        self.sealer.set_echo(self.opener.echo());
+                        if let Ok(opened) = opened {
+                            self.epochs.accepted(bytes);
+                            let msg = opened.body;
+                            self.feed(now, Input::Message { path, msg });
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    // An ICMP error from a peer that is down surfaces as a
+                    // read error, consumed by the read: keep listening.
+                    Err(_) => {}
                 }
             }
         }
@@ -329,6 +384,7 @@ impl HaInstance {
             HaRequest::Status { reply } => {
                 let tl = self.timelines.lock().map(|t| t.clone()).unwrap_or_default();
                 let (s, c) = (self.node.status(), self.opener.counters());
+                self.transport.epoch_limited = self.epochs.limited;
                 let (setup, tr, origin) = (&self.setup, &self.transport, self.origin);
                 let mut st = status::build(&s, setup, &tl, &c, tr, origin);
                 st.last_refused = status::last_refused(&self.opener, now);
@@ -465,6 +521,7 @@ impl HaInstance {
             }
         }
         metrics.ha_counters(self.opener.counters().iter());
+        metrics.ha_dropped(EPOCH_BUDGET, self.epochs.limited);
         if let Some(peer) = &s.peer {
             metrics.peer_config_version(peer.config_version);
         }
@@ -476,37 +533,19 @@ impl HaInstance {
 }
 
 /// The loop: waits for the next input and hands it to
-/// [`HaInstance::process`]; nothing else.
+/// [`HaInstance::process`]; nothing else. The timer is polled first, so a
+/// due deadline wins over sockets that a flood keeps readable.
 async fn run(mut ha: HaInstance, mut requests: mpsc::UnboundedReceiver<HaRequest>) {
-    // One receive task per path feeds a single queue, so the loop waits on
-    // one channel, the timer and requests.
-    let (rx_tx, mut rx) = mpsc::unbounded_channel::<(usize, Vec<u8>)>();
-    for (i, s) in ha.sockets.iter().enumerate() {
-        let (s, tx) = (s.clone(), rx_tx.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                match s.recv_from(&mut buf).await {
-                    Ok((n, _)) => {
-                        if tx.send((i, buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                    // ICMP errors from a peer that is down surface here; keep listening.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-                }
-            }
-        });
-    }
     loop {
+        let wake = ha.wake();
         let input = tokio::select! {
             biased;
-            Some((path, bytes)) = rx.recv() => HaInput::Packet { path, bytes },
-            _ = tokio::time::sleep_until(ha.wake().into()) => HaInput::Timer,
+            _ = tokio::time::sleep_until(wake.into()) => HaInput::Timer,
             req = requests.recv() => match req {
                 Some(r) => HaInput::Request(r),
                 None => return,
             },
+            _ = ha.readable() => HaInput::Readable,
         };
         let now = ha.now();
         if ha.process(now, input) == Flow::Stop {
