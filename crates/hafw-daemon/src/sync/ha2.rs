@@ -3,9 +3,26 @@
 //! 4-byte big-endian length and a sealed envelope (`Kind::Ha2Frame`), so the
 //! stream is authenticated, encrypted and replay-protected like HA1. The
 //! node with the lower id dials, the other accepts; either side reconnects
-//! after a failure. A frame that does not open is counted and dropped; a
-//! length over the envelope limit closes the connection (the stream can no
-//! longer be trusted to be in sync).
+//! after a failure.
+//!
+//! A connection counts only once a frame from it has opened: the dialer
+//! sends an empty frame (a keepalive) at once, the acceptor answers with
+//! one, and [`Ha2Event::Connected`] fires on each side only then. Until
+//! then a connection holds no slot: the acceptor authenticates up to
+//! [`MAX_PENDING`] connections at once, each given [`AUTH_TIMEOUT`], and a
+//! newly authenticated connection replaces the current one (the peer
+//! restarted, or the old one is half-open). A connection is closed when
+//! its first frame does not open, when a length prefix is over the
+//! envelope limit, or when no frame opened for [`IDLE_TIMEOUT`] (both
+//! sides send a keepalive every [`KEEPALIVE`]); TCP keepalive and
+//! `TCP_USER_TIMEOUT` close a dead one under the kernel too.
+//!
+//! Queues: what the node sends waits in a queue of [`OUT_QUEUE`] messages,
+//! taken only for the connection it was meant for (a message for an older
+//! connection is dropped: a fresh connection starts with a fresh bulk, not
+//! a backlog); what arrives waits in one of [`EVENTS_QUEUE`] events and the
+//! reader waits when it is full (TCP pushes back on the peer). Every drop
+//! is counted in [`Ha2Counters`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,12 +31,33 @@ use std::time::Duration;
 
 use hafw_ha::wire::{Kind, KindSealer, Opener, Psk, MAX_ENVELOPE_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
+
+/// Messages waiting to be written to the peer. A full queue drops the
+/// newest message (counted): session sync retransmits what is not acked
+/// and config sync retries, so nothing is lost for good.
+pub const OUT_QUEUE: usize = 256;
+/// Events waiting for the sync thread; when full the reader waits.
+pub const EVENTS_QUEUE: usize = 256;
+/// Connections the acceptor authenticates at once; more are closed at once.
+pub const MAX_PENDING: usize = 4;
+/// How long a new connection has to deliver a frame that opens.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Each side sends an empty frame this often.
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
+/// No frame opened for this long: the connection is closed. Several
+/// keepalives, and longer than the sync thread's longest blocking step.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `TCP_USER_TIMEOUT`: unacknowledged data for this long fails the socket.
+const USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub enum Ha2Event {
-    Connected,
+    /// A connection authenticated; its id tags what is sent over it.
+    Connected(u64),
     Disconnected(String),
     /// A payload that opened: the peer's plaintext.
     Payload(Vec<u8>),
@@ -29,14 +67,114 @@ pub enum Ha2Event {
 pub struct Ha2Counters {
     pub frames_out: AtomicU64,
     pub frames_in: AtomicU64,
+    /// Frames that did not open on an authenticated connection.
     pub rejected: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Connections closed before a frame of theirs opened (garbage, silence,
+    /// a forged or replayed frame, the wrong source address, too many).
+    pub unauthenticated: AtomicU64,
+    /// Authenticated connections that replaced the current one.
+    pub replaced: AtomicU64,
+    /// Connections closed for [`IDLE_TIMEOUT`] without a frame.
+    pub idle_timeouts: AtomicU64,
+    /// Length prefixes over the envelope limit (the connection is closed).
+    pub oversize: AtomicU64,
+    /// Messages dropped because no connection was up.
+    pub dropped_down: AtomicU64,
+    /// Messages dropped because [`OUT_QUEUE`] was full.
+    pub dropped_full: AtomicU64,
+}
+
+impl Ha2Counters {
+    fn add(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A copy of the counters, for status.
+    pub fn figures(&self) -> Ha2Figures {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Ha2Figures {
+            frames_out: get(&self.frames_out),
+            frames_in: get(&self.frames_in),
+            rejected: get(&self.rejected),
+            reconnects: get(&self.reconnects),
+            unauthenticated: get(&self.unauthenticated),
+            replaced: get(&self.replaced),
+            idle_timeouts: get(&self.idle_timeouts),
+            oversize: get(&self.oversize),
+            dropped_down: get(&self.dropped_down),
+            dropped_full: get(&self.dropped_full),
+        }
+    }
+}
+
+/// [`Ha2Counters`] at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ha2Figures {
+    pub frames_out: u64,
+    pub frames_in: u64,
+    pub rejected: u64,
+    pub reconnects: u64,
+    pub unauthenticated: u64,
+    pub replaced: u64,
+    pub idle_timeouts: u64,
+    pub oversize: u64,
+    pub dropped_down: u64,
+    pub dropped_full: u64,
+}
+
+/// The sending end: what the node sends to its peer.
+#[derive(Clone)]
+pub struct Ha2Tx {
+    tx: mpsc::Sender<(u64, Vec<u8>)>,
+    counters: Arc<Ha2Counters>,
+}
+
+impl Ha2Tx {
+    /// Queues `payload` for connection `conn` (the id of the last
+    /// [`Ha2Event::Connected`], `None` while down). Never waits: with no
+    /// connection, or a full queue, the message is dropped and counted.
+    pub fn send(&self, conn: Option<u64>, payload: Vec<u8>) -> bool {
+        let Some(conn) = conn else {
+            Ha2Counters::add(&self.counters.dropped_down);
+            return false;
+        };
+        match self.tx.try_send((conn, payload)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Ha2Counters::add(&self.counters.dropped_full);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn figures(&self) -> Ha2Figures {
+        self.counters.figures()
+    }
 }
 
 pub struct Ha2 {
-    pub to_peer: mpsc::UnboundedSender<Vec<u8>>,
-    pub events: mpsc::UnboundedReceiver<Ha2Event>,
+    pub to_peer: Ha2Tx,
+    pub events: mpsc::Receiver<Ha2Event>,
     pub counters: Arc<Ha2Counters>,
+}
+
+/// What both ends of the link share.
+#[derive(Clone)]
+struct Shared {
+    sealer: Arc<Mutex<KindSealer>>,
+    opener: Arc<Mutex<Opener>>,
+    counters: Arc<Ha2Counters>,
+}
+
+/// A connection whose first frame opened.
+struct Authed {
+    stream: TcpStream,
+    /// The first frame's plaintext (empty for a keepalive).
+    first: Vec<u8>,
+    /// Dropped when the connection ends: the dialer then dials again.
+    _ended: Option<oneshot::Sender<()>>,
 }
 
 /// Starts the link on the current runtime.
@@ -48,145 +186,441 @@ pub fn start(
     psk: &Psk,
     own_id: u32,
 ) -> Ha2 {
-    let (to_peer, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
-    let (ev_tx, events) = mpsc::unbounded_channel();
+    let (to_peer, outgoing) = mpsc::channel(OUT_QUEUE);
+    let (ev_tx, events) = mpsc::channel(EVENTS_QUEUE);
+    let (auth_tx, auth_rx) = mpsc::channel(MAX_PENDING);
     let counters = Arc::new(Ha2Counters::default());
-    let c = counters.clone();
-    let mut opener = Opener::new(psk, own_id);
-    tokio::spawn(async move {
-        let listener = if dial {
-            None
-        } else {
-            TcpListener::bind(local).await.ok()
-        };
-        loop {
-            let stream = if dial {
-                match tokio::net::TcpSocket::new_v4().and_then(|s| {
-                    s.bind(SocketAddr::new(local.ip(), 0))?;
-                    Ok(s)
-                }) {
-                    Ok(s) => {
-                        match tokio::time::timeout(Duration::from_secs(2), s.connect(peer)).await {
-                            Ok(Ok(st)) => Some(st),
-                            _ => None,
-                        }
-                    }
-                    Err(_) => None,
-                }
-            } else {
-                match &listener {
-                    Some(l) => match l.accept().await {
-                        // Only the peer's HA2 address may connect.
-                        Ok((st, from)) if from.ip() == peer.ip() => Some(st),
-                        _ => None,
-                    },
-                    None => None,
-                }
-            };
-            let Some(stream) = stream else {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let _ = ev_tx.send(Ha2Event::Connected);
-            let why = serve(stream, &mut outgoing, &sealer, &mut opener, &ev_tx, &c).await;
-            c.reconnects.fetch_add(1, Ordering::Relaxed);
-            if ev_tx.send(Ha2Event::Disconnected(why)).is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let shared = Shared {
+        sealer,
+        opener: Arc::new(Mutex::new(Opener::new(psk, own_id))),
+        counters: counters.clone(),
+    };
+    if dial {
+        tokio::spawn(dialer(local, peer, shared.clone(), auth_tx));
+    } else {
+        tokio::spawn(acceptor(local, peer, shared.clone(), auth_tx));
+    }
+    tokio::spawn(link(shared, auth_rx, outgoing, ev_tx));
     Ha2 {
-        to_peer,
+        to_peer: Ha2Tx {
+            tx: to_peer,
+            counters: counters.clone(),
+        },
         events,
         counters,
     }
 }
 
-async fn serve(
-    stream: TcpStream,
-    outgoing: &mut mpsc::UnboundedReceiver<Vec<u8>>,
-    sealer: &Arc<Mutex<KindSealer>>,
-    opener: &mut Opener,
-    events: &mpsc::UnboundedSender<Ha2Event>,
-    c: &Ha2Counters,
-) -> String {
-    let (mut rd, mut wr) = stream.into_split();
-    let mut len = [0u8; 4];
+/// Serves one authenticated connection at a time; a newer one replaces it.
+async fn link(
+    sh: Shared,
+    mut auth: mpsc::Receiver<Authed>,
+    mut outgoing: mpsc::Receiver<(u64, Vec<u8>)>,
+    events: mpsc::Sender<Ha2Event>,
+) {
+    let mut conn = 0u64;
+    let mut next = None;
     loop {
-        tokio::select! {
-            r = rd.read_exact(&mut len) => {
-                if let Err(e) = r {
-                    return format!("read: {e}");
-                }
-                let n = u32::from_be_bytes(len) as usize;
-                if n > MAX_ENVELOPE_LEN {
-                    return format!("a frame of {n} bytes is over the limit");
-                }
-                let mut buf = vec![0u8; n];
-                if let Err(e) = rd.read_exact(&mut buf).await {
-                    return format!("read: {e}");
-                }
-                match opener.open_bytes(&buf) {
-                    Ok(o) if o.kind == Kind::Ha2Frame => {
-                        c.frames_in.fetch_add(1, Ordering::Relaxed);
-                        if events.send(Ha2Event::Payload(o.body)).is_err() {
-                            return "closed".into();
-                        }
-                    }
-                    _ => {
-                        c.rejected.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+        let a = match next.take() {
+            Some(a) => a,
+            None => match auth.recv().await {
+                Some(a) => a,
+                None => return,
+            },
+        };
+        conn += 1;
+        // Whatever waits was meant for an older connection.
+        while outgoing.try_recv().is_ok() {
+            Ha2Counters::add(&sh.counters.dropped_down);
+        }
+        if events.send(Ha2Event::Connected(conn)).await.is_err() {
+            return;
+        }
+        if !a.first.is_empty() && events.send(Ha2Event::Payload(a.first)).await.is_err() {
+            return;
+        }
+        let why = match serve(a.stream, conn, &sh, &mut outgoing, &mut auth, &events).await {
+            End::Closed(why) => why,
+            End::Replaced(new) => {
+                Ha2Counters::add(&sh.counters.replaced);
+                next = Some(new);
+                "replaced by a newly authenticated connection".into()
             }
-            msg = outgoing.recv() => {
-                let Some(payload) = msg else { return "closed".into() };
-                let sealed = match sealer.lock() {
-                    Ok(mut s) => s.seal_bytes(&payload),
-                    Err(_) => return "sealer poisoned".into(),
-                };
-                let Ok(frame) = sealed else { continue };
-                let mut out = Vec::with_capacity(frame.len() + 4);
-                out.extend_from_slice(&(frame.len() as u32).to_be_bytes());
-                out.extend_from_slice(&frame);
-                if let Err(e) = wr.write_all(&out).await {
-                    return format!("write: {e}");
-                }
-                c.frames_out.fetch_add(1, Ordering::Relaxed);
-            }
+            End::Stopped => return,
+        };
+        Ha2Counters::add(&sh.counters.reconnects);
+        if events.send(Ha2Event::Disconnected(why)).await.is_err() {
+            return;
         }
     }
+}
+
+enum End {
+    Closed(String),
+    Replaced(Authed),
+    Stopped,
+}
+
+async fn serve(
+    stream: TcpStream,
+    conn: u64,
+    sh: &Shared,
+    outgoing: &mut mpsc::Receiver<(u64, Vec<u8>)>,
+    auth: &mut mpsc::Receiver<Authed>,
+    events: &mpsc::Sender<Ha2Event>,
+) -> End {
+    let (rd, mut wr) = stream.into_split();
+    let (done_tx, mut done) = oneshot::channel();
+    let reader = tokio::spawn({
+        let sh = sh.clone();
+        let events = events.clone();
+        async move {
+            let _ = done_tx.send(read_loop(rd, &sh, &events).await);
+        }
+    });
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end = loop {
+        let payload = tokio::select! {
+            why = &mut done => break End::Closed(why.unwrap_or_else(|_| "reader stopped".into())),
+            new = auth.recv() => match new {
+                Some(a) => break End::Replaced(a),
+                None => break End::Stopped,
+            },
+            msg = outgoing.recv() => match msg {
+                None => break End::Stopped,
+                Some((c, _)) if c != conn => {
+                    Ha2Counters::add(&sh.counters.dropped_down);
+                    continue;
+                }
+                Some((_, p)) => p,
+            },
+            _ = keepalive.tick() => Vec::new(),
+        };
+        let Some(frame) = seal(&sh.sealer, &payload) else {
+            continue;
+        };
+        if let Err(e) = wr.write_all(&frame).await {
+            break End::Closed(format!("write: {e}"));
+        }
+        Ha2Counters::add(&sh.counters.frames_out);
+    };
+    reader.abort();
+    end
+}
+
+/// Reads frames until the connection fails or stays silent too long.
+async fn read_loop(mut rd: OwnedReadHalf, sh: &Shared, events: &mpsc::Sender<Ha2Event>) -> String {
+    let mut deadline = Instant::now() + IDLE_TIMEOUT;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, read_frame(&mut rd, sh)).await {
+            Err(_) => {
+                Ha2Counters::add(&sh.counters.idle_timeouts);
+                return format!("no frame from the peer in {IDLE_TIMEOUT:?}");
+            }
+            Ok(Err(why)) => return why,
+            Ok(Ok(f)) => f,
+        };
+        match open(sh, &frame) {
+            Some(body) => {
+                deadline = Instant::now() + IDLE_TIMEOUT;
+                Ha2Counters::add(&sh.counters.frames_in);
+                if !body.is_empty() && events.send(Ha2Event::Payload(body)).await.is_err() {
+                    return "closed".into();
+                }
+            }
+            None => Ha2Counters::add(&sh.counters.rejected),
+        }
+    }
+}
+
+/// One length-prefixed frame; an over-long prefix is an error (the stream
+/// can no longer be trusted to be in step).
+async fn read_frame(rd: &mut OwnedReadHalf, sh: &Shared) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    rd.read_exact(&mut len)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_ENVELOPE_LEN {
+        Ha2Counters::add(&sh.counters.oversize);
+        return Err(format!(
+            "a frame of {n} bytes is over the {MAX_ENVELOPE_LEN}-byte limit"
+        ));
+    }
+    let mut buf = vec![0u8; n];
+    rd.read_exact(&mut buf)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(buf)
+}
+
+/// The plaintext of an HA2 frame from the peer, or None.
+fn open(sh: &Shared, frame: &[u8]) -> Option<Vec<u8>> {
+    let mut opener = sh.opener.lock().ok()?;
+    match opener.open_bytes(frame) {
+        Ok(o) if o.kind == Kind::Ha2Frame => Some(o.body),
+        _ => None,
+    }
+}
+
+/// A length-prefixed sealed frame.
+fn seal(sealer: &Mutex<KindSealer>, payload: &[u8]) -> Option<Vec<u8>> {
+    let sealed = sealer.lock().ok()?.seal_bytes(payload).ok()?;
+    let mut out = Vec::with_capacity(sealed.len() + 4);
+    out.extend_from_slice(&(sealed.len() as u32).to_be_bytes());
+    out.extend_from_slice(&sealed);
+    Some(out)
+}
+
+/// Keepalive, user timeout and no delay on a link socket. Failing to set
+/// them leaves the idle timeout as the only guard, so it is not fatal.
+fn tune(stream: &TcpStream) {
+    let s = socket2::SockRef::from(stream);
+    let _ = s.set_tcp_nodelay(true);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    let _ = s.set_tcp_keepalive(&ka);
+    let _ = s.set_tcp_user_timeout(Some(USER_TIMEOUT));
+}
+
+/// Reads the first frame of a new connection; its plaintext if it opened.
+async fn authenticate(stream: TcpStream, sh: &Shared) -> Result<(TcpStream, Vec<u8>), String> {
+    let (mut rd, wr) = stream.into_split();
+    let frame = tokio::time::timeout(AUTH_TIMEOUT, read_frame(&mut rd, sh))
+        .await
+        .map_err(|_| format!("no frame in {AUTH_TIMEOUT:?}"))??;
+    let body = open(sh, &frame).ok_or("its first frame did not open")?;
+    let stream = rd
+        .reunite(wr)
+        .map_err(|_| "split halves did not reunite".to_string())?;
+    Ok((stream, body))
+}
+
+/// The higher-id node: accepts, authenticates several at once, hands on
+/// the ones that opened.
+async fn acceptor(local: SocketAddr, peer: SocketAddr, sh: Shared, auth: mpsc::Sender<Authed>) {
+    let listener = loop {
+        match TcpListener::bind(local).await {
+            Ok(l) => break l,
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    };
+    let slots = Arc::new(Semaphore::new(MAX_PENDING));
+    loop {
+        let Ok((stream, from)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        // Only the peer's HA2 address may connect; a connection beyond
+        // MAX_PENDING waiting ones is closed rather than queued.
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) if from.ip() == peer.ip() => p,
+            _ => {
+                Ha2Counters::add(&sh.counters.unauthenticated);
+                continue;
+            }
+        };
+        tune(&stream);
+        let (sh, auth) = (sh.clone(), auth.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            match authenticate(stream, &sh).await {
+                Ok((stream, first)) => {
+                    let _ = auth
+                        .send(Authed {
+                            stream,
+                            first,
+                            _ended: None,
+                        })
+                        .await;
+                }
+                Err(_) => Ha2Counters::add(&sh.counters.unauthenticated),
+            }
+        });
+    }
+}
+
+/// The lower-id node: dials, says hello, waits for the peer's answer; dials
+/// again once that connection has ended.
+async fn dialer(local: SocketAddr, peer: SocketAddr, sh: Shared, auth: mpsc::Sender<Authed>) {
+    loop {
+        match dial_once(local, peer, &sh).await {
+            Ok((stream, first)) => {
+                let (ended, wait) = oneshot::channel();
+                let a = Authed {
+                    stream,
+                    first,
+                    _ended: Some(ended),
+                };
+                if auth.send(a).await.is_err() {
+                    return;
+                }
+                let _ = wait.await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn dial_once(
+    local: SocketAddr,
+    peer: SocketAddr,
+    sh: &Shared,
+) -> Result<(TcpStream, Vec<u8>), String> {
+    let s = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    s.bind(SocketAddr::new(local.ip(), 0))
+        .map_err(|e| e.to_string())?;
+    let mut stream = tokio::time::timeout(Duration::from_secs(2), s.connect(peer))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    tune(&stream);
+    let hello = seal(&sh.sealer, &[]).ok_or("sealer unusable")?;
+    stream.write_all(&hello).await.map_err(|e| e.to_string())?;
+    Ha2Counters::add(&sh.counters.frames_out);
+    authenticate(stream, sh).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use hafw_ha::wire::Sealer;
+    use tokio::time::timeout;
 
     fn psk() -> Psk {
         Psk::from_file_bytes(&(0u8..32).collect::<Vec<_>>(), "test").unwrap()
     }
 
+    fn sealer(id: u32, r: u8) -> Arc<Mutex<KindSealer>> {
+        Arc::new(Mutex::new(Sealer::new(&psk(), id, 1, [r; 8]).split().1))
+    }
+
+    fn addrs(base: u16) -> (SocketAddr, SocketAddr) {
+        (
+            format!("127.0.0.1:{base}").parse().unwrap(),
+            format!("127.0.0.1:{}", base + 1).parse().unwrap(),
+        )
+    }
+
+    async fn next(h: &mut Ha2) -> Ha2Event {
+        timeout(Duration::from_secs(5), h.events.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("link running")
+    }
+
+    async fn connected(h: &mut Ha2) -> u64 {
+        match next(h).await {
+            Ha2Event::Connected(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn frames_cross_sealed_both_ways() {
-        let a_addr: SocketAddr = "127.0.0.1:28791".parse().unwrap();
-        let b_addr: SocketAddr = "127.0.0.1:28792".parse().unwrap();
-        let sa = Arc::new(Mutex::new(Sealer::new(&psk(), 1, 1, [1; 8]).split().1));
-        let sb = Arc::new(Mutex::new(Sealer::new(&psk(), 2, 1, [2; 8]).split().1));
-        let mut b = start(b_addr, a_addr, false, sb, &psk(), 2);
-        let mut a = start(a_addr, b_addr, true, sa, &psk(), 1);
-        assert!(matches!(a.events.recv().await, Some(Ha2Event::Connected)));
-        assert!(matches!(b.events.recv().await, Some(Ha2Event::Connected)));
-        a.to_peer.send(b"hello".to_vec()).unwrap();
-        match b.events.recv().await {
-            Some(Ha2Event::Payload(p)) => assert_eq!(p, b"hello"),
+        let (a_addr, b_addr) = addrs(28791);
+        let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
+        let mut a = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1);
+        let ca = connected(&mut a).await;
+        let cb = connected(&mut b).await;
+        assert!(a.to_peer.send(Some(ca), b"hello".to_vec()));
+        match next(&mut b).await {
+            Ha2Event::Payload(p) => assert_eq!(p, b"hello"),
             other => panic!("{other:?}"),
         }
-        b.to_peer.send(vec![7; 50_000]).unwrap();
-        match a.events.recv().await {
-            Some(Ha2Event::Payload(p)) => assert_eq!(p.len(), 50_000),
+        assert!(b.to_peer.send(Some(cb), vec![7; 50_000]));
+        match next(&mut a).await {
+            Ha2Event::Payload(p) => assert_eq!(p.len(), 50_000),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A connection that never speaks must not hold the acceptor: the real
+    /// peer, dialling after it, is connected within a second, and the
+    /// silent one is closed and counted after AUTH_TIMEOUT.
+    #[tokio::test]
+    async fn a_silent_connection_does_not_keep_the_peer_out() {
+        let (a_addr, b_addr) = addrs(28793);
+        let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut silent = TcpStream::connect(b_addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = std::time::Instant::now();
+        let mut a = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1);
+        let ca = connected(&mut a).await;
+        assert!(a.to_peer.send(Some(ca), b"real".to_vec()));
+        connected(&mut b).await;
+        match next(&mut b).await {
+            Ha2Event::Payload(p) => assert_eq!(p, b"real"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        let mut buf = [0u8; 8];
+        let n = timeout(AUTH_TIMEOUT * 2, silent.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+        assert_eq!(b.counters.unauthenticated.load(Ordering::Relaxed), 1);
+    }
+
+    /// Garbage and an over-long length prefix: each connection closed and
+    /// counted; neither is ever reported as connected.
+    #[tokio::test]
+    async fn garbage_and_oversize_connections_are_closed_and_counted() {
+        let (a_addr, b_addr) = addrs(28795);
+        let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut garbage = TcpStream::connect(b_addr).await.unwrap();
+        let mut bytes = 100u32.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[0x5a; 100]);
+        garbage.write_all(&bytes).await.unwrap();
+        let mut huge = TcpStream::connect(b_addr).await.unwrap();
+        huge.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        for s in [&mut garbage, &mut huge] {
+            let mut buf = [0u8; 8];
+            let n = timeout(Duration::from_secs(1), s.read(&mut buf)).await;
+            assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+        }
+        assert_eq!(b.counters.unauthenticated.load(Ordering::Relaxed), 2);
+        assert_eq!(b.counters.oversize.load(Ordering::Relaxed), 1);
+        assert!(b.events.try_recv().is_err(), "nothing was connected");
+    }
+
+    /// The peer restarts (a new epoch, a new connection) while the old
+    /// connection still looks up: the new one replaces it at once.
+    #[tokio::test]
+    async fn a_newly_authenticated_connection_replaces_the_old() {
+        let (a_addr, b_addr) = addrs(28797);
+        let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
+        let mut a1 = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1);
+        connected(&mut a1).await;
+        assert_eq!(connected(&mut b).await, 1);
+        // A second run of the peer, with a later epoch.
+        let s2 = Arc::new(Mutex::new(Sealer::new(&psk(), 1, 2, [3; 8]).split().1));
+        let mut a2 = start(a_addr, b_addr, true, s2, &psk(), 1);
+        connected(&mut a2).await;
+        assert!(matches!(next(&mut b).await, Ha2Event::Disconnected(_)));
+        assert_eq!(connected(&mut b).await, 2);
+        assert_eq!(b.counters.replaced.load(Ordering::Relaxed), 1);
+        drop(a1);
+    }
+
+    /// Nothing is queued for a link that is down, nor beyond OUT_QUEUE.
+    #[tokio::test]
+    async fn the_send_queue_is_bounded_and_drops_while_down() {
+        let (a_addr, b_addr) = addrs(28799);
+        let a = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1);
+        for _ in 0..10 {
+            assert!(!a.to_peer.send(None, vec![1; 100]));
+        }
+        assert_eq!(a.counters.dropped_down.load(Ordering::Relaxed), 10);
+        // No connection takes them: the queue fills and then drops.
+        let sent = (0..OUT_QUEUE + 50)
+            .filter(|_| a.to_peer.send(Some(1), vec![1; 100]))
+            .count();
+        assert_eq!(sent, OUT_QUEUE);
+        assert_eq!(a.counters.dropped_full.load(Ordering::Relaxed), 50);
     }
 }
