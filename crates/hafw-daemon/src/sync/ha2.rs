@@ -499,11 +499,12 @@ mod tests {
         Arc::new(Mutex::new(Sealer::new(&psk(), id, 1, [r; 8]).split().1))
     }
 
-    fn addrs(base: u16) -> (SocketAddr, SocketAddr) {
-        (
-            format!("127.0.0.1:{base}").parse().unwrap(),
-            format!("127.0.0.1:{}", base + 1).parse().unwrap(),
-        )
+    /// The dialer's address (only its IP is bound) and a free port for
+    /// the acceptor, so parallel test runs on one machine do not collide.
+    fn addrs() -> (SocketAddr, SocketAddr) {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = free.local_addr().unwrap();
+        ("127.0.0.1:0".parse().unwrap(), b)
     }
 
     async fn next(h: &mut Ha2) -> Ha2Event {
@@ -522,7 +523,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_cross_sealed_both_ways() {
-        let (a_addr, b_addr) = addrs(28791);
+        let (a_addr, b_addr) = addrs();
         let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
         let mut a = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1);
         let ca = connected(&mut a).await;
@@ -544,7 +545,7 @@ mod tests {
     /// silent one is closed and counted after AUTH_TIMEOUT.
     #[tokio::test]
     async fn a_silent_connection_does_not_keep_the_peer_out() {
-        let (a_addr, b_addr) = addrs(28793);
+        let (a_addr, b_addr) = addrs();
         let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut silent = TcpStream::connect(b_addr).await.unwrap();
@@ -569,7 +570,7 @@ mod tests {
     /// counted; neither is ever reported as connected.
     #[tokio::test]
     async fn garbage_and_oversize_connections_are_closed_and_counted() {
-        let (a_addr, b_addr) = addrs(28795);
+        let (a_addr, b_addr) = addrs();
         let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut garbage = TcpStream::connect(b_addr).await.unwrap();
@@ -592,7 +593,7 @@ mod tests {
     /// connection still looks up: the new one replaces it at once.
     #[tokio::test]
     async fn a_newly_authenticated_connection_replaces_the_old() {
-        let (a_addr, b_addr) = addrs(28797);
+        let (a_addr, b_addr) = addrs();
         let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2);
         let mut a1 = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1);
         connected(&mut a1).await;
@@ -610,7 +611,7 @@ mod tests {
     /// Nothing is queued for a link that is down, nor beyond OUT_QUEUE.
     #[tokio::test]
     async fn the_send_queue_is_bounded_and_drops_while_down() {
-        let (a_addr, b_addr) = addrs(28799);
+        let (a_addr, b_addr) = addrs();
         let a = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1);
         for _ in 0..10 {
             assert!(!a.to_peer.send(None, vec![1; 100]));
