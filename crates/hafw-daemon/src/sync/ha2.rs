@@ -152,6 +152,14 @@ impl Ha2Tx {
     pub fn figures(&self) -> Ha2Figures {
         self.counters.figures()
     }
+
+    /// A sending end with no link behind it: the test reads what was queued.
+    #[cfg(test)]
+    pub(super) fn detached(bound: usize) -> (Ha2Tx, mpsc::Receiver<(u64, Vec<u8>)>) {
+        let (tx, rx) = mpsc::channel(bound);
+        let counters = Arc::new(Ha2Counters::default());
+        (Ha2Tx { tx, counters }, rx)
+    }
 }
 
 pub struct Ha2 {

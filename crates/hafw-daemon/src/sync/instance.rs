@@ -479,3 +479,103 @@ fn nanos_since_epoch() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hafw_ha::sessions::codec::{decode, SyncMessage};
+    use hafw_kernel::conntrack::Tuple;
+
+    fn entry(port: u16) -> Entry {
+        Entry {
+            orig: Tuple::tcp(
+                Ipv4Addr::new(10, 0, 10, 10),
+                port,
+                Ipv4Addr::new(198, 51, 100, 30),
+                7,
+            ),
+            reply: Tuple::tcp(
+                Ipv4Addr::new(198, 51, 100, 30),
+                7,
+                Ipv4Addr::new(10, 0, 1, 100),
+                port,
+            ),
+            status: 0,
+            timeout: 100,
+            mark: 0,
+            zone: 0,
+            id: None,
+            tcp: None,
+        }
+    }
+
+    impl SyncInstance {
+        fn publish_now(&mut self) {
+            self.last_status = None;
+            self.publish();
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<(u64, Vec<u8>)>) -> Vec<(u64, Vec<u8>)> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// The active with its peer gone: events cost nothing and nothing is
+    /// queued for the peer; each (re)connection gets one bulk, starting
+    /// with its BulkStart, on a stream of its own. (The dump reads this
+    /// namespace's conntrack table; nothing is written.)
+    #[test]
+    fn nothing_is_queued_while_down_and_each_connection_gets_one_bulk() {
+        let (tx, mut rx) = Ha2Tx::detached(1 << 16);
+        let (config_actions, _keep) = mpsc::unbounded_channel();
+        let setup = SyncSetup {
+            local: "127.0.0.1:0".parse().unwrap(),
+            peer: "127.0.0.1:0".parse().unwrap(),
+            node_id: 1,
+            peer_id: 2,
+            mode: Mode::Mirror,
+            config: None,
+            config_actions,
+            node_addresses: vec![],
+        };
+        let ct = Conntrack::open(None).unwrap();
+        let status = Arc::new(Mutex::new(SyncStatus::default()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut inst = SyncInstance::new(setup, ct, tx, status, dropped, Log::quiet()).unwrap();
+        inst.process(Input::Role(true));
+        assert!(inst.sender.is_none(), "no peer: no sender");
+        for p in 0..20_000u16 {
+            inst.process(Input::Conntrack(conntrack::Event::New(entry(10_000 + p))));
+            inst.process(Input::Conntrack(conntrack::Event::Destroy(entry(
+                10_000 + p,
+            ))));
+        }
+        inst.process(Input::Timeout);
+        assert!(drain(&mut rx).is_empty(), "nothing queued while down");
+        assert_eq!(inst.to_peer.figures().dropped_down, 0);
+
+        let mut streams = vec![];
+        for conn in [1, 2] {
+            inst.process(Input::Ha2(Ha2Event::Connected(conn)));
+            let sent = drain(&mut rx);
+            assert!(sent.iter().all(|(c, _)| *c == conn));
+            let first = decode(&sent.first().expect("a bulk").1).unwrap();
+            assert!(
+                matches!(first.msg, SyncMessage::BulkStart { .. }),
+                "{first:?}"
+            );
+            streams.push(first.stream);
+            inst.process(Input::Ha2(Ha2Event::Disconnected("test".into())));
+            assert!(inst.sender.is_none());
+            inst.process(Input::Conntrack(conntrack::Event::New(entry(9))));
+            assert!(drain(&mut rx).is_empty());
+        }
+        assert_ne!(
+            streams[0], streams[1],
+            "each connection a stream of its own"
+        );
+        inst.publish_now();
+        let st = inst.status.lock().unwrap().clone();
+        assert_eq!(st.bulks, 2, "{st:?}");
+    }
+}

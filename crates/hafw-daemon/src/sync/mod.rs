@@ -289,29 +289,72 @@ fn conntrack_events(
                         None
                     }
                 };
-                if owed {
-                    match tx.try_send(conntrack::Event::Overrun) {
-                        Ok(()) => owed = false,
-                        Err(mpsc::error::TrySendError::Full(_)) => {}
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    }
-                }
-                let Some(ev) = ev else {
-                    if tx.is_closed() {
-                        return;
-                    }
-                    continue;
-                };
-                match tx.try_send(ev) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                        owed = true;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                if !forward(&tx, ev, &mut owed, &dropped) {
+                    return;
                 }
             }
         })
         .ok();
     rx
+}
+
+/// One read of the event socket into the queue: first the overrun owed
+/// since the queue was last full, then the event (None: the read timed
+/// out). False when the sync thread is gone.
+fn forward(
+    tx: &mpsc::Sender<conntrack::Event>,
+    ev: Option<conntrack::Event>,
+    owed: &mut bool,
+    dropped: &AtomicU64,
+) -> bool {
+    use mpsc::error::TrySendError;
+    if *owed {
+        match tx.try_send(conntrack::Event::Overrun) {
+            Ok(()) => *owed = false,
+            Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Closed(_)) => return false,
+        }
+    }
+    let Some(ev) = ev else {
+        return !tx.is_closed();
+    };
+    match tx.try_send(ev) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            *owed = true;
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flood beyond the queue: the excess is dropped and counted, and
+    /// once there is room an Overrun follows, so the sender re-dumps.
+    #[test]
+    fn a_full_event_queue_drops_counts_and_owes_an_overrun() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let dropped = AtomicU64::new(0);
+        let mut owed = false;
+        for _ in 0..10 {
+            assert!(forward(
+                &tx,
+                Some(conntrack::Event::Overrun),
+                &mut owed,
+                &dropped
+            ));
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 6);
+        assert!(owed);
+        while rx.try_recv().is_ok() {}
+        assert!(forward(&tx, None, &mut owed, &dropped));
+        assert!(!owed);
+        assert_eq!(rx.try_recv().ok(), Some(conntrack::Event::Overrun));
+        drop(rx);
+        assert!(!forward(&tx, None, &mut owed, &dropped));
+    }
 }
