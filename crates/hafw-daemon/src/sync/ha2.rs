@@ -308,8 +308,12 @@ async fn serve(
         let Some(frame) = seal(&sh.sealer, &payload) else {
             continue;
         };
-        if let Err(e) = wr.write_all(&frame).await {
-            break End::Closed(format!("write: {e}"));
+        // A peer that takes no data (frozen, its window shut) would hold
+        // this loop, and with it a replacement connection, for good.
+        match tokio::time::timeout(IDLE_TIMEOUT, wr.write_all(&frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => break End::Closed(format!("write: {e}")),
+            Err(_) => break End::Closed(format!("the peer took no data for {IDLE_TIMEOUT:?}")),
         }
         Ha2Counters::add(&sh.counters.frames_out);
     };
