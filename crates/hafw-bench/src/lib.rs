@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod dataplane;
 pub mod demo;
 mod failover;
+pub mod survivor;
 mod sync;
 
 #[derive(clap::Subcommand)]
@@ -30,6 +31,12 @@ pub enum BenchCmd {
         after_help = "Example: hafw bench sync --seconds 5 --sizes 1000,10000,100000 --runs 3 --modes mirror,commit"
     )]
     Sync(sync::Args),
+    /// The memory of the node left alone: the passive killed with kill -9,
+    /// connections churning through the active's SNAT, the active's RSS
+    /// every second; then the passive restarted, ready from one bulk.
+    /// Builds its own lab; needs root.
+    #[command(after_help = "Example: hafw bench survivor --seconds 600 --threads 8")]
+    Survivor(survivor::Args),
 }
 
 /// The seed deployment, built in so the benchmarks run from anywhere.
@@ -90,6 +97,7 @@ pub fn run(cmd: BenchCmd) -> ExitCode {
         BenchCmd::Dataplane(args) => dataplane::run(args),
         BenchCmd::Failover(args) => failover::run(args),
         BenchCmd::Sync(args) => sync::run(args),
+        BenchCmd::Survivor(args) => survivor::run(args),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hafw_ha::config_sync::codec::{decode, encode, ConfigMessage, CHANNEL};
 use hafw_ha::config_sync::{ConfigSync, RetryConfig};
 use hafw_ha::sessions::{Mode, ReceiverConfig, SenderConfig, SyncReceiver, SyncSender};
-use hafw_ha::wire::{Kind, Opener, Psk, Sealer, MAX_ENVELOPE_LEN, MAX_PLAINTEXT_LEN};
+use hafw_ha::wire::{Kind, Now, Opener, PairKey, Psk, Sealer, MAX_ENVELOPE_LEN, MAX_PLAINTEXT_LEN};
 use hafw_testkit::mutate::mutate;
 use hafw_testkit::Rng;
 
@@ -159,8 +159,13 @@ fn config_payloads_never_panic_and_decode_injectively() {
 #[test]
 fn ha2_streams_never_panic_and_no_forged_frame_opens() {
     let mut rng = Rng::new(0x00A2_2026);
-    let mut sealer = Sealer::new(&psk(), PEER, 1_700_000_000_000_000_000, [5; 8]);
-    let mut opener = Opener::new(&psk(), ME);
+    const START: u64 = 1_700_000_000_000_000_000;
+    let key = PairKey::for_tests(&psk());
+    let mine = Sealer::new(&key, ME, START, [6; 8]).epoch();
+    let mut sealer = Sealer::new(&key, PEER, START, [5; 8]);
+    // The peer has heard this run of ours, so its frames may open.
+    sealer.set_echo(Some(mine));
+    let mut opener = Opener::new(&key, ME, PEER, mine);
     let mut ends = Endpoints::new();
     let payloads: Vec<Vec<u8>> = config_samples()
         .iter()
@@ -170,6 +175,7 @@ fn ha2_streams_never_panic_and_no_forged_frame_opens() {
     let (mut opened, mut refused) = (0u64, 0u64);
     for round in 0..ROUNDS {
         let now = Duration::from_millis(round as u64);
+        let wire_now = Now::new(START + now.as_nanos() as u64, now);
         match round % 3 {
             // A stream from the network: random lengths and bytes.
             0 => {
@@ -184,7 +190,7 @@ fn ha2_streams_never_panic_and_no_forged_frame_opens() {
                     assert!(frames(&stream).1.is_some(), "round {round}");
                 }
                 for f in frames(&stream).0 {
-                    assert!(opener.open_bytes(f).is_err(), "round {round}");
+                    assert!(opener.open_bytes(wire_now, f).is_err(), "round {round}");
                     refused += 1;
                 }
             }
@@ -207,7 +213,7 @@ fn ha2_streams_never_panic_and_no_forged_frame_opens() {
                 }
                 let stream = framed(&[sealer.seal_bytes(Kind::Ha2Frame, &p).unwrap()]);
                 let f = frames(&stream).0;
-                let o = opener.open_bytes(f[0]).expect("authentic frame");
+                let o = opener.open_bytes(wire_now, f[0]).expect("authentic frame");
                 assert_eq!((o.kind, &o.body), (Kind::Ha2Frame, &p));
                 opened += 1;
                 ends.deliver(now, &o.body);
@@ -218,7 +224,7 @@ fn ha2_streams_never_panic_and_no_forged_frame_opens() {
                 let env = sealer.seal_bytes(Kind::Ha2Frame, p).unwrap();
                 let stream = mutate(&mut rng, &framed(std::slice::from_ref(&env)), 8);
                 for f in frames(&stream).0 {
-                    let r = opener.open_bytes(f);
+                    let r = opener.open_bytes(wire_now, f);
                     if f == env.as_slice() {
                         assert!(r.is_ok(), "round {round}: genuine refused {r:?}");
                         opened += 1;

@@ -99,11 +99,11 @@ impl EpochBudget {
 mod tests {
     use super::*;
     use hafw_ha::msg::Message;
-    use hafw_ha::wire::{Kind, Psk, Sealer};
+    use hafw_ha::wire::{Kind, PairKey, Psk, Sealer};
 
     fn sealed(start_ns: u64) -> Vec<u8> {
         let psk = Psk::from_file_bytes(b"epoch budget test key, 32 bytes!", "k").unwrap();
-        let mut s = Sealer::new(&psk, 7, start_ns, [3; 8]);
+        let mut s = Sealer::new(&PairKey::for_tests(&psk), 7, start_ns, [3; 8]);
         let msg = Message::Takeover {
             node_id: 7,
             term: 1,
@@ -130,14 +130,14 @@ mod tests {
         assert!(b.admit(now, &real));
         b.accepted(&real);
         let mut forged = real.clone();
-        forged[24..32].copy_from_slice(&(COUNTER_AHEAD + 1).to_be_bytes());
+        forged[COUNTER].copy_from_slice(&(COUNTER_AHEAD + 1).to_be_bytes());
         let mut admitted = 0;
         for _ in 0..100 {
             admitted += u32::from(b.admit(now, &forged));
         }
         assert_eq!(admitted, NEW_EPOCH_OPENS - 1);
         // Within the span, always: the real peer counting up.
-        forged[24..32].copy_from_slice(&COUNTER_AHEAD.to_be_bytes());
+        forged[COUNTER].copy_from_slice(&COUNTER_AHEAD.to_be_bytes());
         assert!(b.admit(now, &forged));
     }
 

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hafw_ha::msg::State;
 use hafw_ha::node::{Action, Command, Input, Node};

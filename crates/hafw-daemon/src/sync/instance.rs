@@ -7,6 +7,7 @@
 //! ([`SyncInstance::deadline`]).
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use hafw_kernel::conntrack::{self, Conntrack, Entry};
 use tokio::sync::{mpsc, oneshot};
 
 use super::entries::{key_of, to_entry, to_session, tuple_of};
-use super::ha2::Ha2Event;
+use super::ha2::{Ha2Event, Ha2Tx};
 use super::{Installed, SyncCmd, SyncSetup, SyncStatus};
 use crate::error::{DaemonError, KernelError, PeerError, SetupError};
 use crate::log::Log;
@@ -52,12 +53,25 @@ pub(super) struct SyncInstance {
     node_addresses: Vec<Ipv4Addr>,
     config_actions: mpsc::UnboundedSender<ConfigAction>,
     ct: Conntrack,
-    to_peer: mpsc::UnboundedSender<Vec<u8>>,
+    to_peer: Ha2Tx,
+    /// The HA2 connection frames go to; None while the link is down, when
+    /// nothing is queued for the peer.
+    conn: Option<u64>,
     /// This run's stream id: a new sender's stream derives from it.
     stream: u64,
+    /// Senders made so far: each one's stream differs.
+    senders: u64,
+    /// The figures of senders already dropped (the link went down).
+    retired: Retired,
+    /// Conntrack event overruns (the kernel's ENOBUFS or our full queue).
+    overruns: u64,
+    /// Events the reader thread dropped on a full queue.
+    events_dropped: Arc<AtomicU64>,
     /// The receiver's run id, one more per passive period.
     receiver_run: u64,
-    /// The active's side; None while passive.
+    /// The active's side, while the peer is connected; None while passive
+    /// or while HA2 is down (a dead peer costs nothing: no backlog, and
+    /// the next connection gets one fresh bulk).
     sender: Option<SyncSender>,
     receiver: SyncReceiver,
     config: ConfigSync,
@@ -80,8 +94,9 @@ impl SyncInstance {
     pub(super) fn new(
         setup: SyncSetup,
         ct: Conntrack,
-        to_peer: mpsc::UnboundedSender<Vec<u8>>,
+        to_peer: Ha2Tx,
         status: Arc<Mutex<SyncStatus>>,
+        events_dropped: Arc<AtomicU64>,
         log: Log,
     ) -> Result<SyncInstance, DaemonError> {
         let origin = Instant::now();
@@ -95,7 +110,12 @@ impl SyncInstance {
             config_actions: setup.config_actions,
             ct,
             to_peer,
+            conn: None,
             stream,
+            senders: 0,
+            retired: Retired::default(),
+            overruns: 0,
+            events_dropped,
             receiver_run: stream,
             sender: None,
             receiver,
@@ -166,21 +186,19 @@ impl SyncInstance {
 
     fn on_ha2(&mut self, now: Duration, ev: Ha2Event) {
         match ev {
-            Ha2Event::Connected => {
+            Ha2Event::Connected(conn) => {
+                self.conn = Some(conn);
                 self.connected = true;
-                if let Some(s) = self.sender.as_mut() {
-                    // A (re)connected peer may have restarted: the core
-                    // sends it everything.
-                    s.handle_peer_joined(now);
+                if self.active {
+                    // A (re)connected peer may have restarted: a new
+                    // sender's first act is one bulk of the whole table.
+                    self.new_sender();
                 }
             }
             Ha2Event::Disconnected(reason) => {
+                self.conn = None;
                 self.connected = false;
-                if let Some(s) = self.sender.as_mut() {
-                    // Nothing kept for a peer that is gone: one bulk when
-                    // it is back, never a backlog.
-                    s.handle_disconnect(now);
-                }
+                self.retire_sender(now);
                 self.log.error(&PeerError::Link { reason }.into());
             }
             Ha2Event::Payload(bytes) => {
@@ -208,6 +226,9 @@ impl SyncInstance {
     }
 
     fn on_conntrack(&mut self, now: Duration, ev: conntrack::Event) {
+        if ev == conntrack::Event::Overrun {
+            self.overruns += 1;
+        }
         let Some(s) = self.sender.as_mut() else {
             return;
         };
@@ -234,17 +255,12 @@ impl SyncInstance {
     /// never echo each other's entries.
     fn set_role(&mut self, now: Duration, active: bool) {
         if active && !self.active {
-            match SyncSender::new(SenderConfig::new(self.stream ^ self.synced)) {
-                Ok(mut s) => {
-                    if !self.connected {
-                        s.handle_disconnect(now);
-                    }
-                    self.sender = Some(s)
-                }
-                Err(e) => self.log.error(&SetupError::from(e).into()),
+            self.active = true;
+            if self.conn.is_some() {
+                self.new_sender();
             }
         } else if !active && self.active {
-            self.sender = None;
+            self.retire_sender(now);
             self.receiver_run = self.receiver_run.wrapping_add(1);
             let own = &self.node_addresses;
             match new_receiver(self.receiver_run, self.mode, own, self.max_sessions) {
@@ -256,6 +272,35 @@ impl SyncInstance {
         self.receiver.set_local_active(active);
         self.receiver.set_peer_active(self.peer_active);
         self.config.set_local_active(now, active);
+    }
+
+    /// A sender on a new stream: it asks for a dump at once, so the peer
+    /// gets one bulk of the whole table and then the changes.
+    fn new_sender(&mut self) {
+        self.senders += 1;
+        let stream = (self.stream ^ (self.senders << 40)).max(1);
+        match SyncSender::new(SenderConfig::new(stream)) {
+            Ok(s) => self.sender = Some(s),
+            Err(e) => self.log.error(&SetupError::from(e).into()),
+        }
+    }
+
+    /// Drops the sender, keeping its figures: what it held (pending
+    /// changes, messages in flight) is of no use to a peer that will get a
+    /// fresh bulk when it comes back.
+    fn retire_sender(&mut self, now: Duration) {
+        if let Some(s) = self.sender.take() {
+            let st = s.stats(now);
+            self.retired.entries_sent += st.entries_sent;
+            self.retired.bulks += st.bulks;
+            self.retired.resyncs += st.resyncs;
+        }
+    }
+
+    /// Queues a payload for the peer's current connection (dropped and
+    /// counted by the link when it is down or its queue is full).
+    fn send(&self, bytes: Vec<u8>) {
+        self.to_peer.send(self.conn, bytes);
     }
 
     fn on_cmd(&mut self, now: Duration, cmd: SyncCmd) {
@@ -311,7 +356,7 @@ impl SyncInstance {
             }
         }
         while let Some(bytes) = self.config.poll_transmit() {
-            let _ = self.to_peer.send(bytes);
+            self.send(bytes);
         }
         if let Some(s) = self.sender.as_mut() {
             while let Some(SenderAction::RequestDump { .. }) = s.poll_action() {
@@ -332,11 +377,11 @@ impl SyncInstance {
                 }
             }
             while let Some(bytes) = s.poll_transmit() {
-                let _ = self.to_peer.send(bytes);
+                self.to_peer.send(self.conn, bytes);
             }
         }
         while let Some(bytes) = self.receiver.poll_transmit() {
-            let _ = self.to_peer.send(bytes);
+            self.send(bytes);
         }
         while let Some(a) = self.receiver.poll_action() {
             self.apply(a);
@@ -363,9 +408,16 @@ impl SyncInstance {
         if let Some(s) = &self.sender {
             let stats = s.stats(now);
             st.sessions_known = 0;
-            st.entries_sent = stats.entries_sent;
+            st.entries_sent = self.retired.entries_sent + stats.entries_sent;
             st.lag_ms = Some(stats.lag.as_secs_f64() * 1000.0);
-            st.resyncs = stats.resyncs + stats.bulks;
+            st.bulks = self.retired.bulks + stats.bulks;
+            st.resyncs = self.retired.resyncs + stats.resyncs + st.bulks;
+        } else if self.active {
+            st.sessions_known = 0;
+            st.entries_sent = self.retired.entries_sent;
+            st.lag_ms = None;
+            st.bulks = self.retired.bulks;
+            st.resyncs = self.retired.resyncs + st.bulks;
         } else {
             let r = self.receiver.stats(now);
             st.sessions_known = self.receiver.cache().len();
@@ -374,6 +426,10 @@ impl SyncInstance {
         }
         st.synced_entries = self.synced;
         st.dropped = self.dropped;
+        st.overruns = self.overruns;
+        st.events_dropped = self.events_dropped.load(Ordering::Relaxed);
+        st.ct_timeouts = self.ct.timeouts();
+        st.ha2 = self.to_peer.figures();
         let cs = self.config.status();
         st.ready = readiness(readiness::Inputs {
             active: self.active,
@@ -413,6 +469,14 @@ impl SyncInstance {
     }
 }
 
+/// What the senders dropped so far had done.
+#[derive(Debug, Default)]
+struct Retired {
+    entries_sent: u64,
+    bulks: u64,
+    resyncs: u64,
+}
+
 /// A receiver for a new passive period. `run` tells the sender a
 /// restarted receiver from a late message of the previous one.
 fn new_receiver(
@@ -449,4 +513,104 @@ fn nanos_since_epoch() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hafw_ha::sessions::codec::{decode, SyncMessage};
+    use hafw_kernel::conntrack::Tuple;
+
+    fn entry(port: u16) -> Entry {
+        Entry {
+            orig: Tuple::tcp(
+                Ipv4Addr::new(10, 0, 10, 10),
+                port,
+                Ipv4Addr::new(198, 51, 100, 30),
+                7,
+            ),
+            reply: Tuple::tcp(
+                Ipv4Addr::new(198, 51, 100, 30),
+                7,
+                Ipv4Addr::new(10, 0, 1, 100),
+                port,
+            ),
+            status: 0,
+            timeout: 100,
+            mark: 0,
+            zone: 0,
+            id: None,
+            tcp: None,
+        }
+    }
+
+    impl SyncInstance {
+        fn publish_now(&mut self) {
+            self.last_status = None;
+            self.publish();
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<(u64, Vec<u8>)>) -> Vec<(u64, Vec<u8>)> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// The active with its peer gone: events cost nothing and nothing is
+    /// queued for the peer; each (re)connection gets one bulk, starting
+    /// with its BulkStart, on a stream of its own. (The dump reads this
+    /// namespace's conntrack table; nothing is written.)
+    #[test]
+    fn nothing_is_queued_while_down_and_each_connection_gets_one_bulk() {
+        let (tx, mut rx) = Ha2Tx::detached(1 << 16);
+        let (config_actions, _keep) = mpsc::unbounded_channel();
+        let setup = SyncSetup {
+            local: "127.0.0.1:0".parse().unwrap(),
+            peer: "127.0.0.1:0".parse().unwrap(),
+            node_id: 1,
+            peer_id: 2,
+            mode: Mode::Mirror,
+            config: None,
+            config_actions,
+            node_addresses: vec![],
+        };
+        let ct = Conntrack::open(None).unwrap();
+        let status = Arc::new(Mutex::new(SyncStatus::default()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut inst = SyncInstance::new(setup, ct, tx, status, dropped, Log::quiet()).unwrap();
+        inst.process(Input::Role(true));
+        assert!(inst.sender.is_none(), "no peer: no sender");
+        for p in 0..20_000u16 {
+            inst.process(Input::Conntrack(conntrack::Event::New(entry(10_000 + p))));
+            inst.process(Input::Conntrack(conntrack::Event::Destroy(entry(
+                10_000 + p,
+            ))));
+        }
+        inst.process(Input::Timeout);
+        assert!(drain(&mut rx).is_empty(), "nothing queued while down");
+        assert_eq!(inst.to_peer.figures().dropped_down, 0);
+
+        let mut streams = vec![];
+        for conn in [1, 2] {
+            inst.process(Input::Ha2(Ha2Event::Connected(conn)));
+            let sent = drain(&mut rx);
+            assert!(sent.iter().all(|(c, _)| *c == conn));
+            let first = decode(&sent.first().expect("a bulk").1).unwrap();
+            assert!(
+                matches!(first.msg, SyncMessage::BulkStart { .. }),
+                "{first:?}"
+            );
+            streams.push(first.stream);
+            inst.process(Input::Ha2(Ha2Event::Disconnected("test".into())));
+            assert!(inst.sender.is_none());
+            inst.process(Input::Conntrack(conntrack::Event::New(entry(9))));
+            assert!(drain(&mut rx).is_empty());
+        }
+        assert_ne!(
+            streams[0], streams[1],
+            "each connection a stream of its own"
+        );
+        inst.publish_now();
+        let st = inst.status.lock().unwrap().clone();
+        assert_eq!(st.bulks, 2, "{st:?}");
+    }
 }

@@ -21,6 +21,7 @@
 //! for its next `Input` or deadline and calls `SyncInstance::process`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use hafw_ha::wire::{KindSealer, PairKey};
 use hafw_kernel::conntrack::{self, Conntrack, Events};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use self::ha2::Ha2Event;
+use self::ha2::{Ha2Event, Ha2Figures};
 use self::instance::{Input, SyncInstance};
 use crate::error::{DaemonError, KernelError, SetupError};
 use crate::log::Log;
@@ -58,7 +59,19 @@ pub struct SyncStatus {
     pub synced_entries: u64,
     pub lag_ms: Option<f64>,
     pub resyncs: u64,
+    /// Bulk generations the active queued (all senders of this run).
+    pub bulks: u64,
     pub dropped: u64,
+    /// Conntrack event overruns (the kernel's ENOBUFS, or [`EVENT_QUEUE`]
+    /// full), each answered with a fresh bulk while the peer is up.
+    pub overruns: u64,
+    /// Conntrack events dropped because [`EVENT_QUEUE`] was full.
+    pub events_dropped: u64,
+    /// Conntrack requests the kernel did not answer within
+    /// [`conntrack::REQUEST_TIMEOUT`].
+    pub ct_timeouts: u64,
+    /// The HA2 link's counters (drops, refused connections, timeouts).
+    pub ha2: Ha2Figures,
     /// [`hafw_ha::readiness::readiness`] of this node.
     pub ready: bool,
     pub last_install: Option<(usize, Duration)>,
@@ -87,9 +100,17 @@ pub enum SyncCmd {
 /// What a promotion installed: entries, how long it took, what failed.
 pub type Installed = (usize, Duration, Option<String>);
 
+/// Conntrack events waiting for the sync thread. Beyond it events are
+/// dropped, counted, and followed by an [`conntrack::Event::Overrun`]: the
+/// sender then sends a fresh bulk, as after the kernel's own overrun.
+pub const EVENT_QUEUE: usize = 8192;
+/// Promotion requests waiting for the sync thread: the executor waits for
+/// each answer, so more than one means the thread is stuck.
+const PROMOTE_QUEUE: usize = 4;
+
 pub struct SyncHandle {
     role: watch::Sender<bool>,
-    promote: mpsc::UnboundedSender<oneshot::Sender<Installed>>,
+    promote: mpsc::Sender<oneshot::Sender<Installed>>,
     pub status: Arc<Mutex<SyncStatus>>,
     cmd: mpsc::UnboundedSender<SyncCmd>,
 }
@@ -107,12 +128,14 @@ impl SyncHandle {
     /// node's kernel; returns how many were installed now and how long it took.
     pub async fn install_for_promotion(&self) -> Installed {
         let (tx, rx) = oneshot::channel();
-        if self.promote.send(tx).is_err() {
-            return (
-                0,
-                Duration::ZERO,
-                Some("the sync thread has stopped".into()),
-            );
+        if let Err(e) = self.promote.try_send(tx) {
+            let why = match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    "the sync thread has not answered the last promotions"
+                }
+                mpsc::error::TrySendError::Closed(_) => "the sync thread has stopped",
+            };
+            return (0, Duration::ZERO, Some(why.into()));
         }
         match tokio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(r)) => r,
@@ -142,11 +165,14 @@ pub struct SyncSetup {
 
 /// The inputs the loop waits on.
 struct Ports {
-    ha2: mpsc::UnboundedReceiver<Ha2Event>,
-    conntrack: mpsc::UnboundedReceiver<conntrack::Event>,
+    ha2: mpsc::Receiver<Ha2Event>,
+    conntrack: mpsc::Receiver<conntrack::Event>,
     role: watch::Receiver<bool>,
+    /// Unbounded by construction: the config task has one policy in
+    /// flight at a time, and `PeerConfig` comes from a watch of the peer's
+    /// authenticated heartbeats, once per change.
     cmds: mpsc::UnboundedReceiver<SyncCmd>,
-    promote: mpsc::UnboundedReceiver<oneshot::Sender<Installed>>,
+    promote: mpsc::Receiver<oneshot::Sender<Installed>>,
 }
 
 impl Ports {
@@ -170,7 +196,7 @@ pub fn start(
     log: Log,
 ) -> Result<SyncHandle, DaemonError> {
     let (role_tx, role) = watch::channel(false);
-    let (promote_tx, promote) = mpsc::unbounded_channel();
+    let (promote_tx, promote) = mpsc::channel(PROMOTE_QUEUE);
     let (cmd_tx, cmds) = mpsc::unbounded_channel();
     let status = Arc::new(Mutex::new(SyncStatus {
         mode: format!("{:?}", setup.mode).to_lowercase(),
@@ -210,13 +236,15 @@ pub fn start(
                 setup.node_id,
                 setup.peer_id,
             );
-            let inst = match SyncInstance::new(setup, ct, link.to_peer.clone(), st, log) {
+            let dropped = Arc::new(AtomicU64::new(0));
+            let inst = SyncInstance::new(setup, ct, link.to_peer.clone(), st, dropped.clone(), log);
+            let inst = match inst {
                 Ok(i) => i,
                 Err(e) => return started.fail(e),
             };
             let ports = Ports {
                 ha2: link.events,
-                conntrack: conntrack_events(events),
+                conntrack: conntrack_events(events, EVENT_QUEUE, dropped),
                 role,
                 cmds,
                 promote,
@@ -240,22 +268,97 @@ async fn run(mut inst: SyncInstance, mut ports: Ports) {
     }
 }
 
-/// Conntrack events arrive on a blocking socket: a thread of their own.
-fn conntrack_events(mut events: Events) -> mpsc::UnboundedReceiver<conntrack::Event> {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// Conntrack events arrive on a blocking socket: a thread of their own,
+/// reading into a queue of `bound` events. When the queue is full the
+/// event is dropped and counted in `dropped`, and an
+/// [`conntrack::Event::Overrun`] is owed: it goes as soon as there is room,
+/// so the sender replaces what was lost with a dump. The thread keeps
+/// reading meanwhile, so the kernel's buffer does not overflow as well.
+fn conntrack_events(
+    mut events: Events,
+    bound: usize,
+    dropped: Arc<AtomicU64>,
+) -> mpsc::Receiver<conntrack::Event> {
+    let (tx, rx) = mpsc::channel(bound);
     std::thread::Builder::new()
         .name("ct-events".into())
-        .spawn(move || loop {
-            match events.recv(None) {
-                Ok(Some(e)) => {
-                    if tx.send(e).is_err() {
-                        return;
+        .spawn(move || {
+            let mut owed = false;
+            loop {
+                let ev = match events.recv(Some(Duration::from_millis(200))) {
+                    Ok(Some(e)) => Some(e),
+                    Ok(None) => None,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        None
                     }
+                };
+                if !forward(&tx, ev, &mut owed, &dropped) {
+                    return;
                 }
-                Ok(None) => {}
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         })
         .ok();
     rx
+}
+
+/// One read of the event socket into the queue: first the overrun owed
+/// since the queue was last full, then the event (None: the read timed
+/// out). False when the sync thread is gone.
+fn forward(
+    tx: &mpsc::Sender<conntrack::Event>,
+    ev: Option<conntrack::Event>,
+    owed: &mut bool,
+    dropped: &AtomicU64,
+) -> bool {
+    use mpsc::error::TrySendError;
+    if *owed {
+        match tx.try_send(conntrack::Event::Overrun) {
+            Ok(()) => *owed = false,
+            Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Closed(_)) => return false,
+        }
+    }
+    let Some(ev) = ev else {
+        return !tx.is_closed();
+    };
+    match tx.try_send(ev) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            *owed = true;
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flood beyond the queue: the excess is dropped and counted, and
+    /// once there is room an Overrun follows, so the sender re-dumps.
+    #[test]
+    fn a_full_event_queue_drops_counts_and_owes_an_overrun() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let dropped = AtomicU64::new(0);
+        let mut owed = false;
+        for _ in 0..10 {
+            assert!(forward(
+                &tx,
+                Some(conntrack::Event::Overrun),
+                &mut owed,
+                &dropped
+            ));
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 6);
+        assert!(owed);
+        while rx.try_recv().is_ok() {}
+        assert!(forward(&tx, None, &mut owed, &dropped));
+        assert!(!owed);
+        assert_eq!(rx.try_recv().ok(), Some(conntrack::Event::Overrun));
+        drop(rx);
+        assert!(!forward(&tx, None, &mut owed, &dropped));
+    }
 }

@@ -54,4 +54,4 @@ mod entry;
 mod socket;
 
 pub use entry::{proto, status, tcp_flags, tcp_state, Binding, Entry, Nat, TcpInfo, Tuple};
-pub use socket::{BatchReport, Conntrack, Event, Events, RCVBUF};
+pub use socket::{BatchReport, Conntrack, Event, Events, RCVBUF, REQUEST_TIMEOUT};

@@ -29,6 +29,12 @@ const BATCH_BYTES: usize = 64 << 10;
 /// `max_recvmsg_len`), events are one message each.
 const RECV_BYTES: usize = 64 << 10;
 
+/// How long a request waits for each answer from the kernel (a dump, for
+/// each of its parts): a kernel that does not answer must not hang the
+/// caller (the sync thread) for good. Each timeout is counted
+/// ([`Conntrack::timeouts`]) and returned as an error.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 const EAGAIN: i32 = libc::EAGAIN;
 const EEXIST: i32 = libc::EEXIST;
 const ENOENT: i32 = libc::ENOENT;
@@ -42,6 +48,8 @@ pub struct Conntrack {
     inject_mark: u32,
     rx: Vec<u8>,
     malformed: u64,
+    timeout: Duration,
+    timeouts: u64,
 }
 
 /// What [`Conntrack::create_batch`] did.
@@ -167,14 +175,61 @@ impl Conntrack {
     pub fn open(ns: Option<&str>) -> Result<Conntrack> {
         let object = in_ns("conntrack table", ns);
         let sock = open_socket(ns, &[], &object)?;
-        Ok(Conntrack {
+        let mut ct = Conntrack {
             sock,
             object,
             seq: 0,
             inject_mark: 0,
             rx: vec![0; RECV_BYTES],
             malformed: 0,
-        })
+            timeout: REQUEST_TIMEOUT,
+            timeouts: 0,
+        };
+        ct.set_request_timeout(REQUEST_TIMEOUT)?;
+        Ok(ct)
+    }
+
+    /// How long each answer is waited for (default [`REQUEST_TIMEOUT`]).
+    pub fn set_request_timeout(&mut self, timeout: Duration) -> Result<()> {
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: a timeval option value of the right length on an open socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(Error::io("set ctnetlink receive timeout", &self.object, e));
+        }
+        self.timeout = timeout;
+        Ok(())
+    }
+
+    /// Requests the kernel did not answer in time, since the socket opened.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
+    }
+
+    /// The next answer datagram; a timeout is counted and named.
+    fn answer(&mut self) -> io::Result<usize> {
+        match recv(self.sock.as_raw_fd(), &mut self.rx, 0) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.timeouts += 1;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the kernel did not answer within {:?}", self.timeout),
+                ))
+            }
+            r => r,
+        }
     }
 
     /// Mark bits ORed into `CTA_MARK` of every entry this socket creates or
@@ -221,7 +276,8 @@ impl Conntrack {
             .map_err(|e| Error::io("send conntrack dump", self.object.clone(), e))?;
         let mut out = Vec::new();
         loop {
-            let n = recv(self.sock.as_raw_fd(), &mut self.rx, 0)
+            let n = self
+                .answer()
                 .map_err(|e| Error::io("receive conntrack dump", self.object.clone(), e))?;
             for m in codec::messages(&self.rx[..n]) {
                 let Ok(m) = m else {
@@ -262,8 +318,10 @@ impl Conntrack {
     /// Reads until the `NLMSG_ERROR` answering `seq` (0 = acknowledged).
     fn wait_ack(&mut self, seq: u32) -> Result<(), i32> {
         loop {
-            let n = recv(self.sock.as_raw_fd(), &mut self.rx, 0)
-                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+            let n = self.answer().map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut => libc::ETIMEDOUT,
+                _ => e.raw_os_error().unwrap_or(libc::EIO),
+            })?;
             for m in codec::messages(&self.rx[..n]).flatten() {
                 if m.seq == seq && m.ty == codec::NLMSG_ERROR {
                     return match codec::error_code(m.payload) {
@@ -407,7 +465,7 @@ impl Conntrack {
             report.sends += 1;
             // Collect errors until the final message's answer (ack or error).
             'answers: loop {
-                let len = recv(self.sock.as_raw_fd(), &mut self.rx, 0).map_err(|e| {
+                let len = self.answer().map_err(|e| {
                     Error::io("receive conntrack batch answers", self.object.clone(), e)
                 })?;
                 for m in codec::messages(&self.rx[..len]).flatten() {
@@ -583,5 +641,22 @@ impl Iterator for Events {
     /// Blocks for the next event; `None` never happens.
     fn next(&mut self) -> Option<Self::Item> {
         self.recv(None).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer that never comes (nothing was sent) ends in a counted
+    /// timeout instead of a hang.
+    #[test]
+    fn a_request_nobody_answers_times_out_and_is_counted() {
+        let mut ct = Conntrack::open(None).unwrap();
+        ct.set_request_timeout(Duration::from_millis(100)).unwrap();
+        let t = Instant::now();
+        assert_eq!(ct.wait_ack(12345), Err(libc::ETIMEDOUT));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert_eq!(ct.timeouts(), 1);
     }
 }
