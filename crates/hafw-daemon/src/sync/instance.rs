@@ -423,6 +423,17 @@ impl SyncInstance {
             st.sessions_known = self.receiver.cache().len();
             st.resyncs = r.resyncs;
             st.lag_ms = None;
+            st.refused = [
+                ("peer not active", r.refused_peer_not_active),
+                ("this node active", r.refused_local_active),
+                ("own address", r.refused_own_address),
+                ("impossible address", r.refused_bogus),
+                ("cache full", r.cache_full),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+            st.not_ready = self.receiver.not_ready_reason();
         }
         st.synced_entries = self.synced;
         st.dropped = self.dropped;

@@ -72,6 +72,11 @@ pub struct SyncStatus {
     pub ct_timeouts: u64,
     /// The HA2 link's counters (drops, refused connections, timeouts).
     pub ha2: Ha2Figures,
+    /// What the passive's receiver refused from the peer, by reason
+    /// (`hafw_ha::sessions::ReceiverStats`), non-zero ones only.
+    pub refused: Vec<(&'static str, u64)>,
+    /// Why the receiver is not ready ([`hafw_ha::sessions::SyncReceiver::not_ready_reason`]).
+    pub not_ready: Option<String>,
     /// [`hafw_ha::readiness::readiness`] of this node.
     pub ready: bool,
     pub last_install: Option<(usize, Duration)>,
