@@ -24,8 +24,8 @@ const HA_PORT: u16 = 28780;
 fn config() -> TempFile {
     let seed = std::fs::read_to_string(example(SEED)).unwrap();
     let text = seed.replacen(
-        "[policy.ha]\n",
-        "[policy.management]\nallow = [\"10.0.0.253/32\"]\n\n[policy.ha]\n",
+        "allow = [\"10.0.0.0/24\"]",
+        "allow = [\"10.0.0.253/32\"]",
         1,
     );
     assert_ne!(text, seed);

@@ -433,8 +433,8 @@ ports"#,
     #[test]
     fn management_allow_empty_or_bad_and_api_port() {
         let m = messages(&seed_with(
-            "[policy.ha]\n",
-            "[policy.management]\nallow = []\napi_port = 28780\n\n[policy.ha]\n",
+            "allow = [\"10.0.0.0/24\"]",
+            "allow = []\napi_port = 28780",
         ));
         assert_eq!(
             m,
@@ -444,14 +444,14 @@ ports"#,
             ]
         );
         let m = messages(&seed_with(
-            "[policy.ha]\n",
-            "[policy.management]\nallow = [\"192.168.7.0/24\", \"10.9.9.9\"]\napi_port = 9100\n\n[policy.ha]\n",
+            "allow = [\"10.0.0.0/24\"]",
+            "allow = [\"192.168.7.0/24\", \"10.9.9.9\"]\napi_port = 9100",
         ));
         assert!(m.is_empty(), "{m:?}");
         // A bad CIDR is refused at parse time, located at the element.
         let text = crate::examples::SEED.replacen(
-            "[policy.ha]\n",
-            "[policy.management]\nallow = [\"10.0.0.0/24\", \"10.0.0.1/24\"]\n\n[policy.ha]\n",
+            "allow = [\"10.0.0.0/24\"]",
+            "allow = [\"10.0.0.0/24\", \"10.0.0.1/24\"]",
             1,
         );
         let d = crate::parse("d.toml", &text).expect_err("a CIDR with host bits is refused");
