@@ -93,6 +93,8 @@ fn flood_one(prefix: &str, profile: &str, victim_role: &str, real_epoch: bool) {
         });
         cfg.epoch = Some(sniffed.expect("enter the VPC namespace").expect("sniff"));
     }
+    let victim_ns = format!("hafw-{name}.{victim}");
+    let limited0 = ha_rate_dropped(&victim_ns);
     let report: FloodReport = hafw_kernel::in_netns(Some(&vpc), || flood(&cfg, &Stop::new()))
         .expect("enter the VPC namespace")
         .expect("flood");
@@ -100,9 +102,10 @@ fn flood_one(prefix: &str, profile: &str, victim_role: &str, real_epoch: bool) {
     let moves1 = pair.moves_since(0).len();
 
     let dropped = v1.dropped_total - v0.dropped_total;
+    let limited = ha_rate_dropped(&victim_ns) - limited0;
     eprintln!(
         "flood of {victim} ({victim_role}, {profile}, real epoch {real_epoch}): {} forged datagrams in {:.1} s, {:.0}/s \
-         ({} send errors); {victim} dropped {dropped} HA messages: {:?}; heartbeats received \
+         ({} send errors); the ruleset's HA rate limit dropped {limited}; {victim} dropped {dropped} HA messages: {:?}; heartbeats received \
          {:?} -> {:?}; {peer} received {:?} -> {:?}",
         report.sent,
         report.elapsed.as_secs_f64(),
@@ -148,17 +151,34 @@ fn flood_one(prefix: &str, profile: &str, victim_role: &str, real_epoch: bool) {
             );
         }
     }
-    // The forgeries reached the victim and were counted. Most are dropped
-    // unopened; those the kernel dropped at a full socket buffer are not
-    // the daemon's to count.
+    // The forgeries were counted: most by the ruleset's rate limit on the
+    // HA port, the rest by the daemon (dropped unopened). Those the kernel
+    // dropped at a full socket buffer are nobody's to count.
     assert!(
-        dropped >= report.sent / 2,
-        "{victim} counted {dropped} dropped of {} forged: {:?}",
+        dropped + limited >= report.sent / 2,
+        "{victim} counted {dropped} dropped and the ruleset {limited} of {} forged: {:?}",
         report.sent,
         v1.dropped
     );
     pair.stop().unwrap();
     assert!(lab_namespaces(&name).is_empty(), "namespaces left behind");
+}
+
+/// Packets the victim's ruleset dropped at the HA port's rate limit.
+fn ha_rate_dropped(ns: &str) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nft", "-j", "list", "counter", "inet", "hafw",
+        ])
+        .arg(hafw_model::render::nft::counters::HA_RATE)
+        .output()
+        .expect("run nft");
+    assert!(out.status.success(), "nft list counter in {ns}: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft -j output");
+    v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
+        .unwrap_or_else(|| panic!("no packets in {v}"))
 }
 
 #[test]

@@ -3,13 +3,15 @@
 //! source (the peer's address and port, so it matches the peer's own
 //! conntrack entry and firewall rule on the victim) written through a raw
 //! socket (`IPPROTO_RAW`, which implies `IP_HDRINCL`), carrying an envelope
-//! that looks right up to the tag: magic "HF", version 1, kind HA1, the
+//! that looks right up to the tag: magic "HF", version 2, kind HA1, the
 //! peer's sender id, a fresh epoch newer than any real one (so the victim's
-//! opener would derive a key for each), a random counter and random bytes.
+//! opener would derive a key for each), a random echo and counter, and
+//! random bytes.
 //!
 //! With [`FloodConfig::epoch`] set (learnt by [`sniff_epoch`] from one real
-//! heartbeat: the epoch travels in clear) the forgeries reuse the peer's
-//! real epoch instead, with random counters.
+//! heartbeat: the epoch and the echo travel in clear) the forgeries reuse
+//! the peer's real epoch and echo the victim's run as the peer does, with
+//! random counters: the strongest forgery an on-path sniffer can make.
 //!
 //! Run [`flood`] inside a lab namespace that routes to the victim (the VPC
 //! namespace, whose own packets pass none of its checks); the caller enters
@@ -25,7 +27,7 @@ use super::error::HostError;
 use super::Stop;
 
 /// The HA envelope's clear header (`hafw_ha::wire::envelope`).
-const HEADER_LEN: usize = 32;
+const HEADER_LEN: usize = 48;
 const IP_UDP_LEN: usize = 28;
 
 #[derive(Debug, Clone)]
@@ -41,8 +43,9 @@ pub struct FloodConfig {
     pub duration: Duration,
     /// UDP payload length (header, "ciphertext" and tag), at least 48.
     pub len: usize,
-    /// The peer's real epoch to reuse; `None`: a fresh one per datagram.
-    pub epoch: Option<[u8; 16]>,
+    /// The peer's real epoch and its echo of the victim's (header bytes
+    /// 8..40) to reuse; `None`: a fresh epoch per datagram.
+    pub epoch: Option<[u8; 32]>,
 }
 
 impl FloodConfig {
@@ -163,7 +166,7 @@ fn headers(p: &mut [u8], cfg: &FloodConfig) {
 /// now, so newer than the real peer's), then random bytes.
 fn forge(env: &mut [u8], cfg: &FloodConfig, rng: &mut Rng) {
     env[0..2].copy_from_slice(b"HF");
-    env[2] = 1;
+    env[2] = 2;
     env[3] = 1;
     env[4..8].copy_from_slice(&cfg.sender_id.to_be_bytes());
     for chunk in env[8..].chunks_mut(8) {
@@ -171,7 +174,7 @@ fn forge(env: &mut [u8], cfg: &FloodConfig, rng: &mut Rng) {
         chunk.copy_from_slice(&r[..chunk.len()]);
     }
     if let Some(epoch) = cfg.epoch {
-        env[8..24].copy_from_slice(&epoch);
+        env[8..40].copy_from_slice(&epoch);
         return;
     }
     let now_ns = SystemTime::now()
@@ -183,12 +186,12 @@ fn forge(env: &mut [u8], cfg: &FloodConfig, rng: &mut Rng) {
 
 /// Waits for one datagram from `source` to `target` through the calling
 /// thread's namespace (a packet socket sees what it forwards) and returns
-/// the epoch of the envelope it carries.
+/// the epoch and the echo of the envelope it carries (header bytes 8..40).
 pub fn sniff_epoch(
     source: SocketAddrV4,
     target: SocketAddrV4,
     timeout: Duration,
-) -> Result<[u8; 16], HostError> {
+) -> Result<[u8; 32], HostError> {
     // SAFETY: socket(2) with constant arguments; the fd is owned below.
     let fd = unsafe {
         libc::socket(
@@ -230,7 +233,7 @@ pub fn sniff_epoch(
             p.get(ihl + i..ihl + i + 2)
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
         };
-        if p.len() >= ihl + 8 + 24
+        if p.len() >= ihl + 8 + 40
             && p[9] == libc::IPPROTO_UDP as u8
             && p[12..16] == source.ip().octets()
             && p[16..20] == target.ip().octets()
@@ -238,8 +241,8 @@ pub fn sniff_epoch(
         {
             let env = &p[ihl + 8..];
             if env.starts_with(b"HF") {
-                let mut epoch = [0u8; 16];
-                epoch.copy_from_slice(&env[8..24]);
+                let mut epoch = [0u8; 32];
+                epoch.copy_from_slice(&env[8..40]);
                 return Ok(epoch);
             }
         }
@@ -283,7 +286,7 @@ mod tests {
             1,
         );
         forge(&mut env, &cfg, &mut rng);
-        assert_eq!(&env[0..8], &[b'H', b'F', 1, 1, 0, 0, 0, 1]);
+        assert_eq!(&env[0..8], &[b'H', b'F', 2, 1, 0, 0, 0, 1]);
         let start = u64::from_be_bytes(env[8..16].try_into().unwrap());
         assert!(
             start > 1_700_000_000_000_000_000,
@@ -292,10 +295,10 @@ mod tests {
         let before = env;
         forge(&mut env, &cfg, &mut rng);
         assert_ne!(env[16..], before[16..], "each datagram differs");
-        cfg.epoch = Some([9; 16]);
+        cfg.epoch = Some([9; 32]);
         forge(&mut env, &cfg, &mut rng);
-        assert_eq!(env[8..24], [9; 16], "the real epoch reused");
-        assert_eq!(&env[0..8], &[b'H', b'F', 1, 1, 0, 0, 0, 1]);
+        assert_eq!(env[8..40], [9; 32], "the real epoch and echo reused");
+        assert_eq!(&env[0..8], &[b'H', b'F', 2, 1, 0, 0, 0, 1]);
     }
 
     #[test]
