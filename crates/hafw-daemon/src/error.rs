@@ -56,8 +56,12 @@ pub enum PeerError {
     /// A frame that failed authentication, replay or format checks.
     #[error("refused a message from the peer: {reason}")]
     Refused { reason: String },
-    /// A policy offered by the peer that does not validate here.
-    #[error("the peer's policy version {version} does not apply here: {reason}")]
+    /// A policy offered by the peer that does not validate here. The
+    /// reason may quote the peer's policy: logged escaped and capped.
+    #[error(
+        "the peer's policy version {version} does not apply here: {}",
+        crate::ops::text::peer_text(reason)
+    )]
     Policy { version: u64, reason: String },
     /// The HA2 stream broke or carried something undecodable.
     #[error("HA2 link: {reason}")]
@@ -164,6 +168,19 @@ impl SetupError {
 mod tests {
     use super::*;
     use std::error::Error as _;
+
+    #[test]
+    fn a_peer_policy_reason_is_logged_escaped() {
+        let e = PeerError::Policy {
+            version: 3,
+            reason: "zone \"\x1b[2Jx\"\nhafw[fw-a] forged line".into(),
+        };
+        let shown = e.to_string();
+        assert_eq!(
+            shown,
+            "the peer's policy version 3 does not apply here: zone \"\\u{1b}[2Jx\"\\nhafw[fw-a] forged line"
+        );
+    }
 
     #[test]
     fn the_level_follows_who_is_at_fault() {
