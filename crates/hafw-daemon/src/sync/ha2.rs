@@ -12,7 +12,8 @@
 //! either side that takes one more hello each way. [`Ha2Event::Connected`]
 //! fires on each side only then. Until
 //! then a connection holds no slot: the acceptor authenticates up to
-//! [`MAX_PENDING`] connections at once, each given [`AUTH_TIMEOUT`], and a
+//! [`MAX_PENDING`] connections at once, each given [`AUTH_TIMEOUT`] (a
+//! newer one evicts the oldest), and a
 //! newly authenticated connection replaces the current one (the peer
 //! restarted, or the old one is half-open). A connection is closed when
 //! its first frame does not open, when a length prefix is over the
@@ -36,7 +37,7 @@ use hafw_ha::wire::{Kind, KindSealer, Opener, PairKey, Reject, MAX_ENVELOPE_LEN}
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Messages waiting to be written to the peer. A full queue drops the
@@ -45,7 +46,8 @@ use tokio::time::Instant;
 pub const OUT_QUEUE: usize = 256;
 /// Events waiting for the sync thread; when full the reader waits.
 pub const EVENTS_QUEUE: usize = 256;
-/// Connections the acceptor authenticates at once; more are closed at once.
+/// Connections the acceptor authenticates at once; a newer one evicts the
+/// oldest.
 pub const MAX_PENDING: usize = 4;
 /// How long a new connection has to deliver a frame that opens.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -483,25 +485,32 @@ async fn acceptor(local: SocketAddr, peer: SocketAddr, sh: Shared, auth: mpsc::S
             Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     };
-    let slots = Arc::new(Semaphore::new(MAX_PENDING));
+    // Connections being authenticated, oldest first. A full table evicts
+    // the oldest: a silent or slow connection then lives only until
+    // MAX_PENDING newer ones came, so holding connections open cannot keep
+    // the real peer, which authenticates in a round trip or two, out.
+    let mut pending: std::collections::VecDeque<tokio::task::JoinHandle<()>> =
+        std::collections::VecDeque::new();
     loop {
         let Ok((stream, from)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        // Only the peer's HA2 address may connect; a connection beyond
-        // MAX_PENDING waiting ones is closed rather than queued.
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) if from.ip() == peer.ip() => p,
-            _ => {
+        // Only the peer's HA2 address may connect.
+        if from.ip() != peer.ip() {
+            Ha2Counters::add(&sh.counters.unauthenticated);
+            continue;
+        }
+        pending.retain(|h| !h.is_finished());
+        if pending.len() >= MAX_PENDING {
+            if let Some(oldest) = pending.pop_front() {
+                oldest.abort();
                 Ha2Counters::add(&sh.counters.unauthenticated);
-                continue;
             }
-        };
+        }
         tune(&stream);
         let (sh, auth) = (sh.clone(), auth.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
+        pending.push_back(tokio::spawn(async move {
             match authenticate(stream, &sh).await {
                 Ok((stream, first)) => {
                     let _ = auth
@@ -514,7 +523,7 @@ async fn acceptor(local: SocketAddr, peer: SocketAddr, sh: Shared, auth: mpsc::S
                 }
                 Err(_) => Ha2Counters::add(&sh.counters.unauthenticated),
             }
-        });
+        }));
     }
 }
 
@@ -648,6 +657,36 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
         assert!(closed_within(&mut silent, AUTH_TIMEOUT * 2).await);
         assert_eq!(b.counters.unauthenticated.load(Ordering::Relaxed), 1);
+    }
+
+    /// More silent connections than the acceptor authenticates at once,
+    /// all from the peer's address: the oldest are evicted, and the real
+    /// peer, dialling after them, is connected within a second.
+    #[tokio::test]
+    async fn silent_connections_beyond_the_table_do_not_keep_the_peer_out() {
+        let (a_addr, b_addr) = addrs();
+        let mut b = start(b_addr, a_addr, false, sealer(2, 2), &psk(), 2, 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut silent = Vec::new();
+        for _ in 0..MAX_PENDING * 2 {
+            silent.push(TcpStream::connect(b_addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = std::time::Instant::now();
+        let mut a = start(a_addr, b_addr, true, sealer(1, 1), &psk(), 1, 2);
+        let ca = connected(&mut a).await;
+        assert!(a.to_peer.send(Some(ca), b"real".to_vec()));
+        connected(&mut b).await;
+        match next(&mut b).await {
+            Ha2Event::Payload(p) => assert_eq!(p, b"real"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        // The first MAX_PENDING were evicted by the later ones, and those
+        // by the real peer's connection.
+        let evicted = b.counters.unauthenticated.load(Ordering::Relaxed);
+        assert!(evicted >= MAX_PENDING as u64 + 1, "{evicted} evicted");
+        drop(silent);
     }
 
     /// Garbage and an over-long length prefix: each connection closed and
