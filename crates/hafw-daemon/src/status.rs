@@ -166,6 +166,14 @@ pub struct SessionSync {
     /// Why not, when not ready.
     pub reason: Option<String>,
     pub last_install: Option<Install>,
+    /// Bulk generations the active queued (one per peer connection, plus
+    /// refreshes and resyncs).
+    pub bulks: u64,
+    /// What session sync dropped or refused, by reason (non-zero only):
+    /// the receiver's refusals of the peer's entries and messages, the HA2
+    /// link's drops and refused connections, the conntrack event queue's
+    /// drops and overruns, conntrack requests that timed out.
+    pub drops: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -380,6 +388,10 @@ impl fmt::Display for Status {
                     ),
                 }
             )?;
+            if !st.drops.is_empty() {
+                let d: Vec<String> = st.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                writeln!(o, "          sync drops: {}", d.join(", "))?;
+            }
         }
         let c = &self.config;
         writeln!(
@@ -453,13 +465,42 @@ pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
             resyncs: st.resyncs,
             dropped_messages: st.dropped,
             ready: now.is_ok(),
-            reason: now.err().map(|e| e.to_string()),
+            // The receiver's own reason (a full cache, say) beats the
+            // generic "not synced yet".
+            reason: now.err().map(|e| match (&st.not_ready, st.ready) {
+                (Some(why), false) => why.clone(),
+                _ => e.to_string(),
+            }),
+            bulks: st.bulks,
+            drops: sync_drops(st),
             last_install: st.last_install.map(|(n, d)| Install {
                 sessions: n as u64,
                 ms: d.as_secs_f64() * 1000.0,
             }),
         }
     });
+}
+
+/// Session sync's drops and refusals by reason, non-zero ones only.
+fn sync_drops(st: &SyncStatus) -> BTreeMap<String, u64> {
+    let h = &st.ha2;
+    let link = [
+        ("ha2_dropped_down", h.dropped_down),
+        ("ha2_dropped_full", h.dropped_full),
+        ("ha2_rejected", h.rejected),
+        ("ha2_unauthenticated", h.unauthenticated),
+        ("ha2_replaced", h.replaced),
+        ("ha2_idle_timeouts", h.idle_timeouts),
+        ("ha2_oversize", h.oversize),
+        ("conntrack_events_dropped", st.events_dropped),
+        ("conntrack_overruns", st.overruns),
+        ("conntrack_timeouts", st.ct_timeouts),
+    ];
+    (st.refused.iter().map(|(k, v)| (*k, *v)))
+        .chain(link)
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 /// The sessions a node answers for: the passive's sync cache; on the
@@ -615,6 +656,39 @@ mod tests {
             ready: true,
             ..SyncStatus::default()
         }
+    }
+
+    /// Session sync's drops reach status by reason, non-zero only, and a
+    /// full cache is the passive's reason not to be ready.
+    #[test]
+    fn sync_drops_and_the_receivers_reason_are_shown() {
+        let mut st = survivor_sync(true, false);
+        st.ready = false;
+        st.not_ready = Some("the session cache is full (262144 entries)".into());
+        st.refused = vec![("refused_own_address", 4), ("cache_full", 7)];
+        st.ha2.unauthenticated = 3;
+        st.events_dropped = 0;
+        st.overruns = 2;
+        let mut s = sample();
+        add_sync(&mut s, Some(&st), &ConfigView::default());
+        let ss = s.session_sync.as_ref().unwrap();
+        let want: Vec<(&str, u64)> = vec![
+            ("cache_full", 7),
+            ("conntrack_overruns", 2),
+            ("ha2_unauthenticated", 3),
+            ("refused_own_address", 4),
+        ];
+        let got: Vec<(&str, u64)> = ss.drops.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            ss.reason.as_deref(),
+            Some("the session cache is full (262144 entries)")
+        );
+        let text = s.to_string();
+        assert!(
+            text.contains("sync drops: cache_full 7, conntrack_overruns 2, ha2_unauthenticated 3, refused_own_address 4"),
+            "{text}"
+        );
     }
 
     fn at() -> std::time::SystemTime {
