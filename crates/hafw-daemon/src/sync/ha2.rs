@@ -685,7 +685,7 @@ mod tests {
         // The first MAX_PENDING were evicted by the later ones, and those
         // by the real peer's connection.
         let evicted = b.counters.unauthenticated.load(Ordering::Relaxed);
-        assert!(evicted >= MAX_PENDING as u64 + 1, "{evicted} evicted");
+        assert!(evicted > MAX_PENDING as u64, "{evicted} evicted");
         drop(silent);
     }
 
