@@ -93,10 +93,19 @@ impl Endpoints {
         let mut sender = SyncSender::new(SenderConfig::new(0x5EED)).unwrap();
         sender.start_bulk(Duration::ZERO, vec![]);
         let rx = |mode| SyncReceiver::new(ReceiverConfig::new(0xAC4, mode)).unwrap();
+        let mut receivers = [rx(Mode::Mirror), rx(Mode::Commit)];
+        let mut config = ConfigSync::new(RetryConfig::default(), Some((3, b"policy v3".to_vec())));
+        // A passive hearing an active peer: the one role in which the
+        // receivers and config sync take what arrives, so the decoders and
+        // the state behind them are reached.
+        for r in receivers.iter_mut() {
+            r.set_peer_active(true);
+        }
+        config.set_peer_active(true);
         Endpoints {
             sender,
-            receivers: [rx(Mode::Mirror), rx(Mode::Commit)],
-            config: ConfigSync::new(RetryConfig::default(), Some((3, b"policy v3".to_vec()))),
+            receivers,
+            config,
         }
     }
 

@@ -51,8 +51,14 @@ fuzz_target!(|data: &[u8]| {
     match mode % 3 {
         0 => {
             let mut opener = Opener::new(&psk(b"a key that never seals in here!!"), ME, PEER, MINE);
-            assert!(opener.open(now(), rest).is_err(), "forged envelope accepted");
-            assert!(opener.open_bytes(now(), rest).is_err(), "forged envelope accepted");
+            assert!(
+                opener.open(now(), rest).is_err(),
+                "forged envelope accepted"
+            );
+            assert!(
+                opener.open_bytes(now(), rest).is_err(),
+                "forged envelope accepted"
+            );
             if let Ok(m) = decode(rest) {
                 assert_eq!(encode(&m), rest, "two encodings of one message");
             }

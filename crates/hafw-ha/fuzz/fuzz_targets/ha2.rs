@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use hafw_ha::wire::{Kind, Opener, Psk, Sealer, MAX_PLAINTEXT_LEN};
+use hafw_ha::wire::{Epoch, Kind, Now, Opener, PairKey, Psk, Sealer, MAX_PLAINTEXT_LEN};
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -19,19 +19,28 @@ mod common;
 const PEER: u32 = 1;
 const ME: u32 = 2;
 
-fn psk(bytes: &[u8]) -> Psk {
+/// This node's run, which the peer's frames echo.
+const MINE: Epoch = Epoch {
+    start_ns: 1_700_000_000_000_000_001,
+    random: [3; 8],
+};
+
+fn now() -> Now {
+    Now::new(1_700_000_000_000_000_002, Duration::ZERO)
+}
+
+fn psk(bytes: &[u8]) -> PairKey {
     match Psk::from_file_bytes(bytes, "fuzz.key") {
-        Ok(p) => p,
+        Ok(p) => PairKey::for_tests(&p),
         Err(e) => panic!("fuzz key: {e}"),
     }
 }
 
 fn pair() -> (Sealer, Opener) {
-    let psk = psk(b"fuzzing key, 32 bytes or longer!");
-    (
-        Sealer::new(&psk, PEER, 1_700_000_000_000_000_000, [7; 8]),
-        Opener::new(&psk, ME),
-    )
+    let key = psk(b"fuzzing key, 32 bytes or longer!");
+    let mut sealer = Sealer::new(&key, PEER, 1_700_000_000_000_000_000, [7; 8]);
+    sealer.set_echo(Some(MINE));
+    (sealer, Opener::new(&key, ME, PEER, MINE))
 }
 
 fn framed(envelopes: &[Vec<u8>]) -> Vec<u8> {
@@ -50,9 +59,12 @@ fuzz_target!(|data: &[u8]| {
     let (mut sealer, mut opener) = pair();
     match mode % 3 {
         0 => {
-            let mut opener = Opener::new(&psk(b"a key that never seals in here!!"), ME);
+            let mut opener = Opener::new(&psk(b"a key that never seals in here!!"), ME, PEER, MINE);
             for f in common::frames(rest).0 {
-                assert!(opener.open_bytes(f).is_err(), "forged HA2 frame accepted");
+                assert!(
+                    opener.open_bytes(now(), f).is_err(),
+                    "forged HA2 frame accepted"
+                );
             }
         }
         1 => {
@@ -65,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
                 let Ok(env) = sealer.seal_bytes(Kind::Ha2Frame, p) else {
                     panic!("seal refused a plaintext within the limit");
                 };
-                match opener.open_bytes(&env) {
+                match opener.open_bytes(now(), &env) {
                     Ok(o) => {
                         assert_eq!(o.kind, Kind::Ha2Frame);
                         assert_eq!(o.body, p);
@@ -92,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
             let (frames, _) = common::frames(&stream);
             let mut seen: Vec<&[u8]> = vec![];
             for (i, f) in frames.into_iter().enumerate() {
-                let r = opener.open_bytes(f);
+                let r = opener.open_bytes(now(), f);
                 if !genuine.iter().any(|g| g.as_slice() == f) {
                     assert!(r.is_err(), "altered HA2 frame accepted");
                 } else if genuine.get(i).is_some_and(|g| g.as_slice() == f) && !seen.contains(&f) {
