@@ -171,3 +171,20 @@ pub fn respond_with_source(sock: UdpSocket, count: usize) -> std::thread::JoinHa
         }
     })
 }
+
+/// Packets counted by the named counter `name` of `table inet hafw` in
+/// namespace `ns`.
+pub fn nft_counter(ns: &str, name: &str) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nft", "-j", "list", "counter", "inet", "hafw", name,
+        ])
+        .output()
+        .expect("run nft");
+    assert!(out.status.success(), "no counter {name} in {ns}: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft -j output");
+    v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
+        .unwrap_or_else(|| panic!("no packets in {v}"))
+}

@@ -166,19 +166,7 @@ fn flood_one(prefix: &str, profile: &str, victim_role: &str, real_epoch: bool) {
 
 /// Packets the victim's ruleset dropped at the HA port's rate limit.
 fn ha_rate_dropped(ns: &str) -> u64 {
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns", "exec", ns, "nft", "-j", "list", "counter", "inet", "hafw",
-        ])
-        .arg(hafw_model::render::nft::counters::HA_RATE)
-        .output()
-        .expect("run nft");
-    assert!(out.status.success(), "nft list counter in {ns}: {out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft -j output");
-    v["nftables"]
-        .as_array()
-        .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
-        .unwrap_or_else(|| panic!("no packets in {v}"))
+    nft_counter(ns, hafw_model::render::nft::counters::HA_RATE)
 }
 
 #[test]

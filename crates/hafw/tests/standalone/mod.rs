@@ -79,16 +79,7 @@ pub fn sh(ns: &str, cmd: &str) -> (bool, String) {
 
 /// Packets counted by a named counter of fw-a's table.
 pub fn counted(lab: &Lab, name: &str) -> u64 {
-    let (ok, out) = sh(
-        &lab.ns("fw-a"),
-        &format!("nft -j list counter inet hafw {name}"),
-    );
-    assert!(ok, "no counter {name}: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["nftables"]
-        .as_array()
-        .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
-        .unwrap_or_else(|| panic!("no packets in {out}"))
+    crate::common::nft_counter(&lab.ns("fw-a"), name)
 }
 
 /// A kernel statistic of namespace `ns` from /proc/net/netstat, e.g.
