@@ -91,6 +91,13 @@ impl Request {
     }
 }
 
+/// Who sent a request: the client's user, read from the socket with
+/// `SO_PEERCRED` before its request line (history and audit name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+}
+
 /// Binds the socket, readable and writable by root only, with no moment
 /// at which it has a wider mode: it is bound inside a fresh 0700 directory
 /// beside `path`, restricted to 0600 there, then renamed into place (a
@@ -223,7 +230,7 @@ fn peer_uid(conn: &UnixStream) -> std::io::Result<u32> {
 /// Serves requests with the default [`Limits`]; see [`serve_with`].
 pub fn serve(
     listener: UnixListener,
-    handle: impl Fn(Request) -> Result<String, String> + Send + Sync + 'static,
+    handle: impl Fn(Caller, Request) -> Result<String, String> + Send + Sync + 'static,
 ) -> Arc<Counters> {
     serve_with(listener, Limits::default(), handle)
 }
@@ -236,7 +243,7 @@ pub fn serve(
 pub fn serve_with(
     listener: UnixListener,
     limits: Limits,
-    handle: impl Fn(Request) -> Result<String, String> + Send + Sync + 'static,
+    handle: impl Fn(Caller, Request) -> Result<String, String> + Send + Sync + 'static,
 ) -> Arc<Counters> {
     let counters = Arc::new(Counters::default());
     let handle = Arc::new(handle);
@@ -256,8 +263,8 @@ pub fn serve_with(
                 // A refusal is one short line into an empty socket buffer;
                 // the timeout only guards against the impossible.
                 let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
-                match peer_uid(&conn) {
-                    Ok(uid) if allowed(uid, own_uid) => {}
+                let caller = match peer_uid(&conn) {
+                    Ok(uid) if allowed(uid, own_uid) => Caller { uid },
                     who => {
                         c.peer_uid.fetch_add(1, Ordering::Relaxed);
                         let who = who.map_or("an unknown user".into(), |u| format!("uid {u}"));
@@ -267,7 +274,7 @@ pub fn serve_with(
                         );
                         continue;
                     }
-                }
+                };
                 if active.fetch_add(1, Ordering::SeqCst) >= limits.max_clients {
                     active.fetch_sub(1, Ordering::SeqCst);
                     c.busy.fetch_add(1, Ordering::Relaxed);
@@ -281,7 +288,7 @@ pub fn serve_with(
                 let worker = std::thread::Builder::new()
                     .name("control-client".into())
                     .spawn(move || {
-                        client(conn, &limits, &*h, &c2);
+                        client(conn, caller, &limits, &*h, &c2);
                         a.fetch_sub(1, Ordering::SeqCst);
                     });
                 if worker.is_err() {
@@ -300,8 +307,9 @@ pub fn serve_with(
 /// out (within the write deadline).
 fn client(
     mut conn: UnixStream,
+    caller: Caller,
     limits: &Limits,
-    handle: &(dyn Fn(Request) -> Result<String, String> + Send + Sync),
+    handle: &(dyn Fn(Caller, Request) -> Result<String, String> + Send + Sync),
     c: &Counters,
 ) {
     let reply = match read_line(&mut conn, Instant::now() + limits.read_deadline) {
@@ -318,7 +326,7 @@ fn client(
             format!("error: the request is longer than {MAX_LINE} bytes\n")
         }
         Ok(line) => match Request::parse(&line) {
-            Some(req) => match handle(req) {
+            Some(req) => match handle(caller, req) {
                 Ok(body) => format!("ok\n{body}"),
                 Err(e) => format!("error: {e}\n"),
             },
@@ -526,7 +534,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hafw-ctl-{}", std::process::id()));
         let path = dir.join("t.sock");
         let l = bind(&path).unwrap();
-        serve(l, |r| match r {
+        serve(l, |_, r| match r {
             Request::Status => Ok("state active\n".into()),
             _ => Err("not now".into()),
         });

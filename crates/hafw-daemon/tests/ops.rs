@@ -670,7 +670,7 @@ fn control_server(
     let dir = temp_dir(name);
     let path = dir.join("hafw.sock");
     let l = control::bind(&path).unwrap();
-    let counters = control::serve_with(l, limits, move |r| match r {
+    let counters = control::serve_with(l, limits, move |_, r| match r {
         Request::Status => Ok("state active\n".into()),
         Request::ConfigShow => Ok("x".repeat(big)),
         _ => Err("not now".into()),

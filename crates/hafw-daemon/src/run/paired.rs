@@ -227,7 +227,7 @@ impl Paired {
             view: view.clone(),
             config: config_tx,
         };
-        let control = control::serve(listener, move |req| dispatch.handle(req));
+        let control = control::serve(listener, move |caller, req| dispatch.handle(caller, req));
 
         let monitor_every =
             Duration::from_millis(u64::from(plan.ha.timers.heartbeat_interval_ms).clamp(5, 50));
@@ -486,7 +486,7 @@ struct Dispatch {
 }
 
 impl Dispatch {
-    fn handle(&self, req: Request) -> Result<String, String> {
+    fn handle(&self, _caller: control::Caller, req: Request) -> Result<String, String> {
         match req {
             Request::ConfigApply(path) => {
                 let (tx, rx) = oneshot::channel();
