@@ -183,8 +183,11 @@ fn restart_needed(
 }
 
 /// Adds what a later apply changed to the run's record; a sysctl keeps the
-/// value it had before hafw first wrote it.
+/// value it had before hafw first wrote it, forwarding included.
 fn merge(into: &mut Applied, new: Applied) {
+    if into.forwarding.is_empty() {
+        into.forwarding = new.forwarding;
+    }
     for (k, v) in new.sysctls {
         if !into.sysctls.iter().any(|(k2, _)| *k2 == k) {
             into.sysctls.push((k, v));

@@ -19,7 +19,7 @@ use super::{
     rename_files, restart_needed, splice, version_path,
 };
 use crate::dataplane::apply::{self, planned_route, Applied};
-use crate::dataplane::withdraw::withdraw;
+use crate::dataplane::withdraw::restore;
 use crate::error::{ConfigError, DaemonError, KernelError, PeerError, SetupError};
 use crate::ha::HaRequest;
 use crate::log::Log;
@@ -406,7 +406,7 @@ impl ConfigTask {
         };
         if let Err(e) = rename_files(&tmps, &files) {
             remove(&tmps);
-            self.rollback(new_applied, active).await;
+            self.rollback(new_applied).await;
             return Err(ConfigError::NotPersisted {
                 back_on: self.running.version,
                 source: Box::new(e),
@@ -442,26 +442,20 @@ impl ConfigTask {
         Ok(restart)
     }
 
-    /// The new plan's kernel changes are taken back and the running plan
-    /// put back in place (its ruleset recommitted).
-    async fn rollback(&self, mut new_applied: Applied, active: bool) {
+    /// The new plan's kernel changes are taken back exactly: the previous
+    /// ruleset recommitted as it was listed before (never just the table
+    /// deleted), forwarding, addresses, routes and sysctls as they were.
+    /// The running plan is then what the kernel holds again.
+    async fn rollback(&self, new_applied: Applied) {
         let env = &self.env;
-        new_applied.table = None;
-        new_applied.table_found = None;
-        if active {
-            new_applied.floating_added.clear();
-        }
-        let problems = withdraw(&env.nl, new_applied, &env.log).await;
-        if !problems.is_empty() {
+        let problems = restore(&env.nl, new_applied, &env.log).await;
+        if problems.is_empty() {
+            env.log.warn(format!(
+                "back on policy version {}: the kernel holds its ruleset, routes and sysctls again",
+                self.running.version
+            ));
+        } else {
             env.log.error(&KernelError::Withdraw { problems }.into());
-        }
-        match apply::apply(&env.nl, &self.running.plan, active, &env.log).await {
-            Ok(a) => {
-                if let Ok(mut all) = env.applied.lock() {
-                    merge(&mut all, a);
-                }
-            }
-            Err(source) => env.log.error(&KernelError::Rollback { source }.into()),
         }
     }
 

@@ -1,10 +1,13 @@
 //! A node plan carried out on the kernel (withdraw.rs takes it back).
 //!
-//! Order (architecture.md, "Promotion order"): sysctls, ENI addresses,
-//! routes, ruleset, then, when active, the floating addresses; gratuitous
-//! ARP is the caller's (garp.rs). Config is a transaction: the
+//! Order (architecture.md, "Promotion order" and "Never forwarding
+//! without the ruleset"): sysctls, ENI addresses, routes, ruleset,
+//! conntrack sysctls, forwarding, then, when active, the floating
+//! addresses; gratuitous ARP is the caller's (garp.rs). Forwarding goes on
+//! only once the ruleset is committed. Config is a transaction: the
 //! ruleset is checked by nft and the interfaces looked up before anything
-//! changes; if a step still fails, what this apply changed is undone.
+//! changes; if a step still fails, [`restore`] puts back exactly what was
+//! there before, the previous ruleset included.
 //!
 //! Idempotent: an address or route that is already there is left alone,
 //! a sysctl already at its value is not written, and a live table that
@@ -25,8 +28,62 @@ use ipnet::Ipv4Net;
 
 use super::nft_error::{first_culprit, Culprit};
 use super::nft_view;
-use super::withdraw::withdraw;
+use super::withdraw::{forwarding_keys, restore};
 use crate::log::Log;
+
+/// The steps of an apply, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Sysctls,
+    Addresses,
+    Routes,
+    Ruleset,
+    ConntrackSysctls,
+    Forwarding,
+    Floating,
+}
+
+impl Step {
+    pub const ALL: [Step; 7] = [
+        Step::Sysctls,
+        Step::Addresses,
+        Step::Routes,
+        Step::Ruleset,
+        Step::ConntrackSysctls,
+        Step::Forwarding,
+        Step::Floating,
+    ];
+
+    /// The name the apply's log uses for the step.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Sysctls => "sysctls",
+            Step::Addresses => "addresses",
+            Step::Routes => "routes",
+            Step::Ruleset => "ruleset",
+            Step::ConntrackSysctls => "conntrack sysctls",
+            Step::Forwarding => "forwarding",
+            Step::Floating => "floating addresses",
+        }
+    }
+}
+
+/// A failure made to happen at `step`, so tests can prove that every
+/// failure puts the kernel back as it was. With `after`, the step first
+/// makes its kernel change and then fails: the hard case, where the undo
+/// must take back a change the step itself did not report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub step: Step,
+    pub after: bool,
+}
+
+fn inject(fault: Option<Fault>, step: Step, after: bool) -> Result<(), ApplyError> {
+    match fault {
+        Some(f) if f.step == step && f.after == after => Err(ApplyError::Injected(f)),
+        _ => Ok(()),
+    }
+}
 
 /// What one apply changed, to be withdrawn later.
 #[derive(Debug, Default)]
@@ -39,11 +96,19 @@ pub struct Applied {
     pub routes_replaced: Vec<Route>,
     /// Set when this apply committed the table.
     pub table: Option<(nft::Family, String)>,
+    /// With `table`: the table's listing (counters included) before this
+    /// apply committed it, or None when there was no such table. A failed
+    /// apply recommits it, so the previous ruleset is what runs after.
+    pub table_before: Option<String>,
     /// Set when the live table already listed as planned. The table is
     /// hafw's own by name, so a standalone node withdraws it on shutdown
     /// either way; an apply that fails leaves a table it found alone.
     pub table_found: Option<(nft::Family, String)>,
     pub floating_added: Vec<(String, Ipv4Net)>,
+    /// The forwarding sysctls (`net.ipv4.ip_forward` first, then each
+    /// `net/ipv4/conf/*/forwarding`) this apply changed, with the values
+    /// they had before; empty when forwarding was already on.
+    pub forwarding: Vec<(String, String)>,
 }
 
 impl Applied {
@@ -55,6 +120,7 @@ impl Applied {
             && self.routes_replaced.is_empty()
             && self.table.is_none()
             && self.floating_added.is_empty()
+            && self.forwarding.is_empty()
     }
 }
 
@@ -77,6 +143,8 @@ pub enum ApplyError {
         step: &'static str,
         source: Box<hafw_kernel::Error>,
     },
+    /// A failure a test asked for ([`apply_with`]).
+    Injected(Fault),
 }
 
 impl fmt::Display for ApplyError {
@@ -103,6 +171,12 @@ impl fmt::Display for ApplyError {
                 indent(stderr)
             ),
             ApplyError::Kernel { step, source } => write!(f, "{step}: {source}"),
+            ApplyError::Injected(Fault { step, after }) => write!(
+                f,
+                "{}: failure injected {} the step's kernel change (a test's)",
+                step.name(),
+                if *after { "after" } else { "before" }
+            ),
         }
     }
 }
@@ -113,7 +187,7 @@ impl std::error::Error for ApplyError {
             ApplyError::MissingInterface { source, .. } | ApplyError::Kernel { source, .. } => {
                 Some(source.as_ref())
             }
-            ApplyError::RulesetRefused { .. } => None,
+            ApplyError::RulesetRefused { .. } | ApplyError::Injected(_) => None,
         }
     }
 }
@@ -134,12 +208,23 @@ fn kernel(step: &'static str) -> impl FnOnce(hafw_kernel::Error) -> ApplyError {
 }
 
 /// Applies `plan` in `nl`'s namespace; with `active`, adds the floating
-/// addresses too. On failure, undoes what it changed and says why.
+/// addresses too. On failure, puts back what was there and says why.
 pub async fn apply(
     nl: &Rtnl,
     plan: &NodePlan,
     active: bool,
     log: &Log,
+) -> Result<Applied, ApplyError> {
+    apply_with(nl, plan, active, log, None).await
+}
+
+/// [`apply`], failing at `fault` when given (tests only pass one).
+pub async fn apply_with(
+    nl: &Rtnl,
+    plan: &NodePlan,
+    active: bool,
+    log: &Log,
+    fault: Option<Fault>,
 ) -> Result<Applied, ApplyError> {
     let started = Instant::now();
     prepare(nl, plan).await?;
@@ -149,17 +234,26 @@ pub async fn apply(
         "interfaces present, ruleset accepted by nft --check",
     );
     let mut applied = Applied::default();
-    match steps(nl, plan, active, log, &mut applied).await {
+    match steps(nl, plan, active, log, &mut applied, fault).await {
         Ok(()) => Ok(applied),
         Err(e) => {
-            log.info("apply failed; undoing what it changed");
+            log.warn(format!(
+                "apply failed ({e}); putting back the previous ruleset, addresses, routes and sysctls"
+            ));
             applied.table_found = None;
-            for problem in withdraw(nl, applied, log).await {
-                log.info(format!("undo: {problem}"));
+            let problems = restore(nl, applied, log).await;
+            for problem in &problems {
+                log.warn(format!("undo: {problem}"));
             }
             Err(e)
         }
     }
+}
+
+/// Whether `key` is a forwarding switch, which goes on only after the
+/// ruleset (architecture.md, "Never forwarding without the ruleset").
+fn is_forwarding(key: &str) -> bool {
+    key == "net.ipv4.ip_forward" || key.ends_with(".forwarding") || key.ends_with("/forwarding")
 }
 
 async fn steps(
@@ -168,28 +262,36 @@ async fn steps(
     active: bool,
     log: &Log,
     applied: &mut Applied,
+    fault: Option<Fault>,
 ) -> Result<(), ApplyError> {
     let ns = nl.netns();
+    let (forwarding, rest): (Vec<_>, Vec<_>) =
+        plan.sysctls.iter().partition(|s| is_forwarding(&s.key));
     // The conntrack sysctls exist only once nf_conntrack is loaded, which
     // committing the ruleset does (render/node/sysctl.rs).
-    let (late, early): (Vec<_>, Vec<_>) = plan
-        .sysctls
-        .iter()
+    let (late, early): (Vec<_>, Vec<_>) = rest
+        .into_iter()
         .partition(|s| s.key.starts_with("net.netfilter."));
+    let before = |step| inject(fault, step, false);
+    let after = |step| inject(fault, step, true);
 
     let t = Instant::now();
+    before(Step::Sysctls)?;
     let n = set_sysctls(ns, &early, applied)?;
+    after(Step::Sysctls)?;
     log.step("sysctls", t, format!("{} of {} changed", n, early.len()));
 
     let t = Instant::now();
-    let before = applied.addresses_added.len();
+    before(Step::Addresses)?;
+    let before_n = applied.addresses_added.len();
     for i in &plan.interfaces {
         let net = net(i.address.0, i.prefix_len());
         if add_address(nl, &i.ifname, net).await? {
             applied.addresses_added.push((i.ifname.clone(), net));
         }
     }
-    let added = applied.addresses_added.len() - before;
+    after(Step::Addresses)?;
+    let added = applied.addresses_added.len() - before_n;
     log.step(
         "addresses",
         t,
@@ -197,7 +299,9 @@ async fn steps(
     );
 
     let t = Instant::now();
+    before(Step::Routes)?;
     let (added, replaced) = routes(nl, plan, applied).await?;
+    after(Step::Routes)?;
     log.step(
         "routes",
         t,
@@ -208,7 +312,9 @@ async fn steps(
     );
 
     let t = Instant::now();
+    before(Step::Ruleset)?;
     let committed = commit_ruleset(ns, plan, applied)?;
+    after(Step::Ruleset)?;
     let what = if committed {
         "committed"
     } else {
@@ -224,21 +330,36 @@ async fn steps(
     );
 
     let t = Instant::now();
+    before(Step::ConntrackSysctls)?;
     let n = set_sysctls(ns, &late, applied)?;
+    after(Step::ConntrackSysctls)?;
     log.step(
         "conntrack sysctls",
         t,
         format!("{} of {} changed", n, late.len()),
     );
 
+    // Only now: the ruleset that filters what is forwarded is committed.
+    let t = Instant::now();
+    before(Step::Forwarding)?;
+    let n = forwarding_on(nl, &forwarding, applied).await?;
+    after(Step::Forwarding)?;
+    log.step(
+        "forwarding",
+        t,
+        format!("{} of {} changed, after the ruleset", n, forwarding.len()),
+    );
+
     if active {
         let t = Instant::now();
+        before(Step::Floating)?;
         for f in &plan.floating {
             let net = floating_net(f);
             if add_address(nl, &f.ifname, net).await? {
                 applied.floating_added.push((f.ifname.clone(), net));
             }
         }
+        after(Step::Floating)?;
         log.step(
             "floating addresses",
             t,
@@ -332,6 +453,53 @@ fn set_sysctls(
     Ok(changed)
 }
 
+/// Sets the planned forwarding sysctls; records, when one changes, every
+/// forwarding switch as it was before (`ip_forward` also flips each
+/// interface's `forwarding`, so those are recorded too and put back one by
+/// one). Returns how many planned ones changed.
+async fn forwarding_on(
+    nl: &Rtnl,
+    sysctls: &[&hafw_model::render::node::Sysctl],
+    applied: &mut Applied,
+) -> Result<usize, ApplyError> {
+    let ns = nl.netns();
+    let keys = forwarding_keys(nl)
+        .await
+        .map_err(kernel("list the forwarding sysctls"))?;
+    let mut was = vec![];
+    for k in &keys {
+        was.push((
+            k.clone(),
+            sysctl::get(ns, k).map_err(kernel("read sysctl"))?,
+        ));
+    }
+    let mut changed = 0;
+    for s in sysctls {
+        let old = sysctl::get(ns, &s.key).map_err(kernel("read sysctl"))?;
+        if old != s.value {
+            if changed == 0 {
+                // Recorded before the first write, so a failure between
+                // writes is still undone.
+                applied.forwarding = was.clone();
+            }
+            sysctl::set(ns, &s.key, &s.value).map_err(kernel("set sysctl"))?;
+            changed += 1;
+        }
+    }
+    if changed > 0 {
+        // Keep only what changed: the undo writes nothing it need not.
+        let mut kept = vec![];
+        for (k, v) in std::mem::take(&mut applied.forwarding) {
+            let now = sysctl::get(ns, &k).map_err(kernel("read sysctl"))?;
+            if now != v {
+                kept.push((k, v));
+            }
+        }
+        applied.forwarding = kept;
+    }
+    Ok(changed)
+}
+
 /// Adds `net` to `ifname` unless it is there; true when it was added.
 async fn add_address(nl: &Rtnl, ifname: &str, net: Ipv4Net) -> Result<bool, ApplyError> {
     let present = addr::list(nl, ifname)
@@ -404,17 +572,28 @@ fn commit_ruleset(
     applied: &mut Applied,
 ) -> Result<bool, ApplyError> {
     let rs = &plan.ruleset;
-    let live = nft_view::live(ns, rs).map_err(kernel("list the live table"))?;
-    if let Some(live) = live {
+    let family = nft_view::family(rs);
+    // As listed, counters included: what a failed apply recommits.
+    let listed = match nft::list_table(ns, family, &rs.table) {
+        Ok(text) => Some(text),
+        Err(hafw_kernel::Error::Nft { stderr, .. })
+            if stderr.contains("No such file or directory") =>
+        {
+            None
+        }
+        Err(e) => return Err(kernel("list the live table")(e)),
+    };
+    if let Some(live) = &listed {
         // A failed comparison is not fatal: committing is always correct.
-        if nft_view::expected(rs).is_ok_and(|planned| planned == live) {
-            applied.table_found = Some((nft_view::family(rs), rs.table.clone()));
+        if nft_view::expected(rs).is_ok_and(|planned| planned == nft_view::normalize(live)) {
+            applied.table_found = Some((family, rs.table.clone()));
             return Ok(false);
         }
     }
     match nft::apply(ns, &rs.text) {
         Ok(()) => {
-            applied.table = Some((nft_view::family(rs), rs.table.clone()));
+            applied.table = Some((family, rs.table.clone()));
+            applied.table_before = listed;
             Ok(true)
         }
         Err(hafw_kernel::Error::Nft { stderr, .. }) => Err(refused(stderr, &rs.text)),

@@ -1,18 +1,141 @@
-//! Taking back what an apply changed, and nothing else.
+//! Taking back what an apply changed: [`restore`] after a failed apply
+//! (the kernel exactly as it was, the previous ruleset recommitted) and
+//! [`withdraw`] when the node stops (forwarding off first, then the table).
 
 use std::time::Instant;
 
-use hafw_kernel::{addr, nft, route, sysctl, Rtnl};
+use hafw_kernel::{addr, link, nft, route, sysctl, Rtnl};
 
 use super::apply::Applied;
 use crate::log::Log;
 
-/// Takes back what `applied` records, in the reverse order of apply.
-/// Carries on past failures and returns them, so one stuck object does not
-/// leave the rest in place.
+/// Every forwarding switch of IPv4 in `nl`'s namespace: `ip_forward`
+/// first, then `conf/{all,default,<each link>}/forwarding`. Slash keys, so
+/// a link name with a dot stays one path component.
+pub async fn forwarding_keys(nl: &Rtnl) -> hafw_kernel::Result<Vec<String>> {
+    let mut keys = vec!["net.ipv4.ip_forward".to_string()];
+    let links = link::list(nl).await?;
+    let scopes = ["all".to_string(), "default".to_string()]
+        .into_iter()
+        .chain(links.into_iter().map(|l| l.name));
+    keys.extend(scopes.map(|s| format!("net/ipv4/conf/{s}/forwarding")));
+    Ok(keys)
+}
+
+/// Puts the kernel back as it was before the apply that returned `applied`
+/// failed: forwarding first (so nothing is routed while the rest moves),
+/// the floating addresses, the previous ruleset recommitted in one nft
+/// transaction (or the table deleted when there was none), routes, the ENI
+/// addresses it added, then the other sysctls. Carries on past failures
+/// and returns them.
+pub async fn restore(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
+    let ns = nl.netns();
+    let mut problems = Vec::new();
+    // ip_forward first: writing it sets every interface's switch, which
+    // the later entries then put back one by one.
+    for (key, old) in &applied.forwarding {
+        if let Err(e) = sysctl::set(ns, key, old) {
+            problems.push(e.to_string());
+        }
+    }
+    remove_floating(nl, &applied, log, &mut problems).await;
+    if let Some((family, table)) = &applied.table {
+        let t = Instant::now();
+        let fam = family.keyword();
+        let (text, what) = match &applied.table_before {
+            // Add-delete-add in one transaction: the kernel swaps the
+            // tables atomically and a failure leaves the new one running.
+            Some(listed) => (
+                format!("add table {fam} {table}\ndelete table {fam} {table}\n{listed}"),
+                "previous ruleset recommitted",
+            ),
+            None => (
+                format!("delete table {fam} {table}\n"),
+                "deleted: there was none before",
+            ),
+        };
+        match nft::apply(ns, &text) {
+            Ok(()) => log.step("restore ruleset", t, format!("table {fam} {table}: {what}")),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    restore_routes(nl, &applied, log, &mut problems).await;
+    for (ifname, net) in applied.addresses_added.iter().rev() {
+        if let Err(e) = addr::delete(nl, ifname, *net).await {
+            problems.push(e.to_string());
+        }
+    }
+    restore_sysctls(ns, &applied, log, &mut problems);
+    problems
+}
+
+/// Takes back what `applied` records when the node stops, in the reverse
+/// order of apply, forwarding first: a firewall that stops must not route
+/// unfiltered, so forwarding goes off with hafw's table even when it was on
+/// before hafw started. Carries on past failures and returns them, so one
+/// stuck object does not leave the rest in place.
 pub async fn withdraw(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
     let ns = nl.netns();
     let mut problems = Vec::new();
+    let table = applied.table.as_ref().or(applied.table_found.as_ref());
+    if table.is_some() || !applied.forwarding.is_empty() {
+        let t = Instant::now();
+        // No record: this run found forwarding on and left it alone.
+        let was_on = applied.forwarding.is_empty();
+        match forwarding_off(nl).await {
+            Ok(n) => log.step(
+                "forwarding off",
+                t,
+                if was_on && table.is_some() {
+                    format!(
+                        "{n} switches set to 0; forwarding was on before hafw started and is \
+                         turned off with hafw's table: a stopped firewall must not route unfiltered"
+                    )
+                } else {
+                    format!("{n} switches set to 0")
+                },
+            ),
+            Err(e) => problems.push(e),
+        }
+    }
+    remove_floating(nl, &applied, log, &mut problems).await;
+    if let Some((family, table)) = table {
+        let t = Instant::now();
+        match nft::apply(ns, &format!("delete table {} {table}\n", family.keyword())) {
+            Ok(()) => log.step(
+                "withdraw ruleset",
+                t,
+                format!("table {} {table} deleted", family.keyword()),
+            ),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    restore_routes(nl, &applied, log, &mut problems).await;
+    // ENI addresses stay: they are the instance's own (its management path
+    // among them), which hafw only makes sure of.
+    restore_sysctls(ns, &applied, log, &mut problems);
+    problems
+}
+
+/// Every IPv4 forwarding switch to 0; how many were not 0 already.
+async fn forwarding_off(nl: &Rtnl) -> Result<usize, String> {
+    let ns = nl.netns();
+    let keys = forwarding_keys(nl).await.map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for key in keys {
+        // A link that went away meanwhile has no switch left to turn off.
+        let Ok(v) = sysctl::get(ns, &key) else {
+            continue;
+        };
+        if v != "0" {
+            sysctl::set(ns, &key, "0").map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+async fn remove_floating(nl: &Rtnl, applied: &Applied, log: &Log, problems: &mut Vec<String>) {
     let t = Instant::now();
     for (ifname, net) in applied.floating_added.iter().rev() {
         if let Err(e) = addr::delete(nl, ifname, *net).await {
@@ -26,17 +149,9 @@ pub async fn withdraw(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
             format!("{} removed", applied.floating_added.len()),
         );
     }
-    if let Some((family, table)) = applied.table.as_ref().or(applied.table_found.as_ref()) {
-        let t = Instant::now();
-        match nft::apply(ns, &format!("delete table {} {table}\n", family.keyword())) {
-            Ok(()) => log.step(
-                "withdraw ruleset",
-                t,
-                format!("table {} {table} deleted", family.keyword()),
-            ),
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
+}
+
+async fn restore_routes(nl: &Rtnl, applied: &Applied, log: &Log, problems: &mut Vec<String>) {
     let t = Instant::now();
     for r in applied.routes_added.iter().rev() {
         if let Err(e) = route::delete(nl, r).await {
@@ -59,8 +174,9 @@ pub async fn withdraw(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
             ),
         );
     }
-    // ENI addresses stay: they are the instance's own (its management path
-    // among them), which hafw only makes sure of.
+}
+
+fn restore_sysctls(ns: Option<&str>, applied: &Applied, log: &Log, problems: &mut Vec<String>) {
     let t = Instant::now();
     for (key, old) in applied.sysctls.iter().rev() {
         if let Err(e) = sysctl::set(ns, key, old) {
@@ -68,12 +184,10 @@ pub async fn withdraw(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
         }
     }
     if !applied.sysctls.is_empty() {
-        // Forwarding, above all, must not outlive the table that filtered it.
         log.step(
             "restore sysctls",
             t,
             format!("{} restored", applied.sysctls.len()),
         );
     }
-    problems
 }
