@@ -436,21 +436,36 @@ fn refused(stderr: String, text: &str) -> ApplyError {
     }
 }
 
+/// Writes the planned values and records each key that ends up changed,
+/// with its value from before the step. All values are read first: a write
+/// to `conf.default.*` also changes every interface not yet set on its own
+/// (the kernel copies the default to them), so a key's value just before
+/// its own write may already be hafw's. Recorded before any write, so a
+/// failure half-way through is undone too; pruned once the step is done.
 fn set_sysctls(
     ns: Option<&str>,
     sysctls: &[&hafw_model::render::node::Sysctl],
     applied: &mut Applied,
 ) -> Result<usize, ApplyError> {
-    let mut changed = 0;
+    let start = applied.sysctls.len();
     for s in sysctls {
         let old = sysctl::get(ns, &s.key).map_err(kernel("read sysctl"))?;
-        if old != s.value {
+        applied.sysctls.push((s.key.clone(), old));
+    }
+    for s in sysctls {
+        let now = sysctl::get(ns, &s.key).map_err(kernel("read sysctl"))?;
+        if now != s.value {
             sysctl::set(ns, &s.key, &s.value).map_err(kernel("set sysctl"))?;
-            applied.sysctls.push((s.key.clone(), old));
-            changed += 1;
         }
     }
-    Ok(changed)
+    let recorded = applied.sysctls.split_off(start);
+    for (key, old) in recorded {
+        let now = sysctl::get(ns, &key).map_err(kernel("read sysctl"))?;
+        if now != old {
+            applied.sysctls.push((key, old));
+        }
+    }
+    Ok(applied.sysctls.len() - start)
 }
 
 /// Sets the planned forwarding sysctls; records, when one changes, every

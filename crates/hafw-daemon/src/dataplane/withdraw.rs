@@ -176,18 +176,21 @@ async fn restore_routes(nl: &Rtnl, applied: &Applied, log: &Log, problems: &mut 
     }
 }
 
+/// Writes back each recorded value the key no longer has (a record made
+/// by a step that failed half-way holds keys it never got to).
 fn restore_sysctls(ns: Option<&str>, applied: &Applied, log: &Log, problems: &mut Vec<String>) {
     let t = Instant::now();
+    let mut n = 0;
     for (key, old) in applied.sysctls.iter().rev() {
-        if let Err(e) = sysctl::set(ns, key, old) {
-            problems.push(e.to_string());
+        if sysctl::get(ns, key).is_ok_and(|now| now == *old) {
+            continue;
+        }
+        match sysctl::set(ns, key, old) {
+            Ok(()) => n += 1,
+            Err(e) => problems.push(e.to_string()),
         }
     }
-    if !applied.sysctls.is_empty() {
-        log.step(
-            "restore sysctls",
-            t,
-            format!("{} restored", applied.sysctls.len()),
-        );
+    if n > 0 {
+        log.step("restore sysctls", t, format!("{n} restored"));
     }
 }
