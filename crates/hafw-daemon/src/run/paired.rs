@@ -375,8 +375,13 @@ impl Paired {
         // Let the executor finish a demotion already queued.
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.executor.abort();
-        remove_floating(&self.nl, &self.plan).await;
-        let problems = withdraw::withdraw(&self.nl, take(&self.applied), &self.log).await;
+        // The executor's floating addresses are not in the run's record;
+        // added to it, withdraw removes them after forwarding goes off and
+        // before the table goes (architecture.md, "Never forwarding
+        // without the ruleset").
+        let mut applied = take(&self.applied);
+        held_floating(&self.nl, &self.plan, &mut applied).await;
+        let problems = withdraw::withdraw(&self.nl, applied, &self.log).await;
         let _ = std::fs::remove_file(&self.control_path);
         if problems.is_empty() {
             Ok(())
@@ -403,6 +408,20 @@ fn take(applied: &Mutex<Applied>) -> Applied {
         .lock()
         .map(|mut a| std::mem::take(&mut *a))
         .unwrap_or_default()
+}
+
+/// Adds to `applied` the plan's floating addresses this node holds now.
+async fn held_floating(nl: &Rtnl, plan: &NodePlan, applied: &mut Applied) {
+    for f in &plan.floating {
+        let net = apply::floating_net(f);
+        let held = addr::list(nl, &f.ifname)
+            .await
+            .is_ok_and(|nets| nets.contains(&net));
+        let entry = (f.ifname.clone(), net);
+        if held && !applied.floating_added.contains(&entry) {
+            applied.floating_added.push(entry);
+        }
+    }
 }
 
 async fn remove_floating(nl: &Rtnl, plan: &NodePlan) {
