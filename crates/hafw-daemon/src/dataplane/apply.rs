@@ -105,9 +105,9 @@ pub struct Applied {
     /// either way; an apply that fails leaves a table it found alone.
     pub table_found: Option<(nft::Family, String)>,
     pub floating_added: Vec<(String, Ipv4Net)>,
-    /// The forwarding sysctls (`net.ipv4.ip_forward` first, then each
-    /// `net/ipv4/conf/*/forwarding`) this apply changed, with the values
-    /// they had before; empty when forwarding was already on.
+    /// Every forwarding switch (`net.ipv4.ip_forward` first, then each
+    /// `net/ipv4/conf/*/forwarding`) as it was before this apply turned
+    /// forwarding on; empty when the planned values were already in place.
     pub forwarding: Vec<(String, String)>,
 }
 
@@ -469,9 +469,10 @@ fn set_sysctls(
 }
 
 /// Sets the planned forwarding sysctls; records, when one changes, every
-/// forwarding switch as it was before (`ip_forward` also flips each
-/// interface's `forwarding`, so those are recorded too and put back one by
-/// one). Returns how many planned ones changed.
+/// forwarding switch as it was before: writing `ip_forward` also sets each
+/// interface's `forwarding`, so the undo writes `ip_forward` back first and
+/// then each switch that still differs. Returns how many planned ones
+/// changed.
 async fn forwarding_on(
     nl: &Rtnl,
     sysctls: &[&hafw_model::render::node::Sysctl],
@@ -483,10 +484,8 @@ async fn forwarding_on(
         .map_err(kernel("list the forwarding sysctls"))?;
     let mut was = vec![];
     for k in &keys {
-        was.push((
-            k.clone(),
-            sysctl::get(ns, k).map_err(kernel("read sysctl"))?,
-        ));
+        let v = sysctl::get(ns, k).map_err(kernel("read sysctl"))?;
+        was.push((k.clone(), v));
     }
     let mut changed = 0;
     for s in sysctls {
@@ -495,22 +494,11 @@ async fn forwarding_on(
             if changed == 0 {
                 // Recorded before the first write, so a failure between
                 // writes is still undone.
-                applied.forwarding = was.clone();
+                applied.forwarding = std::mem::take(&mut was);
             }
             sysctl::set(ns, &s.key, &s.value).map_err(kernel("set sysctl"))?;
             changed += 1;
         }
-    }
-    if changed > 0 {
-        // Keep only what changed: the undo writes nothing it need not.
-        let mut kept = vec![];
-        for (k, v) in std::mem::take(&mut applied.forwarding) {
-            let now = sysctl::get(ns, &k).map_err(kernel("read sysctl"))?;
-            if now != v {
-                kept.push((k, v));
-            }
-        }
-        applied.forwarding = kept;
     }
     Ok(changed)
 }

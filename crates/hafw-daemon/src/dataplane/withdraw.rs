@@ -32,8 +32,11 @@ pub async fn restore(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
     let ns = nl.netns();
     let mut problems = Vec::new();
     // ip_forward first: writing it sets every interface's switch, which
-    // the later entries then put back one by one.
+    // the later entries then put back one by one where they differ.
     for (key, old) in &applied.forwarding {
+        if sysctl::get(ns, key).is_ok_and(|now| now == *old) {
+            continue;
+        }
         if let Err(e) = sysctl::set(ns, key, old) {
             problems.push(e.to_string());
         }
