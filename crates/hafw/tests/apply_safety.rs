@@ -469,6 +469,7 @@ fn a_stop_turns_forwarding_off_also_when_it_was_on_before_hafw() {
     let v1 = plan_of(SEED);
     let ns = NodeNs::new(&v1);
     ns.set("net.ipv4.ip_forward", "1");
+    ns.set("net.ipv6.conf.all.forwarding", "1");
     let log = TempFile::new("apply-safety", "stop.log", "");
     let mut child = daemon(&ns, &log);
     let end = Instant::now() + Duration::from_secs(10);
@@ -489,6 +490,15 @@ fn a_stop_turns_forwarding_off_also_when_it_was_on_before_hafw() {
         "forwarding on after the stop: {:?}",
         ns.forwarding_switches()
     );
+    for line in text().lines().filter(|l| l.contains("forwarding")) {
+        println!("{line}");
+    }
+    assert_eq!(
+        ns.get("net.ipv6.conf.all.forwarding"),
+        "0",
+        "IPv6 forwarding outlived the table"
+    );
+    assert_eq!(ns.get("net/ipv6/conf/trust/forwarding"), "0");
     assert!(
         text().contains("forwarding was on before hafw started"),
         "the log does not say forwarding was turned off:\n{}",

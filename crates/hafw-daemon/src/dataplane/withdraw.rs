@@ -86,18 +86,15 @@ pub async fn withdraw(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
         // No record: this run found forwarding on and left it alone.
         let was_on = applied.forwarding.is_empty();
         match forwarding_off(nl).await {
-            Ok(n) => log.step(
-                "forwarding off",
-                t,
-                if was_on && table.is_some() {
-                    format!(
-                        "{n} switches set to 0; forwarding was on before hafw started and is \
-                         turned off with hafw's table: a stopped firewall must not route unfiltered"
-                    )
-                } else {
-                    format!("{n} switches set to 0")
-                },
-            ),
+            // Said as a warning: whoever turned it on before hafw may
+            // expect it on still.
+            Ok(n) if was_on && table.is_some() => log.warn(format!(
+                "forwarding off: {n} switches set to 0; forwarding was on before hafw started and \
+                 is turned off with hafw's table: a stopped firewall must not route unfiltered \
+                 ({})",
+                crate::log::ms(t.elapsed())
+            )),
+            Ok(n) => log.step("forwarding off", t, format!("{n} switches set to 0")),
             Err(e) => problems.push(e),
         }
     }
@@ -120,13 +117,23 @@ pub async fn withdraw(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
     problems
 }
 
-/// Every IPv4 forwarding switch to 0; how many were not 0 already.
+/// Every forwarding switch to 0, IPv4's and IPv6's (hafw never turns IPv6
+/// forwarding on, but its table is what drops IPv6 in forward, so IPv6
+/// forwarding found on must not outlive it either); how many were not 0.
 async fn forwarding_off(nl: &Rtnl) -> Result<usize, String> {
     let ns = nl.netns();
-    let keys = forwarding_keys(nl).await.map_err(|e| e.to_string())?;
+    let v4 = forwarding_keys(nl).await.map_err(|e| e.to_string())?;
+    // The same switches under net/ipv6/conf, all, default and each link;
+    // ip_forward has no IPv6 twin.
+    let v6: Vec<String> = v4
+        .iter()
+        .filter_map(|k| k.strip_prefix("net/ipv4/conf/"))
+        .map(|rest| format!("net/ipv6/conf/{rest}"))
+        .collect();
     let mut n = 0;
-    for key in keys {
-        // A link that went away meanwhile has no switch left to turn off.
+    for key in v4.into_iter().chain(v6) {
+        // A link that went away meanwhile, or IPv6 disabled, leaves no
+        // switch to turn off.
         let Ok(v) = sysctl::get(ns, &key) else {
             continue;
         };

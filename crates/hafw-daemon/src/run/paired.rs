@@ -392,8 +392,9 @@ impl Paired {
 }
 
 /// A start-up step failed after the data plane was applied: withdraw it, so
-/// a refused start leaves the kernel as it found it, and say what could not
-/// be undone.
+/// a refused start leaves the kernel as it found it (but for forwarding,
+/// which stays off: a node that did not start must not route unfiltered),
+/// and say what could not be undone.
 async fn undo(nl: &Rtnl, applied: &Mutex<Applied>, log: &Log, e: DaemonError) -> DaemonError {
     let problems = withdraw::withdraw(nl, take(applied), log).await;
     if problems.is_empty() {
