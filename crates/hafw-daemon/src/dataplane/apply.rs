@@ -240,7 +240,6 @@ pub async fn apply_with(
             log.warn(format!(
                 "apply failed ({e}); putting back the previous ruleset, addresses, routes and sysctls"
             ));
-            applied.table_found = None;
             let problems = restore(nl, applied, log).await;
             for problem in &problems {
                 log.warn(format!("undo: {problem}"));
@@ -614,4 +613,47 @@ pub fn floating_net(f: &FloatingAddress) -> Ipv4Net {
 fn net(ip: Ipv4Addr, prefix_len: u8) -> Ipv4Net {
     // Both callers pass a prefix length from a parsed CIDR or 32.
     Ipv4Net::new(ip, prefix_len.min(32)).unwrap_or_else(|_| Ipv4Net::from(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_fires_at_its_step_and_side_only() {
+        let f = Fault {
+            step: Step::Ruleset,
+            after: true,
+        };
+        for step in Step::ALL {
+            for after in [false, true] {
+                let fired = inject(Some(f), step, after).is_err();
+                assert_eq!(fired, step == Step::Ruleset && after, "{step:?} {after}");
+                assert!(inject(None, step, after).is_ok());
+            }
+        }
+        let e = inject(Some(f), Step::Ruleset, true)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "ruleset: failure injected after the step's kernel change (a test's)"
+        );
+    }
+
+    #[test]
+    fn forwarding_is_held_back_from_the_early_sysctls() {
+        let dep = hafw_model::parse("seed", hafw_model::examples::SEED).unwrap();
+        let plan = hafw_model::render::node::plan(&dep, "fw-a").unwrap();
+        let forwarding: Vec<&str> = plan
+            .sysctls
+            .iter()
+            .filter(|s| is_forwarding(&s.key))
+            .map(|s| s.key.as_str())
+            .collect();
+        assert_eq!(forwarding, ["net.ipv4.ip_forward"]);
+        assert!(is_forwarding("net.ipv4.conf.all.forwarding"));
+        assert!(is_forwarding("net/ipv4/conf/eth0.5/forwarding"));
+        assert!(!is_forwarding("net.ipv4.conf.all.rp_filter"));
+    }
 }
