@@ -64,6 +64,9 @@ pub struct Status {
     /// every session ([`crate::ops::alarms`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// Audit records dropped because the audit writer was behind.
+    #[serde(default)]
+    pub audit_dropped: u64,
 }
 
 /// The active has no standby: why, and since when.
@@ -355,6 +358,13 @@ impl fmt::Display for Status {
         )?;
         if let Some(why) = &self.last_refused {
             writeln!(o, "          last refused: {why}")?;
+        }
+        if self.audit_dropped > 0 {
+            writeln!(
+                o,
+                "audit     {} records dropped (the writer was behind)",
+                self.audit_dropped
+            )?;
         }
         if let Some(st) = &self.session_sync {
             writeln!(

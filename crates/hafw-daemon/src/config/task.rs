@@ -15,14 +15,15 @@ use hafw_model::render::node::NodePlan;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    changed_outside_policy, hex, load_version, merge, policy_text, prepare_files, remove,
-    rename_files, restart_needed, splice, version_path,
+    changed_outside_policy, ha_changes, ha_refusal, hex, load_version, merge, policy_text,
+    prepare_files, remove, rename_files, restart_needed, splice, version_path,
 };
 use crate::dataplane::apply::{self, planned_route, Applied};
 use crate::dataplane::withdraw::withdraw;
 use crate::error::{ConfigError, DaemonError, KernelError, PeerError, SetupError};
 use crate::ha::HaRequest;
 use crate::log::Log;
+use crate::ops::audit::{self, Audit, Who};
 use crate::sync::{SyncCmd, SyncHandle};
 
 /// What `hafw status` shows of this node's policy.
@@ -41,6 +42,8 @@ pub enum ConfigInput {
     /// `hafw config apply FILE` on this node; the reply is the operator's.
     Apply {
         path: PathBuf,
+        /// Who asked, from the control socket.
+        caller: crate::control::Caller,
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// `hafw config show`.
@@ -91,6 +94,7 @@ pub struct ConfigEnv {
     /// What every apply of this run changed, for the withdraw at shutdown.
     pub applied: Arc<Mutex<Applied>>,
     pub view: Arc<Mutex<ConfigView>>,
+    pub audit: Audit,
 }
 
 /// A policy as one node runs it: the version, its hash, the whole file,
@@ -192,11 +196,21 @@ impl ConfigTask {
             ConfigInput::Show { reply } => {
                 let _ = reply.send(self.show());
             }
-            ConfigInput::Apply { path, reply } => {
+            ConfigInput::Apply {
+                path,
+                caller,
+                reply,
+            } => {
+                let before = self.audit_mark();
                 let r = self.apply_file(&path).await;
                 if let Err(e) = &r {
                     self.env.log.error(e);
                 }
+                let what = format!("{}: {}", path.display(), self.audit_what(&before));
+                let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                self.env
+                    .audit
+                    .record("config-apply", Who::Uid(caller.uid), what, result);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             ConfigInput::PeerOffer {
@@ -204,7 +218,20 @@ impl ConfigTask {
                 hash,
                 bytes,
             } => {
+                let before = self.audit_mark();
                 let r = self.apply_from_peer(version, hash, bytes).await;
+                let what = match &r {
+                    Ok(()) => self.audit_what(&before),
+                    Err(_) => format!(
+                        "offered version {version} hash {}; {}",
+                        &hex(&hash)[..8],
+                        self.audit_what(&before)
+                    ),
+                };
+                let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                self.env
+                    .audit
+                    .record("config-from-peer", Who::Peer, what, result);
                 let verdict = match r {
                     Ok(()) => {
                         let applied = format!("policy version {version} from the peer applied");
@@ -227,6 +254,33 @@ impl ConfigTask {
                 }
             }
         }
+    }
+
+    /// The running policy before a change, for its audit record.
+    fn audit_mark(&self) -> (u64, [u8; 32], String) {
+        let r = &self.running;
+        (r.version, r.hash, r.policy.clone())
+    }
+
+    /// What the audit record says of a change: the version and hash now
+    /// running and, if they moved, from what and the diff summary.
+    fn audit_what(&self, before: &(u64, [u8; 32], String)) -> String {
+        let r = &self.running;
+        if (r.version, r.hash) == (before.0, before.1) {
+            return format!(
+                "version {} hash {} (unchanged)",
+                r.version,
+                &hex(&r.hash)[..8]
+            );
+        }
+        format!(
+            "version {} hash {} (was version {} hash {}); {}",
+            r.version,
+            &hex(&r.hash)[..8],
+            before.0,
+            &hex(&before.1)[..8],
+            audit::policy_change(&before.2, &r.policy)
+        )
     }
 
     fn show(&self) -> String {
@@ -302,6 +356,12 @@ impl ConfigTask {
                 &hex(&self.running.hash)[..8]
             ));
         }
+        let ha = ha_changes(&self.running.plan, &plan, &self.running.policy, &policy);
+        if !ha.is_empty() {
+            return Err(
+                ConfigError::Refused(format!("{}: {}", path.display(), ha_refusal(&ha))).into(),
+            );
+        }
         let version = config_sync::next_version(self.known_versions());
         let hash = policy_hash(policy.as_bytes());
         let next = Policy {
@@ -354,6 +414,12 @@ impl ConfigTask {
         let plan = self
             .plan_of(&name, &text)
             .map_err(|e| refused(e.to_string()))?;
+        // The peer's HA settings would reach this node's rules but not its
+        // sockets: refused as a local apply is.
+        let ha = ha_changes(&self.running.plan, &plan, &self.running.policy, &policy);
+        if !ha.is_empty() {
+            return Err(refused(format!("the peer's policy: {}", ha_refusal(&ha))).into());
+        }
         // Persisted as received: the bytes whose hash both nodes advertise.
         let active = self.state().await? == State::Active;
         if active {
@@ -432,7 +498,7 @@ impl ConfigTask {
         if let Ok(mut all) = env.applied.lock() {
             merge(&mut all, new_applied);
         }
-        let restart = restart_needed(old, &next.plan, &self.running.policy, &next.policy);
+        let restart = restart_needed(old, &next.plan);
         let _ = env.ha.send(HaRequest::SetConfigVersion {
             version: next.version,
             hash: next.hash,

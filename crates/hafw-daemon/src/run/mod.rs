@@ -47,6 +47,9 @@ pub struct RunOptions {
     /// Record the HA core's inputs and actions to this file (bounded; see
     /// `ha::record`).
     pub record: Option<PathBuf>,
+    /// The audit log's JSON-lines file (default
+    /// [`crate::ops::audit::default_path`]).
+    pub audit_log: Option<PathBuf>,
 }
 
 pub fn run(args: RunOptions) -> ExitCode {
@@ -87,6 +90,10 @@ pub fn run(args: RunOptions) -> ExitCode {
             },
             _ => None,
         };
+        let audit_log = args
+            .audit_log
+            .clone()
+            .unwrap_or_else(|| crate::ops::audit::default_path(&plan.node));
         return paired::run(
             dep,
             plan,
@@ -95,6 +102,7 @@ pub fn run(args: RunOptions) -> ExitCode {
                 key_file: &key_file,
                 control: &args.control,
                 record: args.record.as_deref(),
+                audit_log: &audit_log,
             },
             paired::Options {
                 ha_profile: args.ha_profile,
