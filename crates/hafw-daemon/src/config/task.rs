@@ -571,6 +571,104 @@ mod tests {
         );
     }
 
+    /// A peer's policy that changes `[policy.ha]` is refused before
+    /// anything is applied (the netlink socket is opened, never used): this
+    /// node stays on its version, its file is untouched, the status and
+    /// the audit log say which field and that the nodes need a restart.
+    #[tokio::test]
+    async fn a_peer_policy_that_changes_the_ha_settings_is_refused_and_audited() {
+        let dir = std::env::temp_dir().join(format!("hafw-cfgha-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/alicloud-havip.toml"
+        ))
+        .unwrap();
+        let config = dir.join("dep.toml");
+        std::fs::write(&config, &seed).unwrap();
+        let dep = hafw_model::parse("seed", &seed).unwrap();
+        let plan = hafw_model::render::node::plan(&dep, "fw-b").unwrap();
+        let log = Log::quiet();
+        let start = startup(&config, "fw-b", &log).unwrap();
+        let audit_file = dir.join("fw-b.audit.jsonl");
+        let audit = Audit::start(
+            "fw-b",
+            audit::Sinks {
+                file: audit_file.clone(),
+                max_bytes: audit::DEFAULT_MAX_BYTES,
+                journal: None,
+            },
+            &log,
+        )
+        .unwrap();
+        // No HA thread: an offer that got past the check would fail on
+        // asking for the state, with another error than the one wanted.
+        let (ha, ha_rx) = mpsc::unbounded_channel();
+        drop(ha_rx);
+        let view = Arc::new(Mutex::new(ConfigView::default()));
+        let env = ConfigEnv {
+            config_path: config.clone(),
+            node: "fw-b".into(),
+            ha_profile: None,
+            nl: Rtnl::connect().unwrap(),
+            log,
+            ha,
+            sync: None,
+            applied: Arc::default(),
+            view: view.clone(),
+            audit,
+        };
+        let mut task = ConfigTask::new(env, start, plan);
+        let moved = seed.replace(
+            "[policy.ha]\nprofile = \"default\"\n",
+            "[policy.ha]\nprofile = \"default\"\nport = 4799\n",
+        );
+        assert_ne!(moved, seed, "the seed changed: update this test");
+        let policy = policy_text(&moved).unwrap();
+        task.process(ConfigInput::PeerOffer {
+            version: 1,
+            hash: policy_hash(policy.as_bytes()),
+            bytes: policy.into_bytes(),
+        })
+        .await;
+        let v = view.lock().unwrap().clone();
+        assert_eq!(v.version, 0);
+        let error = v.error.unwrap_or_default();
+        assert!(
+            error.contains("policy version 1 from the peer was not applied")
+                && error.contains("policy.ha.port")
+                && error.contains("restart the nodes one at a time, the passive first"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), seed);
+        assert!(!version_path(&config, "fw-b").exists());
+        let mut line = String::new();
+        for _ in 0..400 {
+            line = std::fs::read_to_string(&audit_file).unwrap_or_default();
+            if !line.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let r: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(r["event"], "config-from-peer", "{r}");
+        assert_eq!(r["who"], "peer", "{r}");
+        assert_eq!(r["result"], "error", "{r}");
+        assert!(
+            r["error"].as_str().unwrap().contains("policy.ha.port"),
+            "{r}"
+        );
+        assert!(
+            r["what"]
+                .as_str()
+                .unwrap()
+                .starts_with("offered version 1 hash "),
+            "{r}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn a_file_without_a_policy_is_a_config_error_naming_it() {
         let dir = std::env::temp_dir().join(format!(
