@@ -268,7 +268,9 @@ fn applies_suspends_resumes_refusals_and_transitions_are_audited_in_order() {
             .unwrap_or("")
             .contains("policy.ha.port")
             && what(rec).contains("version 1")
-            && what(rec).contains("unchanged"),
+            && what(rec).contains("unchanged")
+            && what(rec).contains("refused: hash ")
+            && what(rec).contains("rules added: audit-other"),
         "{rec}"
     );
     eprintln!("{}:\n{}", a, dump(&ra));

@@ -81,6 +81,16 @@ fn reason(e: &DaemonError) -> String {
     }
 }
 
+/// A policy that was not applied, for its audit record: its hash and how
+/// it differs from the running one.
+fn proposal(running: &str, proposed: &str) -> String {
+    format!(
+        "hash {}, {}",
+        &hex(&policy_hash(proposed.as_bytes()))[..8],
+        audit::policy_change(running, proposed)
+    )
+}
+
 /// What the task works with: paths, the kernel, the other threads.
 pub struct ConfigEnv {
     pub config_path: PathBuf,
@@ -206,7 +216,16 @@ impl ConfigTask {
                 if let Err(e) = &r {
                     self.env.log.error(e);
                 }
-                let what = format!("{}: {}", path.display(), self.audit_what(&before));
+                let mut what = format!("{}: {}", path.display(), self.audit_what(&before));
+                if r.is_err() {
+                    // What was refused, when the file still reads as a policy.
+                    let proposed = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| policy_text(&t).ok());
+                    if let Some(p) = proposed {
+                        what.push_str(&format!("; refused: {}", proposal(&before.2, &p)));
+                    }
+                }
                 let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
                 self.env
                     .audit
@@ -219,13 +238,17 @@ impl ConfigTask {
                 bytes,
             } => {
                 let before = self.audit_mark();
+                let offered = String::from_utf8(bytes.clone()).ok();
                 let r = self.apply_from_peer(version, hash, bytes).await;
-                let what = match &r {
-                    Ok(()) => self.audit_what(&before),
-                    Err(_) => format!(
-                        "offered version {version} hash {}; {}",
-                        &hex(&hash)[..8],
-                        self.audit_what(&before)
+                let what = match (&r, offered) {
+                    (Ok(()), _) => self.audit_what(&before),
+                    (Err(_), offered) => format!(
+                        "{}; refused: version {version} {}",
+                        self.audit_what(&before),
+                        offered.map_or_else(
+                            || format!("hash {}", &hex(&hash)[..8]),
+                            |p| proposal(&before.2, &p)
+                        )
                     ),
                 };
                 let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
@@ -659,11 +682,11 @@ mod tests {
             r["error"].as_str().unwrap().contains("policy.ha.port"),
             "{r}"
         );
+        let what = r["what"].as_str().unwrap();
         assert!(
-            r["what"]
-                .as_str()
-                .unwrap()
-                .starts_with("offered version 1 hash "),
+            what.starts_with("version 0 hash ")
+                && what.contains("(unchanged); refused: version 1 hash ")
+                && what.contains("+1 -0 lines"),
             "{r}"
         );
         let _ = std::fs::remove_dir_all(dir);
