@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// fields. Default /var/log/hafw/NODE.audit.jsonl.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Test hook: send the audit log's journal entries to this datagram
+    /// socket instead of journald's.
+    #[arg(long, hide = true, value_name = "SOCKET")]
+    pub audit_journal: Option<PathBuf>,
 }
 
 impl From<RunArgs> for hafw_daemon::RunOptions {
@@ -83,6 +87,7 @@ impl From<RunArgs> for hafw_daemon::RunOptions {
             control: a.control,
             record: a.record,
             audit_log: a.audit_log,
+            audit_journal: a.audit_journal,
         }
     }
 }

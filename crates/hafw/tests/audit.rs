@@ -5,11 +5,13 @@
 //! hashes, the result, and the HA transitions they caused; the peer's
 //! policy is recorded as taken from the peer.
 //!
-//! The journald writer is tested against a socket of its own in
-//! `ops::audit` (no journald runs in the lab's namespaces).
+//! No journald runs in the lab: each daemon's journal entries go to a
+//! datagram socket this test binds (`--audit-journal`, a test hook), and
+//! they must be the file's records, in the same order.
 
 mod common;
 
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -94,6 +96,50 @@ fn dump(rs: &[Value]) -> String {
     rs.iter().map(|r| format!("{r}\n")).collect()
 }
 
+/// A directory of this test's own, removed when dropped (panic or not).
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every datagram waiting on `sock`, as journal fields (`KEY=value`
+/// lines; a value with a newline comes as `KEY\n`, its length in 8 bytes
+/// little endian, the value, `\n`).
+fn journal_entries(sock: &UnixDatagram) -> Vec<Vec<(String, String)>> {
+    sock.set_nonblocking(true).unwrap();
+    let mut out = vec![];
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        let mut fields = vec![];
+        let mut rest = &buf[..n];
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
+            rest = &rest[nl + 1..];
+            match line.split_once('=') {
+                Some((k, v)) => fields.push((k.to_string(), v.to_string())),
+                None => {
+                    let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+                    let v = String::from_utf8_lossy(&rest[8..8 + len]).into_owned();
+                    fields.push((line, v));
+                    rest = &rest[8 + len + 1..];
+                }
+            }
+        }
+        out.push(fields);
+    }
+    out
+}
+
+fn field<'a>(entry: &'a [(String, String)], key: &str) -> &'a str {
+    entry
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
+}
+
 fn ruleset(pair: &Pair, node: &str) -> String {
     let ns = format!("hafw-{}.{node}", pair.lab);
     let out = Command::new("ip")
@@ -109,11 +155,22 @@ fn applies_suspends_resumes_refusals_and_transitions_are_audited_in_order() {
         return;
     }
     let name = unique("aud");
-    let pair = Pair::start(
+    let jdir = Dir(std::env::temp_dir().join(format!("hafw-test-journal-{name}")));
+    let _ = std::fs::remove_dir_all(&jdir.0);
+    std::fs::create_dir_all(&jdir.0).unwrap();
+    let journal = |node: &str| jdir.0.join(format!("{node}.journal"));
+    let journals: Vec<(String, UnixDatagram)> = ["fw-a", "fw-b"]
+        .iter()
+        .map(|n| (n.to_string(), UnixDatagram::bind(journal(n)).unwrap()))
+        .collect();
+    let pattern = jdir.0.join("{node}.journal");
+    let pair = Pair::start_opts(
         &example("alicloud-havip.toml"),
         &name,
         Path::new(hafw()),
         "fast",
+        false,
+        &["--audit-journal", pattern.to_str().unwrap()],
     )
     .unwrap_or_else(|e| panic!("start the pair: {e}"));
     let a = pair.wait_settled(Duration::from_secs(20)).unwrap();
@@ -151,6 +208,16 @@ fn applies_suspends_resumes_refusals_and_transitions_are_audited_in_order() {
             == Some("active")),
         "{}",
         pair.status_text(&b)
+    );
+    // The demotion is recorded once the executor has carried it out, a
+    // little after the core's state changed: resumed only then, so the
+    // order in the file is the order of the operations.
+    assert!(
+        within(Duration::from_secs(5), || records(&file_a)
+            .iter()
+            .any(|r| what(r).starts_with("become suspended"))),
+        "{}",
+        dump(&records(&file_a))
     );
     let r = hafw_cmd(&["resume"], &pair.control(&a));
     assert!(r.status.success(), "{}", text(&r));
@@ -273,6 +340,30 @@ fn applies_suspends_resumes_refusals_and_transitions_are_audited_in_order() {
             && what(rec).contains("rules added: audit-other"),
         "{rec}"
     );
+    // The journal has the same records, in the same order, as fields.
+    for (node, records) in [(&a, &ra), (&b, &rb)] {
+        let sock = &journals.iter().find(|(n, _)| n == node).unwrap().1;
+        // The writer sends to the journal just after the file: wait for
+        // the last one.
+        let mut entries = journal_entries(sock);
+        within(Duration::from_secs(2), || {
+            entries.extend(journal_entries(sock));
+            entries.len() >= records.len()
+        });
+        let events: Vec<&str> = entries.iter().map(|e| field(e, "HAFW_EVENT")).collect();
+        let in_file: Vec<&str> = records.iter().map(event).collect();
+        assert_eq!(events, in_file, "{node}: {entries:?}");
+        for (e, r) in entries.iter().zip(records.iter()) {
+            assert_eq!(field(e, "HAFW_NODE"), node.as_str());
+            assert_eq!(field(e, "HAFW_WHO"), r["who"].as_str().unwrap());
+            assert_eq!(field(e, "HAFW_WHAT"), what(r));
+            assert_eq!(field(e, "SYSLOG_IDENTIFIER"), "hafw");
+            let ok = r["result"] == "ok";
+            assert_eq!(field(e, "HAFW_RESULT").starts_with("ok"), ok, "{e:?}");
+            assert_eq!(field(e, "PRIORITY"), if ok { "5" } else { "4" });
+            assert!(field(e, "MESSAGE").starts_with("audit: "), "{e:?}");
+        }
+    }
     eprintln!("{}:\n{}", a, dump(&ra));
     eprintln!("{}:\n{}", b, all);
     pair.stop().unwrap();

@@ -50,6 +50,9 @@ pub struct RunOptions {
     /// The audit log's JSON-lines file (default
     /// [`crate::ops::audit::default_path`]).
     pub audit_log: Option<PathBuf>,
+    /// Test hook: the journal socket the audit log writes to (default
+    /// [`crate::ops::audit::JOURNAL_SOCKET`]).
+    pub audit_journal: Option<PathBuf>,
 }
 
 pub fn run(args: RunOptions) -> ExitCode {
@@ -94,6 +97,10 @@ pub fn run(args: RunOptions) -> ExitCode {
             .audit_log
             .clone()
             .unwrap_or_else(|| crate::ops::audit::default_path(&plan.node));
+        let audit_journal = args
+            .audit_journal
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::ops::audit::JOURNAL_SOCKET));
         return paired::run(
             dep,
             plan,
@@ -103,6 +110,7 @@ pub fn run(args: RunOptions) -> ExitCode {
                 control: &args.control,
                 record: args.record.as_deref(),
                 audit_log: &audit_log,
+                audit_journal: &audit_journal,
             },
             paired::Options {
                 ha_profile: args.ha_profile,

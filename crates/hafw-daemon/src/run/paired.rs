@@ -43,6 +43,8 @@ pub struct Paths<'a> {
     pub record: Option<&'a Path>,
     /// `--audit-log`: the audit records' JSON-lines file.
     pub audit_log: &'a Path,
+    /// Where the audit log's journal entries go (journald's socket).
+    pub audit_journal: &'a Path,
 }
 
 /// How the node is asked to run, besides its files.
@@ -143,7 +145,7 @@ impl Paired {
             ops::audit::Sinks {
                 file: paths.audit_log.to_path_buf(),
                 max_bytes: ops::audit::DEFAULT_MAX_BYTES,
-                journal: Some(PathBuf::from(ops::audit::JOURNAL_SOCKET)),
+                journal: Some(paths.audit_journal.to_path_buf()),
             },
             &log,
         )
