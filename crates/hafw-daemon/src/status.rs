@@ -643,6 +643,16 @@ mod tests {
     }
 
     #[test]
+    fn dropped_audit_records_are_shown_only_when_there_are_some() {
+        let mut s = sample();
+        assert!(!s.to_string().contains("audit "), "{s}");
+        s.audit_dropped = 3;
+        assert!(s.to_string().contains("audit     3 records dropped"), "{s}");
+        let back: Status = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(back.audit_dropped, 3);
+    }
+
+    #[test]
     fn a_status_without_sync_is_ready_and_says_config_sync_is_off() {
         let s = Status {
             state: "passive".into(),

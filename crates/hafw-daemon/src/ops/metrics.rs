@@ -569,5 +569,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hafw_session_resyncs_total 2\n"), "{text}");
+        m.audit_dropped_total(4);
+        m.audit_dropped_total(1);
+        assert!(m.encode().contains("hafw_audit_dropped_total 4\n"));
     }
 }
