@@ -3,7 +3,8 @@
 //! active, refused. Each node's JSON-lines audit file holds each of these
 //! in order, who did it (uid 0: the tests run as root), the versions and
 //! hashes, the result, and the HA transitions they caused; the peer's
-//! policy is recorded as taken from the peer.
+//! policy is recorded as taken from the peer. A SIGTERM of the active
+//! leaves its handover as its last record.
 //!
 //! No journald runs in the lab: each daemon's journal entries go to a
 //! datagram socket this test binds (`--audit-journal`, a test hook), and
@@ -17,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hafw_lab::pair::Pair;
+use hafw_lab::pair::{Fault, Pair};
 use serde_json::Value;
 
 fn seed() -> String {
@@ -164,7 +165,7 @@ fn applies_suspends_resumes_refusals_and_transitions_are_audited_in_order() {
         .map(|n| (n.to_string(), UnixDatagram::bind(journal(n)).unwrap()))
         .collect();
     let pattern = jdir.0.join("{node}.journal");
-    let pair = Pair::start_opts(
+    let mut pair = Pair::start_opts(
         &example("alicloud-havip.toml"),
         &name,
         Path::new(hafw()),
@@ -366,5 +367,22 @@ fn applies_suspends_resumes_refusals_and_transitions_are_audited_in_order() {
     }
     eprintln!("{}:\n{}", a, dump(&ra));
     eprintln!("{}:\n{}", b, all);
+
+    // A service stop of the active hands over: its demotion is its last
+    // record, written before the process ends.
+    let n = rb.len();
+    pair.inject(Fault::Term, &b).unwrap();
+    let handed_over = within(Duration::from_secs(15), || {
+        records(&file_b)
+            .iter()
+            .skip(n)
+            .any(|r| event(r) == "ha-transition" && what(r).starts_with("become suspended"))
+    });
+    assert!(
+        handed_over,
+        "{}\n{}",
+        dump(&records(&file_b)),
+        pair.daemon_log(&b)
+    );
     pair.stop().unwrap();
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::log::Log;
 
@@ -176,7 +176,7 @@ pub struct Sinks {
 #[derive(Clone)]
 pub struct Audit {
     node: String,
-    tx: Option<SyncSender<Record>>,
+    tx: Option<SyncSender<ToWriter>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -211,7 +211,7 @@ impl Audit {
             }
             None => None,
         };
-        let (tx, rx) = mpsc::sync_channel::<Record>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<ToWriter>(QUEUE);
         let mut writer = Writer {
             sinks,
             file,
@@ -222,8 +222,13 @@ impl Audit {
         std::thread::Builder::new()
             .name("hafw-audit".into())
             .spawn(move || {
-                while let Ok(r) = rx.recv() {
-                    writer.write(&r);
+                while let Ok(m) = rx.recv() {
+                    match m {
+                        ToWriter::Record(r) => writer.write(&r),
+                        ToWriter::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
                 }
             })
             .map_err(|e| format!("cannot start the audit writer thread: {e}"))?;
@@ -263,7 +268,7 @@ impl Audit {
             what: what.into(),
             result,
         };
-        match tx.try_send(r) {
+        match tx.try_send(ToWriter::Record(r)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -271,10 +276,39 @@ impl Audit {
         }
     }
 
+    /// Waits at most `limit` for the records queued so far to be written:
+    /// at shutdown, so the last transitions are not lost with the process.
+    pub fn flush(&self, limit: Duration) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let (done, wait) = mpsc::sync_channel(1);
+        let deadline = std::time::Instant::now() + limit;
+        let mut msg = ToWriter::Flush(done);
+        // A full queue is retried until the deadline: the queue drains.
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = wait.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+
     /// Records dropped so far because the writer was behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+enum ToWriter {
+    Record(Record),
+    /// Answered once everything before it is written.
+    Flush(SyncSender<()>),
 }
 
 struct Writer {
@@ -422,7 +456,6 @@ fn rule_names(policy: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("hafw-audit-{tag}-{}", std::process::id()));
@@ -516,6 +549,9 @@ mod tests {
         for i in 0..3 {
             audit.record("suspend", Who::Uid(0), format!("n{i}"), Ok(()));
         }
+        // After a flush the records are in the file, without waiting more.
+        audit.flush(Duration::from_secs(5));
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
         let lines = lines_within(&file, 3);
         let what: Vec<&str> = lines.iter().map(|l| l["what"].as_str().unwrap()).collect();
         assert_eq!(what, ["n0", "n1", "n2"]);
@@ -609,6 +645,10 @@ mod tests {
         }
         assert!(t.elapsed() < Duration::from_secs(1));
         assert_eq!(audit.dropped(), 8);
+        // A flush behind a stuck writer gives up at its limit.
+        let t = std::time::Instant::now();
+        audit.flush(Duration::from_millis(50));
+        assert!(t.elapsed() < Duration::from_secs(1));
         let off = Audit::off("fw-a");
         off.record("suspend", Who::Uid(0), "x", Ok(()));
         assert_eq!(off.dropped(), 0);

@@ -57,6 +57,9 @@ pub struct Options {
 /// `hafw sessions` lists at most this many entries.
 const SESSIONS_CAP: usize = 1000;
 
+/// How long a stopping node waits for its last audit records to be written.
+const AUDIT_FLUSH: Duration = Duration::from_millis(500);
+
 /// How long a SIGTERM waits for the HA thread to confirm the handover.
 const HANDOVER_CONFIRM: Duration = Duration::from_secs(10);
 
@@ -120,6 +123,7 @@ struct Paired {
     ha: mpsc::UnboundedSender<HaRequest>,
     view: StatusView,
     executor: tokio::task::JoinHandle<()>,
+    audit: ops::audit::Audit,
 }
 
 impl Paired {
@@ -263,7 +267,7 @@ impl Paired {
             metrics: metrics.clone(),
             sync: sync.clone(),
             log: log.clone(),
-            audit,
+            audit: audit.clone(),
         };
         let executor = tokio::spawn(executor.run(handles.actions));
         let node = Paired {
@@ -276,6 +280,7 @@ impl Paired {
             ha: handles.requests,
             view,
             executor,
+            audit,
         };
         node.feed_metrics(control);
         node.watch_alarms();
@@ -397,6 +402,10 @@ impl Paired {
         remove_floating(&self.nl, &self.plan).await;
         let problems = withdraw::withdraw(&self.nl, take(&self.applied), &self.log).await;
         let _ = std::fs::remove_file(&self.control_path);
+        // The handover's transitions are the last records: written before
+        // the process ends.
+        let audit = self.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.flush(AUDIT_FLUSH)).await;
         if problems.is_empty() {
             Ok(())
         } else {
