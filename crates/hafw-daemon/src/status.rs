@@ -64,6 +64,9 @@ pub struct Status {
     /// every session ([`crate::ops::alarms`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// Audit records dropped because the audit writer was behind.
+    #[serde(default)]
+    pub audit_dropped: u64,
 }
 
 /// The active has no standby: why, and since when.
@@ -356,6 +359,13 @@ impl fmt::Display for Status {
         if let Some(why) = &self.last_refused {
             writeln!(o, "          last refused: {why}")?;
         }
+        if self.audit_dropped > 0 {
+            writeln!(
+                o,
+                "audit     {} records dropped (the writer was behind)",
+                self.audit_dropped
+            )?;
+        }
         if let Some(st) = &self.session_sync {
             writeln!(
                 o,
@@ -630,6 +640,16 @@ mod tests {
         let text = s.to_string();
         assert_eq!(text.matches("config sync: bad rule").count(), 1, "{text}");
         assert!(text.contains("alarms    none"), "{text}");
+    }
+
+    #[test]
+    fn dropped_audit_records_are_shown_only_when_there_are_some() {
+        let mut s = sample();
+        assert!(!s.to_string().contains("audit "), "{s}");
+        s.audit_dropped = 3;
+        assert!(s.to_string().contains("audit     3 records dropped"), "{s}");
+        let back: Status = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(back.audit_dropped, 3);
     }
 
     #[test]

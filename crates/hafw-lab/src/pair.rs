@@ -320,6 +320,11 @@ impl Pair {
         lab::state_dir(&self.lab).join(format!("{node}.toml"))
     }
 
+    /// A node's audit log (`hafw run --audit-log`), in the lab's directory.
+    pub fn audit_log(&self, node: &str) -> PathBuf {
+        lab::state_dir(&self.lab).join(format!("{node}.audit.jsonl"))
+    }
+
     pub fn control(&self, node: &str) -> PathBuf {
         lab::state_dir(&self.lab).join(format!("{node}.sock"))
     }
@@ -560,6 +565,11 @@ impl Pair {
         if self.api {
             cmd.args(["--api", API_ADDR, "--api-token-file"])
                 .arg(self.api_token_file());
+        }
+        // The audit log stays in the lab's directory, never the host's
+        // /var/log, unless the caller names one.
+        if !self.extra.iter().any(|a| a == "--audit-log") {
+            cmd.arg("--audit-log").arg(self.audit_log(&node));
         }
         // `{node}` in an extra argument is this node's name: a file per node.
         cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));

@@ -57,6 +57,16 @@ pub struct RunArgs {
     /// quarters). The pre-shared key is never written.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// The audit log: every policy apply (local or from the peer), suspend,
+    /// resume and HA transition, one JSON object per line (mode 0600,
+    /// rotated at 8 MiB to one FILE.1), also sent to journald with HAFW_*
+    /// fields. Default /var/log/hafw/NODE.audit.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Test hook: send the audit log's journal entries to this datagram
+    /// socket instead of journald's.
+    #[arg(long, hide = true, value_name = "SOCKET")]
+    pub audit_journal: Option<PathBuf>,
 }
 
 impl From<RunArgs> for hafw_daemon::RunOptions {
@@ -76,6 +86,8 @@ impl From<RunArgs> for hafw_daemon::RunOptions {
             log_json: a.log_json,
             control: a.control,
             record: a.record,
+            audit_log: a.audit_log,
+            audit_journal: a.audit_journal,
         }
     }
 }

@@ -151,14 +151,9 @@ pub fn line_diff(old: &str, new: &str) -> Option<String> {
 }
 
 /// What of a new policy the running daemon does not take up until a
-/// restart: the executor announces the floating addresses it started with,
-/// and the HA core and monitors keep their settings.
-fn restart_needed(
-    old: &NodePlan,
-    new: &NodePlan,
-    old_policy: &str,
-    new_policy: &str,
-) -> Option<String> {
+/// restart: the executor announces the floating addresses it started with.
+/// (HA settings are never applied live: see [`ha_changes`].)
+fn restart_needed(old: &NodePlan, new: &NodePlan) -> Option<String> {
     let mut why = vec![];
     if old.floating != new.floating {
         why.push("the floating addresses changed (they are tied to the cloud's HAVIPs)");
@@ -166,20 +161,69 @@ fn restart_needed(
     if old.interfaces != new.interfaces {
         why.push("the interfaces changed");
     }
-    let ha = |p: &str| {
-        toml::from_str::<toml::Table>(p)
-            .ok()
-            .and_then(|t| t.get("policy")?.get("ha").cloned())
-    };
-    if old.ha != new.ha || ha(old_policy) != ha(new_policy) {
-        why.push("the HA settings changed");
-    }
     (!why.is_empty()).then(|| {
         format!(
             "{}; restart this node and its peer (passive first) to use them",
             why.join(", ")
         )
     })
+}
+
+/// The fields of `[policy.ha]` that differ between two policies, as
+/// dotted paths (`policy.ha.port`, `policy.ha.timers.miss_count`); also
+/// names the HA plan when the tables are equal but what this node renders
+/// from them is not. The HA core, its sockets and the monitors take these
+/// at start: changing them live would move the HA accept rule to a port
+/// the sockets do not listen on, so an apply that changes any is refused.
+pub fn ha_changes(
+    old: &NodePlan,
+    new: &NodePlan,
+    old_policy: &str,
+    new_policy: &str,
+) -> Vec<String> {
+    let ha = |p: &str| {
+        toml::from_str::<toml::Table>(p)
+            .ok()
+            .and_then(|t| t.get("policy")?.get("ha").cloned())
+    };
+    let mut out = vec![];
+    diff_paths(
+        "policy.ha",
+        ha(old_policy).as_ref(),
+        ha(new_policy).as_ref(),
+        &mut out,
+    );
+    if out.is_empty() && old.ha != new.ha {
+        out.push("policy.ha (the HA settings this node renders from the policy)".into());
+    }
+    out
+}
+
+/// Dotted paths under `at` where `a` and `b` differ; a value that is not a
+/// table on both sides is one path.
+fn diff_paths(at: &str, a: Option<&toml::Value>, b: Option<&toml::Value>, out: &mut Vec<String>) {
+    match (a, b) {
+        (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                diff_paths(&format!("{at}.{k}"), a.get(k), b.get(k), out);
+            }
+        }
+        (a, b) if a != b => out.push(at.to_string()),
+        _ => {}
+    }
+}
+
+/// Why a policy that changes `[policy.ha]` is refused, and what to do.
+pub fn ha_refusal(changes: &[String]) -> String {
+    format!(
+        "it changes {} in [policy.ha], which the running HA core and its sockets took at start \
+         and do not change live; change the deployment file on each node and restart the nodes \
+         one at a time, the passive first (`hafw status` shows which), each once the other is back",
+        changes.join(", ")
+    )
 }
 
 /// Adds what a later apply changed to the run's record; a sysctl keeps the
@@ -329,6 +373,37 @@ mod tests {
         assert_eq!(line_diff("a\nb\n", "a\nb\n"), None);
         let d = line_diff("a\nb\nc\n", "a\nx\nc\nd\n").unwrap();
         assert_eq!(d, "  a\n- b\n+ x\n  c\n+ d\n");
+    }
+
+    #[test]
+    fn a_change_of_the_ha_settings_is_named_field_by_field() {
+        let text = seed();
+        let dep = hafw_model::parse("seed", &text).unwrap();
+        let plan = hafw_model::render::node::plan(&dep, "fw-a").unwrap();
+        let old = policy_text(&text).unwrap();
+        // Port and a timer: both named, nothing else.
+        let changed = text.replace(
+            "[policy.ha]\nprofile = \"default\"\n",
+            "[policy.ha]\nprofile = \"default\"\nport = 9999\nmiss_count = 7\n",
+        );
+        assert_ne!(changed, text, "the seed changed: update this test");
+        let dep2 = hafw_model::parse("changed", &changed).unwrap();
+        let plan2 = hafw_model::render::node::plan(&dep2, "fw-a").unwrap();
+        let new = policy_text(&changed).unwrap();
+        let c = ha_changes(&plan, &plan2, &old, &new);
+        assert_eq!(c, ["policy.ha.miss_count", "policy.ha.port"]);
+        let why = ha_refusal(&c);
+        assert!(
+            why.contains("policy.ha.miss_count, policy.ha.port")
+                && why.contains("restart the nodes one at a time, the passive first"),
+            "{why}"
+        );
+        // A rule change leaves HA alone.
+        let rule = text.replace("port = 80\nto_address", "port = 8080\nto_address");
+        let dep3 = hafw_model::parse("rule", &rule).unwrap();
+        let plan3 = hafw_model::render::node::plan(&dep3, "fw-a").unwrap();
+        assert!(ha_changes(&plan, &plan3, &old, &policy_text(&rule).unwrap()).is_empty());
+        assert_eq!(restart_needed(&plan, &plan3), None);
     }
 
     #[test]

@@ -15,14 +15,15 @@ use hafw_model::render::node::NodePlan;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    changed_outside_policy, hex, load_version, merge, policy_text, prepare_files, remove,
-    rename_files, restart_needed, splice, version_path,
+    changed_outside_policy, ha_changes, ha_refusal, hex, load_version, merge, policy_text,
+    prepare_files, remove, rename_files, restart_needed, splice, version_path,
 };
 use crate::dataplane::apply::{self, planned_route, Applied};
 use crate::dataplane::withdraw::restore;
 use crate::error::{ConfigError, DaemonError, KernelError, PeerError, SetupError};
 use crate::ha::HaRequest;
 use crate::log::Log;
+use crate::ops::audit::{self, Audit, Who};
 use crate::sync::{SyncCmd, SyncHandle};
 
 /// What `hafw status` shows of this node's policy.
@@ -41,6 +42,8 @@ pub enum ConfigInput {
     /// `hafw config apply FILE` on this node; the reply is the operator's.
     Apply {
         path: PathBuf,
+        /// Who asked, from the control socket.
+        caller: crate::control::Caller,
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// `hafw config show`.
@@ -78,6 +81,16 @@ fn reason(e: &DaemonError) -> String {
     }
 }
 
+/// A policy that was not applied, for its audit record: its hash and how
+/// it differs from the running one.
+fn proposal(running: &str, proposed: &str) -> String {
+    format!(
+        "hash {}, {}",
+        &hex(&policy_hash(proposed.as_bytes()))[..8],
+        audit::policy_change(running, proposed)
+    )
+}
+
 /// What the task works with: paths, the kernel, the other threads.
 pub struct ConfigEnv {
     pub config_path: PathBuf,
@@ -91,6 +104,7 @@ pub struct ConfigEnv {
     /// What every apply of this run changed, for the withdraw at shutdown.
     pub applied: Arc<Mutex<Applied>>,
     pub view: Arc<Mutex<ConfigView>>,
+    pub audit: Audit,
 }
 
 /// A policy as one node runs it: the version, its hash, the whole file,
@@ -192,11 +206,30 @@ impl ConfigTask {
             ConfigInput::Show { reply } => {
                 let _ = reply.send(self.show());
             }
-            ConfigInput::Apply { path, reply } => {
+            ConfigInput::Apply {
+                path,
+                caller,
+                reply,
+            } => {
+                let before = self.audit_mark();
                 let r = self.apply_file(&path).await;
                 if let Err(e) = &r {
                     self.env.log.error(e);
                 }
+                let mut what = format!("{}: {}", path.display(), self.audit_what(&before));
+                if r.is_err() {
+                    // What was refused, when the file still reads as a policy.
+                    let proposed = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| policy_text(&t).ok());
+                    if let Some(p) = proposed {
+                        what.push_str(&format!("; refused: {}", proposal(&before.2, &p)));
+                    }
+                }
+                let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                self.env
+                    .audit
+                    .record("config-apply", Who::Uid(caller.uid), what, result);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             ConfigInput::PeerOffer {
@@ -204,7 +237,24 @@ impl ConfigTask {
                 hash,
                 bytes,
             } => {
+                let before = self.audit_mark();
+                let offered = String::from_utf8(bytes.clone()).ok();
                 let r = self.apply_from_peer(version, hash, bytes).await;
+                let what = match (&r, offered) {
+                    (Ok(()), _) => self.audit_what(&before),
+                    (Err(_), offered) => format!(
+                        "{}; refused: version {version} {}",
+                        self.audit_what(&before),
+                        offered.map_or_else(
+                            || format!("hash {}", &hex(&hash)[..8]),
+                            |p| proposal(&before.2, &p)
+                        )
+                    ),
+                };
+                let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                self.env
+                    .audit
+                    .record("config-from-peer", Who::Peer, what, result);
                 let verdict = match r {
                     Ok(()) => {
                         let applied = format!("policy version {version} from the peer applied");
@@ -227,6 +277,33 @@ impl ConfigTask {
                 }
             }
         }
+    }
+
+    /// The running policy before a change, for its audit record.
+    fn audit_mark(&self) -> (u64, [u8; 32], String) {
+        let r = &self.running;
+        (r.version, r.hash, r.policy.clone())
+    }
+
+    /// What the audit record says of a change: the version and hash now
+    /// running and, if they moved, from what and the diff summary.
+    fn audit_what(&self, before: &(u64, [u8; 32], String)) -> String {
+        let r = &self.running;
+        if (r.version, r.hash) == (before.0, before.1) {
+            return format!(
+                "version {} hash {} (unchanged)",
+                r.version,
+                &hex(&r.hash)[..8]
+            );
+        }
+        format!(
+            "version {} hash {} (was version {} hash {}); {}",
+            r.version,
+            &hex(&r.hash)[..8],
+            before.0,
+            &hex(&before.1)[..8],
+            audit::policy_change(&before.2, &r.policy)
+        )
     }
 
     fn show(&self) -> String {
@@ -302,6 +379,12 @@ impl ConfigTask {
                 &hex(&self.running.hash)[..8]
             ));
         }
+        let ha = ha_changes(&self.running.plan, &plan, &self.running.policy, &policy);
+        if !ha.is_empty() {
+            return Err(
+                ConfigError::Refused(format!("{}: {}", path.display(), ha_refusal(&ha))).into(),
+            );
+        }
         let version = config_sync::next_version(self.known_versions());
         let hash = policy_hash(policy.as_bytes());
         let next = Policy {
@@ -354,6 +437,12 @@ impl ConfigTask {
         let plan = self
             .plan_of(&name, &text)
             .map_err(|e| refused(e.to_string()))?;
+        // The peer's HA settings would reach this node's rules but not its
+        // sockets: refused as a local apply is.
+        let ha = ha_changes(&self.running.plan, &plan, &self.running.policy, &policy);
+        if !ha.is_empty() {
+            return Err(refused(format!("the peer's policy: {}", ha_refusal(&ha))).into());
+        }
         // Persisted as received: the bytes whose hash both nodes advertise.
         let active = self.state().await? == State::Active;
         if active {
@@ -432,7 +521,7 @@ impl ConfigTask {
         if let Ok(mut all) = env.applied.lock() {
             merge(&mut all, new_applied);
         }
-        let restart = restart_needed(old, &next.plan, &self.running.policy, &next.policy);
+        let restart = restart_needed(old, &next.plan);
         let _ = env.ha.send(HaRequest::SetConfigVersion {
             version: next.version,
             hash: next.hash,
@@ -497,6 +586,104 @@ mod tests {
             reason(&disk),
             "/etc/hafw/dep.toml.fw-b.tmp: cannot write: is a directory"
         );
+    }
+
+    /// A peer's policy that changes `[policy.ha]` is refused before
+    /// anything is applied (the netlink socket is opened, never used): this
+    /// node stays on its version, its file is untouched, the status and
+    /// the audit log say which field and that the nodes need a restart.
+    #[tokio::test]
+    async fn a_peer_policy_that_changes_the_ha_settings_is_refused_and_audited() {
+        let dir = std::env::temp_dir().join(format!("hafw-cfgha-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/alicloud-havip.toml"
+        ))
+        .unwrap();
+        let config = dir.join("dep.toml");
+        std::fs::write(&config, &seed).unwrap();
+        let dep = hafw_model::parse("seed", &seed).unwrap();
+        let plan = hafw_model::render::node::plan(&dep, "fw-b").unwrap();
+        let log = Log::quiet();
+        let start = startup(&config, "fw-b", &log).unwrap();
+        let audit_file = dir.join("fw-b.audit.jsonl");
+        let audit = Audit::start(
+            "fw-b",
+            audit::Sinks {
+                file: audit_file.clone(),
+                max_bytes: audit::DEFAULT_MAX_BYTES,
+                journal: None,
+            },
+            &log,
+        )
+        .unwrap();
+        // No HA thread: an offer that got past the check would fail on
+        // asking for the state, with another error than the one wanted.
+        let (ha, ha_rx) = mpsc::unbounded_channel();
+        drop(ha_rx);
+        let view = Arc::new(Mutex::new(ConfigView::default()));
+        let env = ConfigEnv {
+            config_path: config.clone(),
+            node: "fw-b".into(),
+            ha_profile: None,
+            nl: Rtnl::connect().unwrap(),
+            log,
+            ha,
+            sync: None,
+            applied: Arc::default(),
+            view: view.clone(),
+            audit,
+        };
+        let mut task = ConfigTask::new(env, start, plan);
+        let moved = seed.replace(
+            "[policy.ha]\nprofile = \"default\"\n",
+            "[policy.ha]\nprofile = \"default\"\nport = 4799\n",
+        );
+        assert_ne!(moved, seed, "the seed changed: update this test");
+        let policy = policy_text(&moved).unwrap();
+        task.process(ConfigInput::PeerOffer {
+            version: 1,
+            hash: policy_hash(policy.as_bytes()),
+            bytes: policy.into_bytes(),
+        })
+        .await;
+        let v = view.lock().unwrap().clone();
+        assert_eq!(v.version, 0);
+        let error = v.error.unwrap_or_default();
+        assert!(
+            error.contains("policy version 1 from the peer was not applied")
+                && error.contains("policy.ha.port")
+                && error.contains("restart the nodes one at a time, the passive first"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), seed);
+        assert!(!version_path(&config, "fw-b").exists());
+        let mut line = String::new();
+        for _ in 0..400 {
+            line = std::fs::read_to_string(&audit_file).unwrap_or_default();
+            if !line.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let r: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(r["event"], "config-from-peer", "{r}");
+        assert_eq!(r["who"], "peer", "{r}");
+        assert_eq!(r["result"], "error", "{r}");
+        assert!(
+            r["error"].as_str().unwrap().contains("policy.ha.port"),
+            "{r}"
+        );
+        let what = r["what"].as_str().unwrap();
+        assert!(
+            what.starts_with("version 0 hash ")
+                && what.contains("(unchanged); refused: version 1 hash ")
+                && what.contains("+1 -0 lines"),
+            "{r}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::Timelines;
 use crate::dataplane::apply::floating_net;
 use crate::error::{DaemonError, KernelError};
 use crate::log::Log;
+use crate::ops::audit::{Audit, Who};
 use crate::ops::metrics::Metrics;
 use crate::sync::SyncHandle;
 
@@ -64,6 +65,8 @@ pub struct Executor {
     pub metrics: Metrics,
     pub sync: Option<Arc<SyncHandle>>,
     pub log: Log,
+    /// Each transition, with its cause, once carried out.
+    pub audit: Audit,
 }
 
 impl Executor {
@@ -83,6 +86,7 @@ async fn execute(ex: Executor, mut actions: mpsc::UnboundedReceiver<Action>) {
         metrics,
         sync,
         log,
+        audit,
     } = ex;
     // Opened once: the failover path only sends.
     let mut announcers = vec![];
@@ -168,6 +172,13 @@ async fn execute(ex: Executor, mut actions: mpsc::UnboundedReceiver<Action>) {
             } else {
                 log.info(line);
             }
+            // After the phases: the record never delays a promotion.
+            audit.record(
+                "ha-transition",
+                Who::Ha,
+                tl.what.clone(),
+                tl.error.clone().map_or(Ok(()), Err),
+            );
             for (phase, d) in &tl.phases {
                 metrics.phase(phase, d.as_secs_f64());
             }

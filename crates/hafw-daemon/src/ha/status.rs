@@ -95,6 +95,7 @@ pub fn build(
         // Need session sync's part too: added with it.
         no_standby: None,
         handover: None,
+        audit_dropped: 0,
     }
 }
 

@@ -71,6 +71,7 @@ struct Inner {
     handover_ready: U64Gauge,
     api_refused: Family<One, Counter>,
     control_refused: Family<One, Counter>,
+    audit_dropped: Counter,
 }
 
 /// Heartbeat round trips: 50 µs to about 1.6 s, doubling.
@@ -245,6 +246,13 @@ impl Metrics {
             "Control socket clients refused, by reason (peer_uid, busy, timeout, too_long, unknown)",
             control_refused.clone(),
         );
+        let audit_dropped = Counter::default();
+        // hafw_audit_dropped_total
+        r.register(
+            "audit_dropped",
+            "Audit records dropped because the audit writer was behind (the HA path never waits for it)",
+            audit_dropped.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: r,
@@ -269,6 +277,7 @@ impl Metrics {
                 handover_ready,
                 api_refused,
                 control_refused,
+                audit_dropped,
             }),
         }
     }
@@ -447,6 +456,12 @@ impl Metrics {
         raise(&c, total);
     }
 
+    /// `hafw_audit_dropped_total` raised to the audit log's running total;
+    /// idempotent.
+    pub fn audit_dropped_total(&self, total: u64) {
+        raise(&self.inner.audit_dropped, total);
+    }
+
     /// Every series in the OpenMetrics text format (ending in `# EOF`),
     /// served with [`CONTENT_TYPE`].
     pub fn encode(&self) -> String {
@@ -554,5 +569,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hafw_session_resyncs_total 2\n"), "{text}");
+        m.audit_dropped_total(4);
+        m.audit_dropped_total(1);
+        assert!(m.encode().contains("hafw_audit_dropped_total 4\n"));
     }
 }

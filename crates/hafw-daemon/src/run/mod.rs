@@ -47,6 +47,12 @@ pub struct RunOptions {
     /// Record the HA core's inputs and actions to this file (bounded; see
     /// `ha::record`).
     pub record: Option<PathBuf>,
+    /// The audit log's JSON-lines file (default
+    /// [`crate::ops::audit::default_path`]).
+    pub audit_log: Option<PathBuf>,
+    /// Test hook: the journal socket the audit log writes to (default
+    /// [`crate::ops::audit::JOURNAL_SOCKET`]).
+    pub audit_journal: Option<PathBuf>,
 }
 
 pub fn run(args: RunOptions) -> ExitCode {
@@ -87,6 +93,14 @@ pub fn run(args: RunOptions) -> ExitCode {
             },
             _ => None,
         };
+        let audit_log = args
+            .audit_log
+            .clone()
+            .unwrap_or_else(|| crate::ops::audit::default_path(&plan.node));
+        let audit_journal = args
+            .audit_journal
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::ops::audit::JOURNAL_SOCKET));
         return paired::run(
             dep,
             plan,
@@ -95,6 +109,8 @@ pub fn run(args: RunOptions) -> ExitCode {
                 key_file: &key_file,
                 control: &args.control,
                 record: args.record.as_deref(),
+                audit_log: &audit_log,
+                audit_journal: &audit_journal,
             },
             paired::Options {
                 ha_profile: args.ha_profile,

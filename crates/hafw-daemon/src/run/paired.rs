@@ -41,6 +41,10 @@ pub struct Paths<'a> {
     pub control: &'a Path,
     /// `--record`: the HA core's inputs and actions go to this file.
     pub record: Option<&'a Path>,
+    /// `--audit-log`: the audit records' JSON-lines file.
+    pub audit_log: &'a Path,
+    /// Where the audit log's journal entries go (journald's socket).
+    pub audit_journal: &'a Path,
 }
 
 /// How the node is asked to run, besides its files.
@@ -52,6 +56,9 @@ pub struct Options {
 
 /// `hafw sessions` lists at most this many entries.
 const SESSIONS_CAP: usize = 1000;
+
+/// How long a stopping node waits for its last audit records to be written.
+const AUDIT_FLUSH: Duration = Duration::from_millis(500);
 
 /// How long a SIGTERM waits for the HA thread to confirm the handover.
 const HANDOVER_CONFIRM: Duration = Duration::from_secs(10);
@@ -116,6 +123,7 @@ struct Paired {
     ha: mpsc::UnboundedSender<HaRequest>,
     view: StatusView,
     executor: tokio::task::JoinHandle<()>,
+    audit: ops::audit::Audit,
 }
 
 impl Paired {
@@ -136,6 +144,16 @@ impl Paired {
         let setup = ha::setup::resolve(&plan, paths.key_file).map_err(SetupError::Missing)?;
         let (ha1_sealer, sealer) = ha::thread::new_sealers(&setup)?;
         let listener = control::bind(paths.control).map_err(SetupError::Missing)?;
+        let audit = ops::audit::Audit::start(
+            &plan.node,
+            ops::audit::Sinks {
+                file: paths.audit_log.to_path_buf(),
+                max_bytes: ops::audit::DEFAULT_MAX_BYTES,
+                journal: Some(paths.audit_journal.to_path_buf()),
+            },
+            &log,
+        )
+        .map_err(SetupError::Missing)?;
         let nl = Rtnl::connect().map_err(|e| KernelError::Driver {
             step: "connect to netlink",
             source: e,
@@ -214,6 +232,7 @@ impl Paired {
             sync: sync.clone(),
             applied: applied.clone(),
             view: config_view.clone(),
+            audit: audit.clone(),
         };
         let task = ConfigTask::new(env, start, plan.clone());
         tokio::spawn(task.run(config_rx, peer_cfg_rx));
@@ -222,10 +241,12 @@ impl Paired {
             ha: handles.requests.clone(),
             sync: sync.as_ref().map(|s| s.status.clone()),
             config: config_view,
+            audit: audit.clone(),
         };
         let dispatch = Dispatch {
             view: view.clone(),
             config: config_tx,
+            audit: audit.clone(),
         };
         let control = control::serve(listener, move |caller, req| dispatch.handle(caller, req));
 
@@ -246,6 +267,7 @@ impl Paired {
             metrics: metrics.clone(),
             sync: sync.clone(),
             log: log.clone(),
+            audit: audit.clone(),
         };
         let executor = tokio::spawn(executor.run(handles.actions));
         let node = Paired {
@@ -258,6 +280,7 @@ impl Paired {
             ha: handles.requests,
             view,
             executor,
+            audit,
         };
         node.feed_metrics(control);
         node.watch_alarms();
@@ -282,6 +305,7 @@ impl Paired {
                 if let Ok(v) = view.config.lock() {
                     metrics.config_version(v.version);
                 }
+                metrics.audit_dropped_total(view.audit.dropped());
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
@@ -383,6 +407,10 @@ impl Paired {
         held_floating(&self.nl, &self.plan, &mut applied).await;
         let problems = withdraw::withdraw(&self.nl, applied, &self.log).await;
         let _ = std::fs::remove_file(&self.control_path);
+        // The handover's transitions are the last records: written before
+        // the process ends.
+        let audit = self.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.flush(AUDIT_FLUSH)).await;
         if problems.is_empty() {
             Ok(())
         } else {
@@ -460,6 +488,7 @@ struct StatusView {
     ha: mpsc::UnboundedSender<HaRequest>,
     sync: Option<Arc<Mutex<SyncStatus>>>,
     config: Arc<Mutex<ConfigView>>,
+    audit: ops::audit::Audit,
 }
 
 impl StatusView {
@@ -495,6 +524,7 @@ impl StatusView {
         let view = self.config.lock().map(|v| v.clone()).unwrap_or_default();
         status::add_sync(&mut s, self.sync_status().as_ref(), &view);
         ops::alarms::add(&mut s, std::time::SystemTime::now());
+        s.audit_dropped = self.audit.dropped();
         s
     }
 }
@@ -503,15 +533,21 @@ impl StatusView {
 struct Dispatch {
     view: StatusView,
     config: mpsc::UnboundedSender<ConfigInput>,
+    audit: ops::audit::Audit,
 }
 
 impl Dispatch {
-    fn handle(&self, _caller: control::Caller, req: Request) -> Result<String, String> {
+    fn handle(&self, caller: control::Caller, req: Request) -> Result<String, String> {
         match req {
             Request::ConfigApply(path) => {
                 let (tx, rx) = oneshot::channel();
+                // The config task records the apply: it knows the versions.
                 self.config
-                    .send(ConfigInput::Apply { path, reply: tx })
+                    .send(ConfigInput::Apply {
+                        path,
+                        caller,
+                        reply: tx,
+                    })
                     .map_err(|_| "the config task has stopped".to_string())?;
                 rx.blocking_recv()
                     .map_err(|_| "the config task did not answer".to_string())?
@@ -535,9 +571,28 @@ impl Dispatch {
             }
             Request::Status => Ok(self.view.status().map_err(|e| e.to_string())?.to_string()),
             Request::StatusJson => Ok(self.view.status().map_err(|e| e.to_string())?.to_json()),
-            Request::Suspend => self.command(Command::Suspend),
-            Request::Resume => self.command(Command::Resume),
+            Request::Suspend => self.audited("suspend", caller, Command::Suspend),
+            Request::Resume => self.audited("resume", caller, Command::Resume),
         }
+    }
+
+    /// A command with its audit record: the HA core's answer is the what
+    /// (it says whether the state changed); a core that did not answer is
+    /// the error.
+    fn audited(
+        &self,
+        event: &str,
+        caller: control::Caller,
+        cmd: Command,
+    ) -> Result<String, String> {
+        let r = self.command(cmd);
+        let (what, result) = match &r {
+            Ok(body) => (body.trim().to_string(), Ok(())),
+            Err(e) => (String::new(), Err(e.clone())),
+        };
+        self.audit
+            .record(event, ops::audit::Who::Uid(caller.uid), what, result);
+        r
     }
 
     fn command(&self, cmd: Command) -> Result<String, String> {
