@@ -64,6 +64,33 @@ pub struct Status {
     /// every session ([`crate::ops::alarms`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// This node's and the peer's software, protocol and policy schema
+    /// versions (rolling upgrades, `docs/upgrade.md`).
+    #[serde(default)]
+    pub versions: Versions,
+}
+
+/// What each node runs, and which protocol version they speak.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Versions {
+    /// This node's software (crate) version.
+    pub software: String,
+    /// The highest protocol this node speaks.
+    pub protocol_max: u8,
+    pub policy_schema: u16,
+    /// The protocol version this node seals with towards the peer.
+    pub speaking: u8,
+    /// From the peer's heartbeats (none from a version 2 peer).
+    pub peer_software: Option<String>,
+    /// The version of the peer's last authentic message.
+    pub peer_protocol: Option<u8>,
+    pub peer_protocol_max: Option<u8>,
+    pub peer_policy_schema: Option<u16>,
+    /// Times the spoken version changed in this run.
+    pub protocol_changes: u64,
+    /// No policy offered or taken: the policy schemas differ (an alarm).
+    pub config_sync_paused: bool,
 }
 
 /// The active has no standby: why, and since when.
@@ -278,6 +305,26 @@ impl fmt::Display for Status {
             )?,
             None => writeln!(o, "peer      {}  never heard", self.peer_name)?,
         }
+        let v = &self.versions;
+        let opt = |x: Option<String>| x.unwrap_or_else(|| "?".into());
+        writeln!(
+            o,
+            "versions  this {} protocol {} schema {}  peer {} protocol {} (max {}) schema {}  \
+             speaking {}{}",
+            v.software,
+            v.protocol_max,
+            v.policy_schema,
+            opt(v.peer_software.clone()),
+            opt(v.peer_protocol.map(|p| p.to_string())),
+            opt(v.peer_protocol_max.map(|p| p.to_string())),
+            opt(v.peer_policy_schema.map(|p| p.to_string())),
+            v.speaking,
+            if v.config_sync_paused {
+                "  CONFIG SYNC PAUSED"
+            } else {
+                ""
+            }
+        )?;
         writeln!(o, "paths")?;
         for (i, p) in self.paths.iter().enumerate() {
             writeln!(

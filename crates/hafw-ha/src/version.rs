@@ -46,6 +46,16 @@ pub const SOFTWARE_MAX: usize = 24;
 /// advert tries its maximum once.
 pub const PROBE_EVERY: Duration = Duration::from_secs(30);
 
+/// Why config sync must pause, if it must: the peer's policy schema is
+/// known and differs from ours. HA and session sync go on meanwhile.
+pub fn config_sync_paused(ours: u16, peer: Option<u16>) -> Option<String> {
+    let peer = peer.filter(|p| *p != ours)?;
+    Some(format!(
+        "the peer's policy schema is {peer}, this node's is {ours}: no policy is offered or \
+         taken until both nodes run one release (finish the upgrade, docs/upgrade.md)"
+    ))
+}
+
 /// What a node says of itself in its heartbeats (protocol 3 and later).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advert {
@@ -344,6 +354,27 @@ mod tests {
         // A's version 2 stragglers in flight change nothing at B now.
         assert_eq!(b.heard(run(1), 2, None), None);
         assert_eq!((a.speak_at(S * 2), b.speak_at(S * 2)), (3, 3));
+    }
+
+    #[test]
+    fn config_sync_pauses_only_across_known_different_schemas() {
+        assert_eq!(config_sync_paused(1, None), None);
+        assert_eq!(config_sync_paused(1, Some(1)), None);
+        let why = config_sync_paused(1, Some(2)).unwrap();
+        assert!(
+            why.contains("schema is 2") && why.contains("upgrade"),
+            "{why}"
+        );
+        // A version 2 peer is schema 1.
+        let mut n = Negotiation::new(PROTOCOL);
+        assert_eq!(n.peer_policy_schema(), None);
+        n.heard(run(1), 2, None);
+        assert_eq!(
+            config_sync_paused(2, n.peer_policy_schema()).is_some(),
+            true
+        );
+        n.heard(run(2), 3, Some(&Advert::new("0.2.0", 3, 2)));
+        assert_eq!(config_sync_paused(2, n.peer_policy_schema()), None);
     }
 
     #[test]

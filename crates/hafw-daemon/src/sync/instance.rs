@@ -75,6 +75,9 @@ pub(super) struct SyncInstance {
     sender: Option<SyncSender>,
     receiver: SyncReceiver,
     config: ConfigSync,
+    /// The policy schemas differ: config sync's frames are neither sent
+    /// nor taken ([`SyncCmd::PauseConfig`]).
+    config_paused: bool,
     active: bool,
     /// The peer is alive and active (its heartbeats, via the HA thread).
     peer_active: bool,
@@ -120,6 +123,7 @@ impl SyncInstance {
             sender: None,
             receiver,
             config: ConfigSync::new(RetryConfig::default(), setup.config),
+            config_paused: false,
             active: false,
             peer_active: false,
             max_sessions,
@@ -202,7 +206,12 @@ impl SyncInstance {
                 self.log.error(&PeerError::Link { reason }.into());
             }
             Ha2Event::Payload(bytes) => {
-                let refused = if bytes.first() == Some(&config_sync::codec::CHANNEL) {
+                let config = bytes.first() == Some(&config_sync::codec::CHANNEL);
+                let refused = if config && self.config_paused {
+                    // Not refused: not read. The peer's policy is of another
+                    // schema; its retries come again once the pause ends.
+                    None
+                } else if config {
                     self.config
                         .handle_message(now, &bytes)
                         .err()
@@ -319,6 +328,7 @@ impl SyncInstance {
                 let _ = reply.send(self.config.apply_local(now, version, bytes));
             }
             SyncCmd::ApplyResult(r) => self.config.handle_apply_result(now, r),
+            SyncCmd::PauseConfig(paused) => self.config_paused = paused,
         }
     }
 
@@ -356,7 +366,10 @@ impl SyncInstance {
             }
         }
         while let Some(bytes) = self.config.poll_transmit() {
-            self.send(bytes);
+            // Paused: nothing offered; the core retries after the pause.
+            if !self.config_paused {
+                self.send(bytes);
+            }
         }
         if let Some(s) = self.sender.as_mut() {
             while let Some(SenderAction::RequestDump { .. }) = s.poll_action() {

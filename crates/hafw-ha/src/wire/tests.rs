@@ -781,3 +781,76 @@ fn a_silent_peer_is_not_replaced_by_a_replay_that_does_not_echo_us() {
     assert_eq!(o.derivations(), 1);
     assert_eq!(o.counters().recoveries, 0);
 }
+
+/// Envelopes sealed by the release before version negotiation (protocol
+/// 2), byte for byte: that build's sealer, this file's key and epochs, a
+/// heartbeat, a takeover and an HA2 frame. A node of this release must
+/// open them, and seal the same bytes when it speaks version 2.
+const V2_HEARTBEAT: &str = "484602010000000117979cfe362a00005a5a5a5a5a5a5a5a17979cfe362a0001c3c3c3c3c3c3c3c300000000000000000599de47e19a686c86e4039e72cde035aa0ee81a0f696d732a3dd3144087af3342f652c85f196ba1e293c55344d048f58783614488bdc7bdee61d5994eb062f211ed24cb7c2275df142344bbd3f366102d61566c99124c60bd97eefaab305c64f57ce38a32905250a5af";
+const V2_TAKEOVER: &str = "484602010000000117979cfe362a00005a5a5a5a5a5a5a5a17979cfe362a0001c3c3c3c3c3c3c3c30000000000000001d138a6dcdf2c22941ffde245bfc04e6877fb46e03efa9583ccab4352648e75";
+const V2_FRAME: &str = "484602020000000117979cfe362a00005a5a5a5a5a5a5a5a17979cfe362a0001c3c3c3c3c3c3c3c30000000000000000a341936c41bf8437bdb81e551819c57d6a0634984c048ece9e212fc29d";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_version_2_peer_is_opened_and_spoken_to_byte_for_byte() {
+    let mut o = opener();
+    let hb = o.open(now(), &unhex(V2_HEARTBEAT)).unwrap();
+    assert_eq!(hb.version, 2);
+    assert_eq!(hb.advert, None);
+    assert_eq!(hb.body, Message::Heartbeat(heartbeat(PEER, State::Active)));
+    let tk = o.open(now(), &unhex(V2_TAKEOVER)).unwrap();
+    assert_eq!(
+        tk.body,
+        Message::Takeover {
+            node_id: PEER,
+            term: 9
+        }
+    );
+    let f = o.open_bytes(now(), &unhex(V2_FRAME)).unwrap();
+    assert_eq!((f.version, &f.body[..]), (2, &b"session bytes"[..]));
+    // Spoken to at version 2, this release seals exactly what that one did.
+    let mut s = Sealer::new(&key(), PEER, T0, [0x5A; 8]);
+    s.set_echo(Some(my_epoch()));
+    s.set_version(2);
+    let m = Message::Heartbeat(heartbeat(PEER, State::Active));
+    assert_eq!(s.seal(Kind::Ha1Datagram, &m).unwrap(), unhex(V2_HEARTBEAT));
+    let t = Message::Takeover {
+        node_id: PEER,
+        term: 9,
+    };
+    assert_eq!(s.seal(Kind::Ha1Datagram, &t).unwrap(), unhex(V2_TAKEOVER));
+    assert_eq!(
+        s.seal_bytes(Kind::Ha2Frame, b"session bytes").unwrap(),
+        unhex(V2_FRAME)
+    );
+}
+
+#[test]
+fn versions_above_the_openers_maximum_are_counted_not_opened() {
+    let mut next = peer_sealer(T0);
+    next.set_advert(crate::version::Advert::new("0.2.0", 4, 1));
+    let m = Message::Heartbeat(heartbeat(PEER, State::Active));
+    let v4 = next.seal(Kind::Ha1Datagram, &m).unwrap();
+    assert_eq!(v4[2], 4);
+    // A node of this release refuses it, by reason.
+    let mut o = opener();
+    assert_eq!(o.open(now(), &v4), Err(Reject::BadVersion(4)));
+    assert_eq!(o.counters().bad_version, 1);
+    // One that speaks 4 opens it, with the advert.
+    let mut o4 = opener();
+    o4.set_max_version(4);
+    let opened = o4.open(now(), &v4).unwrap();
+    assert_eq!(opened.version, 4);
+    assert_eq!(opened.advert.map(|a| a.protocol_max), Some(4));
+    // Stepped down to 3 it is a node of this release's format again.
+    next.set_version(3);
+    let v3 = next.seal(Kind::Ha1Datagram, &m).unwrap();
+    let opened = o.open(now(), &v3).unwrap();
+    assert_eq!((opened.version, opened.body), (3, m));
+}
