@@ -445,21 +445,22 @@ impl HaInstance {
                         let opened = self.opener.open(super::wire_now(now), bytes);
                         // Our heartbeats echo the peer's run as the opener now knows it.
                         self.sealer.set_echo(self.opener.echo());
+                        // An authentic envelope that does not echo us yet
+                        // still says which versions the peer reads.
+                        if let Some((epoch, v, advert)) = self.opener.take_unconfirmed() {
+                            negotiate(
+                                &mut self.negotiation,
+                                &self.sealer,
+                                &self.log,
+                                epoch,
+                                v,
+                                advert.as_ref(),
+                            );
+                        }
                         if let Ok(opened) = opened {
                             self.epochs.accepted(bytes);
-                            let heard = self.negotiation.heard(
-                                opened.epoch,
-                                opened.version,
-                                opened.advert.as_ref(),
-                            );
-                            if let Some(c) = heard {
-                                self.sealer.set_version(c.to);
-                                self.log.info(format!(
-                                    "HA: speaking protocol {} to the peer (was {}; the peer's \
-                                     maximum is {}, ours {})",
-                                    c.to, c.from, c.peer_max, self.own.protocol_max
-                                ));
-                            }
+                            let (e, v, a) = (opened.epoch, opened.version, opened.advert.as_ref());
+                            negotiate(&mut self.negotiation, &self.sealer, &self.log, e, v, a);
                             let msg = opened.body;
                             self.feed(now, Input::Message { path, msg });
                         }
@@ -644,6 +645,29 @@ impl HaInstance {
                 .info("config sync resumed: both nodes have one policy schema".to_string()),
         }
         self.paused = paused;
+    }
+}
+
+/// What an authentic envelope showed of the peer's versions, to the
+/// negotiation; the spoken version goes to the sealers (HA1's and, shared,
+/// HA2's) and a change of it is logged.
+fn negotiate(
+    n: &mut Negotiation,
+    sealer: &KindSealer,
+    log: &Log,
+    epoch: hafw_ha::wire::Epoch,
+    version: u8,
+    advert: Option<&Advert>,
+) {
+    if let Some(c) = n.heard(epoch, version, advert) {
+        sealer.set_version(c.to);
+        log.info(format!(
+            "HA: speaking protocol {} to the peer (was {}; the peer's maximum is {}, ours {})",
+            c.to,
+            c.from,
+            c.peer_max,
+            n.ours()
+        ));
     }
 }
 

@@ -36,6 +36,6 @@ mod tests;
 pub use codec::{decode, decode_v, encode, encode_v, DecodeError};
 pub use envelope::{Kind, MAX_ENVELOPE_LEN, MAX_PLAINTEXT_LEN};
 pub use keys::{Epoch, Pair, PairKey, Psk, PskError, PSK_MIN_LEN};
-pub use open::{Now, Opened, Opener, MAX_EPOCH_LEAD, RECOVER_AFTER};
+pub use open::{Now, Opened, Opener, Unconfirmed, MAX_EPOCH_LEAD, RECOVER_AFTER};
 pub use reject::{Counters, Reject};
 pub use seal::{KindSealer, SealError, Sealer};

@@ -149,7 +149,14 @@ pub struct Opener {
     derivations: u64,
     /// The highest protocol version accepted (see [`crate::version`]).
     max_version: u8,
+    /// The last authentic envelope refused as unconfirmed, with its
+    /// plaintext ([`Opener::take_unconfirmed`]).
+    unconfirmed: Option<(Epoch, u8, Vec<u8>)>,
 }
+
+/// What an authentic envelope that did not echo us yet said of its
+/// sender's versions: its epoch, its version and a heartbeat's advert.
+pub type Unconfirmed = (Epoch, u8, Option<Advert>);
 
 impl Opener {
     /// `own_epoch` is this node's sealer's epoch ([`super::Sealer::epoch`]).
@@ -167,7 +174,21 @@ impl Opener {
             last_refusal: None,
             derivations: 0,
             max_version: PROTOCOL,
+            unconfirmed: None,
         }
+    }
+
+    /// The versions of the last [`Reject::Unconfirmed`] that was authentic
+    /// (the tag verified; freshness unproven), taken once. A peer that
+    /// speaks a version we do not read learns our run only from envelopes
+    /// it can read: such a one tells the negotiation (see
+    /// [`crate::version`]) to step down before the pair has formed. A
+    /// replayed one can only select a version both nodes accept, and the
+    /// peer's next advert corrects it.
+    pub fn take_unconfirmed(&mut self) -> Option<Unconfirmed> {
+        let (epoch, version, body) = self.unconfirmed.take()?;
+        let advert = codec::decode_v(version, &body).ok().and_then(|(_, a)| a);
+        Some((epoch, version, advert))
     }
 
     /// The highest protocol version accepted (from
@@ -344,6 +365,7 @@ impl Opener {
         };
         if !echoes_us {
             refuse(cand);
+            self.unconfirmed = Some((h.epoch, h.version, body));
             // No epoch accepted yet: follow the latest-starting one heard,
             // so a replayed earlier run does not displace the live one.
             if self.echo.is_none_or(|e| h.epoch.start_ns >= e.start_ns) {
