@@ -23,6 +23,13 @@
 //! peer run and every [`PROBE_EVERY`]: a peer of this release answers with
 //! adverts; an older one drops that one heartbeat (counted as a bad
 //! version), far fewer than the misses that call a peer lost.
+//!
+//! And one needs a fallback: a peer restarted on a lower protocol (a
+//! rollback) cannot read what we speak, so it never learns our run, and
+//! while we hold its previous run we refuse its new one's envelopes until
+//! they echo us. Once nothing authentic came for [`SILENT_AFTER`], the
+//! heartbeats go out at each version in turn, from ours down to
+//! [`PROTOCOL_MIN`], until the peer is heard again.
 
 use std::time::Duration;
 
@@ -45,6 +52,10 @@ pub const SOFTWARE_MAX: usize = 24;
 /// How often a node that speaks below its maximum to a peer that sent no
 /// advert tries its maximum once.
 pub const PROBE_EVERY: Duration = Duration::from_secs(30);
+/// How long the peer may be silent before heartbeats try every version.
+/// Longer than any detection time, so a peer that is merely slow never
+/// sees a version change.
+pub const SILENT_AFTER: Duration = Duration::from_secs(2);
 
 /// Why config sync must pause, if it must: the peer's policy schema is
 /// known and differs from ours. HA and session sync go on meanwhile.
@@ -125,6 +136,10 @@ pub struct Negotiation {
     epoch: Option<Epoch>,
     probed_epoch: bool,
     last_probe: Option<Duration>,
+    /// When an authentic message of the peer was last heard.
+    last_heard: Option<Duration>,
+    /// Heartbeats sealed while the peer was silent (the fallback's turn).
+    silent_sends: u64,
     changes: u64,
 }
 
@@ -142,6 +157,8 @@ impl Negotiation {
             epoch: None,
             probed_epoch: false,
             last_probe: None,
+            last_heard: None,
+            silent_sends: 0,
             changes: 0,
         }
     }
@@ -156,9 +173,17 @@ impl Negotiation {
     }
 
     /// An authentic message of the peer's run `epoch`, sealed at `version`,
-    /// with the advert it carried. Returns the change of the spoken
-    /// version, if any.
-    pub fn heard(&mut self, epoch: Epoch, version: u8, advert: Option<&Advert>) -> Option<Change> {
+    /// with the advert it carried, at `now`. Returns the change of the
+    /// spoken version, if any.
+    pub fn heard(
+        &mut self,
+        now: Duration,
+        epoch: Epoch,
+        version: u8,
+        advert: Option<&Advert>,
+    ) -> Option<Change> {
+        self.last_heard = Some(now);
+        self.silent_sends = 0;
         if self.epoch != Some(epoch) {
             self.epoch = Some(epoch);
             self.probed_epoch = false;
@@ -193,6 +218,15 @@ impl Negotiation {
     /// one, or once per peer run and every [`PROBE_EVERY`] our maximum
     /// while the peer's is unknown above version 2 (see the module's text).
     pub fn speak_at(&mut self, now: Duration) -> u8 {
+        let silent = self
+            .last_heard
+            .is_some_and(|t| now.saturating_sub(t) >= SILENT_AFTER);
+        if silent {
+            let span = u64::from(self.ours - PROTOCOL_MIN) + 1;
+            let down = (self.silent_sends % span) as u8;
+            self.silent_sends += 1;
+            return self.ours - down;
+        }
         let unsure = self.speaking < self.ours && self.advert.is_none();
         if !unsure {
             return self.speaking;
@@ -258,7 +292,7 @@ mod tests {
         let mut n = Negotiation::new(PROTOCOL);
         assert_eq!(n.speaking(), 3);
         assert_eq!(n.speak_at(S), 3);
-        let c = n.heard(run(1), 2, None);
+        let c = n.heard(S, run(1), 2, None);
         assert_eq!(
             c,
             Some(Change {
@@ -271,7 +305,7 @@ mod tests {
         assert_eq!(n.peer_policy_schema(), Some(1));
         assert_eq!(n.status().software, None);
         // Repeats change nothing.
-        assert_eq!(n.heard(run(1), 2, None), None);
+        assert_eq!(n.heard(S, run(1), 2, None), None);
     }
 
     #[test]
@@ -279,35 +313,36 @@ mod tests {
         // A node of the next release with one of this release: both speak 3.
         let mut next = Negotiation::new(PROTOCOL_TEST_MAX);
         assert_eq!(next.speaking(), 4);
-        assert!(next.heard(run(1), 3, Some(&advert(3))).is_some());
+        assert!(next.heard(S, run(1), 3, Some(&advert(3))).is_some());
         assert_eq!(next.speaking(), 3);
         let mut this = Negotiation::new(PROTOCOL);
-        assert_eq!(this.heard(run(2), 3, Some(&advert(4))), None);
+        assert_eq!(this.heard(S, run(2), 3, Some(&advert(4))), None);
         assert_eq!(this.speaking(), 3);
         // With an advert known there is nothing to probe.
         assert_eq!(next.speak_at(S), 3);
+        next.heard(S * 100, run(1), 3, Some(&advert(3)));
         assert_eq!(next.speak_at(S * 100), 3);
     }
 
     #[test]
     fn steps_up_when_the_peer_is_upgraded() {
         let mut n = Negotiation::new(PROTOCOL_TEST_MAX);
-        n.heard(run(1), 3, Some(&advert(3)));
+        n.heard(S, run(1), 3, Some(&advert(3)));
         assert_eq!(n.speaking(), 3);
         // The peer restarted on the next release: its new run advertises 4.
-        let c = n.heard(run(2), 3, Some(&advert(4)));
+        let c = n.heard(S, run(2), 3, Some(&advert(4)));
         assert_eq!(c.map(|c| c.to), Some(4));
         assert_eq!(n.status().changes, 2);
         // And back down when it is downgraded to the old release.
-        assert_eq!(n.heard(run(3), 2, None).map(|c| c.to), Some(2));
+        assert_eq!(n.heard(S, run(3), 2, None).map(|c| c.to), Some(2));
     }
 
     #[test]
     fn a_lower_version_from_an_advertised_run_does_not_step_down() {
         let mut n = Negotiation::new(PROTOCOL);
-        n.heard(run(1), 3, Some(&advert(3)));
+        n.heard(S, run(1), 3, Some(&advert(3)));
         // Sent before the peer heard our advert: not a downgrade.
-        assert_eq!(n.heard(run(1), 2, None), None);
+        assert_eq!(n.heard(S, run(1), 2, None), None);
         assert_eq!(n.speaking(), 3);
         assert_eq!(n.peer_policy_schema(), Some(POLICY_SCHEMA));
     }
@@ -315,9 +350,9 @@ mod tests {
     #[test]
     fn never_below_the_minimum_nor_above_ours() {
         let mut n = Negotiation::new(PROTOCOL);
-        n.heard(run(1), 2, Some(&advert(1)));
+        n.heard(S, run(1), 2, Some(&advert(1)));
         assert_eq!(n.speaking(), PROTOCOL_MIN);
-        n.heard(run(2), 3, Some(&advert(200)));
+        n.heard(S, run(2), 3, Some(&advert(200)));
         assert_eq!(n.speaking(), PROTOCOL);
         assert_eq!(Negotiation::new(0).ours(), PROTOCOL_MIN);
         assert_eq!(Negotiation::new(99).ours(), PROTOCOL_TEST_MAX);
@@ -326,34 +361,58 @@ mod tests {
     #[test]
     fn probes_once_per_new_run_and_every_period_while_unsure() {
         let mut n = Negotiation::new(PROTOCOL);
-        n.heard(run(1), 2, None);
+        // The peer heard at each step (it sends version 2 all along).
+        let mut at = |n: &mut Negotiation, t: Duration, r: u8| {
+            n.heard(t, run(r), 2, None);
+            n.speak_at(t)
+        };
         // First heartbeat after the peer's run was heard: a probe.
-        assert_eq!(n.speak_at(S), 3);
-        assert_eq!(n.speak_at(S * 2), 2);
-        assert_eq!(n.speak_at(S + PROBE_EVERY - Duration::from_nanos(1)), 2);
-        assert_eq!(n.speak_at(S + PROBE_EVERY), 3);
-        assert_eq!(n.speak_at(S + PROBE_EVERY), 2);
+        assert_eq!(at(&mut n, S, 1), 3);
+        assert_eq!(at(&mut n, S * 2, 1), 2);
+        let before = S + PROBE_EVERY - Duration::from_nanos(1);
+        assert_eq!(at(&mut n, before, 1), 2);
+        assert_eq!(at(&mut n, S + PROBE_EVERY, 1), 3);
+        assert_eq!(at(&mut n, S + PROBE_EVERY, 1), 2);
         // A new peer run: probe at once.
-        n.heard(run(2), 2, None);
-        assert_eq!(n.speak_at(S * 40), 3);
-        assert_eq!(n.speak_at(S * 41), 2);
+        assert_eq!(at(&mut n, S * 40, 2), 3);
+        assert_eq!(at(&mut n, S * 41, 2), 2);
     }
 
     #[test]
     fn two_new_nodes_stuck_at_2_meet_at_3_through_a_probe() {
         // Each heard the other's version 2 first.
         let (mut a, mut b) = (Negotiation::new(PROTOCOL), Negotiation::new(PROTOCOL));
-        a.heard(run(2), 2, None);
-        b.heard(run(1), 2, None);
+        a.heard(S, run(2), 2, None);
+        b.heard(S, run(1), 2, None);
         assert_eq!((a.speaking(), b.speaking()), (2, 2));
         // A probes; B hears A's advert and steps up; A hears B's.
         let v = a.speak_at(S);
         assert_eq!(v, 3);
-        assert_eq!(b.heard(run(1), v, Some(&advert(3))).map(|c| c.to), Some(3));
-        assert_eq!(a.heard(run(2), 3, Some(&advert(3))).map(|c| c.to), Some(3));
+        assert_eq!(
+            b.heard(S, run(1), v, Some(&advert(3))).map(|c| c.to),
+            Some(3)
+        );
+        assert_eq!(
+            a.heard(S, run(2), 3, Some(&advert(3))).map(|c| c.to),
+            Some(3)
+        );
         // A's version 2 stragglers in flight change nothing at B now.
-        assert_eq!(b.heard(run(1), 2, None), None);
+        assert_eq!(b.heard(S, run(1), 2, None), None);
         assert_eq!((a.speak_at(S * 2), b.speak_at(S * 2)), (3, 3));
+    }
+
+    #[test]
+    fn a_silent_peer_is_tried_at_every_version_until_heard() {
+        let mut n = Negotiation::new(PROTOCOL_TEST_MAX);
+        n.heard(S, run(1), 4, Some(&advert(4)));
+        assert_eq!(n.speak_at(S + SILENT_AFTER - Duration::from_nanos(1)), 4);
+        let t = S + SILENT_AFTER;
+        let tried: Vec<u8> = (0..6).map(|_| n.speak_at(t)).collect();
+        assert_eq!(tried, [4, 3, 2, 4, 3, 2]);
+        // Heard again (its rollback to this release): 3 from then on.
+        n.heard(t, run(2), 3, Some(&advert(3)));
+        assert_eq!(n.speak_at(t), 3);
+        assert_eq!(n.speak_at(t + S), 3);
     }
 
     #[test]
@@ -368,12 +427,12 @@ mod tests {
         // A version 2 peer is schema 1.
         let mut n = Negotiation::new(PROTOCOL);
         assert_eq!(n.peer_policy_schema(), None);
-        n.heard(run(1), 2, None);
+        n.heard(S, run(1), 2, None);
         assert_eq!(
             config_sync_paused(2, n.peer_policy_schema()).is_some(),
             true
         );
-        n.heard(run(2), 3, Some(&Advert::new("0.2.0", 3, 2)));
+        n.heard(S, run(2), 3, Some(&Advert::new("0.2.0", 3, 2)));
         assert_eq!(config_sync_paused(2, n.peer_policy_schema()), None);
     }
 

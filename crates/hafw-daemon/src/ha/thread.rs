@@ -452,6 +452,7 @@ impl HaInstance {
                                 &mut self.negotiation,
                                 &self.sealer,
                                 &self.log,
+                                now,
                                 epoch,
                                 v,
                                 advert.as_ref(),
@@ -460,7 +461,7 @@ impl HaInstance {
                         if let Ok(opened) = opened {
                             self.epochs.accepted(bytes);
                             let (e, v, a) = (opened.epoch, opened.version, opened.advert.as_ref());
-                            negotiate(&mut self.negotiation, &self.sealer, &self.log, e, v, a);
+                            negotiate(&mut self.negotiation, &self.sealer, &self.log, now, e, v, a);
                             let msg = opened.body;
                             self.feed(now, Input::Message { path, msg });
                         }
@@ -655,11 +656,12 @@ fn negotiate(
     n: &mut Negotiation,
     sealer: &KindSealer,
     log: &Log,
+    now: Duration,
     epoch: hafw_ha::wire::Epoch,
     version: u8,
     advert: Option<&Advert>,
 ) {
-    if let Some(c) = n.heard(epoch, version, advert) {
+    if let Some(c) = n.heard(now, epoch, version, advert) {
         sealer.set_version(c.to);
         log.info(format!(
             "HA: speaking protocol {} to the peer (was {}; the peer's maximum is {}, ours {})",

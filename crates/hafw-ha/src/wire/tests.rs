@@ -854,3 +854,180 @@ fn versions_above_the_openers_maximum_are_counted_not_opened() {
     let opened = o.open(now(), &v3).unwrap();
     assert_eq!((opened.version, opened.body), (3, m));
 }
+
+/// Two nodes in simulated time, heartbeats each way through the real
+/// sealers and openers, with the negotiation of [`crate::version`] (or,
+/// for the release before it, none: version 2 only, both ways).
+mod negotiation_in_simulated_time {
+    use super::*;
+    use crate::version::{Negotiation, PROBE_EVERY};
+
+    const STEP: Duration = Duration::from_millis(200);
+
+    struct SimNode {
+        id: u32,
+        sealer: Sealer,
+        opener: Opener,
+        /// None: a node of the release before negotiation.
+        neg: Option<Negotiation>,
+        seq: u64,
+    }
+
+    fn node(id: u32, peer: u32, max: Option<u8>, start: Duration) -> SimNode {
+        let start_ns = T0 + start.as_nanos() as u64;
+        let mut sealer = Sealer::new(&key(), id, start_ns, [id as u8; 8]);
+        let mut opener = Opener::new(&key(), id, peer, sealer.epoch());
+        let neg = max.map(|m| {
+            sealer.set_advert(crate::version::Advert::new("0.1.0", m, 1));
+            opener.set_max_version(m);
+            Negotiation::new(m)
+        });
+        if neg.is_none() {
+            sealer.set_version(2);
+            opener.set_max_version(2);
+        }
+        SimNode {
+            id,
+            sealer,
+            opener,
+            neg,
+            seq: 0,
+        }
+    }
+
+    fn at(t: Duration) -> Now {
+        Now::new(T0 + t.as_nanos() as u64, t)
+    }
+
+    /// One heartbeat from `a` to `b` at `t`: whether `b` accepted it.
+    fn send(a: &mut SimNode, b: &mut SimNode, t: Duration) -> bool {
+        a.seq += 1;
+        let hb = Message::Heartbeat(crate::msg::Heartbeat {
+            seq: a.seq,
+            ..heartbeat(a.id, State::Passive)
+        });
+        let env = match a.neg.as_mut() {
+            Some(n) => a.sealer.seal_at(Kind::Ha1Datagram, n.speak_at(t), &hb),
+            None => a.sealer.seal(Kind::Ha1Datagram, &hb),
+        }
+        .unwrap();
+        let r = b.opener.open(at(t), &env);
+        b.sealer.set_echo(b.opener.echo());
+        let unconfirmed = b.opener.take_unconfirmed();
+        if let Some(n) = b.neg.as_mut() {
+            if let Some((e, v, adv)) = unconfirmed {
+                if let Some(c) = n.heard(t, e, v, adv.as_ref()) {
+                    b.sealer.set_version(c.to);
+                }
+            }
+            if let Ok(o) = &r {
+                if let Some(c) = n.heard(t, o.epoch, o.version, o.advert.as_ref()) {
+                    b.sealer.set_version(c.to);
+                }
+            }
+        }
+        r.is_ok()
+    }
+
+    /// Runs `rounds` steps from `t`; returns the refused heartbeats each
+    /// way after the first `settle` rounds, and the time reached.
+    fn run(
+        a: &mut SimNode,
+        b: &mut SimNode,
+        t: Duration,
+        rounds: u32,
+        settle: u32,
+    ) -> ((u32, u32), Duration) {
+        let mut refused = (0, 0);
+        let mut t = t;
+        for i in 0..rounds {
+            t += STEP;
+            let ab = send(a, b, t);
+            let ba = send(b, a, t);
+            if i >= settle {
+                refused.0 += u32::from(!ab);
+                refused.1 += u32::from(!ba);
+            }
+        }
+        (refused, t)
+    }
+
+    fn speaking(n: &SimNode) -> u8 {
+        n.sealer.version()
+    }
+
+    const ROUNDS: u32 = 400; // 80 s: more than two probe periods
+    const SETTLE: u32 = 5;
+
+    #[test]
+    fn same_release_speaks_3_and_next_releases_4() {
+        for (a, b, want) in [(3, 3, 3), (3, 4, 3), (4, 3, 3), (4, 4, 4)] {
+            let mut x = node(PEER, ME, Some(a), Duration::ZERO);
+            let mut y = node(ME, PEER, Some(b), Duration::from_millis(1));
+            let (refused, _) = run(&mut x, &mut y, Duration::ZERO, ROUNDS, SETTLE);
+            assert_eq!(refused, (0, 0), "{a} with {b}");
+            assert_eq!((speaking(&x), speaking(&y)), (want, want), "{a} with {b}");
+        }
+    }
+
+    #[test]
+    fn a_node_of_the_release_before_is_spoken_to_in_version_2() {
+        for new_first in [true, false] {
+            let (s0, s1) = if new_first {
+                (Duration::ZERO, Duration::from_millis(1))
+            } else {
+                (Duration::from_millis(1), Duration::ZERO)
+            };
+            let mut old = node(PEER, ME, None, s0);
+            let mut new = node(ME, PEER, Some(3), s1);
+            let (refused, _) = run(&mut old, &mut new, Duration::ZERO, ROUNDS, SETTLE);
+            assert_eq!(speaking(&new), 2);
+            // The old node refuses only the probes: one per PROBE_EVERY.
+            let probes = (u64::from(ROUNDS) * STEP.as_millis() as u64
+                / PROBE_EVERY.as_millis() as u64) as u32;
+            assert_eq!(refused.0, 0);
+            assert!(refused.1 <= probes + 1, "{refused:?}, {probes} probes");
+            assert!(refused.1 >= probes, "{refused:?}: the periodic probes");
+            // What the old node refused, it counted as a bad version.
+            assert!(old.opener.counters().bad_version >= u64::from(refused.1));
+        }
+    }
+
+    #[test]
+    fn the_old_node_upgraded_in_place_meets_at_3() {
+        // The new node speaks 2 to the old one; the old one is upgraded
+        // (a new run of this release): both hear version 2 first, a probe
+        // lifts them to 3.
+        let mut a = node(PEER, ME, None, Duration::ZERO);
+        let mut b = node(ME, PEER, Some(3), Duration::from_millis(1));
+        let (_, t) = run(&mut a, &mut b, Duration::ZERO, 20, 0);
+        assert_eq!(speaking(&b), 2);
+        let mut a = node(PEER, ME, Some(3), t);
+        let (refused, _) = run(&mut a, &mut b, t, ROUNDS, SETTLE);
+        assert_eq!(refused, (0, 0));
+        assert_eq!((speaking(&a), speaking(&b)), (3, 3));
+    }
+
+    #[test]
+    fn a_rolling_upgrade_from_3_to_4_loses_no_heartbeat_once_settled() {
+        let mut a = node(PEER, ME, Some(3), Duration::ZERO);
+        let mut b = node(ME, PEER, Some(3), Duration::from_millis(1));
+        let (r, t) = run(&mut a, &mut b, Duration::ZERO, 20, SETTLE);
+        assert_eq!(r, (0, 0));
+        // The passive restarted on the next release: 3 each way.
+        let mut b = node(ME, PEER, Some(4), t);
+        let (r, t) = run(&mut a, &mut b, t, 20, SETTLE);
+        assert_eq!(r, (0, 0));
+        assert_eq!((speaking(&a), speaking(&b)), (3, 3));
+        // Then the other: 4 each way.
+        let mut a = node(PEER, ME, Some(4), t);
+        let (r, _) = run(&mut a, &mut b, t, ROUNDS, SETTLE);
+        assert_eq!(r, (0, 0));
+        assert_eq!((speaking(&a), speaking(&b)), (4, 4));
+        // And a rollback of one node to this release: back to 3.
+        let mut a2 = node(PEER, ME, Some(3), Duration::from_secs(200));
+        let (r, _) = run(&mut a2, &mut b, Duration::from_secs(200), 40, SETTLE);
+        assert_eq!(r, (0, 0));
+        assert_eq!((speaking(&a2), speaking(&b)), (3, 3));
+    }
+}
