@@ -362,7 +362,7 @@ mod tests {
     fn probes_once_per_new_run_and_every_period_while_unsure() {
         let mut n = Negotiation::new(PROTOCOL);
         // The peer heard at each step (it sends version 2 all along).
-        let mut at = |n: &mut Negotiation, t: Duration, r: u8| {
+        let at = |n: &mut Negotiation, t: Duration, r: u8| {
             n.heard(t, run(r), 2, None);
             n.speak_at(t)
         };
@@ -428,10 +428,7 @@ mod tests {
         let mut n = Negotiation::new(PROTOCOL);
         assert_eq!(n.peer_policy_schema(), None);
         n.heard(S, run(1), 2, None);
-        assert_eq!(
-            config_sync_paused(2, n.peer_policy_schema()).is_some(),
-            true
-        );
+        assert!(config_sync_paused(2, n.peer_policy_schema()).is_some());
         n.heard(S, run(2), 3, Some(&Advert::new("0.2.0", 3, 2)));
         assert_eq!(config_sync_paused(2, n.peer_policy_schema()), None);
     }
