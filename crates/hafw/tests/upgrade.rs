@@ -157,7 +157,11 @@ fn a_rolling_upgrade_keeps_every_session_with_only_the_planned_transitions() {
         speaks(s, 3, 3, 4)
     });
     assert!(st.to_string().contains("(max 4)"), "{st}");
-    assert!(st.to_json().contains("\"peer_protocol_max\":4"), "{}", st.to_json());
+    assert!(
+        st.to_json().contains("\"peer_protocol_max\":4"),
+        "{}",
+        st.to_json()
+    );
     pair.wait_ready(SETTLE).unwrap();
     assert_eq!(
         transitions(&pair, &first),
@@ -207,7 +211,10 @@ fn a_rolling_upgrade_keeps_every_session_with_only_the_planned_transitions() {
     // once; the other came up passive and stayed.
     let second_moves = transitions(&pair, &second);
     assert_eq!(
-        second_moves.iter().filter(|t| t.ends_with(">active")).count(),
+        second_moves
+            .iter()
+            .filter(|t| t.ends_with(">active"))
+            .count(),
         1,
         "{report}"
     );
@@ -216,7 +223,9 @@ fn a_rolling_upgrade_keeps_every_session_with_only_the_planned_transitions() {
         "{report}"
     );
     assert!(
-        !transitions(&pair, &first).iter().any(|t| t.ends_with(">active")),
+        !transitions(&pair, &first)
+            .iter()
+            .any(|t| t.ends_with(">active")),
         "{report}"
     );
     // The version changes were negotiated, not refused: nothing the
@@ -272,9 +281,17 @@ fn another_policy_schema_pauses_config_sync_while_ha_and_sessions_go_on() {
     // Config sync does not: a policy applied on the active stays there.
     let text = std::fs::read_to_string(file.path()).unwrap();
     let v1 = file.path().with_file_name("v1.toml");
-    std::fs::write(&v1, text.replace("name = \"app-in\"", "name = \"app-in-v1\"")).unwrap();
+    std::fs::write(
+        &v1,
+        text.replace("name = \"app-in\"", "name = \"app-in-v1\""),
+    )
+    .unwrap();
     let out = apply(&pair, &active, &v1);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(pair.status(&active).map(|s| s.config.version), Some(1));
     assert_eq!(
@@ -289,14 +306,21 @@ fn another_policy_schema_pauses_config_sync_while_ha_and_sessions_go_on() {
     wait_status(&pair, &passive, "the policy after the pause", |s| {
         s.config.version == 1 && !s.versions.config_sync_paused
     });
-    wait_status(&pair, &active, "no pause", |s| !s.versions.config_sync_paused);
+    wait_status(&pair, &active, "no pause", |s| {
+        !s.versions.config_sync_paused
+    });
     let results: Vec<_> = inbound
         .finish()
         .into_iter()
         .chain(outbound.finish())
         .collect();
     let ok = results.iter().filter(|r| r.failure.is_none()).count();
-    assert_eq!(ok, results.len(), "sessions lost while paused\n{}", logs(&pair));
+    assert_eq!(
+        ok,
+        results.len(),
+        "sessions lost while paused\n{}",
+        logs(&pair)
+    );
     // The active ran throughout: its log has the pause and the resume.
     let log = pair.daemon_log(&active);
     assert!(
