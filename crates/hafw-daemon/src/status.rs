@@ -636,6 +636,44 @@ mod tests {
     }
 
     #[test]
+    fn versions_in_the_text_and_the_json() {
+        let mut s = sample();
+        s.versions = Versions {
+            software: "0.2.0".into(),
+            protocol_max: 4,
+            policy_schema: 1,
+            speaking: 3,
+            peer_software: Some("0.1.0".into()),
+            peer_protocol: Some(3),
+            peer_protocol_max: Some(3),
+            peer_policy_schema: Some(2),
+            protocol_changes: 1,
+            config_sync_paused: true,
+        };
+        let text = s.to_string();
+        assert!(
+            text.contains(
+                "versions  this 0.2.0 protocol 4 schema 1  peer 0.1.0 protocol 3 (max 3) \
+                 schema 2  speaking 3  CONFIG SYNC PAUSED"
+            ),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).expect("parse");
+        assert_eq!(v["versions"]["peer_protocol_max"], 3);
+        assert_eq!(v["versions"]["speaking"], 3);
+        assert_eq!(v["versions"]["config_sync_paused"], true);
+        // A peer on the release before negotiation: nothing advertised.
+        s.versions.peer_software = None;
+        assert!(s.to_string().contains("peer ? protocol 3"), "{}", s);
+        // A status from a build without versions still parses.
+        let old: Status = serde_json::from_str(
+            r#"{"node_id":1,"state":"active","term":1,"healthy":true,"peer":null}"#,
+        )
+        .expect("parse");
+        assert_eq!(old.versions, Versions::default());
+    }
+
+    #[test]
     fn the_json_keeps_the_field_names_readers_use() {
         let v: serde_json::Value = serde_json::from_str(&sample().to_json()).expect("parse");
         assert_eq!(v["state"], "active");
