@@ -83,9 +83,10 @@ pub struct Pair {
     extra: Vec<String>,
     daemons: Vec<(String, Option<Child>)>,
     runtime: tokio::runtime::Runtime,
-    /// Extra environment of each node's daemon, by the index in `daemons`
-    /// ([`Pair::restart_with_env`]).
+    /// Extra environment of each node's daemon, and the binary it runs
+    /// instead of `exe`, by the index in `daemons` ([`Pair::restart_with`]).
     env: Vec<Vec<(String, String)>>,
+    node_exe: Vec<Option<PathBuf>>,
     /// conntrackd beside keepalived (the baseline's session sync): its
     /// binary when the profile is keepalived's and it is installed.
     conntrackd: Option<PathBuf>,
@@ -246,6 +247,7 @@ impl Pair {
             daemons: dep.nodes.iter().map(|n| (n.name.clone(), None)).collect(),
             syncd: dep.nodes.iter().map(|_| None).collect(),
             env: dep.nodes.iter().map(|_| Vec::new()).collect(),
+            node_exe: dep.nodes.iter().map(|_| None).collect(),
             conntrackd: if matches!(profile, Profile::Keepalived(_)) {
                 conntrackd_path()
             } else {
@@ -552,7 +554,8 @@ impl Pair {
         let log = std::fs::File::create(lab::state_dir(&self.lab).join(format!("{node}.run.log")))
             .map_err(|e| err(format!("log file: {e}")))?;
         let log2 = log.try_clone().map_err(|e| err(format!("log file: {e}")))?;
-        let mut cmd = hafw_kernel::command(&ns, &self.exe).map_err(|e| err(e.to_string()))?;
+        let exe = self.node_exe[i].as_ref().unwrap_or(&self.exe);
+        let mut cmd = hafw_kernel::command(&ns, exe).map_err(|e| err(e.to_string()))?;
         cmd.arg("run")
             .arg("--config")
             .arg(self.node_config(&node))
@@ -581,7 +584,21 @@ impl Pair {
     /// later starts (a rolling upgrade's test-only knobs). The previous
     /// run's log is kept as `{node}.run.log.{n}`.
     pub fn restart_with_env(&mut self, node: &str, env: &[(&str, &str)]) -> Result<(), LabError> {
+        self.restart_with(node, None, env)
+    }
+
+    /// As [`Pair::restart_with_env`]; with `exe`, the node runs that binary
+    /// from then on (another release), while the CLI stays the pair's.
+    pub fn restart_with(
+        &mut self,
+        node: &str,
+        exe: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Result<(), LabError> {
         let i = self.index(node)?;
+        if let Some(exe) = exe {
+            self.node_exe[i] = Some(exe.to_path_buf());
+        }
         if let Some(mut c) = self.daemons[i].1.take() {
             // SAFETY: a signal to our own child.
             unsafe {

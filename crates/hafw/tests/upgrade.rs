@@ -329,3 +329,93 @@ fn another_policy_schema_pauses_config_sync_while_ha_and_sessions_go_on() {
         logs(&pair)
     );
 }
+
+/// The binary of the release before negotiation (protocol 2), for the
+/// upgrade from it; built from the commit before this protocol change,
+/// e.g. `git worktree add /tmp/prev <commit> && cargo build -p hafw`.
+const PREVIOUS: &str = "HAFW_TEST_PREVIOUS_RELEASE";
+
+#[test]
+fn an_upgrade_from_the_release_before_negotiation_keeps_every_session() {
+    if !ns_tests_enabled() {
+        return;
+    }
+    let Some(previous) = std::env::var_os(PREVIOUS) else {
+        eprintln!("skipped: set {PREVIOUS} to the previous release's hafw binary");
+        return;
+    };
+    let previous = std::path::PathBuf::from(previous);
+    assert!(
+        previous.is_file(),
+        "{PREVIOUS}={}: no such file",
+        previous.display()
+    );
+    let (mut pair, _file) = start("upprev");
+    let first = pair.wait_settled(SETTLE).unwrap();
+    let second = pair.peer_of(&first).unwrap();
+    // The pair as it was: both on the previous release.
+    pair.restart_with(&second, Some(&previous), &[]).unwrap();
+    pair.wait_ready(SETTLE).unwrap();
+    pair.restart_with(&first, Some(&previous), &[]).unwrap();
+    let active = pair.wait_settled(SETTLE).unwrap();
+    let passive = pair.peer_of(&active).unwrap();
+    pair.wait_ready(SETTLE).unwrap();
+    let (inbound, outbound) = open_sessions(&pair);
+    let moves_before = pair.moves_since(0).len();
+
+    // 1. The passive on this release: it speaks 2 to the old active.
+    pair.restart_with(&passive, Some(Path::new(hafw())), &[])
+        .unwrap();
+    let st = wait_status(&pair, &passive, "passive, speaking 2", |s| {
+        let v = &s.versions;
+        s.state == "passive"
+            && v.speaking == 2
+            && v.peer_protocol_max == Some(2)
+            && v.peer_software.is_none()
+            && v.peer_policy_schema == Some(1)
+            && !v.config_sync_paused
+    });
+    eprintln!("this release beside the previous one, {passive}:\n{st}");
+    pair.wait_ready(SETTLE).unwrap();
+    let old = pair.status(&active).unwrap();
+    eprintln!(
+        "{active} (previous release) refused {} envelopes of a version it does not read",
+        old.dropped.get("bad_version").copied().unwrap_or(0)
+    );
+    assert_eq!(old.state, "active", "{old}");
+    assert!(old.peer.as_ref().is_some_and(|p| p.alive), "{old}");
+
+    // 2. Hand over to it; 3. the other on this release: both speak 3.
+    pair.inject(Fault::Suspend, &active).unwrap();
+    assert_eq!(
+        pair.wait_settled(SETTLE).unwrap(),
+        passive,
+        "{}",
+        logs(&pair)
+    );
+    pair.restart_with(&active, Some(Path::new(hafw())), &[])
+        .unwrap();
+    for n in [&active, &passive] {
+        wait_status(&pair, n, "protocol 3 each way", |s| speaks(s, 3, 3, 3));
+    }
+    pair.wait_ready(SETTLE).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let results: Vec<_> = inbound
+        .finish()
+        .into_iter()
+        .chain(outbound.finish())
+        .collect();
+    let ok = results.iter().filter(|r| r.failure.is_none()).count();
+    let moves = pair.moves_since(0).len() - moves_before;
+    let havips = pair.dep.cloud.havips.len();
+    let report = format!(
+        "upgrade from protocol 2: {ok}/{} TCP sessions kept; {moves} HAVIP moves for {havips} \
+         HAVIPs; {passive}: {:?}; {active}: {:?}",
+        results.len(),
+        transitions(&pair, &passive),
+        transitions(&pair, &active),
+    );
+    eprintln!("{report}");
+    assert_eq!(ok, results.len(), "{report}\n{}", logs(&pair));
+    assert_eq!(moves, havips, "{report}\n{}", logs(&pair));
+}
