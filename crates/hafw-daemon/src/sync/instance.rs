@@ -637,4 +637,51 @@ mod tests {
         let st = inst.status.lock().unwrap().clone();
         assert_eq!(st.bulks, 2, "{st:?}");
     }
+
+    /// Paused (the policy schemas differ), the active offers nothing to a
+    /// peer that is behind; resumed, its retry sends the offer.
+    #[test]
+    fn a_paused_config_sync_offers_nothing_until_resumed() {
+        let (tx, mut rx) = Ha2Tx::detached(1 << 16);
+        let (config_actions, _keep) = mpsc::unbounded_channel();
+        let setup = SyncSetup {
+            local: "127.0.0.1:0".parse().unwrap(),
+            peer: "127.0.0.1:0".parse().unwrap(),
+            node_id: 1,
+            peer_id: 2,
+            mode: Mode::Mirror,
+            config: Some((1, b"a policy".to_vec())),
+            config_actions,
+            node_addresses: vec![],
+        };
+        let ct = Conntrack::open(None).unwrap();
+        let status = Arc::new(Mutex::new(SyncStatus::default()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut inst = SyncInstance::new(setup, ct, tx, status, dropped, Log::quiet()).unwrap();
+        inst.process(Input::Role(true));
+        inst.process(Input::Ha2(Ha2Event::Connected(1)));
+        drain(&mut rx);
+        let offers = |rx: &mut mpsc::Receiver<(u64, Vec<u8>)>| {
+            drain(rx)
+                .iter()
+                .filter(|(_, b)| b.first() == Some(&config_sync::codec::CHANNEL))
+                .count()
+        };
+        inst.process(Input::Cmd(SyncCmd::PauseConfig(true)));
+        inst.process(Input::Cmd(SyncCmd::PeerConfig(0, [0; 32])));
+        std::thread::sleep(Duration::from_millis(250));
+        inst.process(Input::Timeout);
+        assert_eq!(offers(&mut rx), 0, "an offer crossed the pause");
+        inst.process(Input::Cmd(SyncCmd::PauseConfig(false)));
+        let mut sent = 0;
+        for _ in 0..30 {
+            std::thread::sleep(Duration::from_millis(100));
+            inst.process(Input::Timeout);
+            sent += offers(&mut rx);
+            if sent > 0 {
+                break;
+            }
+        }
+        assert!(sent > 0, "no offer after the pause ended");
+    }
 }
