@@ -67,6 +67,33 @@ pub struct Status {
     /// Audit records dropped because the audit writer was behind.
     #[serde(default)]
     pub audit_dropped: u64,
+    /// This node's and the peer's software, protocol and policy schema
+    /// versions (rolling upgrades, `docs/upgrade.md`).
+    #[serde(default)]
+    pub versions: Versions,
+}
+
+/// What each node runs, and which protocol version they speak.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Versions {
+    /// This node's software (crate) version.
+    pub software: String,
+    /// The highest protocol this node speaks.
+    pub protocol_max: u8,
+    pub policy_schema: u16,
+    /// The protocol version this node seals with towards the peer.
+    pub speaking: u8,
+    /// From the peer's heartbeats (none from a version 2 peer).
+    pub peer_software: Option<String>,
+    /// The version of the peer's last authentic message.
+    pub peer_protocol: Option<u8>,
+    pub peer_protocol_max: Option<u8>,
+    pub peer_policy_schema: Option<u16>,
+    /// Times the spoken version changed in this run.
+    pub protocol_changes: u64,
+    /// No policy offered or taken: the policy schemas differ (an alarm).
+    pub config_sync_paused: bool,
 }
 
 /// The active has no standby: why, and since when.
@@ -281,6 +308,26 @@ impl fmt::Display for Status {
             )?,
             None => writeln!(o, "peer      {}  never heard", self.peer_name)?,
         }
+        let v = &self.versions;
+        let opt = |x: Option<String>| x.unwrap_or_else(|| "?".into());
+        writeln!(
+            o,
+            "versions  this {} protocol {} schema {}  peer {} protocol {} (max {}) schema {}  \
+             speaking {}{}",
+            v.software,
+            v.protocol_max,
+            v.policy_schema,
+            opt(v.peer_software.clone()),
+            opt(v.peer_protocol.map(|p| p.to_string())),
+            opt(v.peer_protocol_max.map(|p| p.to_string())),
+            opt(v.peer_policy_schema.map(|p| p.to_string())),
+            v.speaking,
+            if v.config_sync_paused {
+                "  CONFIG SYNC PAUSED"
+            } else {
+                ""
+            }
+        )?;
         writeln!(o, "paths")?;
         for (i, p) in self.paths.iter().enumerate() {
             writeln!(
@@ -596,6 +643,44 @@ mod tests {
         let s = sample();
         let back: Status = serde_json::from_str(&s.to_json()).expect("parse");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn versions_in_the_text_and_the_json() {
+        let mut s = sample();
+        s.versions = Versions {
+            software: "0.2.0".into(),
+            protocol_max: 4,
+            policy_schema: 1,
+            speaking: 3,
+            peer_software: Some("0.1.0".into()),
+            peer_protocol: Some(3),
+            peer_protocol_max: Some(3),
+            peer_policy_schema: Some(2),
+            protocol_changes: 1,
+            config_sync_paused: true,
+        };
+        let text = s.to_string();
+        assert!(
+            text.contains(
+                "versions  this 0.2.0 protocol 4 schema 1  peer 0.1.0 protocol 3 (max 3) \
+                 schema 2  speaking 3  CONFIG SYNC PAUSED"
+            ),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).expect("parse");
+        assert_eq!(v["versions"]["peer_protocol_max"], 3);
+        assert_eq!(v["versions"]["speaking"], 3);
+        assert_eq!(v["versions"]["config_sync_paused"], true);
+        // A peer on the release before negotiation: nothing advertised.
+        s.versions.peer_software = None;
+        assert!(s.to_string().contains("peer ? protocol 3"), "{}", s);
+        // A status from a build without versions still parses.
+        let old: Status = serde_json::from_str(
+            r#"{"node_id":1,"state":"active","term":1,"healthy":true,"peer":null}"#,
+        )
+        .expect("parse");
+        assert_eq!(old.versions, Versions::default());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod msg;
 pub mod node;
 pub mod readiness;
 pub mod sessions;
+pub mod version;
 pub mod wire;
 
 /// Time as the cores see it: a duration since an origin the caller chose

@@ -83,6 +83,10 @@ pub struct Pair {
     extra: Vec<String>,
     daemons: Vec<(String, Option<Child>)>,
     runtime: tokio::runtime::Runtime,
+    /// Extra environment of each node's daemon, and the binary it runs
+    /// instead of `exe`, by the index in `daemons` ([`Pair::restart_with`]).
+    env: Vec<Vec<(String, String)>>,
+    node_exe: Vec<Option<PathBuf>>,
     /// conntrackd beside keepalived (the baseline's session sync): its
     /// binary when the profile is keepalived's and it is installed.
     conntrackd: Option<PathBuf>,
@@ -242,6 +246,8 @@ impl Pair {
             lab: lab_name.to_string(),
             daemons: dep.nodes.iter().map(|n| (n.name.clone(), None)).collect(),
             syncd: dep.nodes.iter().map(|_| None).collect(),
+            env: dep.nodes.iter().map(|_| Vec::new()).collect(),
+            node_exe: dep.nodes.iter().map(|_| None).collect(),
             conntrackd: if matches!(profile, Profile::Keepalived(_)) {
                 conntrackd_path()
             } else {
@@ -553,7 +559,8 @@ impl Pair {
         let log = std::fs::File::create(lab::state_dir(&self.lab).join(format!("{node}.run.log")))
             .map_err(|e| err(format!("log file: {e}")))?;
         let log2 = log.try_clone().map_err(|e| err(format!("log file: {e}")))?;
-        let mut cmd = hafw_kernel::command(&ns, &self.exe).map_err(|e| err(e.to_string()))?;
+        let exe = self.node_exe[i].as_ref().unwrap_or(&self.exe);
+        let mut cmd = hafw_kernel::command(&ns, exe).map_err(|e| err(e.to_string()))?;
         cmd.arg("run")
             .arg("--config")
             .arg(self.node_config(&node))
@@ -573,12 +580,53 @@ impl Pair {
         }
         // `{node}` in an extra argument is this node's name: a file per node.
         cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));
+        cmd.envs(self.env[i].iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let child = cmd
             .spawn()
             .map_err(|e| err(format!("start hafw run on {node}: {e}")))?;
         self.daemons[i].1 = Some(child);
         Ok(())
+    }
+
+    /// Stops `node`'s daemon (SIGTERM: an active hands over first) and
+    /// starts it again with `env` added to its environment, for this and
+    /// later starts (a rolling upgrade's test-only knobs). The previous
+    /// run's log is kept as `{node}.run.log.{n}`.
+    pub fn restart_with_env(&mut self, node: &str, env: &[(&str, &str)]) -> Result<(), LabError> {
+        self.restart_with(node, None, env)
+    }
+
+    /// As [`Pair::restart_with_env`]; with `exe`, the node runs that binary
+    /// from then on (another release), while the CLI stays the pair's.
+    pub fn restart_with(
+        &mut self,
+        node: &str,
+        exe: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Result<(), LabError> {
+        let i = self.index(node)?;
+        if let Some(exe) = exe {
+            self.node_exe[i] = Some(exe.to_path_buf());
+        }
+        if let Some(mut c) = self.daemons[i].1.take() {
+            // SAFETY: a signal to our own child.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+        let dir = lab::state_dir(&self.lab);
+        let log = dir.join(format!("{node}.run.log"));
+        let n = (1..).find(|n| !dir.join(format!("{node}.run.log.{n}")).exists());
+        if let Some(n) = n {
+            let _ = std::fs::rename(&log, dir.join(format!("{node}.run.log.{n}")));
+        }
+        for (k, v) in env {
+            self.env[i].retain(|(key, _)| key != k);
+            self.env[i].push((k.to_string(), v.to_string()));
+        }
+        self.spawn(i)
     }
 
     /// The daemon log of a node, for reports when something fails.

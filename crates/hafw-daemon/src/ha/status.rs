@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant};
 
 use hafw_ha::node::Status as CoreStatus;
+use hafw_ha::version::Negotiation;
 use hafw_ha::wire::{Counters, Opener};
 
 use super::executor::Timeline;
 use super::setup::Setup;
-use super::thread::Transport;
+use super::thread::{OwnVersions, Transport};
 use crate::status::{self, Status};
 
 pub fn build(
@@ -96,6 +97,31 @@ pub fn build(
         no_standby: None,
         handover: None,
         audit_dropped: 0,
+        versions: status::Versions::default(),
+    }
+}
+
+/// How config sync's pause starts in `alarms`.
+pub const PAUSED_ALARM: &str = "config sync paused: ";
+
+/// This node's and the peer's versions (software, protocol, policy schema)
+/// and, while config sync is paused, its alarm.
+pub fn add_versions(st: &mut Status, n: &Negotiation, own: OwnVersions, paused: &Option<String>) {
+    let p = n.status();
+    st.versions = status::Versions {
+        software: env!("CARGO_PKG_VERSION").into(),
+        protocol_max: own.protocol_max,
+        policy_schema: own.policy_schema,
+        speaking: p.speaking,
+        peer_software: p.software,
+        peer_protocol: p.peer_speaking,
+        peer_protocol_max: p.peer_max,
+        peer_policy_schema: p.policy_schema,
+        protocol_changes: p.changes,
+        config_sync_paused: paused.is_some(),
+    };
+    if let Some(why) = paused {
+        st.alarms.push(format!("{PAUSED_ALARM}{why}"));
     }
 }
 

@@ -14,12 +14,13 @@
 //! behind the queue.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use hafw_ha::msg::State;
 use hafw_ha::node::{Action, Command, Input, Node};
+use hafw_ha::version::{self, Advert, Negotiation};
 use hafw_ha::wire::{KindSealer, Opener, Sealer};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -60,9 +61,70 @@ pub struct Handles {
     pub peer_config: watch::Receiver<Option<PeerHeard>>,
 }
 
-/// The peer's advertised policy (version, hash) and whether it is alive
-/// and active: session sync and config sync take only an active's.
-pub type PeerHeard = (u64, [u8; 32], bool);
+/// The peer's advertised policy (version, hash), whether it is alive
+/// and active (session sync and config sync take only an active's), and
+/// why config sync is paused, if it is (the nodes' policy schemas differ).
+pub type PeerHeard = (u64, [u8; 32], bool, Option<String>);
+
+/// Test-only: the highest protocol this node speaks, instead of
+/// [`version::PROTOCOL`]; `PROTOCOL + 1` makes it a node of the next
+/// release for a rolling-upgrade lab. Read once, at start.
+pub const TEST_PROTOCOL_MAX: &str = "HAFW_TEST_PROTOCOL_MAX";
+/// Test-only: this node's policy schema, instead of
+/// [`version::POLICY_SCHEMA`]. Read once, at start.
+pub const TEST_POLICY_SCHEMA: &str = "HAFW_TEST_POLICY_SCHEMA";
+
+/// This node's versions, what its heartbeats advertise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnVersions {
+    pub protocol_max: u8,
+    pub policy_schema: u16,
+}
+
+/// The versions this run speaks: the release's, or the test-only knobs'
+/// (read once; [`new_sealers`] reads them first and refuses bad values).
+pub fn own_versions() -> Result<OwnVersions, SetupError> {
+    static OWN: OnceLock<Result<OwnVersions, String>> = OnceLock::new();
+    let own = OWN.get_or_init(|| {
+        own_versions_from(
+            std::env::var(TEST_PROTOCOL_MAX).ok().as_deref(),
+            std::env::var(TEST_POLICY_SCHEMA).ok().as_deref(),
+        )
+    });
+    own.clone().map_err(SetupError::Missing)
+}
+
+fn own_versions_from(max: Option<&str>, schema: Option<&str>) -> Result<OwnVersions, String> {
+    let (lo, hi) = (version::PROTOCOL, version::PROTOCOL_TEST_MAX);
+    let protocol_max = match max {
+        None => lo,
+        Some(v) => match v.trim().parse::<u8>() {
+            Ok(n) if (lo..=hi).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "environment {TEST_PROTOCOL_MAX}={v:?}: a test-only knob, {lo} to {hi}; \
+                     unset it outside tests"
+                ))
+            }
+        },
+    };
+    let policy_schema = match schema {
+        None => version::POLICY_SCHEMA,
+        Some(v) => match v.trim().parse::<u16>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(format!(
+                    "environment {TEST_POLICY_SCHEMA}={v:?}: a test-only knob, a number from 1; \
+                     unset it outside tests"
+                ))
+            }
+        },
+    };
+    Ok(OwnVersions {
+        protocol_max,
+        policy_schema,
+    })
+}
 
 /// The peer's advertised policy version and role, as the core last heard it.
 pub type PeerConfig = watch::Sender<Option<PeerHeard>>;
@@ -92,7 +154,14 @@ pub fn new_sealers(setup: &Setup) -> Result<(KindSealer, Arc<Mutex<KindSealer>>)
              check that the kernel's getrandom(2) works (a container's seccomp profile)"
         ))
     })?;
-    let (ha1, ha2) = Sealer::new(&setup.key, setup.config.node_id, start_ns, random).split();
+    let own = own_versions()?;
+    let mut sealer = Sealer::new(&setup.key, setup.config.node_id, start_ns, random);
+    sealer.set_advert(Advert::new(
+        env!("CARGO_PKG_VERSION"),
+        own.protocol_max,
+        own.policy_schema,
+    ));
+    let (ha1, ha2) = sealer.split();
     Ok((ha1, Arc::new(Mutex::new(ha2))))
 }
 
@@ -188,6 +257,12 @@ struct Ends {
 pub struct HaInstance {
     node: Node,
     opener: Opener,
+    /// Which protocol version the peer is spoken to; HA2's sealer follows
+    /// (it shares the version with HA1's).
+    negotiation: Negotiation,
+    own: OwnVersions,
+    /// Why config sync is paused, as last logged.
+    paused: Option<String>,
     /// What the opener is spared: unknown epochs beyond a few per window.
     epochs: EpochBudget,
     sealer: KindSealer,
@@ -243,14 +318,20 @@ impl HaInstance {
         let node = Node::new(setup.config.clone(), start)
             .map_err(|e| SetupError::Missing(format!("the HA core refused its settings: {e}")))?;
         let rec = record.map(|f| RecordFile::new(f, &setup.config, start, shared.log.clone()));
+        let own = own_versions()?;
+        let mut opener = Opener::new(
+            &setup.key,
+            setup.config.node_id,
+            setup.peer_id,
+            sealer.epoch(),
+        );
+        opener.set_max_version(own.protocol_max);
         Ok(HaInstance {
             node,
-            opener: Opener::new(
-                &setup.key,
-                setup.config.node_id,
-                setup.peer_id,
-                sealer.epoch(),
-            ),
+            opener,
+            negotiation: Negotiation::new(own.protocol_max),
+            own,
+            paused: None,
             epochs: EpochBudget::default(),
             sealer,
             sockets,
@@ -325,7 +406,7 @@ impl HaInstance {
             }
             HaInput::Request(r) => self.request(now, r),
         }
-        let stopped = self.flush();
+        let stopped = self.flush(now);
         // After the actions went to the executor: recording waits, they don't.
         if let Some(r) = &mut self.rec {
             r.tick();
@@ -364,8 +445,23 @@ impl HaInstance {
                         let opened = self.opener.open(super::wire_now(now), bytes);
                         // Our heartbeats echo the peer's run as the opener now knows it.
                         self.sealer.set_echo(self.opener.echo());
+                        // An authentic envelope that does not echo us yet
+                        // still says which versions the peer reads.
+                        if let Some((epoch, v, advert)) = self.opener.take_unconfirmed() {
+                            negotiate(
+                                &mut self.negotiation,
+                                &self.sealer,
+                                &self.log,
+                                now,
+                                epoch,
+                                v,
+                                advert.as_ref(),
+                            );
+                        }
                         if let Ok(opened) = opened {
                             self.epochs.accepted(bytes);
+                            let (e, v, a) = (opened.epoch, opened.version, opened.advert.as_ref());
+                            negotiate(&mut self.negotiation, &self.sealer, &self.log, now, e, v, a);
                             let msg = opened.body;
                             self.feed(now, Input::Message { path, msg });
                         }
@@ -388,6 +484,7 @@ impl HaInstance {
                 let (setup, tr, origin) = (&self.setup, &self.transport, self.origin);
                 let mut st = status::build(&s, setup, &tl, &c, tr, origin);
                 st.last_refused = status::last_refused(&self.opener, now);
+                status::add_versions(&mut st, &self.negotiation, self.own, &self.paused);
                 let _ = reply.send(st);
             }
             HaRequest::Command { cmd, reply } => {
@@ -415,7 +512,7 @@ impl HaInstance {
 
     /// Sends what the core asks for; returns the state it stopped in if it
     /// reported its shutdown complete.
-    fn flush(&mut self) -> Option<State> {
+    fn flush(&mut self, now: Duration) -> Option<State> {
         // Actions first: a promotion must not wait behind a round of sends.
         // Every action of this step reaches the executor before any log
         // line is written or metric counted: those are bookkeeping, the
@@ -438,7 +535,7 @@ impl HaInstance {
             transitions += usize::from(transition);
             self.sent.push((line, transition));
         }
-        self.transmit();
+        self.transmit(now);
         if !self.sent.is_empty() {
             self.account(transitions);
         }
@@ -446,12 +543,13 @@ impl HaInstance {
     }
 
     /// The heartbeats (and takeovers) the core queued, sealed and sent.
-    fn transmit(&mut self) {
+    fn transmit(&mut self, now: Duration) {
         while let Some((path, msg)) = self.node.poll_transmit() {
             let (Some(sock), Some(peer)) = (self.sockets.get(path), self.peers.get(path)) else {
                 continue;
             };
-            match self.sealer.seal(&msg) {
+            let version = self.negotiation.speak_at(now);
+            match self.sealer.seal_at(version, &msg) {
                 Ok(bytes) => {
                     self.transport.sealed += 1;
                     // Non-blocking: a full socket buffer drops a heartbeat
@@ -492,6 +590,7 @@ impl HaInstance {
             self.last_watchdog = Instant::now();
         }
         if self.last_metrics.elapsed() >= Duration::from_millis(100) {
+            self.pause_config_sync();
             // Config sync offers its policy to a peer that is behind.
             let peer = self.export();
             self.ends.peer_config.send_if_modified(|old| {
@@ -527,8 +626,50 @@ impl HaInstance {
         }
         s.peer.map(|p| {
             let active = p.alive && p.state == State::Active;
-            (p.config_version, p.config_hash, active)
+            (p.config_version, p.config_hash, active, self.paused.clone())
         })
+    }
+
+    /// Config sync runs between nodes of one policy schema only: a policy
+    /// of one schema means something else, or nothing, to the other.
+    /// Logged when it pauses and when it resumes.
+    fn pause_config_sync(&mut self) {
+        let peer = self.negotiation.peer_policy_schema();
+        let paused = version::config_sync_paused(self.own.policy_schema, peer);
+        if paused == self.paused {
+            return;
+        }
+        match &paused {
+            Some(why) => self.log.warn(format!("config sync paused: {why}")),
+            None => self
+                .log
+                .info("config sync resumed: both nodes have one policy schema".to_string()),
+        }
+        self.paused = paused;
+    }
+}
+
+/// What an authentic envelope showed of the peer's versions, to the
+/// negotiation; the spoken version goes to the sealers (HA1's and, shared,
+/// HA2's) and a change of it is logged.
+fn negotiate(
+    n: &mut Negotiation,
+    sealer: &KindSealer,
+    log: &Log,
+    now: Duration,
+    epoch: hafw_ha::wire::Epoch,
+    version: u8,
+    advert: Option<&Advert>,
+) {
+    if let Some(c) = n.heard(now, epoch, version, advert) {
+        sealer.set_version(c.to);
+        log.info(format!(
+            "HA: speaking protocol {} to the peer (was {}; the peer's maximum is {}, ours {})",
+            c.to,
+            c.from,
+            c.peer_max,
+            n.ours()
+        ));
     }
 }
 
@@ -551,5 +692,32 @@ async fn run(mut ha: HaInstance, mut requests: mpsc::UnboundedReceiver<HaRequest
         if ha.process(now, input) == Flow::Stop {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod version_knob_tests {
+    use super::*;
+
+    #[test]
+    fn knobs_default_to_the_release_and_refuse_what_they_cannot_mean() {
+        let release = OwnVersions {
+            protocol_max: version::PROTOCOL,
+            policy_schema: version::POLICY_SCHEMA,
+        };
+        assert_eq!(own_versions_from(None, None), Ok(release));
+        assert_eq!(
+            own_versions_from(Some("4"), Some("2")),
+            Ok(OwnVersions {
+                protocol_max: 4,
+                policy_schema: 2
+            })
+        );
+        for bad in ["2", "5", "x", ""] {
+            let e = own_versions_from(Some(bad), None).unwrap_err();
+            assert!(e.contains(TEST_PROTOCOL_MAX) && e.contains("3 to 4"), "{e}");
+        }
+        let e = own_versions_from(None, Some("0")).unwrap_err();
+        assert!(e.contains(TEST_POLICY_SCHEMA), "{e}");
     }
 }

@@ -468,12 +468,16 @@ fn forward_peer_config(
 ) {
     tokio::spawn(async move {
         while peer_config.changed().await.is_ok() {
-            let seen = *peer_config.borrow_and_update();
-            if let Some((v, h, active)) = seen {
-                // The role before the version: what the peer sends next is
-                // judged by it.
+            let seen = peer_config.borrow_and_update().clone();
+            if let Some((v, h, active, paused)) = seen {
+                // The pause and the role before the version: what the peer
+                // sends next is judged by them.
+                let pause = sync.config(crate::sync::SyncCmd::PauseConfig(paused.is_some()));
                 let role = sync.config(crate::sync::SyncCmd::PeerActive(active));
-                if role.is_err() || sync.config(crate::sync::SyncCmd::PeerConfig(v, h)).is_err() {
+                if pause.is_err()
+                    || role.is_err()
+                    || sync.config(crate::sync::SyncCmd::PeerConfig(v, h)).is_err()
+                {
                     return;
                 }
             }

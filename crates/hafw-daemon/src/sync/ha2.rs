@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hafw_ha::wire::{Kind, KindSealer, Opener, PairKey, Reject, MAX_ENVELOPE_LEN};
+use hafw_ha::wire::{Epoch, Kind, KindSealer, Opener, PairKey, Reject, MAX_ENVELOPE_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -192,6 +192,15 @@ struct Authed {
     _ended: Option<oneshot::Sender<()>>,
 }
 
+/// HA2's opener accepts the protocol versions HA1's does (its sealer
+/// shares HA1's spoken version: see `crate::ha::thread`).
+fn opener(key: &PairKey, own_id: u32, peer_id: u32, own_epoch: Epoch) -> Opener {
+    let mut o = Opener::new(key, own_id, peer_id, own_epoch);
+    let max = crate::ha::thread::own_versions().map(|v| v.protocol_max);
+    o.set_max_version(max.unwrap_or(hafw_ha::version::PROTOCOL));
+    o
+}
+
 /// Starts the link on the current runtime.
 pub fn start(
     local: SocketAddr,
@@ -212,7 +221,7 @@ pub fn start(
     };
     let shared = Shared {
         sealer,
-        opener: Arc::new(Mutex::new(Opener::new(key, own_id, peer_id, own_epoch))),
+        opener: Arc::new(Mutex::new(opener(key, own_id, peer_id, own_epoch))),
         counters: counters.clone(),
         origin: std::time::Instant::now(),
     };

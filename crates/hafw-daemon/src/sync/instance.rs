@@ -75,6 +75,9 @@ pub(super) struct SyncInstance {
     sender: Option<SyncSender>,
     receiver: SyncReceiver,
     config: ConfigSync,
+    /// The policy schemas differ: config sync's frames are neither sent
+    /// nor taken ([`SyncCmd::PauseConfig`]).
+    config_paused: bool,
     active: bool,
     /// The peer is alive and active (its heartbeats, via the HA thread).
     peer_active: bool,
@@ -120,6 +123,7 @@ impl SyncInstance {
             sender: None,
             receiver,
             config: ConfigSync::new(RetryConfig::default(), setup.config),
+            config_paused: false,
             active: false,
             peer_active: false,
             max_sessions,
@@ -202,7 +206,12 @@ impl SyncInstance {
                 self.log.error(&PeerError::Link { reason }.into());
             }
             Ha2Event::Payload(bytes) => {
-                let refused = if bytes.first() == Some(&config_sync::codec::CHANNEL) {
+                let config = bytes.first() == Some(&config_sync::codec::CHANNEL);
+                let refused = if config && self.config_paused {
+                    // Not refused: not read. The peer's policy is of another
+                    // schema; its retries come again once the pause ends.
+                    None
+                } else if config {
                     self.config
                         .handle_message(now, &bytes)
                         .err()
@@ -319,6 +328,7 @@ impl SyncInstance {
                 let _ = reply.send(self.config.apply_local(now, version, bytes));
             }
             SyncCmd::ApplyResult(r) => self.config.handle_apply_result(now, r),
+            SyncCmd::PauseConfig(paused) => self.config_paused = paused,
         }
     }
 
@@ -356,7 +366,10 @@ impl SyncInstance {
             }
         }
         while let Some(bytes) = self.config.poll_transmit() {
-            self.send(bytes);
+            // Paused: nothing offered; the core retries after the pause.
+            if !self.config_paused {
+                self.send(bytes);
+            }
         }
         if let Some(s) = self.sender.as_mut() {
             while let Some(SenderAction::RequestDump { .. }) = s.poll_action() {
@@ -623,5 +636,52 @@ mod tests {
         inst.publish_now();
         let st = inst.status.lock().unwrap().clone();
         assert_eq!(st.bulks, 2, "{st:?}");
+    }
+
+    /// Paused (the policy schemas differ), the active offers nothing to a
+    /// peer that is behind; resumed, its retry sends the offer.
+    #[test]
+    fn a_paused_config_sync_offers_nothing_until_resumed() {
+        let (tx, mut rx) = Ha2Tx::detached(1 << 16);
+        let (config_actions, _keep) = mpsc::unbounded_channel();
+        let setup = SyncSetup {
+            local: "127.0.0.1:0".parse().unwrap(),
+            peer: "127.0.0.1:0".parse().unwrap(),
+            node_id: 1,
+            peer_id: 2,
+            mode: Mode::Mirror,
+            config: Some((1, b"a policy".to_vec())),
+            config_actions,
+            node_addresses: vec![],
+        };
+        let ct = Conntrack::open(None).unwrap();
+        let status = Arc::new(Mutex::new(SyncStatus::default()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut inst = SyncInstance::new(setup, ct, tx, status, dropped, Log::quiet()).unwrap();
+        inst.process(Input::Role(true));
+        inst.process(Input::Ha2(Ha2Event::Connected(1)));
+        drain(&mut rx);
+        let offers = |rx: &mut mpsc::Receiver<(u64, Vec<u8>)>| {
+            drain(rx)
+                .iter()
+                .filter(|(_, b)| b.first() == Some(&config_sync::codec::CHANNEL))
+                .count()
+        };
+        inst.process(Input::Cmd(SyncCmd::PauseConfig(true)));
+        inst.process(Input::Cmd(SyncCmd::PeerConfig(0, [0; 32])));
+        std::thread::sleep(Duration::from_millis(250));
+        inst.process(Input::Timeout);
+        assert_eq!(offers(&mut rx), 0, "an offer crossed the pause");
+        inst.process(Input::Cmd(SyncCmd::PauseConfig(false)));
+        let mut sent = 0;
+        for _ in 0..30 {
+            std::thread::sleep(Duration::from_millis(100));
+            inst.process(Input::Timeout);
+            sent += offers(&mut rx);
+            if sent > 0 {
+                break;
+            }
+        }
+        assert!(sent > 0, "no offer after the pause ended");
     }
 }

@@ -96,6 +96,9 @@ pub enum SyncCmd {
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<[u8; 32], ApplyError>>,
     },
+    /// Whether config sync is paused (the nodes' policy schemas differ):
+    /// no offer is sent or taken meanwhile; session sync goes on.
+    PauseConfig(bool),
     /// The verdict on the last [`ConfigAction::ApplyConfig`]: on failure
     /// the reason (already logged by its kind), for this node's status and
     /// the peer's Result.

@@ -13,7 +13,8 @@
 
 use hafw_ha::msg::Message;
 use hafw_ha::wire::{
-    decode, encode, Epoch, Kind, Now, Opener, PairKey, Psk, Reject, Sealer, MAX_PLAINTEXT_LEN,
+    decode, decode_v, encode, encode_v, Epoch, Kind, Now, Opener, PairKey, Psk, Reject, Sealer,
+    MAX_PLAINTEXT_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -62,6 +63,15 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(m) = decode(rest) {
                 assert_eq!(encode(&m), rest, "two encodings of one message");
             }
+            for v in 2..=4 {
+                if let Ok((m, a)) = decode_v(v, rest) {
+                    assert_eq!(
+                        encode_v(v, &m, a.as_ref()),
+                        rest,
+                        "two encodings of one message"
+                    );
+                }
+            }
         }
         1 => {
             if rest.len() > MAX_PLAINTEXT_LEN {
@@ -71,7 +81,11 @@ fuzz_target!(|data: &[u8]| {
                 panic!("seal refused a plaintext within the limit");
             };
             match opener.open(now(), &env) {
-                Ok(o) => assert_eq!(encode(&o.body), rest, "two encodings of one message"),
+                Ok(o) => assert_eq!(
+                    encode_v(o.version, &o.body, o.advert.as_ref()),
+                    rest,
+                    "two encodings of one message"
+                ),
                 Err(Reject::Decode { .. }) | Err(Reject::SenderMismatch { .. }) => {}
                 Err(other) => panic!("authentic envelope refused: {other}"),
             }

@@ -14,17 +14,33 @@
 //! ```
 //! All integers big-endian. The body length must equal the type's; a
 //! format change is a new envelope version, not a longer body.
+//!
+//! That layout is protocol version 2, byte for byte the format before
+//! version negotiation ([`encode`], [`decode`]). From version 3 on
+//! ([`encode_v`], [`decode_v`]) a heartbeat's body is followed by the
+//! sender's [`Advert`]:
+//! ```text
+//! version 3, heartbeat body 115 bytes: the 87 above, then
+//!   protocol_max u8 | policy_schema u16 | software length u8 (<= 24)
+//!   | software [24] (UTF-8, zero-padded; the padding must be zero)
+//! version 4 (the test-only next release), 116 bytes: version 3's, then
+//!   a reserved byte that must be 0 (a format version 3 cannot read)
+//! ```
+//! Takeovers are the same in every version.
 
 use std::fmt;
 
 use crate::codec::Reader;
 use crate::msg::{Heartbeat, Message, State};
+use crate::version::{Advert, PROTOCOL_MIN, PROTOCOL_TEST_MAX, SOFTWARE_MAX};
 
 const TYPE_HEARTBEAT: u8 = 1;
 const TYPE_TAKEOVER: u8 = 2;
 const HEARTBEAT_BODY: usize = 87;
 const TAKEOVER_BODY: usize = 12;
 const PREFIX: usize = 3;
+/// protocol_max, policy_schema, software length, software.
+const ADVERT_LEN: usize = 1 + 2 + 1 + SOFTWARE_MAX;
 const FLAG_PREEMPT: u8 = 1 << 0;
 const FLAG_HEALTHY: u8 = 1 << 1;
 
@@ -50,6 +66,13 @@ pub enum DecodeError {
     UnknownState(u8),
     /// Flag bits this version does not define.
     UnknownFlags(u8),
+    /// A protocol version this build has no format for.
+    UnknownVersion(u8),
+    /// The advert's software field: over its length, padding not zero,
+    /// or not UTF-8.
+    BadSoftware,
+    /// Version 4's reserved byte is not zero.
+    Reserved(u8),
 }
 
 impl fmt::Display for DecodeError {
@@ -73,6 +96,13 @@ impl fmt::Display for DecodeError {
             DecodeError::TrailingBytes(n) => write!(f, "{n} bytes after the message"),
             DecodeError::UnknownState(s) => write!(f, "unknown node state {s}"),
             DecodeError::UnknownFlags(b) => write!(f, "unknown heartbeat flag bits {b:#04x}"),
+            DecodeError::UnknownVersion(v) => write!(f, "no message format for protocol {v}"),
+            DecodeError::BadSoftware => write!(
+                f,
+                "heartbeat advert: software version over {SOFTWARE_MAX} bytes, \
+                 not zero-padded or not UTF-8"
+            ),
+            DecodeError::Reserved(b) => write!(f, "reserved heartbeat byte is {b}, not 0"),
         }
     }
 }
@@ -90,12 +120,32 @@ impl From<crate::codec::Error> for DecodeError {
     }
 }
 
+/// A message in protocol version 2, the format before negotiation.
 pub fn encode(msg: &Message) -> Vec<u8> {
-    let mut out = Vec::with_capacity(PREFIX + HEARTBEAT_BODY);
+    encode_v(PROTOCOL_MIN, msg, None)
+}
+
+/// The heartbeat body's length in protocol `version`.
+fn heartbeat_body(version: u8) -> usize {
+    match version {
+        v if v <= PROTOCOL_MIN => HEARTBEAT_BODY,
+        v if v < PROTOCOL_TEST_MAX => HEARTBEAT_BODY + ADVERT_LEN,
+        _ => HEARTBEAT_BODY + ADVERT_LEN + 1,
+    }
+}
+
+/// A message in protocol `version` (2 and below: version 2's format;
+/// over [`PROTOCOL_TEST_MAX`]: that one's). A heartbeat of version 3 and
+/// later carries `advert`; without one it says nothing of itself (an
+/// empty software version, its maximum `version`, schema 0), which only
+/// tests do.
+pub fn encode_v(version: u8, msg: &Message, advert: Option<&Advert>) -> Vec<u8> {
+    let body_len = heartbeat_body(version);
+    let mut out = Vec::with_capacity(PREFIX + body_len);
     match msg {
         Message::Heartbeat(hb) => {
             out.push(TYPE_HEARTBEAT);
-            out.extend_from_slice(&(HEARTBEAT_BODY as u16).to_be_bytes());
+            out.extend_from_slice(&(body_len as u16).to_be_bytes());
             out.extend_from_slice(&hb.node_id.to_be_bytes());
             out.push(hb.state as u8);
             out.extend_from_slice(&hb.term.to_be_bytes());
@@ -118,6 +168,20 @@ pub fn encode(msg: &Message) -> Vec<u8> {
                 out.extend_from_slice(&v.to_be_bytes());
             }
             out.extend_from_slice(&hb.config_hash);
+            if body_len > HEARTBEAT_BODY {
+                let fallback = Advert::new("", version, 0);
+                let a = advert.unwrap_or(&fallback);
+                out.push(a.protocol_max);
+                out.extend_from_slice(&a.policy_schema.to_be_bytes());
+                let sw = Advert::new(&a.software, a.protocol_max, a.policy_schema).software;
+                out.push(sw.len() as u8);
+                let mut field = [0u8; SOFTWARE_MAX];
+                field[..sw.len()].copy_from_slice(sw.as_bytes());
+                out.extend_from_slice(&field);
+            }
+            if body_len > HEARTBEAT_BODY + ADVERT_LEN {
+                out.push(0);
+            }
         }
         Message::Takeover { node_id, term } => {
             out.push(TYPE_TAKEOVER);
@@ -129,11 +193,23 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     out
 }
 
+/// A message in protocol version 2, the format before negotiation.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+    decode_v(PROTOCOL_MIN, bytes).map(|(m, _)| m)
+}
+
+/// A message in protocol `version` ([`PROTOCOL_MIN`] to
+/// [`PROTOCOL_TEST_MAX`]), with the advert of a heartbeat of version 3 and
+/// later.
+pub fn decode_v(version: u8, bytes: &[u8]) -> Result<(Message, Option<Advert>), DecodeError> {
+    if !(PROTOCOL_MIN..=PROTOCOL_TEST_MAX).contains(&version) {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let hb_len = heartbeat_body(version);
     let mut r = Reader::new(bytes);
     let ty = r.u8("message type")?;
     let (name, expected) = match ty {
-        TYPE_HEARTBEAT => ("heartbeat", HEARTBEAT_BODY),
+        TYPE_HEARTBEAT => ("heartbeat", hb_len),
         TYPE_TAKEOVER => ("takeover", TAKEOVER_BODY),
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -145,15 +221,46 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
             got: len,
         });
     }
-    let msg = match ty {
-        TYPE_HEARTBEAT => Message::Heartbeat(heartbeat(&mut r)?),
-        _ => Message::Takeover {
-            node_id: r.u32("node_id")?,
-            term: r.u64("term")?,
-        },
+    let (msg, advert) = match ty {
+        TYPE_HEARTBEAT => {
+            let hb = heartbeat(&mut r)?;
+            let advert = (hb_len > HEARTBEAT_BODY)
+                .then(|| read_advert(&mut r))
+                .transpose()?;
+            if hb_len > HEARTBEAT_BODY + ADVERT_LEN {
+                match r.u8("reserved")? {
+                    0 => {}
+                    b => return Err(DecodeError::Reserved(b)),
+                }
+            }
+            (Message::Heartbeat(hb), advert)
+        }
+        _ => (
+            Message::Takeover {
+                node_id: r.u32("node_id")?,
+                term: r.u64("term")?,
+            },
+            None,
+        ),
     };
     r.finish()?;
-    Ok(msg)
+    Ok((msg, advert))
+}
+
+fn read_advert(r: &mut Reader<'_>) -> Result<Advert, DecodeError> {
+    let protocol_max = r.u8("protocol_max")?;
+    let policy_schema = r.u16("policy_schema")?;
+    let len = usize::from(r.u8("software length")?);
+    let field: [u8; SOFTWARE_MAX] = r.array("software")?;
+    if len > SOFTWARE_MAX || field[len..].iter().any(|b| *b != 0) {
+        return Err(DecodeError::BadSoftware);
+    }
+    let software = std::str::from_utf8(&field[..len]).map_err(|_| DecodeError::BadSoftware)?;
+    Ok(Advert {
+        software: software.to_string(),
+        protocol_max,
+        policy_schema,
+    })
 }
 
 fn heartbeat(r: &mut Reader<'_>) -> Result<Heartbeat, DecodeError> {
@@ -355,10 +462,80 @@ pub(crate) mod tests {
         prop_oneof![hb, takeover]
     }
 
+    #[test]
+    fn version_2_is_the_format_before_negotiation() {
+        for m in samples() {
+            let v2 = encode_v(2, &m, Some(&Advert::new("9.9.9", 3, 1)));
+            assert_eq!(v2, encode(&m), "version 2 carries no advert: {m:?}");
+            assert_eq!(decode_v(2, &v2), Ok((m.clone(), None)));
+        }
+        let hb = encode(&Message::Heartbeat(heartbeat(1, State::Active)));
+        assert_eq!(hb.len(), PREFIX + 87);
+    }
+
+    #[test]
+    fn versions_3_and_4_carry_the_advert_and_differ() {
+        let a = Advert::new("0.1.0", 4, 2);
+        let m = Message::Heartbeat(heartbeat(3, State::Passive));
+        let v3 = encode_v(3, &m, Some(&a));
+        let v4 = encode_v(4, &m, Some(&a));
+        assert_eq!(v3.len(), PREFIX + 115);
+        assert_eq!(&v3[..3], &[1, 0, 115]);
+        assert_eq!(&v3[90..94], &[4, 0, 2, 5]);
+        assert_eq!(&v3[94..99], b"0.1.0");
+        assert_eq!(v4.len(), v3.len() + 1);
+        assert_eq!(decode_v(3, &v3), Ok((m.clone(), Some(a.clone()))));
+        assert_eq!(decode_v(4, &v4), Ok((m.clone(), Some(a.clone()))));
+        // Each version reads only its own format.
+        assert!(decode_v(3, &v4).is_err());
+        assert!(decode_v(4, &v3).is_err());
+        assert!(decode_v(2, &v3).is_err());
+        assert_eq!(decode_v(5, &v3), Err(DecodeError::UnknownVersion(5)));
+        assert_eq!(decode_v(1, &v3), Err(DecodeError::UnknownVersion(1)));
+        let mut bad = v4.clone();
+        *bad.last_mut().unwrap() = 1;
+        assert_eq!(decode_v(4, &bad), Err(DecodeError::Reserved(1)));
+        let mut bad = v3.clone();
+        bad[93] = 25;
+        assert_eq!(decode_v(3, &bad), Err(DecodeError::BadSoftware));
+        let mut bad = v3.clone();
+        bad[110] = b'x';
+        assert_eq!(decode_v(3, &bad), Err(DecodeError::BadSoftware));
+        let mut bad = v3.clone();
+        bad[94] = 0xff;
+        assert_eq!(decode_v(3, &bad), Err(DecodeError::BadSoftware));
+        // Takeovers are the same in every version.
+        let t = Message::Takeover {
+            node_id: 1,
+            term: 2,
+        };
+        assert_eq!(encode_v(4, &t, Some(&a)), encode(&t));
+        assert_eq!(decode_v(4, &encode(&t)), Ok((t, None)));
+    }
+
     proptest! {
         #[test]
         fn any_message_round_trips(m in any_message()) {
             prop_assert_eq!(decode(&encode(&m)), Ok(m));
+        }
+
+        #[test]
+        fn any_message_round_trips_in_every_version(
+            m in any_message(), v in 2u8..=4, sw in "[a-z0-9.-]{0,24}", max in any::<u8>(), schema in any::<u16>()
+        ) {
+            let a = Advert::new(&sw, max, schema);
+            let bytes = encode_v(v, &m, Some(&a));
+            let advert = (v > 2 && matches!(m, Message::Heartbeat(_))).then_some(a);
+            prop_assert_eq!(decode_v(v, &bytes), Ok((m, advert)));
+        }
+
+        #[test]
+        fn any_bytes_decode_in_every_version_without_panic_and_reencode_identically(
+            v in 2u8..=4, bytes in prop::collection::vec(any::<u8>(), 0..200)
+        ) {
+            if let Ok((m, a)) = decode_v(v, &bytes) {
+                prop_assert_eq!(encode_v(v, &m, a.as_ref()), bytes);
+            }
         }
 
         #[test]

@@ -5,7 +5,8 @@
 //! ```text
 //! offset size field
 //!      0    2 magic "HF"
-//!      2    1 version (2)
+//!      2    1 version: the message's protocol version (2 to 4, see
+//!             [`crate::version`]); the layout is the same in all
 //!      3    1 kind (1 = HA1 datagram, 2 = HA2 stream frame)
 //!      4    4 sender node id, u32 BE
 //!      8   16 epoch: start ns u64 BE, then 8 random bytes
@@ -23,7 +24,9 @@
 use super::keys::Epoch;
 
 pub const MAGIC: [u8; 2] = *b"HF";
-pub const VERSION: u8 = 2;
+/// The version the header layout was introduced with: version 2 envelopes
+/// are byte for byte those of the releases before negotiation.
+pub const VERSION: u8 = crate::version::PROTOCOL_MIN;
 pub const HEADER_LEN: usize = 48;
 pub const TAG_LEN: usize = 16;
 /// Longest envelope, so a receiver's buffer is bounded and a stream
@@ -63,6 +66,8 @@ impl Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
+    /// The protocol version of the message (its plaintext's format).
+    pub version: u8,
     pub kind: Kind,
     pub sender_id: u32,
     pub epoch: Epoch,
@@ -85,7 +90,7 @@ impl Header {
     pub fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..2].copy_from_slice(&MAGIC);
-        b[2] = VERSION;
+        b[2] = self.version;
         b[3] = self.kind as u8;
         b[4..8].copy_from_slice(&self.sender_id.to_be_bytes());
         b[8..24].copy_from_slice(&self.epoch.to_bytes());
@@ -98,8 +103,9 @@ impl Header {
 
     /// Checks the envelope's length and parses its header. Order matters
     /// for the counters: length first (nothing else can be read safely),
-    /// then magic (not ours at all), then version (ours, another release).
-    pub fn parse(envelope: &[u8]) -> Result<Header, HeaderError> {
+    /// then magic (not ours at all), then version (ours, another release:
+    /// accepted from [`VERSION`] up to `max`, this node's maximum).
+    pub fn parse(envelope: &[u8], max: u8) -> Result<Header, HeaderError> {
         if envelope.len() < HEADER_LEN + TAG_LEN {
             return Err(HeaderError::TooShort(envelope.len()));
         }
@@ -113,7 +119,7 @@ impl Header {
         if h[0..2] != MAGIC {
             return Err(HeaderError::BadMagic([h[0], h[1]]));
         }
-        if h[2] != VERSION {
+        if !(VERSION..=max).contains(&h[2]) {
             return Err(HeaderError::BadVersion(h[2]));
         }
         let kind = Kind::from_u8(h[3]).ok_or(HeaderError::UnknownKind(h[3]))?;
@@ -126,6 +132,7 @@ impl Header {
         let mut counter = [0u8; 8];
         counter.copy_from_slice(&h[40..48]);
         Ok(Header {
+            version: h[2],
             kind,
             sender_id: u32::from_be_bytes(id),
             epoch: Epoch::from_bytes(epoch),
@@ -151,6 +158,7 @@ mod tests {
 
     fn header() -> Header {
         Header {
+            version: VERSION,
             kind: Kind::Ha2Frame,
             sender_id: 0xA1B2_C3D4,
             epoch: Epoch {
@@ -181,14 +189,14 @@ mod tests {
         assert_eq!(&b[24..32], &0x99u64.to_be_bytes());
         assert_eq!(&b[32..40], &[0xEE; 8]);
         assert_eq!(&b[40..48], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(Header::parse(&envelope(header())), Ok(header()));
+        assert_eq!(Header::parse(&envelope(header()), VERSION), Ok(header()));
         // No echo yet: sixteen zeros, read back as none.
         let none = Header {
             echo: None,
             ..header()
         };
         assert_eq!(&none.to_bytes()[24..40], &[0u8; 16]);
-        assert_eq!(Header::parse(&envelope(none)), Ok(none));
+        assert_eq!(Header::parse(&envelope(none), VERSION), Ok(none));
     }
 
     #[test]
@@ -204,24 +212,45 @@ mod tests {
     #[test]
     fn framing_errors_in_order() {
         let good = envelope(header());
-        assert_eq!(Header::parse(&good[..63]), Err(HeaderError::TooShort(63)));
+        assert_eq!(
+            Header::parse(&good[..63], 3),
+            Err(HeaderError::TooShort(63))
+        );
         let long = vec![0u8; MAX_ENVELOPE_LEN + 1];
         assert_eq!(
-            Header::parse(&long),
+            Header::parse(&long, 3),
             Err(HeaderError::TooLong(MAX_ENVELOPE_LEN + 1))
         );
         let mut b = good.clone();
         b[1] = b'G';
-        assert_eq!(Header::parse(&b), Err(HeaderError::BadMagic(*b"HG")));
+        assert_eq!(Header::parse(&b, 3), Err(HeaderError::BadMagic(*b"HG")));
         let mut b = good.clone();
         b[2] = 1;
-        assert_eq!(Header::parse(&b), Err(HeaderError::BadVersion(1)));
+        assert_eq!(Header::parse(&b, 3), Err(HeaderError::BadVersion(1)));
         for k in [0u8, 3, 255] {
             let mut b = good.clone();
             b[3] = k;
-            assert_eq!(Header::parse(&b), Err(HeaderError::UnknownKind(k)));
+            assert_eq!(Header::parse(&b, 3), Err(HeaderError::UnknownKind(k)));
+        }
+        // Versions from 2 up to the receiver's maximum, no other.
+        for (v, max, ok) in [
+            (2, 2, true),
+            (3, 2, false),
+            (3, 3, true),
+            (4, 3, false),
+            (4, 4, true),
+        ] {
+            let mut b = good.clone();
+            b[2] = v;
+            let r = Header::parse(&b, max);
+            assert_eq!(r.is_ok(), ok, "version {v} at max {max}: {r:?}");
+            if ok {
+                assert_eq!(r.map(|h| h.version), Ok(v));
+            } else {
+                assert_eq!(r, Err(HeaderError::BadVersion(v)));
+            }
         }
         let max = vec![0u8; MAX_ENVELOPE_LEN];
-        assert_eq!(Header::parse(&max), Err(HeaderError::BadMagic([0, 0])));
+        assert_eq!(Header::parse(&max, 3), Err(HeaderError::BadMagic([0, 0])));
     }
 }

@@ -6,7 +6,8 @@
 //!   sender and run (epoch);
 //! - [`envelope`]: the clear header (the AEAD's associated data) and its
 //!   framing limits;
-//! - [`codec`]: the plaintext encoding of [`crate::msg::Message`];
+//! - [`codec`]: the plaintext encoding of [`crate::msg::Message`], per
+//!   protocol version ([`crate::version`]);
 //! - [`seal`]: the sending side, ChaCha20-Poly1305 with a counter nonce;
 //! - [`open`]: the receiving side: sender and epoch rules, echo, replay
 //!   window; [`reject`]: why an envelope was refused, and the counters;
@@ -32,9 +33,9 @@ mod sweep;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{decode, encode, DecodeError};
+pub use codec::{decode, decode_v, encode, encode_v, DecodeError};
 pub use envelope::{Kind, MAX_ENVELOPE_LEN, MAX_PLAINTEXT_LEN};
 pub use keys::{Epoch, Pair, PairKey, Psk, PskError, PSK_MIN_LEN};
-pub use open::{Now, Opened, Opener, MAX_EPOCH_LEAD, RECOVER_AFTER};
+pub use open::{Now, Opened, Opener, Unconfirmed, MAX_EPOCH_LEAD, RECOVER_AFTER};
 pub use reject::{Counters, Reject};
 pub use seal::{KindSealer, SealError, Sealer};

@@ -58,6 +58,7 @@ use super::keys::{derive_cipher, Epoch, PairKey};
 pub use super::reject::{Counters, Reject};
 use super::replay::{Replay, ReplayWindow};
 use crate::msg::Message;
+use crate::version::{Advert, PROTOCOL};
 
 /// How far ahead of our wall clock a peer's epoch may start. The nodes'
 /// clocks are meant to be synchronised (NTP in every cloud image): a minute
@@ -96,6 +97,10 @@ pub struct Opened<T> {
     pub kind: Kind,
     pub epoch: Epoch,
     pub counter: u64,
+    /// The envelope's protocol version.
+    pub version: u8,
+    /// The advert of a heartbeat of version 3 and later ([`Opener::open`]).
+    pub advert: Option<Advert>,
     /// The first accepted envelope of this sender's epoch: the peer
     /// (re)started, so whatever it had from us (sessions, config) is gone.
     /// Set once per epoch across both kinds (and even if that envelope then
@@ -142,7 +147,16 @@ pub struct Opener {
     counters: Counters,
     last_refusal: Option<(Reject, Duration)>,
     derivations: u64,
+    /// The highest protocol version accepted (see [`crate::version`]).
+    max_version: u8,
+    /// The last authentic envelope refused as unconfirmed, with its
+    /// plaintext ([`Opener::take_unconfirmed`]).
+    unconfirmed: Option<(Epoch, u8, Vec<u8>)>,
 }
+
+/// What an authentic envelope that did not echo us yet said of its
+/// sender's versions: its epoch, its version and a heartbeat's advert.
+pub type Unconfirmed = (Epoch, u8, Option<Advert>);
 
 impl Opener {
     /// `own_epoch` is this node's sealer's epoch ([`super::Sealer::epoch`]).
@@ -159,7 +173,28 @@ impl Opener {
             counters: Counters::default(),
             last_refusal: None,
             derivations: 0,
+            max_version: PROTOCOL,
+            unconfirmed: None,
         }
+    }
+
+    /// The versions of the last [`Reject::Unconfirmed`] that was authentic
+    /// (the tag verified; freshness unproven), taken once. A peer that
+    /// speaks a version we do not read learns our run only from envelopes
+    /// it can read: such a one tells the negotiation (see
+    /// [`crate::version`]) to step down before the pair has formed. A
+    /// replayed one can only select a version both nodes accept, and the
+    /// peer's next advert corrects it.
+    pub fn take_unconfirmed(&mut self) -> Option<Unconfirmed> {
+        let (epoch, version, body) = self.unconfirmed.take()?;
+        let advert = codec::decode_v(version, &body).ok().and_then(|(_, a)| a);
+        Some((epoch, version, advert))
+    }
+
+    /// The highest protocol version accepted (from
+    /// [`crate::version::PROTOCOL_MIN`] on); [`PROTOCOL`] unless set.
+    pub fn set_max_version(&mut self, max: u8) {
+        self.max_version = max;
     }
 
     pub fn counters(&self) -> Counters {
@@ -192,10 +227,11 @@ impl Opener {
     /// be the envelope's sender.
     pub fn open(&mut self, now: Now, envelope: &[u8]) -> Result<Opened<Message>, Reject> {
         let r = self.open_unrecorded(now, envelope).and_then(|o| {
-            let msg = codec::decode(&o.body).map_err(|error| Reject::Decode {
-                sender_id: o.sender_id,
-                error,
-            })?;
+            let (msg, advert) =
+                codec::decode_v(o.version, &o.body).map_err(|error| Reject::Decode {
+                    sender_id: o.sender_id,
+                    error,
+                })?;
             let claimed = match &msg {
                 Message::Heartbeat(hb) => hb.node_id,
                 Message::Takeover { node_id, .. } => *node_id,
@@ -211,6 +247,8 @@ impl Opener {
                 kind: o.kind,
                 epoch: o.epoch,
                 counter: o.counter,
+                version: o.version,
+                advert,
                 new_epoch: o.new_epoch,
                 body: msg,
             })
@@ -247,7 +285,7 @@ impl Opener {
     }
 
     fn open_unrecorded(&mut self, now: Now, envelope: &[u8]) -> Result<Opened<Vec<u8>>, Reject> {
-        let h = Header::parse(envelope)?;
+        let h = Header::parse(envelope, self.max_version)?;
         if h.sender_id == self.own_id {
             return Err(Reject::OwnId(h.sender_id));
         }
@@ -327,6 +365,7 @@ impl Opener {
         };
         if !echoes_us {
             refuse(cand);
+            self.unconfirmed = Some((h.epoch, h.version, body));
             // No epoch accepted yet: follow the latest-starting one heard,
             // so a replayed earlier run does not displace the live one.
             if self.echo.is_none_or(|e| h.epoch.start_ns >= e.start_ns) {
@@ -390,6 +429,8 @@ fn opened(h: Header, new_epoch: bool, body: Vec<u8>) -> Opened<Vec<u8>> {
         kind: h.kind,
         epoch: h.epoch,
         counter: h.counter,
+        version: h.version,
+        advert: None,
         new_epoch,
         body,
     }

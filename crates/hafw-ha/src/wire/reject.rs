@@ -85,8 +85,10 @@ impl fmt::Display for Reject {
             Reject::BadMagic(m) => write!(f, "not an hafw HA envelope (magic {m:02x?})"),
             Reject::BadVersion(v) => write!(
                 f,
-                "envelope version {v}, this build speaks {}: run the same release on both nodes",
-                super::envelope::VERSION
+                "envelope version {v}, this build accepts {} to its maximum ({} unless a test \
+                 knob raised it): upgrade this node, the peer runs a newer protocol",
+                super::envelope::VERSION,
+                crate::version::PROTOCOL
             ),
             Reject::UnknownKind(k) => write!(f, "unknown envelope kind {k}"),
             Reject::OwnId(id) => write!(

@@ -1,6 +1,8 @@
 //! The sending side: one [`Sealer`] per node run, shared by HA1 and HA2.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
@@ -9,6 +11,7 @@ use super::codec;
 use super::envelope::{Header, Kind, MAX_PLAINTEXT_LEN};
 use super::keys::{derive_cipher, Epoch, PairKey};
 use crate::msg::Message;
+use crate::version::{Advert, POLICY_SCHEMA, PROTOCOL};
 
 /// Seals messages from one node in one run (epoch).
 ///
@@ -25,6 +28,11 @@ pub struct Sealer {
     /// Next counter per kind. `u64::MAX` is never used, so "exhausted" is
     /// representable without a wider type.
     next: [u64; Kind::ALL.len()],
+    /// The protocol version sealed with, shared by the sealers of one run
+    /// ([`Sealer::split`]): HA1's negotiation sets it, HA2 follows.
+    version: Arc<AtomicU8>,
+    /// What heartbeats of version 3 and later say of this node.
+    advert: Advert,
 }
 
 /// Why nothing was sealed.
@@ -69,7 +77,26 @@ impl Sealer {
             epoch,
             echo: None,
             next: [0; Kind::ALL.len()],
+            version: Arc::new(AtomicU8::new(PROTOCOL)),
+            advert: Advert::new(env!("CARGO_PKG_VERSION"), PROTOCOL, POLICY_SCHEMA),
         }
+    }
+
+    /// What this node advertises; it also starts speaking the advert's
+    /// maximum (a negotiation starts at ours).
+    pub fn set_advert(&mut self, advert: Advert) {
+        self.version.store(advert.protocol_max, Ordering::Relaxed);
+        self.advert = advert;
+    }
+
+    /// The protocol version the following envelopes are sealed with, by
+    /// this sealer and the other one of its [`Sealer::split`].
+    pub fn set_version(&self, version: u8) {
+        self.version.store(version, Ordering::Relaxed);
+    }
+
+    pub fn version(&self) -> u8 {
+        self.version.load(Ordering::Relaxed)
     }
 
     /// What the following envelopes echo: the caller copies its opener's
@@ -87,12 +114,33 @@ impl Sealer {
     }
 
     pub fn seal(&mut self, kind: Kind, msg: &Message) -> Result<Vec<u8>, SealError> {
-        self.seal_bytes(kind, &codec::encode(msg))
+        self.seal_at(kind, self.version(), msg)
+    }
+
+    /// Seals `msg` in protocol `version` rather than the current one (a
+    /// probe of [`crate::version::Negotiation::speak_at`]).
+    pub fn seal_at(
+        &mut self,
+        kind: Kind,
+        version: u8,
+        msg: &Message,
+    ) -> Result<Vec<u8>, SealError> {
+        let plaintext = codec::encode_v(version, msg, Some(&self.advert));
+        self.seal_bytes_at(kind, version, &plaintext)
     }
 
     /// Seals an arbitrary payload (HA2 session and config sync define
-    /// their own).
+    /// their own) in the current version.
     pub fn seal_bytes(&mut self, kind: Kind, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.seal_bytes_at(kind, self.version(), plaintext)
+    }
+
+    fn seal_bytes_at(
+        &mut self,
+        kind: Kind,
+        version: u8,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(SealError::TooLong {
                 len: plaintext.len(),
@@ -105,6 +153,7 @@ impl Sealer {
             return Err(SealError::CounterExhausted(kind));
         }
         let header = Header {
+            version,
             kind,
             sender_id: self.node_id,
             epoch: self.epoch,
@@ -150,6 +199,8 @@ impl Sealer {
             epoch: self.epoch,
             echo: self.echo,
             next: self.next,
+            version: Arc::clone(&self.version),
+            advert: self.advert.clone(),
         };
         (
             KindSealer {
@@ -193,6 +244,20 @@ impl KindSealer {
         self.inner.seal(self.kind, msg)
     }
 
+    /// See [`Sealer::seal_at`].
+    pub fn seal_at(&mut self, version: u8, msg: &Message) -> Result<Vec<u8>, SealError> {
+        self.inner.seal_at(self.kind, version, msg)
+    }
+
+    /// See [`Sealer::set_version`].
+    pub fn set_version(&self, version: u8) {
+        self.inner.set_version(version);
+    }
+
+    pub fn version(&self) -> u8 {
+        self.inner.version()
+    }
+
     pub fn seal_bytes(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         self.inner.seal_bytes(self.kind, plaintext)
     }
@@ -214,6 +279,8 @@ impl fmt::Debug for Sealer {
             .field("epoch", &self.epoch)
             .field("echo", &self.echo)
             .field("next", &self.next)
+            .field("version", &self.version())
+            .field("advert", &self.advert)
             .finish_non_exhaustive()
     }
 }
@@ -250,7 +317,7 @@ mod tests {
         for i in 0..1000u32 {
             for s in [&mut ha1, &mut ha2] {
                 let env = s.seal_bytes(&i.to_be_bytes()).unwrap();
-                let h = Header::parse(&env).unwrap();
+                let h = Header::parse(&env, PROTOCOL).unwrap();
                 assert_eq!(h.kind, s.kind());
                 assert!(nonces.insert(h.nonce()), "nonce reused at {i}");
                 assert_eq!(opener.open_bytes(now, &env).unwrap().body, i.to_be_bytes());
@@ -273,7 +340,7 @@ mod tests {
                 Kind::Ha1Datagram
             };
             let env = s.seal(kind, &msg).unwrap();
-            let h = Header::parse(&env).unwrap();
+            let h = Header::parse(&env, PROTOCOL).unwrap();
             assert!(nonces.insert(h.nonce()), "nonce reused at message {i}");
         }
         assert_eq!(nonces.len(), 10_000);
@@ -284,7 +351,7 @@ mod tests {
         let mut s = Sealer::new(&psk(), 1, 5, [0; 8]);
         s.set_next_counter(Kind::Ha1Datagram, u64::MAX - 1);
         let env = s.seal_bytes(Kind::Ha1Datagram, b"last").unwrap();
-        assert_eq!(Header::parse(&env).unwrap().counter, u64::MAX - 1);
+        assert_eq!(Header::parse(&env, PROTOCOL).unwrap().counter, u64::MAX - 1);
         for _ in 0..3 {
             assert_eq!(
                 s.seal_bytes(Kind::Ha1Datagram, b"x"),
@@ -293,7 +360,7 @@ mod tests {
         }
         // The other kind's sequence is independent.
         let env = s.seal_bytes(Kind::Ha2Frame, b"y").unwrap();
-        assert_eq!(Header::parse(&env).unwrap().counter, 0);
+        assert_eq!(Header::parse(&env, PROTOCOL).unwrap().counter, 0);
     }
 
     #[test]
@@ -313,6 +380,6 @@ mod tests {
         );
         // A refused seal does not consume a counter.
         let env = s.seal_bytes(Kind::Ha2Frame, b"").unwrap();
-        assert_eq!(Header::parse(&env).unwrap().counter, 1);
+        assert_eq!(Header::parse(&env, PROTOCOL).unwrap().counter, 1);
     }
 }

@@ -54,7 +54,13 @@ fn no_input_panics_and_no_forgery_passes() {
         .flat_map(|&k| messages.iter().map(move |m| (k, m)))
         .map(|(k, m)| sealer.seal(k, m).unwrap())
         .collect();
-    let plaintexts: Vec<Vec<u8>> = messages.iter().map(encode).collect();
+    // Every version's plaintexts (version 4 decodes only where a node
+    // speaks it: the decoder alone, below).
+    let advert = crate::version::Advert::new("0.1.0", 3, 1);
+    let plaintexts: Vec<(u8, Vec<u8>)> = (2..=4)
+        .flat_map(|v| messages.iter().map(move |m| (v, m)))
+        .map(|(v, m)| (v, encode_v(v, m, Some(&advert))))
+        .collect();
 
     let mut expected_accepts = 0u64;
     let mut opens = 0u64;
@@ -103,20 +109,23 @@ fn no_input_panics_and_no_forgery_passes() {
             // A random or mutated plaintext behind a valid tag: reaches the
             // decoder with arbitrary bytes.
             3 => {
-                let plain = if rng.index(2) == 0 {
-                    let len = rng.index(120);
-                    rng.bytes(len)
+                let (version, plain) = if rng.index(2) == 0 {
+                    let len = rng.index(140);
+                    (2 + rng.index(2) as u8, rng.bytes(len))
                 } else {
-                    let i = rng.index(plaintexts.len());
-                    mutate(&mut rng, &plaintexts[i], 8)
+                    let (v, p) = &plaintexts[rng.index(plaintexts.len() * 2 / 3)];
+                    (*v, mutate(&mut rng, p, 8))
                 };
                 let kind = Kind::ALL[rng.index(2)];
+                sealer.set_version(version);
                 let env = sealer.seal_bytes(kind, &plain).unwrap();
                 opens += 1;
                 match opener.open(now, &env) {
                     Ok(o) => {
                         expected_accepts += 1;
-                        assert_eq!(encode(&o.body), plain, "round {round}");
+                        assert_eq!(o.version, version, "round {round}");
+                        let again = encode_v(o.version, &o.body, o.advert.as_ref());
+                        assert_eq!(again, plain, "round {round}");
                     }
                     Err(Reject::Decode { .. }) | Err(Reject::SenderMismatch { .. }) => {}
                     Err(other) => panic!("round {round}: authentic envelope refused: {other}"),
@@ -124,11 +133,11 @@ fn no_input_panics_and_no_forgery_passes() {
             }
             // The decoder alone on mutated valid plaintexts.
             _ => {
-                let i = rng.index(plaintexts.len());
-                let input = mutate(&mut rng, &plaintexts[i], 8);
-                if let Ok(m) = decode(&input) {
+                let (v, p) = &plaintexts[rng.index(plaintexts.len())];
+                let input = mutate(&mut rng, p, 8);
+                if let Ok((m, a)) = decode_v(*v, &input) {
                     decoded_ok += 1;
-                    assert_eq!(encode(&m), input, "round {round}");
+                    assert_eq!(encode_v(*v, &m, a.as_ref()), input, "round {round}");
                 }
             }
         }

@@ -152,7 +152,9 @@ fn every_single_bit_flip_is_rejected_and_changes_nothing() {
     assert_eq!(c.accepted, 0);
     assert_eq!(c.rejected(), flips);
     assert_eq!(c.bad_magic, 16);
-    assert_eq!(c.bad_version, 8);
+    // Version 3 with one bit flipped: 2 is accepted as a version (and then
+    // fails the tag), the other seven are not versions this node reads.
+    assert_eq!(c.bad_version, 7);
     assert_eq!(
         c.unknown_kind, 8,
         "kind 1 with one bit flipped is never 1 or 2"
@@ -169,7 +171,7 @@ fn every_single_bit_flip_is_rejected_and_changes_nothing() {
         .count() as u64;
     assert!(future > 10, "{future}");
     assert_eq!(c.future_epoch, future);
-    assert_eq!(c.auth_failed, flips - 16 - 8 - 8 - 1 - 31 - future);
+    assert_eq!(c.auth_failed, flips - 16 - 7 - 8 - 1 - 31 - future);
     assert_eq!(
         o.last_refusal().map(|r| r.0),
         Some(Reject::AuthFailed { sender_id: PEER })
@@ -377,7 +379,7 @@ fn a_message_naming_another_node_is_rejected() {
 fn authentic_garbage_is_a_decode_error_not_a_panic() {
     let mut s = peer_sealer(T0);
     let mut o = opener();
-    let env = s.seal_bytes(Kind::Ha1Datagram, &[1, 0, 87, 0]).unwrap();
+    let env = s.seal_bytes(Kind::Ha1Datagram, &[1, 0, 115, 0]).unwrap();
     assert!(matches!(
         o.open(now(), &env),
         Err(Reject::Decode {
@@ -414,7 +416,8 @@ fn envelope_matches_the_specification() {
     s.seal_bytes(Kind::Ha2Frame, b"skip counter 0").unwrap();
     let env = s.seal_bytes(Kind::Ha2Frame, b"hello peer").unwrap();
     assert_eq!(env.len(), 48 + 10 + 16);
-    assert_eq!(&env[..4], b"HF\x02\x02");
+    // A sealer speaks this release's protocol until told otherwise.
+    assert_eq!(&env[..4], b"HF\x03\x02");
     assert_eq!(&env[4..8], &[1, 2, 3, 4]);
     assert_eq!(&env[8..16], &T0.to_be_bytes());
     assert_eq!(&env[16..24], b"rand0m!!");
@@ -463,7 +466,7 @@ fn envelope_matches_the_specification() {
 #[test]
 fn rejects_display_what_to_fix() {
     let r = Reject::BadVersion(9);
-    assert!(r.to_string().contains("same release"));
+    assert!(r.to_string().contains("upgrade this node"));
     let r = Reject::AuthFailed { sender_id: 1 };
     assert!(r.to_string().contains("key files"));
     let e = Reject::Decode {
@@ -777,4 +780,254 @@ fn a_silent_peer_is_not_replaced_by_a_replay_that_does_not_echo_us() {
     );
     assert_eq!(o.derivations(), 1);
     assert_eq!(o.counters().recoveries, 0);
+}
+
+/// Envelopes sealed by the release before version negotiation (protocol
+/// 2), byte for byte: that build's sealer, this file's key and epochs, a
+/// heartbeat, a takeover and an HA2 frame. A node of this release must
+/// open them, and seal the same bytes when it speaks version 2.
+const V2_HEARTBEAT: &str = "484602010000000117979cfe362a00005a5a5a5a5a5a5a5a17979cfe362a0001c3c3c3c3c3c3c3c300000000000000000599de47e19a686c86e4039e72cde035aa0ee81a0f696d732a3dd3144087af3342f652c85f196ba1e293c55344d048f58783614488bdc7bdee61d5994eb062f211ed24cb7c2275df142344bbd3f366102d61566c99124c60bd97eefaab305c64f57ce38a32905250a5af";
+const V2_TAKEOVER: &str = "484602010000000117979cfe362a00005a5a5a5a5a5a5a5a17979cfe362a0001c3c3c3c3c3c3c3c30000000000000001d138a6dcdf2c22941ffde245bfc04e6877fb46e03efa9583ccab4352648e75";
+const V2_FRAME: &str = "484602020000000117979cfe362a00005a5a5a5a5a5a5a5a17979cfe362a0001c3c3c3c3c3c3c3c30000000000000000a341936c41bf8437bdb81e551819c57d6a0634984c048ece9e212fc29d";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_version_2_peer_is_opened_and_spoken_to_byte_for_byte() {
+    let mut o = opener();
+    let hb = o.open(now(), &unhex(V2_HEARTBEAT)).unwrap();
+    assert_eq!(hb.version, 2);
+    assert_eq!(hb.advert, None);
+    assert_eq!(hb.body, Message::Heartbeat(heartbeat(PEER, State::Active)));
+    let tk = o.open(now(), &unhex(V2_TAKEOVER)).unwrap();
+    assert_eq!(
+        tk.body,
+        Message::Takeover {
+            node_id: PEER,
+            term: 9
+        }
+    );
+    let f = o.open_bytes(now(), &unhex(V2_FRAME)).unwrap();
+    assert_eq!((f.version, &f.body[..]), (2, &b"session bytes"[..]));
+    // Spoken to at version 2, this release seals exactly what that one did.
+    let mut s = Sealer::new(&key(), PEER, T0, [0x5A; 8]);
+    s.set_echo(Some(my_epoch()));
+    s.set_version(2);
+    let m = Message::Heartbeat(heartbeat(PEER, State::Active));
+    assert_eq!(s.seal(Kind::Ha1Datagram, &m).unwrap(), unhex(V2_HEARTBEAT));
+    let t = Message::Takeover {
+        node_id: PEER,
+        term: 9,
+    };
+    assert_eq!(s.seal(Kind::Ha1Datagram, &t).unwrap(), unhex(V2_TAKEOVER));
+    assert_eq!(
+        s.seal_bytes(Kind::Ha2Frame, b"session bytes").unwrap(),
+        unhex(V2_FRAME)
+    );
+}
+
+#[test]
+fn versions_above_the_openers_maximum_are_counted_not_opened() {
+    let mut next = peer_sealer(T0);
+    next.set_advert(crate::version::Advert::new("0.2.0", 4, 1));
+    let m = Message::Heartbeat(heartbeat(PEER, State::Active));
+    let v4 = next.seal(Kind::Ha1Datagram, &m).unwrap();
+    assert_eq!(v4[2], 4);
+    // A node of this release refuses it, by reason.
+    let mut o = opener();
+    assert_eq!(o.open(now(), &v4), Err(Reject::BadVersion(4)));
+    assert_eq!(o.counters().bad_version, 1);
+    // One that speaks 4 opens it, with the advert.
+    let mut o4 = opener();
+    o4.set_max_version(4);
+    let opened = o4.open(now(), &v4).unwrap();
+    assert_eq!(opened.version, 4);
+    assert_eq!(opened.advert.map(|a| a.protocol_max), Some(4));
+    // Stepped down to 3 it is a node of this release's format again.
+    next.set_version(3);
+    let v3 = next.seal(Kind::Ha1Datagram, &m).unwrap();
+    let opened = o.open(now(), &v3).unwrap();
+    assert_eq!((opened.version, opened.body), (3, m));
+}
+
+/// Two nodes in simulated time, heartbeats each way through the real
+/// sealers and openers, with the negotiation of [`crate::version`] (or,
+/// for the release before it, none: version 2 only, both ways).
+mod negotiation_in_simulated_time {
+    use super::*;
+    use crate::version::{Negotiation, PROBE_EVERY};
+
+    const STEP: Duration = Duration::from_millis(200);
+
+    struct SimNode {
+        id: u32,
+        sealer: Sealer,
+        opener: Opener,
+        /// None: a node of the release before negotiation.
+        neg: Option<Negotiation>,
+        seq: u64,
+    }
+
+    fn node(id: u32, peer: u32, max: Option<u8>, start: Duration) -> SimNode {
+        let start_ns = T0 + start.as_nanos() as u64;
+        let mut sealer = Sealer::new(&key(), id, start_ns, [id as u8; 8]);
+        let mut opener = Opener::new(&key(), id, peer, sealer.epoch());
+        let neg = max.map(|m| {
+            sealer.set_advert(crate::version::Advert::new("0.1.0", m, 1));
+            opener.set_max_version(m);
+            Negotiation::new(m)
+        });
+        if neg.is_none() {
+            sealer.set_version(2);
+            opener.set_max_version(2);
+        }
+        SimNode {
+            id,
+            sealer,
+            opener,
+            neg,
+            seq: 0,
+        }
+    }
+
+    fn at(t: Duration) -> Now {
+        Now::new(T0 + t.as_nanos() as u64, t)
+    }
+
+    /// One heartbeat from `a` to `b` at `t`: whether `b` accepted it.
+    fn send(a: &mut SimNode, b: &mut SimNode, t: Duration) -> bool {
+        a.seq += 1;
+        let hb = Message::Heartbeat(crate::msg::Heartbeat {
+            seq: a.seq,
+            ..heartbeat(a.id, State::Passive)
+        });
+        let env = match a.neg.as_mut() {
+            Some(n) => a.sealer.seal_at(Kind::Ha1Datagram, n.speak_at(t), &hb),
+            None => a.sealer.seal(Kind::Ha1Datagram, &hb),
+        }
+        .unwrap();
+        let r = b.opener.open(at(t), &env);
+        b.sealer.set_echo(b.opener.echo());
+        let unconfirmed = b.opener.take_unconfirmed();
+        if let Some(n) = b.neg.as_mut() {
+            if let Some((e, v, adv)) = unconfirmed {
+                if let Some(c) = n.heard(t, e, v, adv.as_ref()) {
+                    b.sealer.set_version(c.to);
+                }
+            }
+            if let Ok(o) = &r {
+                if let Some(c) = n.heard(t, o.epoch, o.version, o.advert.as_ref()) {
+                    b.sealer.set_version(c.to);
+                }
+            }
+        }
+        r.is_ok()
+    }
+
+    /// Runs `rounds` steps from `t`; returns the refused heartbeats each
+    /// way after the first `settle` rounds, and the time reached.
+    fn run(
+        a: &mut SimNode,
+        b: &mut SimNode,
+        t: Duration,
+        rounds: u32,
+        settle: u32,
+    ) -> ((u32, u32), Duration) {
+        let mut refused = (0, 0);
+        let mut t = t;
+        for i in 0..rounds {
+            t += STEP;
+            let ab = send(a, b, t);
+            let ba = send(b, a, t);
+            if i >= settle {
+                refused.0 += u32::from(!ab);
+                refused.1 += u32::from(!ba);
+            }
+        }
+        (refused, t)
+    }
+
+    fn speaking(n: &SimNode) -> u8 {
+        n.sealer.version()
+    }
+
+    const ROUNDS: u32 = 400; // 80 s: more than two probe periods
+    const SETTLE: u32 = 5;
+
+    #[test]
+    fn same_release_speaks_3_and_next_releases_4() {
+        for (a, b, want) in [(3, 3, 3), (3, 4, 3), (4, 3, 3), (4, 4, 4)] {
+            let mut x = node(PEER, ME, Some(a), Duration::ZERO);
+            let mut y = node(ME, PEER, Some(b), Duration::from_millis(1));
+            let (refused, _) = run(&mut x, &mut y, Duration::ZERO, ROUNDS, SETTLE);
+            assert_eq!(refused, (0, 0), "{a} with {b}");
+            assert_eq!((speaking(&x), speaking(&y)), (want, want), "{a} with {b}");
+        }
+    }
+
+    #[test]
+    fn a_node_of_the_release_before_is_spoken_to_in_version_2() {
+        for new_first in [true, false] {
+            let (s0, s1) = if new_first {
+                (Duration::ZERO, Duration::from_millis(1))
+            } else {
+                (Duration::from_millis(1), Duration::ZERO)
+            };
+            let mut old = node(PEER, ME, None, s0);
+            let mut new = node(ME, PEER, Some(3), s1);
+            let (refused, _) = run(&mut old, &mut new, Duration::ZERO, ROUNDS, SETTLE);
+            assert_eq!(speaking(&new), 2);
+            // The old node refuses only the probes: one per PROBE_EVERY.
+            let probes = (u64::from(ROUNDS) * STEP.as_millis() as u64
+                / PROBE_EVERY.as_millis() as u64) as u32;
+            assert_eq!(refused.0, 0);
+            assert!(refused.1 <= probes + 1, "{refused:?}, {probes} probes");
+            assert!(refused.1 >= probes, "{refused:?}: the periodic probes");
+            // What the old node refused, it counted as a bad version.
+            assert!(old.opener.counters().bad_version >= u64::from(refused.1));
+        }
+    }
+
+    #[test]
+    fn the_old_node_upgraded_in_place_meets_at_3() {
+        // The new node speaks 2 to the old one; the old one is upgraded
+        // (a new run of this release): both hear version 2 first, a probe
+        // lifts them to 3.
+        let mut a = node(PEER, ME, None, Duration::ZERO);
+        let mut b = node(ME, PEER, Some(3), Duration::from_millis(1));
+        let (_, t) = run(&mut a, &mut b, Duration::ZERO, 20, 0);
+        assert_eq!(speaking(&b), 2);
+        let mut a = node(PEER, ME, Some(3), t);
+        let (refused, _) = run(&mut a, &mut b, t, ROUNDS, SETTLE);
+        assert_eq!(refused, (0, 0));
+        assert_eq!((speaking(&a), speaking(&b)), (3, 3));
+    }
+
+    #[test]
+    fn a_rolling_upgrade_from_3_to_4_loses_no_heartbeat_once_settled() {
+        let mut a = node(PEER, ME, Some(3), Duration::ZERO);
+        let mut b = node(ME, PEER, Some(3), Duration::from_millis(1));
+        let (r, t) = run(&mut a, &mut b, Duration::ZERO, 20, SETTLE);
+        assert_eq!(r, (0, 0));
+        // The passive restarted on the next release: 3 each way.
+        let mut b = node(ME, PEER, Some(4), t);
+        let (r, t) = run(&mut a, &mut b, t, 20, SETTLE);
+        assert_eq!(r, (0, 0));
+        assert_eq!((speaking(&a), speaking(&b)), (3, 3));
+        // Then the other: 4 each way.
+        let mut a = node(PEER, ME, Some(4), t);
+        let (r, _) = run(&mut a, &mut b, t, ROUNDS, SETTLE);
+        assert_eq!(r, (0, 0));
+        assert_eq!((speaking(&a), speaking(&b)), (4, 4));
+        // And a rollback of one node to this release: back to 3.
+        let mut a2 = node(PEER, ME, Some(3), Duration::from_secs(200));
+        let (r, _) = run(&mut a2, &mut b, Duration::from_secs(200), 40, SETTLE);
+        assert_eq!(r, (0, 0));
+        assert_eq!((speaking(&a2), speaking(&b)), (3, 3));
+    }
 }
