@@ -26,6 +26,8 @@ use hafw_model::render::node::NodePlan;
 use crate::dataplane::apply::Applied;
 use crate::error::ConfigError;
 
+pub mod history;
+pub mod pause;
 mod task;
 
 pub use task::startup;
@@ -227,34 +229,95 @@ fn prepare_files(files: &[(PathBuf, String)], node: &str) -> Result<Vec<PathBuf>
     Ok(tmps)
 }
 
-/// Renames the prepared files into place, the version file first; if a
-/// later rename fails, the earlier ones get their old content back.
-fn rename_files(tmps: &[PathBuf], files: &[(PathBuf, String)]) -> Result<(), ConfigError> {
-    let mut done: Vec<(PathBuf, Option<Vec<u8>>)> = vec![];
-    for (tmp, (path, _)) in tmps.iter().zip(files) {
-        let old = std::fs::read(path).ok();
-        if let Err(source) = std::fs::rename(tmp, path) {
-            for (p, old) in done.iter().rev() {
-                let _ = match old {
-                    Some(bytes) => std::fs::write(p, bytes),
-                    None => std::fs::remove_file(p),
-                };
-            }
-            return Err(ConfigError::File {
-                path: path.clone(),
-                what: "cannot replace",
-                source,
-            });
-        }
-        done.push((path.clone(), old));
-    }
-    Ok(())
+/// Renames a prepared file into place and syncs its directory, so the
+/// rename is on disk before the next step.
+fn rename_synced(tmp: &Path, path: &Path) -> Result<(), ConfigError> {
+    std::fs::rename(tmp, path).map_err(|source| ConfigError::File {
+        path: path.to_owned(),
+        what: "cannot replace",
+        source,
+    })?;
+    history::sync_dir(parent(path))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 fn remove(paths: &[PathBuf]) {
     for p in paths {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// Startup's recovery, before the deployment file is loaded: after a crash
+/// in an apply, the node goes back to the version its version file (the
+/// commit record) names ([`history::recover`]), its leftovers removed.
+/// Returns what it did, for the log.
+pub fn recover_files(config: &Path, node: &str) -> Result<Vec<String>, ConfigError> {
+    let mut notes = vec![];
+    for tmp in [
+        tmp_path(config, node),
+        tmp_path(&version_path(config, node), node),
+    ] {
+        if std::fs::remove_file(&tmp).is_ok() {
+            notes.push(format!(
+                "removed {} left by an interrupted apply",
+                tmp.display()
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(config).map_err(|source| ConfigError::File {
+        path: config.to_owned(),
+        what: "cannot read",
+        source,
+    })?;
+    // A file without a policy is startup's to refuse, with its message.
+    let Ok(policy) = policy_text(&text) else {
+        return Ok(notes);
+    };
+    let vpath = version_path(config, node);
+    let committed = load_version(&vpath)?.map(|(v, h)| (v, hex(&h)));
+    let file_hash = hex(&hafw_ha::config_sync::policy_hash(policy.as_bytes()));
+    let dir = history::history_dir(config, node);
+    let (records, _) = history::list(&dir);
+    let (decision, forget) = history::recover(committed.clone(), &file_hash, &records);
+    match decision {
+        history::Recovery::AsIs => {}
+        history::Recovery::RestoreFile { version } => {
+            let old = history::load_policy(&dir, version)?;
+            let restored = splice(&text, &old)?;
+            history::write_atomic(config, restored.as_bytes())?;
+            history::sync_dir(parent(config))?;
+            notes.push(format!(
+                "{} held policy {} of an apply that never committed; put version {version} back from {}",
+                config.display(),
+                &file_hash[..8],
+                dir.display()
+            ));
+        }
+        history::Recovery::RollForward { version, hash } => {
+            history::write_atomic(&vpath, format!("{version} {hash}\n").as_bytes())?;
+            history::sync_dir(parent(&vpath))?;
+            if let Some(mut r) = records.iter().find(|r| r.version == version).cloned() {
+                r.state = history::EntryState::Committed;
+                history::write_record(&dir, &r)?;
+            }
+            notes.push(format!(
+                "{} held version {version} of an interrupted apply and the history lacks version {}: \
+                 took version {version} as committed",
+                config.display(),
+                committed.map(|c| c.0).unwrap_or(0)
+            ));
+        }
+    }
+    for v in forget {
+        history::remove_entry(&dir, v);
+        notes.push(format!("forgot version {v}: its apply never committed"));
+    }
+    Ok(notes)
 }
 
 #[cfg(test)]

@@ -486,16 +486,29 @@ struct Dispatch {
 }
 
 impl Dispatch {
-    fn handle(&self, _caller: control::Caller, req: Request) -> Result<String, String> {
+    fn handle(&self, caller: control::Caller, req: Request) -> Result<String, String> {
         match req {
-            Request::ConfigApply(path) => {
-                let (tx, rx) = oneshot::channel();
-                self.config
-                    .send(ConfigInput::Apply { path, reply: tx })
-                    .map_err(|_| "the config task has stopped".to_string())?;
-                rx.blocking_recv()
-                    .map_err(|_| "the config task did not answer".to_string())?
+            Request::ConfigApply {
+                path,
+                confirm_within,
+                comment,
+            } => self.ask_config(|reply| ConfigInput::Apply {
+                path,
+                caller,
+                comment,
+                confirm_within,
+                reply,
+            })?,
+            Request::ConfigConfirm => self.ask_config(|reply| ConfigInput::Confirm { reply })?,
+            Request::ConfigRollback(version) => self.ask_config(|reply| ConfigInput::Rollback {
+                version,
+                caller,
+                reply,
+            })?,
+            Request::ConfigDiff { from, to } => {
+                self.ask_config(|reply| ConfigInput::Diff { from, to, reply })?
             }
+            Request::ConfigHistory => self.ask_config(|reply| ConfigInput::History { reply }),
             Request::ConfigShow => {
                 let (tx, rx) = oneshot::channel();
                 self.config
@@ -518,6 +531,19 @@ impl Dispatch {
             Request::Suspend => self.command(Command::Suspend),
             Request::Resume => self.command(Command::Resume),
         }
+    }
+
+    /// One request to the config task and its answer.
+    fn ask_config<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ConfigInput,
+    ) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.config
+            .send(make(tx))
+            .map_err(|_| "the config task has stopped".to_string())?;
+        rx.blocking_recv()
+            .map_err(|_| "the config task did not answer".to_string())
     }
 
     fn command(&self, cmd: Command) -> Result<String, String> {
