@@ -81,6 +81,8 @@ pub struct Pair {
     /// Serve the status API on 127.0.0.1 inside each firewall.
     api: bool,
     extra: Vec<String>,
+    /// Extra environment per node, for its next start ([`Pair::set_env`]).
+    env: Vec<(String, String, String)>,
     daemons: Vec<(String, Option<Child>)>,
     runtime: tokio::runtime::Runtime,
     /// conntrackd beside keepalived (the baseline's session sync): its
@@ -224,6 +226,20 @@ impl Pair {
         api: bool,
         extra: &[&str],
     ) -> Result<Pair, LabError> {
+        Pair::start_env(file, lab_name, exe, profile, api, extra, &[])
+    }
+
+    /// As [`Pair::start_opts`], with extra environment for some daemons:
+    /// `(node, key, value)` (see [`Pair::set_env`]).
+    pub fn start_env(
+        file: &Path,
+        lab_name: &str,
+        exe: &Path,
+        profile: &str,
+        api: bool,
+        extra: &[&str],
+        env: &[(&str, &str, &str)],
+    ) -> Result<Pair, LabError> {
         let profile: Profile = profile.parse().map_err(err)?;
         let text = std::fs::read_to_string(file)
             .map_err(|e| err(format!("read {}: {e}", file.display())))?;
@@ -253,6 +269,10 @@ impl Pair {
             profile,
             api,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(n, k, v)| (n.to_string(), k.to_string(), v.to_string()))
+                .collect(),
             runtime,
         };
         if api {
@@ -563,12 +583,25 @@ impl Pair {
         }
         // `{node}` in an extra argument is this node's name: a file per node.
         cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));
+        for (_, k, v) in self.env.iter().filter(|(n, _, _)| *n == node) {
+            cmd.env(k, v);
+        }
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let child = cmd
             .spawn()
             .map_err(|e| err(format!("start hafw run on {node}: {e}")))?;
         self.daemons[i].1 = Some(child);
         Ok(())
+    }
+
+    /// Sets (or with None, removes) an environment variable for `node`'s
+    /// next start (a [`Pair::heal`] after a kill); the running daemon keeps
+    /// its own.
+    pub fn set_env(&mut self, node: &str, key: &str, value: Option<&str>) {
+        self.env.retain(|(n, k, _)| !(n == node && k == key));
+        if let Some(v) = value {
+            self.env.push((node.into(), key.into(), v.into()));
+        }
     }
 
     /// The daemon log of a node, for reports when something fails.

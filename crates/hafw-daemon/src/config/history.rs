@@ -221,9 +221,13 @@ pub fn recover(
         // Edited by hand: startup says so and runs the file.
         return (Recovery::AsIs, forget);
     };
-    let have_committed = records
-        .iter()
-        .any(|r| r.version == version && r.hash == hash && r.state != EntryState::Prepared);
+    // Without a version file (version 0, never applied through config
+    // sync) the record of version 0 is the one written at start.
+    let have_committed = records.iter().any(|r| {
+        r.version == version
+            && (r.hash == hash || hash.is_empty())
+            && r.state != EntryState::Prepared
+    });
     if have_committed {
         (Recovery::RestoreFile { version }, forget)
     } else {
@@ -363,6 +367,15 @@ mod tests {
         assert_eq!(
             recover(Some((4, "a".into())), "b", &recs),
             (Recovery::RestoreFile { version: 4 }, vec![5])
+        );
+        // No version file yet: version 0 is the one recorded at start.
+        let first = [
+            rec(0, "a", EntryState::Committed),
+            rec(1, "b", EntryState::Prepared),
+        ];
+        assert_eq!(
+            recover(None, "b", &first),
+            (Recovery::RestoreFile { version: 0 }, vec![1])
         );
         // Without version 4's text, version 5 is rolled forward.
         assert_eq!(

@@ -48,6 +48,14 @@ pub fn policy_text(text: &str) -> Result<String, ConfigError> {
         .map_err(|e| ConfigError::Malformed(format!("cannot write the policy as TOML: {e}")))
 }
 
+/// The hash (hex) of a deployment text's canonical `[policy]`: what the
+/// version file records for it.
+pub fn policy_hash_hex(text: &str) -> Result<String, ConfigError> {
+    Ok(hex(&hafw_ha::config_sync::policy_hash(
+        policy_text(text)?.as_bytes(),
+    )))
+}
+
 /// The top-level keys other than `policy` whose values differ.
 pub fn changed_outside_policy(old: &str, new: &str) -> Result<Vec<String>, ConfigError> {
     let parse = |t: &str| {

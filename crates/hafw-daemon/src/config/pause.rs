@@ -12,15 +12,18 @@ use crate::log::Log;
 pub const ENV: &str = "HAFW_TEST_PAUSE_AT";
 
 /// The named steps of an apply, in order.
-pub const STEPS: [&str; 4] = [
+pub const STEPS: [&str; 5] = [
     // The version's text and record are in the history (state prepared).
     "history-written",
     // The kernel runs the new plan; the files are still the old ones.
     "kernel-applied",
     // The deployment file is the new one; the version file the old one.
     "file-renamed",
-    // The version file names the new version: committed, not yet offered
-    // to the peer (on the active) or answered (on the passive).
+    // On the active only: the peer was offered the version and answered
+    // (or did not within the bound); the version file is the old one.
+    "offered",
+    // The version file names the new version: committed; on the passive,
+    // the active not yet answered.
     "version-renamed",
 ];
 

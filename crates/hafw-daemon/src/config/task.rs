@@ -178,6 +178,10 @@ pub struct ConfigTask {
     pending: Option<Pending>,
 }
 
+/// How long a local apply waits for the peer's answer before it writes
+/// its commit record anyway (the peer may be down).
+const PEER_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A version applied with `--confirm-within` and not yet confirmed.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -419,23 +423,8 @@ impl ConfigTask {
             policy: policy.clone(),
             plan,
         };
-        let restart = self.commit(next, true, meta).await?;
-        let pushed = match &self.env.sync {
-            Some(s) => {
-                let (tx, rx) = oneshot::channel();
-                s.config(SyncCmd::ApplyLocal {
-                    version,
-                    bytes: policy.into_bytes(),
-                    reply: tx,
-                })?;
-                match rx.await {
-                    Ok(Ok(_)) => "offered to the peer".to_string(),
-                    Ok(Err(e)) => format!("NOT offered to the peer: {e}"),
-                    Err(_) => "NOT offered to the peer: the sync thread stopped".into(),
-                }
-            }
-            None => "not synced: session sync (and with it config sync) is off".into(),
-        };
+        let (restart, pushed) = self.commit(next, true, meta).await?;
+        let pushed = pushed.unwrap_or_default();
         let confirm = pending
             .map(|(until, back)| {
                 format!(
@@ -493,7 +482,7 @@ impl ConfigTask {
             comment: "from the peer".into(),
             pending: None,
         };
-        self.commit(next, active, meta).await.map(|_| ())
+        self.commit(next, false, meta).await.map(|_| ())
     }
 
     /// Full validation, then this node's plan.
@@ -520,7 +509,7 @@ impl ConfigTask {
         next: Policy,
         active: bool,
         meta: Meta,
-    ) -> Result<Option<String>, DaemonError> {
+    ) -> Result<(Option<String>, Option<String>), DaemonError> {
         let env = &self.env;
         let hdir = history::history_dir(&env.config_path, &env.node);
         let mut record = Record {
@@ -555,8 +544,17 @@ impl ConfigTask {
         };
         pause::at(pause::STEPS[1], &env.log).await;
         let mut renamed = rename_synced(&tmps[0], &files[0].0);
+        let mut pushed = None;
         if renamed.is_ok() {
             pause::at(pause::STEPS[2], &env.log).await;
+            if active {
+                // Offered before the commit record: a crash from here on
+                // leaves the peer on the new version (then active, it
+                // offers it back) or both on the old one, never this node
+                // alone on a version the peer lacks.
+                pushed = Some(self.offer(&next).await);
+                pause::at(pause::STEPS[3], &env.log).await;
+            }
             renamed = rename_synced(&tmps[1], &files[1].0);
             if renamed.is_err() {
                 // The version file still names the running version: its
@@ -574,7 +572,7 @@ impl ConfigTask {
             }
             .into());
         }
-        pause::at(pause::STEPS[3], &env.log).await;
+        pause::at(pause::STEPS[4], &env.log).await;
         record.state = match meta.pending {
             Some((until_ms, back_to)) => EntryState::Pending { until_ms, back_to },
             None => EntryState::Committed,
@@ -617,7 +615,51 @@ impl ConfigTask {
         self.running = next;
         self.prune_history();
         self.publish(None, restart.clone());
-        Ok(restart)
+        Ok((restart, pushed))
+    }
+
+    /// Offers a local version to the peer and waits, a bounded time, for
+    /// its answer; says what became of it.
+    async fn offer(&self, next: &Policy) -> String {
+        let Some(s) = &self.env.sync else {
+            return "not synced: session sync (and with it config sync) is off".into();
+        };
+        let (tx, rx) = oneshot::channel();
+        let sent = s.config(SyncCmd::ApplyLocal {
+            version: next.version,
+            bytes: next.policy.clone().into_bytes(),
+            reply: tx,
+        });
+        match (sent, rx.await) {
+            (Ok(()), Ok(Ok(_))) => {}
+            (_, Ok(Err(e))) => return format!("NOT offered to the peer: {e}"),
+            _ => return "NOT offered to the peer: the sync thread stopped".into(),
+        }
+        let until = tokio::time::Instant::now() + PEER_ANSWER;
+        loop {
+            let answer = s.status.lock().ok().and_then(|st| {
+                st.config
+                    .peer_result
+                    .clone()
+                    .filter(|(v, _, _)| *v == next.version)
+            });
+            match answer {
+                Some((_, true, _)) => return "offered to the peer, which applied it".into(),
+                Some((_, false, e)) => {
+                    return format!(
+                        "offered to the peer, which did NOT apply it: {}",
+                        e.unwrap_or_default()
+                    )
+                }
+                None if tokio::time::Instant::now() >= until => {
+                    return format!(
+                    "offered to the peer; no answer within {} s (config sync goes on offering it)",
+                    PEER_ANSWER.as_secs()
+                )
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
     }
 
     fn history_dir(&self) -> PathBuf {
