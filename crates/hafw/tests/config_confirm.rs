@@ -161,12 +161,7 @@ fn an_unconfirmed_change_goes_back_on_both_nodes_and_a_confirmed_one_stays() {
     assert!(ok, "{hist}");
     let line = |v: &str| {
         hist.lines()
-            .find(|l| {
-                l.split_whitespace()
-                    .next()
-                    .map(|w| w.trim_start_matches('*'))
-                    == Some(v)
-            })
+            .find(|l| l.trim_start_matches('*').split_whitespace().next() == Some(v))
             .unwrap_or_else(|| panic!("no version {v}: {hist}"))
             .to_string()
     };
