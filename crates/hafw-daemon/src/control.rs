@@ -164,7 +164,7 @@ impl Request {
 }
 
 fn unhex(h: &str) -> Option<String> {
-    if h.len() % 2 != 0 || !h.is_ascii() {
+    if !h.len().is_multiple_of(2) || !h.is_ascii() {
         return None;
     }
     let bytes = (0..h.len())

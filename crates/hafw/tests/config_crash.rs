@@ -113,10 +113,10 @@ fn cell(step: &str, role: &str) -> Result<u64, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    pair.inject(Fault::Kill, target)
-        .map_err(|e| e.to_string())?;
+    let killed = pair.inject(Fault::Kill, target);
     let _ = cli.kill();
     let _ = cli.wait();
+    killed.map_err(|e| e.to_string())?;
     pair.set_env(target, pause::ENV, None);
     pair.heal(Fault::Kill, target).map_err(|e| e.to_string())?;
     // Back, consistent, and the same as the peer.
