@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hafw_lab::pair::Pair;
+use hafw_lab::pair::{Fault, Pair};
 
 fn with_rule(name: &str) -> String {
     let seed = std::fs::read_to_string(example("alicloud-havip.toml")).unwrap();
@@ -205,4 +205,82 @@ fn an_unconfirmed_change_goes_back_on_both_nodes_and_a_confirmed_one_stays() {
         &pair.control(&passive),
     );
     assert!(ok && d.contains("same policy"), "{d}");
+}
+
+#[test]
+fn a_failover_while_a_change_is_pending_rolls_back_on_the_new_active_by_itself() {
+    if !ns_tests_enabled() {
+        return;
+    }
+    let mut pair = Pair::start(
+        &example("alicloud-havip.toml"),
+        &unique("cff"),
+        Path::new(hafw()),
+        "fast",
+    )
+    .unwrap_or_else(|e| panic!("start the pair: {e}"));
+    let active = pair.wait_settled(Duration::from_secs(20)).unwrap();
+    let passive = pair.peer_of(&active).unwrap();
+    let nodes = [active.as_str(), passive.as_str()];
+    let v0_hash = on(&pair, &active).unwrap().1;
+    let try_c = hafw_lab::lab::state_dir(&pair.lab).join("try-c.toml");
+    std::fs::write(&try_c, with_rule("try-c")).unwrap();
+    let (ok, out) = hafw_cmd(
+        &[
+            "config",
+            "apply",
+            try_c.to_str().unwrap(),
+            "--confirm-within",
+            "4s",
+        ],
+        &pair.control(&active),
+    );
+    assert!(ok, "{out}");
+    let applied = Instant::now();
+    both_on(&pair, nodes, 1, Duration::from_secs(5));
+    // The passive knows the deadline (config sync's Pending).
+    let start = Instant::now();
+    loop {
+        let (_, hist) = hafw_cmd(&["config", "history"], &pair.control(&passive));
+        if hist
+            .lines()
+            .any(|l| l.starts_with('*') && l.contains("pending"))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the passive never marked version 1 pending:\n{hist}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pair.inject(Fault::Kill, &active).unwrap();
+    // The survivor takes over and, when the window closes, goes back.
+    let start = Instant::now();
+    loop {
+        if let Some(st) = pair.status(&passive) {
+            if st.config.version == 2 {
+                assert_eq!(st.config.hash, v0_hash, "version 2 is version 0's policy");
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the new active never rolled back:\n{}",
+            pair.daemon_log(&passive)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = applied.elapsed();
+    eprintln!("the new active rolled back {took:?} after the apply");
+    assert!(
+        took >= Duration::from_millis(3500),
+        "{took:?}: before the window closed"
+    );
+    assert_eq!(pair.state(&passive).as_deref(), Some("active"));
+    assert!(!ruleset(&pair, &passive).contains("rule try-c"));
+    // The old active comes back and takes version 2 from it.
+    pair.heal(Fault::Kill, &active).unwrap();
+    both_on(&pair, nodes, 2, Duration::from_secs(20));
+    assert!(!ruleset(&pair, &active).contains("rule try-c"));
 }

@@ -70,6 +70,14 @@ pub enum ConfigInput {
     },
     /// `hafw config show`.
     Show { reply: oneshot::Sender<String> },
+    /// The active peer's version waits for confirmation
+    /// ([`ConfigAction::Pending`]).
+    PeerPending {
+        version: u64,
+        hash: [u8; 32],
+        remaining_ms: u32,
+        back_to: u64,
+    },
     /// A policy config sync took from the peer
     /// ([`ConfigAction::ApplyConfig`]).
     PeerOffer {
@@ -81,15 +89,27 @@ pub enum ConfigInput {
 
 impl From<ConfigAction> for ConfigInput {
     fn from(a: ConfigAction) -> ConfigInput {
-        let ConfigAction::ApplyConfig {
-            version,
-            hash,
-            bytes,
-        } = a;
-        ConfigInput::PeerOffer {
-            version,
-            hash,
-            bytes,
+        match a {
+            ConfigAction::ApplyConfig {
+                version,
+                hash,
+                bytes,
+            } => ConfigInput::PeerOffer {
+                version,
+                hash,
+                bytes,
+            },
+            ConfigAction::Pending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            } => ConfigInput::PeerPending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            },
         }
     }
 }
@@ -262,6 +282,12 @@ impl ConfigTask {
                 }
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
+            ConfigInput::PeerPending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            } => self.peer_pending(version, hash, remaining_ms, back_to),
             ConfigInput::Confirm { reply } => {
                 let _ = reply.send(self.confirm());
             }
@@ -587,6 +613,11 @@ impl ConfigTask {
             until_ms,
             back_to,
         });
+        if let Some(p) = self.pending {
+            // After the offer: the peer runs this version by now (or
+            // config sync still offers it; it then ignores this).
+            self.tell_peer_pending(&p, p.until_ms.saturating_sub(history::now_ms()));
+        }
         let env = &self.env;
         // Routes the new policy no longer has.
         let old = &self.running.plan;
@@ -725,6 +756,50 @@ impl ConfigTask {
         }
     }
 
+    /// Tells the peer how long the running version still waits (0:
+    /// confirmed).
+    fn tell_peer_pending(&self, p: &Pending, remaining_ms: u64) {
+        if let Some(s) = &self.env.sync {
+            let _ = s.config(SyncCmd::Pending {
+                version: p.version,
+                remaining_ms: remaining_ms.min(u64::from(u32::MAX)) as u32,
+                back_to: p.back_to,
+            });
+        }
+    }
+
+    /// The active's version waits for confirmation: kept here (and in the
+    /// history, for a restart), so that if this node takes over before
+    /// the window closes it goes back by itself.
+    fn peer_pending(&mut self, version: u64, hash: [u8; 32], remaining_ms: u32, back_to: u64) {
+        if remaining_ms == 0 {
+            if let Some(p) = self.pending.take() {
+                self.set_state(p.version, EntryState::Confirmed);
+            }
+            return;
+        }
+        if (version, hash) != (self.running.version, self.running.hash) {
+            self.env.log.warn(format!(
+                "the peer's version {version} waits for confirmation, but this node runs version {}: ignored",
+                self.running.version
+            ));
+            return;
+        }
+        let p = Pending {
+            version,
+            until_ms: history::now_ms().saturating_add(u64::from(remaining_ms)),
+            back_to,
+        };
+        self.set_state(
+            version,
+            EntryState::Pending {
+                until_ms: p.until_ms,
+                back_to,
+            },
+        );
+        self.pending = Some(p);
+    }
+
     fn confirm(&mut self) -> Result<String, String> {
         let Some(p) = self.pending.take() else {
             return Err(format!(
@@ -732,6 +807,7 @@ impl ConfigTask {
                 self.running.version
             ));
         };
+        self.tell_peer_pending(&p, 0);
         self.set_state(p.version, EntryState::Confirmed);
         self.env
             .log
@@ -747,6 +823,14 @@ impl ConfigTask {
         };
         self.set_state(p.version, EntryState::Expired);
         if p.version != self.running.version {
+            return;
+        }
+        // The active goes back; a passive only if it has taken over.
+        if !matches!(self.state().await, Ok(State::Active)) {
+            self.env.log.info(format!(
+                "policy version {} was not confirmed in time: the active goes back to version {}'s policy",
+                p.version, p.back_to
+            ));
             return;
         }
         let why = format!(

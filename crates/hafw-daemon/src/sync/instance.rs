@@ -319,6 +319,11 @@ impl SyncInstance {
                 let _ = reply.send(self.config.apply_local(now, version, bytes));
             }
             SyncCmd::ApplyResult(r) => self.config.handle_apply_result(now, r),
+            SyncCmd::Pending {
+                version,
+                remaining_ms,
+                back_to,
+            } => self.config.send_pending(version, remaining_ms, back_to),
         }
     }
 

@@ -21,6 +21,15 @@ pub enum ConfigAction {
         hash: [u8; 32],
         bytes: Vec<u8>,
     },
+    /// The active peer's version `version` waits for confirmation for
+    /// `remaining_ms` more (0: confirmed); if this node is active when the
+    /// time is up and still runs it, it goes back to `back_to`'s policy.
+    Pending {
+        version: u64,
+        hash: [u8; 32],
+        remaining_ms: u32,
+        back_to: u64,
+    },
 }
 
 /// How offers are retransmitted until the peer answers.
@@ -279,7 +288,43 @@ impl ConfigSync {
                 applied,
                 error,
             } => self.on_result(now, version, hash, applied, error),
+            ConfigMessage::Pending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            } => {
+                // As an offer: only an active peer's, only on a passive.
+                if self.local_active || !self.peer_active {
+                    self.status.refused_peer_not_active += 1;
+                    return;
+                }
+                self.actions.push_back(ConfigAction::Pending {
+                    version,
+                    hash,
+                    remaining_ms,
+                    back_to,
+                });
+            }
         }
+    }
+
+    /// The active's version waits for confirmation (or, with 0, no
+    /// longer): tell the peer, so it can go back by itself if it takes
+    /// over meanwhile. Only the active sends it.
+    pub fn send_pending(&mut self, version: u64, remaining_ms: u32, back_to: u64) {
+        let Some(p) = self.ours.as_ref().filter(|p| p.version == version) else {
+            return;
+        };
+        if !self.local_active {
+            return;
+        }
+        self.outbox.push_back(encode(&ConfigMessage::Pending {
+            version,
+            hash: p.hash,
+            remaining_ms,
+            back_to,
+        }));
     }
 
     /// The daemon's verdict on [`ConfigAction::ApplyConfig`]. On failure
