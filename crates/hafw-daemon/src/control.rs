@@ -582,6 +582,27 @@ pub fn config_apply(
     )
 }
 
+/// A config apply through the socket at `socket`, for harnesses (the lab
+/// demo): `confirm_within` as `--confirm-within`, `comment` as `-m`.
+/// Returns the daemon's reply body; confirm with [`Request::ConfigConfirm`].
+pub fn apply_within(
+    socket: &Path,
+    file: &Path,
+    confirm_within: Option<Duration>,
+    comment: &str,
+) -> Result<String, String> {
+    let path =
+        std::path::absolute(file).map_err(|e| format!("cannot resolve {}: {e}", file.display()))?;
+    request(
+        socket,
+        &Request::ConfigApply {
+            path,
+            confirm_within,
+            comment: comment.to_string(),
+        },
+    )
+}
+
 /// `hafw config diff FILE`: 0 when FILE's policy is the running one, 1
 /// with a diff when not, 2 when either cannot be read.
 pub fn config_diff(socket: Option<PathBuf>, file: &Path) -> ExitCode {

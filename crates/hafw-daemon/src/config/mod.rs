@@ -10,10 +10,14 @@
 //! node stays local. `hafw config apply` refuses a file that changes it.
 //!
 //! Config is a transaction (style.md, 6): validate the whole file, build
-//! the plan, write the new files beside the old ones, apply to the kernel
-//! (which undoes itself on failure), then rename the files into place. A
-//! failed rename puts the kernel back on the old plan, so a node is always
-//! on one version, never between two.
+//! the plan, record the version in the history ([`history`]), write the
+//! new files beside the old ones, apply to the kernel (which undoes itself
+//! on failure), rename the deployment file into place, and last the
+//! version file, the commit record; each rename is synced with its
+//! directory. A failed rename puts the kernel back on the old plan, and a
+//! crash between the steps is undone at the next start
+//! ([`recover_files`]), so a node is always on one version, never between
+//! two.
 //!
 //! The task itself is [`task::ConfigTask`]: one instance, one input enum,
 //! one `process` step. This module holds the texts and files it works on.
@@ -397,6 +401,61 @@ mod tests {
         assert_eq!(line_diff("a\nb\n", "a\nb\n"), None);
         let d = line_diff("a\nb\nc\n", "a\nx\nc\nd\n").unwrap();
         assert_eq!(d, "  a\n- b\n+ x\n  c\n+ d\n");
+    }
+
+    #[test]
+    fn a_crash_after_the_file_rename_is_undone_at_start() {
+        let dir = std::env::temp_dir().join(format!(
+            "hafw-recover-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("dep.toml");
+        let old = seed();
+        let new = old.replace("port = 80\nto_address", "port = 8080\nto_address");
+        let (p_old, p_new) = (policy_text(&old).unwrap(), policy_text(&new).unwrap());
+        let hist = history::history_dir(&config, "fw-a");
+        let rec = |version, policy: &str, state| history::Record {
+            version,
+            hash: policy_hash_hex(policy).unwrap(),
+            time_ms: 0,
+            uid: None,
+            comment: String::new(),
+            state,
+        };
+        // Committed 3; 4 prepared and its file renamed, its version file not.
+        history::write_entry(
+            &hist,
+            &rec(3, &p_old, history::EntryState::Committed),
+            &p_old,
+        )
+        .unwrap();
+        history::write_entry(
+            &hist,
+            &rec(4, &p_new, history::EntryState::Prepared),
+            &p_new,
+        )
+        .unwrap();
+        let vpath = version_path(&config, "fw-a");
+        std::fs::write(&vpath, format!("3 {}\n", policy_hash_hex(&old).unwrap())).unwrap();
+        std::fs::write(&config, &new).unwrap();
+        std::fs::write(tmp_path(&vpath, "fw-a"), "4 x\n").unwrap();
+        let notes = recover_files(&config, "fw-a").unwrap();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        let back = std::fs::read_to_string(&config).unwrap();
+        assert_eq!(policy_text(&back).unwrap(), p_old);
+        assert!(
+            back.contains("# Higher priority wins the election."),
+            "the rest kept"
+        );
+        assert!(!tmp_path(&vpath, "fw-a").exists());
+        let (left, _) = history::list(&hist);
+        assert_eq!(left.iter().map(|r| r.version).collect::<Vec<_>>(), vec![3]);
+        // Consistent now: a second start changes nothing.
+        assert!(recover_files(&config, "fw-a").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -668,13 +668,21 @@ impl ConfigTask {
         }
         let until = tokio::time::Instant::now() + PEER_ANSWER;
         loop {
-            let answer = s.status.lock().ok().and_then(|st| {
-                st.config
-                    .peer_result
-                    .clone()
-                    .filter(|(v, _, _)| *v == next.version)
-            });
+            let (answer, connected) = match s.status.lock() {
+                Ok(st) => (
+                    st.config
+                        .peer_result
+                        .clone()
+                        .filter(|(v, _, _)| *v == next.version),
+                    st.connected,
+                ),
+                Err(_) => (None, false),
+            };
             match answer {
+                // No peer to wait for: config sync offers it when it is back.
+                None if !connected => {
+                    return "offered to the peer (not connected now: config sync offers it when the peer is back)".into()
+                }
                 Some((_, true, _)) => return "offered to the peer, which applied it".into(),
                 Some((_, false, e)) => {
                     return format!(
