@@ -260,3 +260,20 @@ fn parse_window(s: &str) -> Result<std::time::Duration, String> {
     }
     Ok(std::time::Duration::from_millis(ms))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_window;
+    use std::time::Duration;
+
+    #[test]
+    fn a_confirmation_window_takes_ms_s_m_or_plain_seconds() {
+        assert_eq!(parse_window("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_window("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_window("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_window("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_window("0s").unwrap_err().contains("longer than 0"));
+        assert!(parse_window("5h").unwrap_err().contains("ms, s or m"));
+        assert!(parse_window("soon").unwrap_err().contains("e.g. 60s"));
+    }
+}

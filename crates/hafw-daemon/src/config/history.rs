@@ -88,7 +88,13 @@ pub fn sync_dir(dir: &Path) -> Result<(), ConfigError> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     let mut tmp = path.as_os_str().to_os_string();
     tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    write_through(path, &PathBuf::from(tmp), bytes)
+}
+
+/// [`write_atomic`] through `tmp`: a file two nodes may share (the lab
+/// runs both from one deployment file) goes through a name of the node's.
+pub fn write_through(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let tmp = tmp.to_path_buf();
     std::fs::File::create(&tmp)
         .and_then(|mut f| {
             std::io::Write::write_all(&mut f, bytes)?;

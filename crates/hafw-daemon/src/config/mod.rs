@@ -301,7 +301,7 @@ pub fn recover_files(config: &Path, node: &str) -> Result<Vec<String>, ConfigErr
         history::Recovery::RestoreFile { version } => {
             let old = history::load_policy(&dir, version)?;
             let restored = splice(&text, &old)?;
-            history::write_atomic(config, restored.as_bytes())?;
+            history::write_through(config, &tmp_path(config, node), restored.as_bytes())?;
             history::sync_dir(parent(config))?;
             notes.push(format!(
                 "{} held policy {} of an apply that never committed; put version {version} back from {}",
@@ -311,7 +311,8 @@ pub fn recover_files(config: &Path, node: &str) -> Result<Vec<String>, ConfigErr
             ));
         }
         history::Recovery::RollForward { version, hash } => {
-            history::write_atomic(&vpath, format!("{version} {hash}\n").as_bytes())?;
+            let line = format!("{version} {hash}\n");
+            history::write_through(&vpath, &tmp_path(&vpath, node), line.as_bytes())?;
             history::sync_dir(parent(&vpath))?;
             if let Some(mut r) = records.iter().find(|r| r.version == version).cloned() {
                 r.state = history::EntryState::Committed;

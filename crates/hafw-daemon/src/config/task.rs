@@ -585,7 +585,13 @@ impl ConfigTask {
             if renamed.is_err() {
                 // The version file still names the running version: its
                 // file goes back with it.
-                let _ = history::write_atomic(&files[0].0, self.running.text.as_bytes());
+                let back =
+                    history::write_through(&files[0].0, &tmps[0], self.running.text.as_bytes())
+                        .and_then(|()| history::sync_dir(super::parent(&files[0].0)));
+                if let Err(e) = back {
+                    // The next start puts it back from the history.
+                    env.log.warn(format!("{e}"));
+                }
             }
         }
         if let Err(e) = renamed {
