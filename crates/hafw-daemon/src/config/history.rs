@@ -227,13 +227,13 @@ pub fn recover(
         // Edited by hand: startup says so and runs the file.
         return (Recovery::AsIs, forget);
     };
-    // Without a version file (version 0, never applied through config
-    // sync) the record of version 0 is the one written at start.
-    let have_committed = records.iter().any(|r| {
-        r.version == version
-            && (r.hash == hash || hash.is_empty())
-            && r.state != EntryState::Prepared
-    });
+    // The version file names it, so it is committed whatever its record
+    // says (a crash may come before the record is updated). Without a
+    // version file (version 0, never applied through config sync) the
+    // record of version 0 is the one written at start.
+    let have_committed = records
+        .iter()
+        .any(|r| r.version == version && (r.hash == hash || hash.is_empty()));
     if have_committed {
         (Recovery::RestoreFile { version }, forget)
     } else {
@@ -372,6 +372,16 @@ mod tests {
         ];
         assert_eq!(
             recover(Some((4, "a".into())), "b", &recs),
+            (Recovery::RestoreFile { version: 4 }, vec![5])
+        );
+        // Version 4's record still says prepared (the crash of its own
+        // apply came after the version file): it is committed all the same.
+        let stale = [
+            rec(4, "a", EntryState::Prepared),
+            rec(5, "b", EntryState::Prepared),
+        ];
+        assert_eq!(
+            recover(Some((4, "a".into())), "b", &stale),
             (Recovery::RestoreFile { version: 4 }, vec![5])
         );
         // No version file yet: version 0 is the one recorded at start.

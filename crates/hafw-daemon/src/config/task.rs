@@ -724,16 +724,23 @@ impl ConfigTask {
         }
         let hash = hex(&self.running.hash);
         match records.iter().find(|r| r.version == self.running.version) {
-            Some(r) if r.hash == hash => {
-                if let EntryState::Pending { until_ms, back_to } = r.state {
+            Some(r) if r.hash == hash => match r.state {
+                EntryState::Pending { until_ms, back_to } => {
                     self.pending = Some(Pending {
                         version: r.version,
                         until_ms,
                         back_to,
                     });
                 }
-            }
-            _ => {
+                // The version file names it: committed, the record not
+                // yet updated when the node stopped.
+                EntryState::Prepared => self.set_state(r.version, EntryState::Committed),
+                _ => {}
+            },
+            // A file edited by hand runs as this version: the record of
+            // what was committed under it stays.
+            Some(_) => {}
+            None => {
                 let r = Record {
                     version: self.running.version,
                     hash,
