@@ -164,7 +164,8 @@ impl Request {
 }
 
 fn unhex(h: &str) -> Option<String> {
-    if !h.len().is_multiple_of(2) || !h.is_ascii() {
+    // (Not `is_multiple_of`: the workspace builds with Rust 1.85.)
+    if h.len() / 2 * 2 != h.len() || !h.is_ascii() {
         return None;
     }
     let bytes = (0..h.len())
@@ -707,5 +708,11 @@ mod tests {
         }
         assert_eq!(Request::parse("sessions bogus"), None);
         assert_eq!(Request::parse("config apply "), None);
+        // A comment not in whole hex bytes, a window not a number, a
+        // version not a number: unknown requests.
+        assert_eq!(Request::parse("config apply-with 0 abc /x.toml"), None);
+        assert_eq!(Request::parse("config apply-with soon - /x.toml"), None);
+        assert_eq!(Request::parse("config rollback x"), None);
+        assert_eq!(Request::parse("config diff 3"), None);
     }
 }
