@@ -323,7 +323,9 @@ impl SyncInstance {
                 version,
                 remaining_ms,
                 back_to,
-            } => self.config.send_pending(version, remaining_ms, back_to),
+            } => self
+                .config
+                .send_pending(now, version, remaining_ms, back_to),
         }
     }
 

@@ -139,6 +139,9 @@ pub struct ConfigSync {
     /// The peer is alive and active, from its heartbeats: only then is
     /// its offer taken.
     peer_active: bool,
+    /// Our version waits for confirmation: (version, deadline, back_to),
+    /// told to the peer again when it comes to run that version.
+    pending: Option<(u64, Time, u64)>,
 }
 
 impl ConfigSync {
@@ -162,6 +165,7 @@ impl ConfigSync {
             status: ConfigStatus::default(),
             local_active: false,
             peer_active: false,
+            pending: None,
         }
     }
 
@@ -184,6 +188,7 @@ impl ConfigSync {
             }
         } else {
             self.offering = None;
+            self.pending = None;
         }
     }
 
@@ -238,7 +243,14 @@ impl ConfigSync {
     /// The peer's (version, hash) from its heartbeats: offers ours when
     /// the peer is behind (it restarted from scratch, or missed an apply).
     pub fn note_peer_version(&mut self, now: Time, version: u64, hash: [u8; 32]) {
+        let changed = self.peer != Some((version, hash));
         self.peer = Some((version, hash));
+        if let Some((v, _, back_to)) = self.pending {
+            if changed && self.local_active && (version, hash) == self.advertised() && v == version
+            {
+                self.push_pending(now, v, back_to);
+            }
+        }
         let (v, h) = self.advertised();
         if version::conflicts((v, h), (version, hash)) {
             self.status.conflict = Some(v);
@@ -312,16 +324,35 @@ impl ConfigSync {
     /// The active's version waits for confirmation (or, with 0, no
     /// longer): tell the peer, so it can go back by itself if it takes
     /// over meanwhile. Only the active sends it.
-    pub fn send_pending(&mut self, version: u64, remaining_ms: u32, back_to: u64) {
-        let Some(p) = self.ours.as_ref().filter(|p| p.version == version) else {
-            return;
-        };
-        if !self.local_active {
+    /// Kept, and sent again when the peer comes to run that version (it
+    /// restarted, or was still applying it).
+    pub fn send_pending(&mut self, now: Time, version: u64, remaining_ms: u32, back_to: u64) {
+        if !self.local_active || self.advertised().0 != version {
             return;
         }
+        self.pending = (remaining_ms > 0).then(|| {
+            (
+                version,
+                now + Duration::from_millis(u64::from(remaining_ms)),
+                back_to,
+            )
+        });
+        self.push_pending(now, version, back_to);
+    }
+
+    fn push_pending(&mut self, now: Time, version: u64, back_to: u64) {
+        let remaining_ms = match self.pending {
+            // At least 1: 0 says "confirmed", not "expired".
+            Some((v, until, _)) if v == version => until
+                .saturating_sub(now)
+                .as_millis()
+                .clamp(1, u128::from(u32::MAX))
+                as u32,
+            _ => 0,
+        };
         self.outbox.push_back(encode(&ConfigMessage::Pending {
             version,
-            hash: p.hash,
+            hash: self.advertised().1,
             remaining_ms,
             back_to,
         }));
