@@ -141,7 +141,7 @@ enum ConfigCmd {
     },
     /// Validate FILE, apply its [policy] atomically on this (active) node and push it to the peer.
     #[command(
-        after_help = "Example: hafw config apply /etc/hafw/deployment.toml --control /run/hafw/hafw.sock\n\nOnly [policy] may change; the passive refuses: apply on the active node."
+        after_help = "Example: hafw config apply /etc/hafw/deployment.toml --control /run/hafw/hafw.sock\n         hafw config apply new.toml --confirm-within 60s -m \"open 8080\"   (then: hafw config confirm)\n\nOnly [policy] may change; the passive refuses: apply on the active node."
     )]
     Apply {
         file: PathBuf,
