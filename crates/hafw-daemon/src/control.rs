@@ -35,7 +35,24 @@ pub enum Request {
     Suspend,
     Resume,
     /// `config apply <absolute path>`: the daemon reads the file itself.
-    ConfigApply(PathBuf),
+    /// With a window or a comment: `config apply-with <window ms, 0 for
+    /// none> <comment, hex of its UTF-8, or -> <absolute path>`.
+    ConfigApply {
+        path: PathBuf,
+        confirm_within: Option<Duration>,
+        comment: String,
+    },
+    /// `config confirm`: keep the version waiting for confirmation.
+    ConfigConfirm,
+    /// `config history`.
+    ConfigHistory,
+    /// `config rollback N`: a new version equal to version N.
+    ConfigRollback(u64),
+    /// `config diff N M`: the line diff of two versions' policies.
+    ConfigDiff {
+        from: u64,
+        to: u64,
+    },
     /// The running policy: a header, a blank line, the policy text.
     ConfigShow,
     /// `sessions [json] [filter TEXT]`.
@@ -49,7 +66,35 @@ impl Request {
     pub fn parse(line: &str) -> Option<Request> {
         let line = line.trim_end_matches(['\r', '\n']);
         if let Some(path) = line.strip_prefix("config apply ") {
-            return (!path.is_empty()).then(|| Request::ConfigApply(PathBuf::from(path)));
+            return (!path.is_empty()).then(|| Request::ConfigApply {
+                path: PathBuf::from(path),
+                confirm_within: None,
+                comment: String::new(),
+            });
+        }
+        if let Some(rest) = line.strip_prefix("config apply-with ") {
+            let mut words = rest.splitn(3, ' ');
+            let ms: u64 = words.next()?.parse().ok()?;
+            let comment = match words.next()? {
+                "-" => String::new(),
+                h => unhex(h)?,
+            };
+            let path = words.next().filter(|p| !p.is_empty())?;
+            return Some(Request::ConfigApply {
+                path: PathBuf::from(path),
+                confirm_within: (ms > 0).then(|| Duration::from_millis(ms)),
+                comment,
+            });
+        }
+        if let Some(n) = line.strip_prefix("config rollback ") {
+            return n.trim().parse().ok().map(Request::ConfigRollback);
+        }
+        if let Some(rest) = line.strip_prefix("config diff ") {
+            let (a, b) = rest.trim().split_once(' ')?;
+            return Some(Request::ConfigDiff {
+                from: a.parse().ok()?,
+                to: b.parse().ok()?,
+            });
         }
         if let Some(rest) = line.strip_prefix("sessions") {
             let (json, rest) = match rest.strip_prefix(" json") {
@@ -68,6 +113,8 @@ impl Request {
             "suspend" => Request::Suspend,
             "resume" => Request::Resume,
             "config show" => Request::ConfigShow,
+            "config confirm" => Request::ConfigConfirm,
+            "config history" => Request::ConfigHistory,
             _ => return None,
         })
     }
@@ -77,7 +124,32 @@ impl Request {
             Request::StatusJson => "status json".into(),
             Request::Suspend => "suspend".into(),
             Request::Resume => "resume".into(),
-            Request::ConfigApply(p) => format!("config apply {}", p.display()),
+            Request::ConfigApply {
+                path,
+                confirm_within: None,
+                comment,
+            } if comment.is_empty() => format!("config apply {}", path.display()),
+            Request::ConfigApply {
+                path,
+                confirm_within,
+                comment,
+            } => format!(
+                "config apply-with {} {} {}",
+                confirm_within.map(|d| d.as_millis().max(1)).unwrap_or(0),
+                if comment.is_empty() {
+                    "-".into()
+                } else {
+                    comment
+                        .bytes()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                },
+                path.display()
+            ),
+            Request::ConfigConfirm => "config confirm".into(),
+            Request::ConfigHistory => "config history".into(),
+            Request::ConfigRollback(n) => format!("config rollback {n}"),
+            Request::ConfigDiff { from, to } => format!("config diff {from} {to}"),
             Request::ConfigShow => "config show".into(),
             Request::Sessions { json, filter } => format!(
                 "sessions{}{}",
@@ -89,6 +161,18 @@ impl Request {
             ),
         }
     }
+}
+
+fn unhex(h: &str) -> Option<String> {
+    // (Not `is_multiple_of`: the workspace builds with Rust 1.85.)
+    if h.len() / 2 * 2 != h.len() || !h.is_ascii() {
+        return None;
+    }
+    let bytes = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Who sent a request: the client's user, read from the socket with
@@ -333,7 +417,7 @@ fn client(
             None => {
                 c.unknown.fetch_add(1, Ordering::Relaxed);
                 format!(
-                    "error: unknown request {:?}; use status, suspend, resume, config show, config apply PATH or sessions\n",
+                    "error: unknown request {:?}; use status, suspend, resume, config show|apply PATH|confirm|history|rollback N|diff N M, or sessions\n",
                     line.trim()
                 )
             }
@@ -473,7 +557,12 @@ pub fn cli(socket: Option<PathBuf>, req: Request) -> ExitCode {
 /// `hafw config apply FILE`: the file is validated here first, so its
 /// problems are printed with their locations (exit 2); the daemon reads it
 /// again and validates it as the authority.
-pub fn config_apply(socket: Option<PathBuf>, file: &Path) -> ExitCode {
+pub fn config_apply(
+    socket: Option<PathBuf>,
+    file: &Path,
+    confirm_within: Option<Duration>,
+    comment: Option<String>,
+) -> ExitCode {
     if let Err(code) = crate::load(file) {
         return code;
     }
@@ -484,7 +573,35 @@ pub fn config_apply(socket: Option<PathBuf>, file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    cli(socket, Request::ConfigApply(path))
+    cli(
+        socket,
+        Request::ConfigApply {
+            path,
+            confirm_within,
+            comment: comment.unwrap_or_default(),
+        },
+    )
+}
+
+/// A config apply through the socket at `socket`, for harnesses (the lab
+/// demo): `confirm_within` as `--confirm-within`, `comment` as `-m`.
+/// Returns the daemon's reply body; confirm with [`Request::ConfigConfirm`].
+pub fn apply_within(
+    socket: &Path,
+    file: &Path,
+    confirm_within: Option<Duration>,
+    comment: &str,
+) -> Result<String, String> {
+    let path =
+        std::path::absolute(file).map_err(|e| format!("cannot resolve {}: {e}", file.display()))?;
+    request(
+        socket,
+        &Request::ConfigApply {
+            path,
+            confirm_within,
+            comment: comment.to_string(),
+        },
+    )
 }
 
 /// `hafw config diff FILE`: 0 when FILE's policy is the running one, 1
@@ -550,7 +667,25 @@ mod tests {
     #[test]
     fn requests_with_arguments_round_trip_as_lines() {
         for r in [
-            Request::ConfigApply(PathBuf::from("/etc/hafw/dep loyment.toml")),
+            Request::ConfigApply {
+                path: PathBuf::from("/etc/hafw/dep loyment.toml"),
+                confirm_within: None,
+                comment: String::new(),
+            },
+            Request::ConfigApply {
+                path: PathBuf::from("/etc/hafw/dep loyment.toml"),
+                confirm_within: Some(Duration::from_secs(3)),
+                comment: "open port 8080 for the 'web' team".into(),
+            },
+            Request::ConfigApply {
+                path: PathBuf::from("/x.toml"),
+                confirm_within: None,
+                comment: "why".into(),
+            },
+            Request::ConfigConfirm,
+            Request::ConfigHistory,
+            Request::ConfigRollback(7),
+            Request::ConfigDiff { from: 3, to: 9 },
             Request::ConfigShow,
             Request::Sessions {
                 json: false,
@@ -573,5 +708,11 @@ mod tests {
         }
         assert_eq!(Request::parse("sessions bogus"), None);
         assert_eq!(Request::parse("config apply "), None);
+        // A comment not in whole hex bytes, a window not a number, a
+        // version not a number: unknown requests.
+        assert_eq!(Request::parse("config apply-with 0 abc /x.toml"), None);
+        assert_eq!(Request::parse("config apply-with soon - /x.toml"), None);
+        assert_eq!(Request::parse("config rollback x"), None);
+        assert_eq!(Request::parse("config diff 3"), None);
     }
 }

@@ -228,6 +228,20 @@ impl Pair {
         api: bool,
         extra: &[&str],
     ) -> Result<Pair, LabError> {
+        Pair::start_env(file, lab_name, exe, profile, api, extra, &[])
+    }
+
+    /// As [`Pair::start_opts`], with extra environment for some daemons:
+    /// `(node, key, value)` (see [`Pair::set_env`]).
+    pub fn start_env(
+        file: &Path,
+        lab_name: &str,
+        exe: &Path,
+        profile: &str,
+        api: bool,
+        extra: &[&str],
+        env: &[(&str, &str, &str)],
+    ) -> Result<Pair, LabError> {
         let profile: Profile = profile.parse().map_err(err)?;
         let text = std::fs::read_to_string(file)
             .map_err(|e| err(format!("read {}: {e}", file.display())))?;
@@ -261,6 +275,9 @@ impl Pair {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             runtime,
         };
+        for (node, k, v) in env {
+            pair.set_env(node, k, Some(v));
+        }
         if api {
             write_secret(&pair.api_token_file(), API_TOKEN)?;
         }
@@ -627,6 +644,17 @@ impl Pair {
             self.env[i].push((k.to_string(), v.to_string()));
         }
         self.spawn(i)
+    }
+
+    /// Sets (or with None, removes) an environment variable for `node`'s
+    /// next start (a [`Pair::heal`] after a kill); the running daemon keeps
+    /// its own.
+    pub fn set_env(&mut self, node: &str, key: &str, value: Option<&str>) {
+        let Ok(i) = self.index(node) else { return };
+        self.env[i].retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env[i].push((key.into(), v.into()));
+        }
     }
 
     /// The daemon log of a node, for reports when something fails.

@@ -105,21 +105,53 @@ enum ConfigCmd {
         #[arg(long)]
         control: Option<PathBuf>,
     },
-    /// A line diff of FILE's [policy] against the running one; exit 1 when they differ.
+    /// A line diff of FILE's [policy] against the running one (exit 1 when they differ),
+    /// or with --from N --to M of two versions in the history.
     #[command(
-        after_help = "Example: hafw config diff /etc/hafw/deployment.toml --control /run/hafw/hafw.sock"
+        after_help = "Example: hafw config diff /etc/hafw/deployment.toml --control /run/hafw/hafw.sock\n         hafw config diff --from 3 --to 5"
     )]
     Diff {
-        file: PathBuf,
+        #[arg(required_unless_present_all = ["from", "to"])]
+        file: Option<PathBuf>,
+        #[arg(long, requires = "to", conflicts_with = "file")]
+        from: Option<u64>,
+        #[arg(long, requires = "from")]
+        to: Option<u64>,
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Keep the version applied with --confirm-within (on the node it was applied on).
+    #[command(after_help = "Example: hafw config confirm --control /run/hafw/hafw.sock")]
+    Confirm {
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// The versions kept on this node: version, hash, time, who (uid), state, comment.
+    #[command(after_help = "Example: hafw config history --control /run/hafw/hafw.sock")]
+    History {
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Apply version N's policy again, as a new version (on the active node).
+    #[command(after_help = "Example: hafw config rollback 4 --control /run/hafw/hafw.sock")]
+    Rollback {
+        version: u64,
         #[arg(long)]
         control: Option<PathBuf>,
     },
     /// Validate FILE, apply its [policy] atomically on this (active) node and push it to the peer.
     #[command(
-        after_help = "Example: hafw config apply /etc/hafw/deployment.toml --control /run/hafw/hafw.sock\n\nOnly [policy] may change; the passive refuses: apply on the active node."
+        after_help = "Example: hafw config apply /etc/hafw/deployment.toml --control /run/hafw/hafw.sock\n         hafw config apply new.toml --confirm-within 60s -m \"open 8080\"   (then: hafw config confirm)\n\nOnly [policy] may change; the passive refuses: apply on the active node."
     )]
     Apply {
         file: PathBuf,
+        /// Roll back by itself (both nodes) unless `hafw config confirm` comes within this
+        /// time, e.g. 60s, 90s, 2m.
+        #[arg(long, value_parser = parse_window)]
+        confirm_within: Option<std::time::Duration>,
+        /// A comment kept in the history.
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
         #[arg(long)]
         control: Option<PathBuf>,
     },
@@ -168,9 +200,35 @@ fn main() -> ExitCode {
         Command::Config(ConfigCmd::Show { control }) => {
             control::cli(control, control::Request::ConfigShow)
         }
-        Command::Config(ConfigCmd::Diff { file, control }) => control::config_diff(control, &file),
-        Command::Config(ConfigCmd::Apply { file, control }) => {
-            control::config_apply(control, &file)
+        Command::Config(ConfigCmd::Diff {
+            file,
+            from,
+            to,
+            control,
+        }) => match (file, from, to) {
+            (_, Some(from), Some(to)) => {
+                control::cli(control, control::Request::ConfigDiff { from, to })
+            }
+            (Some(file), _, _) => control::config_diff(control, &file),
+            _ => {
+                eprintln!("error: hafw config diff needs FILE, or --from N --to M");
+                ExitCode::from(2)
+            }
+        },
+        Command::Config(ConfigCmd::Apply {
+            file,
+            confirm_within,
+            message,
+            control,
+        }) => control::config_apply(control, &file, confirm_within, message),
+        Command::Config(ConfigCmd::Confirm { control }) => {
+            control::cli(control, control::Request::ConfigConfirm)
+        }
+        Command::Config(ConfigCmd::History { control }) => {
+            control::cli(control, control::Request::ConfigHistory)
+        }
+        Command::Config(ConfigCmd::Rollback { version, control }) => {
+            control::cli(control, control::Request::ConfigRollback(version))
         }
         Command::Sessions {
             control,
@@ -179,5 +237,43 @@ fn main() -> ExitCode {
         } => control::cli(control, control::Request::Sessions { json, filter }),
         Command::Suspend { control } => control::cli(control, control::Request::Suspend),
         Command::Resume { control } => control::cli(control, control::Request::Resume),
+    }
+}
+
+/// `--confirm-within`: `60s`, `2m`, `1500ms` or a number of seconds.
+fn parse_window(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write e.g. 60s, 2m or 1500ms"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        _ => return Err(format!("{s:?}: the unit is ms, s or m (e.g. 60s)")),
+    };
+    if ms == 0 {
+        return Err("the window must be longer than 0".into());
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_window;
+    use std::time::Duration;
+
+    #[test]
+    fn a_confirmation_window_takes_ms_s_m_or_plain_seconds() {
+        assert_eq!(parse_window("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_window("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_window("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_window("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_window("0s").unwrap_err().contains("longer than 0"));
+        assert!(parse_window("5h").unwrap_err().contains("ms, s or m"));
+        assert!(parse_window("soon").unwrap_err().contains("e.g. 60s"));
     }
 }

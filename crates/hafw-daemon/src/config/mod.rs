@@ -10,10 +10,14 @@
 //! node stays local. `hafw config apply` refuses a file that changes it.
 //!
 //! Config is a transaction (style.md, 6): validate the whole file, build
-//! the plan, write the new files beside the old ones, apply to the kernel
-//! (which undoes itself on failure), then rename the files into place. A
-//! failed rename puts the kernel back on the old plan, so a node is always
-//! on one version, never between two.
+//! the plan, record the version in the history ([`history`]), write the
+//! new files beside the old ones, apply to the kernel (which undoes itself
+//! on failure), rename the deployment file into place, and last the
+//! version file, the commit record; each rename is synced with its
+//! directory. A failed rename puts the kernel back on the old plan, and a
+//! crash between the steps is undone at the next start
+//! ([`recover_files`]), so a node is always on one version, never between
+//! two.
 //!
 //! The task itself is [`task::ConfigTask`]: one instance, one input enum,
 //! one `process` step. This module holds the texts and files it works on.
@@ -26,6 +30,8 @@ use hafw_model::render::node::NodePlan;
 use crate::dataplane::apply::Applied;
 use crate::error::ConfigError;
 
+pub mod history;
+pub mod pause;
 mod task;
 
 pub use task::startup;
@@ -44,6 +50,14 @@ pub fn policy_text(text: &str) -> Result<String, ConfigError> {
     doc.insert("policy".into(), policy.clone());
     toml::to_string(&doc)
         .map_err(|e| ConfigError::Malformed(format!("cannot write the policy as TOML: {e}")))
+}
+
+/// The hash (hex) of a deployment text's canonical `[policy]`: what the
+/// version file records for it.
+pub fn policy_hash_hex(text: &str) -> Result<String, ConfigError> {
+    Ok(hex(&hafw_ha::config_sync::policy_hash(
+        policy_text(text)?.as_bytes(),
+    )))
 }
 
 /// The top-level keys other than `policy` whose values differ.
@@ -274,34 +288,96 @@ fn prepare_files(files: &[(PathBuf, String)], node: &str) -> Result<Vec<PathBuf>
     Ok(tmps)
 }
 
-/// Renames the prepared files into place, the version file first; if a
-/// later rename fails, the earlier ones get their old content back.
-fn rename_files(tmps: &[PathBuf], files: &[(PathBuf, String)]) -> Result<(), ConfigError> {
-    let mut done: Vec<(PathBuf, Option<Vec<u8>>)> = vec![];
-    for (tmp, (path, _)) in tmps.iter().zip(files) {
-        let old = std::fs::read(path).ok();
-        if let Err(source) = std::fs::rename(tmp, path) {
-            for (p, old) in done.iter().rev() {
-                let _ = match old {
-                    Some(bytes) => std::fs::write(p, bytes),
-                    None => std::fs::remove_file(p),
-                };
-            }
-            return Err(ConfigError::File {
-                path: path.clone(),
-                what: "cannot replace",
-                source,
-            });
-        }
-        done.push((path.clone(), old));
-    }
-    Ok(())
+/// Renames a prepared file into place and syncs its directory, so the
+/// rename is on disk before the next step.
+fn rename_synced(tmp: &Path, path: &Path) -> Result<(), ConfigError> {
+    std::fs::rename(tmp, path).map_err(|source| ConfigError::File {
+        path: path.to_owned(),
+        what: "cannot replace",
+        source,
+    })?;
+    history::sync_dir(parent(path))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 fn remove(paths: &[PathBuf]) {
     for p in paths {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// Startup's recovery, before the deployment file is loaded: after a crash
+/// in an apply, the node goes back to the version its version file (the
+/// commit record) names ([`history::recover`]), its leftovers removed.
+/// Returns what it did, for the log.
+pub fn recover_files(config: &Path, node: &str) -> Result<Vec<String>, ConfigError> {
+    let mut notes = vec![];
+    for tmp in [
+        tmp_path(config, node),
+        tmp_path(&version_path(config, node), node),
+    ] {
+        if std::fs::remove_file(&tmp).is_ok() {
+            notes.push(format!(
+                "removed {} left by an interrupted apply",
+                tmp.display()
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(config).map_err(|source| ConfigError::File {
+        path: config.to_owned(),
+        what: "cannot read",
+        source,
+    })?;
+    // A file without a policy is startup's to refuse, with its message.
+    let Ok(policy) = policy_text(&text) else {
+        return Ok(notes);
+    };
+    let vpath = version_path(config, node);
+    let committed = load_version(&vpath)?.map(|(v, h)| (v, hex(&h)));
+    let file_hash = hex(&hafw_ha::config_sync::policy_hash(policy.as_bytes()));
+    let dir = history::history_dir(config, node);
+    let (records, _) = history::list(&dir);
+    let (decision, forget) = history::recover(committed.clone(), &file_hash, &records);
+    match decision {
+        history::Recovery::AsIs => {}
+        history::Recovery::RestoreFile { version } => {
+            let old = history::load_policy(&dir, version)?;
+            let restored = splice(&text, &old)?;
+            history::write_through(config, &tmp_path(config, node), restored.as_bytes())?;
+            history::sync_dir(parent(config))?;
+            notes.push(format!(
+                "{} held policy {} of an apply that never committed; put version {version} back from {}",
+                config.display(),
+                &file_hash[..8],
+                dir.display()
+            ));
+        }
+        history::Recovery::RollForward { version, hash } => {
+            let line = format!("{version} {hash}\n");
+            history::write_through(&vpath, &tmp_path(&vpath, node), line.as_bytes())?;
+            history::sync_dir(parent(&vpath))?;
+            if let Some(mut r) = records.iter().find(|r| r.version == version).cloned() {
+                r.state = history::EntryState::Committed;
+                history::write_record(&dir, &r)?;
+            }
+            notes.push(format!(
+                "{} held version {version} of an interrupted apply and the history lacks version {}: \
+                 took version {version} as committed",
+                config.display(),
+                committed.map(|c| c.0).unwrap_or(0)
+            ));
+        }
+    }
+    for v in forget {
+        history::remove_entry(&dir, v);
+        notes.push(format!("forgot version {v}: its apply never committed"));
+    }
+    Ok(notes)
 }
 
 #[cfg(test)]
@@ -404,6 +480,61 @@ mod tests {
         let plan3 = hafw_model::render::node::plan(&dep3, "fw-a").unwrap();
         assert!(ha_changes(&plan, &plan3, &old, &policy_text(&rule).unwrap()).is_empty());
         assert_eq!(restart_needed(&plan, &plan3), None);
+    }
+
+    #[test]
+    fn a_crash_after_the_file_rename_is_undone_at_start() {
+        let dir = std::env::temp_dir().join(format!(
+            "hafw-recover-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("dep.toml");
+        let old = seed();
+        let new = old.replace("port = 80\nto_address", "port = 8080\nto_address");
+        let (p_old, p_new) = (policy_text(&old).unwrap(), policy_text(&new).unwrap());
+        let hist = history::history_dir(&config, "fw-a");
+        let rec = |version, policy: &str, state| history::Record {
+            version,
+            hash: policy_hash_hex(policy).unwrap(),
+            time_ms: 0,
+            uid: None,
+            comment: String::new(),
+            state,
+        };
+        // Committed 3; 4 prepared and its file renamed, its version file not.
+        history::write_entry(
+            &hist,
+            &rec(3, &p_old, history::EntryState::Committed),
+            &p_old,
+        )
+        .unwrap();
+        history::write_entry(
+            &hist,
+            &rec(4, &p_new, history::EntryState::Prepared),
+            &p_new,
+        )
+        .unwrap();
+        let vpath = version_path(&config, "fw-a");
+        std::fs::write(&vpath, format!("3 {}\n", policy_hash_hex(&old).unwrap())).unwrap();
+        std::fs::write(&config, &new).unwrap();
+        std::fs::write(tmp_path(&vpath, "fw-a"), "4 x\n").unwrap();
+        let notes = recover_files(&config, "fw-a").unwrap();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        let back = std::fs::read_to_string(&config).unwrap();
+        assert_eq!(policy_text(&back).unwrap(), p_old);
+        assert!(
+            back.contains("# Higher priority wins the election."),
+            "the rest kept"
+        );
+        assert!(!tmp_path(&vpath, "fw-a").exists());
+        let (left, _) = history::list(&hist);
+        assert_eq!(left.iter().map(|r| r.version).collect::<Vec<_>>(), vec![3]);
+        // Consistent now: a second start changes nothing.
+        assert!(recover_files(&config, "fw-a").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -14,10 +14,12 @@ use hafw_kernel::{route, Rtnl};
 use hafw_model::render::node::NodePlan;
 use tokio::sync::{mpsc, oneshot};
 
+use super::history::{self, EntryState, Record};
 use super::{
-    changed_outside_policy, ha_changes, ha_refusal, hex, load_version, merge, policy_text,
-    prepare_files, remove, rename_files, restart_needed, splice, version_path,
+    changed_outside_policy, ha_changes, ha_refusal, hex, line_diff, load_version, merge, pause,
+    policy_text, prepare_files, remove, rename_synced, restart_needed, splice, version_path,
 };
+use crate::control::Caller;
 use crate::dataplane::apply::{self, planned_route, Applied};
 use crate::dataplane::withdraw::restore;
 use crate::error::{ConfigError, DaemonError, KernelError, PeerError, SetupError};
@@ -42,12 +44,42 @@ pub enum ConfigInput {
     /// `hafw config apply FILE` on this node; the reply is the operator's.
     Apply {
         path: PathBuf,
-        /// Who asked, from the control socket.
-        caller: crate::control::Caller,
+        caller: Caller,
+        /// `-m`: kept in the history.
+        comment: String,
+        /// `--confirm-within`: rolled back unless confirmed by then.
+        confirm_within: Option<std::time::Duration>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// `hafw config confirm`: keeps the version pending confirmation.
+    Confirm {
+        caller: Caller,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// `hafw config rollback N`: a new version equal to version N.
+    Rollback {
+        version: u64,
+        caller: Caller,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// `hafw config history`.
+    History { reply: oneshot::Sender<String> },
+    /// `hafw config diff --from N --to M`.
+    Diff {
+        from: u64,
+        to: u64,
         reply: oneshot::Sender<Result<String, String>>,
     },
     /// `hafw config show`.
     Show { reply: oneshot::Sender<String> },
+    /// The active peer's version waits for confirmation
+    /// ([`ConfigAction::Pending`]).
+    PeerPending {
+        version: u64,
+        hash: [u8; 32],
+        remaining_ms: u32,
+        back_to: u64,
+    },
     /// A policy config sync took from the peer
     /// ([`ConfigAction::ApplyConfig`]).
     PeerOffer {
@@ -59,15 +91,27 @@ pub enum ConfigInput {
 
 impl From<ConfigAction> for ConfigInput {
     fn from(a: ConfigAction) -> ConfigInput {
-        let ConfigAction::ApplyConfig {
-            version,
-            hash,
-            bytes,
-        } = a;
-        ConfigInput::PeerOffer {
-            version,
-            hash,
-            bytes,
+        match a {
+            ConfigAction::ApplyConfig {
+                version,
+                hash,
+                bytes,
+            } => ConfigInput::PeerOffer {
+                version,
+                hash,
+                bytes,
+            },
+            ConfigAction::Pending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            } => ConfigInput::PeerPending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            },
         }
     }
 }
@@ -163,11 +207,32 @@ pub fn startup(config: &Path, node: &str, log: &Log) -> Result<Startup, ConfigEr
 pub struct ConfigTask {
     env: ConfigEnv,
     running: Policy,
+    /// The running version waits for `hafw config confirm` until then.
+    pending: Option<Pending>,
+}
+
+/// How long a local apply waits for the peer's answer before it writes
+/// its commit record anyway (the peer may be down).
+const PEER_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A version applied with `--confirm-within` and not yet confirmed.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    version: u64,
+    until_ms: u64,
+    back_to: u64,
+}
+
+/// Who asked for a commit and why: what the history keeps.
+struct Meta {
+    uid: Option<u32>,
+    comment: String,
+    pending: Option<(u64, u64)>,
 }
 
 impl ConfigTask {
     pub fn new(env: ConfigEnv, start: Startup, plan: NodePlan) -> ConfigTask {
-        let task = ConfigTask {
+        let mut task = ConfigTask {
             env,
             running: Policy {
                 version: start.version,
@@ -176,7 +241,9 @@ impl ConfigTask {
                 policy: start.policy,
                 plan,
             },
+            pending: None,
         };
+        task.seed_history();
         task.publish(None, None);
         task
     }
@@ -189,12 +256,19 @@ impl ConfigTask {
         mut from_peer: mpsc::UnboundedReceiver<ConfigAction>,
     ) {
         loop {
+            let wait = self.pending.map(|p| {
+                std::time::Duration::from_millis(p.until_ms.saturating_sub(history::now_ms()))
+            });
             let input = tokio::select! {
                 i = inputs.recv() => match i {
                     Some(i) => i,
                     None => return,
                 },
                 Some(a) = from_peer.recv() => a.into(),
+                _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
+                    self.expire().await;
+                    continue;
+                }
             };
             self.process(input).await;
         }
@@ -209,10 +283,14 @@ impl ConfigTask {
             ConfigInput::Apply {
                 path,
                 caller,
+                comment,
+                confirm_within,
                 reply,
             } => {
                 let before = self.audit_mark();
-                let r = self.apply_file(&path).await;
+                let r = self
+                    .apply_file(&path, caller, comment, confirm_within)
+                    .await;
                 if let Err(e) = &r {
                     self.env.log.error(e);
                 }
@@ -231,6 +309,49 @@ impl ConfigTask {
                     .audit
                     .record("config-apply", Who::Uid(caller.uid), what, result);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            ConfigInput::PeerPending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            } => self.peer_pending(version, hash, remaining_ms, back_to),
+            ConfigInput::Confirm { caller, reply } => {
+                let r = self.confirm();
+                let what = match &r {
+                    Ok(done) => done.trim_end().to_string(),
+                    Err(_) => format!("version {}", self.running.version),
+                };
+                self.env.audit.record(
+                    "config-confirm",
+                    Who::Uid(caller.uid),
+                    what,
+                    r.as_ref().map(|_| ()).map_err(|e| e.clone()),
+                );
+                let _ = reply.send(r);
+            }
+            ConfigInput::Rollback {
+                version,
+                caller,
+                reply,
+            } => {
+                let before = self.audit_mark();
+                let r = self.rollback_to(version, Some(caller.uid), None).await;
+                if let Err(e) = &r {
+                    self.env.log.error(e);
+                }
+                let what = format!("to version {version}: {}", self.audit_what(&before));
+                let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                self.env
+                    .audit
+                    .record("config-rollback", Who::Uid(caller.uid), what, result);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            ConfigInput::History { reply } => {
+                let _ = reply.send(self.history());
+            }
+            ConfigInput::Diff { from, to, reply } => {
+                let _ = reply.send(self.diff(from, to));
             }
             ConfigInput::PeerOffer {
                 version,
@@ -344,7 +465,13 @@ impl ConfigTask {
         known
     }
 
-    async fn apply_file(&mut self, path: &Path) -> Result<String, DaemonError> {
+    async fn apply_file(
+        &mut self,
+        path: &Path,
+        caller: Caller,
+        comment: String,
+        confirm_within: Option<std::time::Duration>,
+    ) -> Result<String, DaemonError> {
         local_edit_allowed(self.state().await?).map_err(|e| ConfigError::Refused(e.to_string()))?;
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
             path: path.to_owned(),
@@ -385,6 +512,35 @@ impl ConfigTask {
                 ConfigError::Refused(format!("{}: {}", path.display(), ha_refusal(&ha))).into(),
             );
         }
+        let pending = confirm_within.map(|w| {
+            (
+                history::now_ms().saturating_add(w.as_millis() as u64),
+                self.running.version,
+            )
+        });
+        let meta = Meta {
+            uid: Some(caller.uid),
+            comment,
+            pending,
+        };
+        self.apply_local(text, policy, plan, meta).await
+    }
+
+    /// A new local version: committed here, then offered to the peer.
+    async fn apply_local(
+        &mut self,
+        text: String,
+        policy: String,
+        plan: NodePlan,
+        meta: Meta,
+    ) -> Result<String, DaemonError> {
+        // A rollback or an expired window goes through here too: none may
+        // move the HA settings under the running sockets either.
+        let ha = ha_changes(&self.running.plan, &plan, &self.running.policy, &policy);
+        if !ha.is_empty() {
+            return Err(ConfigError::Refused(ha_refusal(&ha)).into());
+        }
+        let pending = meta.pending;
         let version = config_sync::next_version(self.known_versions());
         let hash = policy_hash(policy.as_bytes());
         let next = Policy {
@@ -394,25 +550,18 @@ impl ConfigTask {
             policy: policy.clone(),
             plan,
         };
-        let restart = self.commit(next, true).await?;
-        let pushed = match &self.env.sync {
-            Some(s) => {
-                let (tx, rx) = oneshot::channel();
-                s.config(SyncCmd::ApplyLocal {
-                    version,
-                    bytes: policy.into_bytes(),
-                    reply: tx,
-                })?;
-                match rx.await {
-                    Ok(Ok(_)) => "offered to the peer".to_string(),
-                    Ok(Err(e)) => format!("NOT offered to the peer: {e}"),
-                    Err(_) => "NOT offered to the peer: the sync thread stopped".into(),
-                }
-            }
-            None => "not synced: session sync (and with it config sync) is off".into(),
-        };
+        let (restart, pushed) = self.commit(next, true, meta).await?;
+        let pushed = pushed.unwrap_or_default();
+        let confirm = pending
+            .map(|(until, back)| {
+                format!(
+                    "not confirmed yet: `hafw config confirm` within {} s, or both nodes go back to version {back}'s policy\n",
+                    until.saturating_sub(history::now_ms()).div_ceil(1000)
+                )
+            })
+            .unwrap_or_default();
         Ok(format!(
-            "applied policy version {version} ({}) on {}; {pushed}\n{}",
+            "applied policy version {version} ({}) on {}; {pushed}\n{confirm}{}",
             &hex(&hash)[..8],
             self.env.node,
             restart
@@ -461,7 +610,12 @@ impl ConfigTask {
             policy,
             plan,
         };
-        self.commit(next, active).await.map(|_| ())
+        let meta = Meta {
+            uid: None,
+            comment: "from the peer".into(),
+            pending: None,
+        };
+        self.commit(next, false, meta).await.map(|_| ())
     }
 
     /// Full validation, then this node's plan.
@@ -478,23 +632,78 @@ impl ConfigTask {
 
     /// Prepare, apply, persist; on any failure this node stays on its
     /// previous version. Returns why a restart is needed, if it is.
-    async fn commit(&mut self, next: Policy, active: bool) -> Result<Option<String>, DaemonError> {
+    ///
+    /// The order is what makes a crash at any point recoverable
+    /// ([`super::recover_files`]): the history entry (prepared), the
+    /// kernel, the deployment file, and last the version file, the commit
+    /// record; each rename synced with its directory.
+    async fn commit(
+        &mut self,
+        next: Policy,
+        active: bool,
+        meta: Meta,
+    ) -> Result<(Option<String>, Option<String>), DaemonError> {
         let env = &self.env;
+        let hdir = history::history_dir(&env.config_path, &env.node);
+        let mut record = Record {
+            version: next.version,
+            hash: hex(&next.hash),
+            time_ms: history::now_ms(),
+            uid: meta.uid,
+            comment: meta.comment,
+            state: EntryState::Prepared,
+        };
+        history::write_entry(&hdir, &record, &next.policy)?;
+        pause::at(pause::STEPS[0], &env.log).await;
         let vpath = version_path(&env.config_path, &env.node);
         let files = [
-            (vpath, format!("{} {}\n", next.version, hex(&next.hash))),
             (env.config_path.clone(), next.text.clone()),
+            (vpath, format!("{} {}\n", next.version, hex(&next.hash))),
         ];
-        let tmps = prepare_files(&files, &env.node)?;
+        let tmps = match prepare_files(&files, &env.node) {
+            Ok(t) => t,
+            Err(e) => {
+                history::remove_entry(&hdir, next.version);
+                return Err(e.into());
+            }
+        };
         let new_applied = match apply::apply(&env.nl, &next.plan, active, &env.log).await {
             Ok(a) => a,
             Err(e) => {
                 remove(&tmps);
+                history::remove_entry(&hdir, next.version);
                 return Err(KernelError::Apply(e).into());
             }
         };
-        if let Err(e) = rename_files(&tmps, &files) {
+        pause::at(pause::STEPS[1], &env.log).await;
+        let mut renamed = rename_synced(&tmps[0], &files[0].0);
+        let mut pushed = None;
+        if renamed.is_ok() {
+            pause::at(pause::STEPS[2], &env.log).await;
+            if active {
+                // Offered before the commit record: a crash from here on
+                // leaves the peer on the new version (then active, it
+                // offers it back) or both on the old one, never this node
+                // alone on a version the peer lacks.
+                pushed = Some(self.offer(&next).await);
+                pause::at(pause::STEPS[3], &env.log).await;
+            }
+            renamed = rename_synced(&tmps[1], &files[1].0);
+            if renamed.is_err() {
+                // The version file still names the running version: its
+                // file goes back with it.
+                let back =
+                    history::write_through(&files[0].0, &tmps[0], self.running.text.as_bytes())
+                        .and_then(|()| history::sync_dir(super::parent(&files[0].0)));
+                if let Err(e) = back {
+                    // The next start puts it back from the history.
+                    env.log.warn(format!("{e}"));
+                }
+            }
+        }
+        if let Err(e) = renamed {
             remove(&tmps);
+            history::remove_entry(&hdir, next.version);
             self.rollback(new_applied).await;
             return Err(ConfigError::NotPersisted {
                 back_on: self.running.version,
@@ -502,6 +711,27 @@ impl ConfigTask {
             }
             .into());
         }
+        pause::at(pause::STEPS[4], &env.log).await;
+        record.state = match meta.pending {
+            Some((until_ms, back_to)) => EntryState::Pending { until_ms, back_to },
+            None => EntryState::Committed,
+        };
+        // Committed already (the version file says so): a record that
+        // fails here only shows an older state in `hafw config history`.
+        if let Err(e) = history::write_record(&hdir, &record) {
+            env.log.warn(format!("history: {e}"));
+        }
+        self.pending = meta.pending.map(|(until_ms, back_to)| Pending {
+            version: next.version,
+            until_ms,
+            back_to,
+        });
+        if let Some(p) = self.pending {
+            // After the offer: the peer runs this version by now (or
+            // config sync still offers it; it then ignores this).
+            self.tell_peer_pending(&p, p.until_ms.saturating_sub(history::now_ms()));
+        }
+        let env = &self.env;
         // Routes the new policy no longer has.
         let old = &self.running.plan;
         for r in old.routes.iter().filter(|r| !next.plan.routes.contains(r)) {
@@ -527,8 +757,313 @@ impl ConfigTask {
             hash: next.hash,
         });
         self.running = next;
+        self.prune_history();
         self.publish(None, restart.clone());
-        Ok(restart)
+        Ok((restart, pushed))
+    }
+
+    /// Offers a local version to the peer and waits, a bounded time, for
+    /// its answer; says what became of it.
+    async fn offer(&self, next: &Policy) -> String {
+        let Some(s) = &self.env.sync else {
+            return "not synced: session sync (and with it config sync) is off".into();
+        };
+        let (tx, rx) = oneshot::channel();
+        let sent = s.config(SyncCmd::ApplyLocal {
+            version: next.version,
+            bytes: next.policy.clone().into_bytes(),
+            reply: tx,
+        });
+        match (sent, rx.await) {
+            (Ok(()), Ok(Ok(_))) => {}
+            (_, Ok(Err(e))) => return format!("NOT offered to the peer: {e}"),
+            _ => return "NOT offered to the peer: the sync thread stopped".into(),
+        }
+        let until = tokio::time::Instant::now() + PEER_ANSWER;
+        loop {
+            let (answer, connected) = match s.status.lock() {
+                Ok(st) => (
+                    st.config
+                        .peer_result
+                        .clone()
+                        .filter(|(v, _, _)| *v == next.version),
+                    st.connected,
+                ),
+                Err(_) => (None, false),
+            };
+            match answer {
+                // No peer to wait for: config sync offers it when it is back.
+                None if !connected => {
+                    return "offered to the peer (not connected now: config sync offers it when the peer is back)".into()
+                }
+                Some((_, true, _)) => return "offered to the peer, which applied it".into(),
+                Some((_, false, e)) => {
+                    return format!(
+                        "offered to the peer, which did NOT apply it: {}",
+                        e.unwrap_or_default()
+                    )
+                }
+                None if tokio::time::Instant::now() >= until => {
+                    return format!(
+                    "offered to the peer; no answer within {} s (config sync goes on offering it)",
+                    PEER_ANSWER.as_secs()
+                )
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn history_dir(&self) -> PathBuf {
+        history::history_dir(&self.env.config_path, &self.env.node)
+    }
+
+    /// At start: the running version gets an entry if it has none (the
+    /// version a crash recovery puts back must be there), and a pending
+    /// confirmation survives the restart.
+    fn seed_history(&mut self) {
+        let dir = self.history_dir();
+        let (records, bad) = history::list(&dir);
+        for b in bad {
+            self.env
+                .log
+                .warn(format!("{}: not a history record; skipped", b.display()));
+        }
+        let hash = hex(&self.running.hash);
+        match records.iter().find(|r| r.version == self.running.version) {
+            Some(r) if r.hash == hash => match r.state {
+                EntryState::Pending { until_ms, back_to } => {
+                    self.pending = Some(Pending {
+                        version: r.version,
+                        until_ms,
+                        back_to,
+                    });
+                }
+                // The version file names it: committed, the record not
+                // yet updated when the node stopped.
+                EntryState::Prepared => self.set_state(r.version, EntryState::Committed),
+                _ => {}
+            },
+            // A file edited by hand runs as this version: the record of
+            // what was committed under it stays.
+            Some(_) => {}
+            None => {
+                let r = Record {
+                    version: self.running.version,
+                    hash,
+                    time_ms: history::now_ms(),
+                    uid: None,
+                    comment: "found at start".into(),
+                    state: EntryState::Committed,
+                };
+                if let Err(e) = history::write_entry(&dir, &r, &self.running.policy) {
+                    self.env.log.warn(format!("history: {e}"));
+                }
+            }
+        }
+    }
+
+    fn prune_history(&self) {
+        let dir = self.history_dir();
+        let (records, _) = history::list(&dir);
+        let mut keep = vec![self.running.version];
+        keep.extend(self.pending.map(|p| p.back_to));
+        for v in history::to_prune(&records, history::MAX_ENTRIES, &keep) {
+            history::remove_entry(&dir, v);
+        }
+    }
+
+    fn set_state(&self, version: u64, state: EntryState) {
+        let dir = self.history_dir();
+        let (records, _) = history::list(&dir);
+        if let Some(mut r) = records.into_iter().find(|r| r.version == version) {
+            r.state = state;
+            if let Err(e) = history::write_record(&dir, &r) {
+                self.env.log.warn(format!("history: {e}"));
+            }
+        }
+    }
+
+    /// Tells the peer how long the running version still waits (0:
+    /// confirmed).
+    fn tell_peer_pending(&self, p: &Pending, remaining_ms: u64) {
+        if let Some(s) = &self.env.sync {
+            let _ = s.config(SyncCmd::Pending {
+                version: p.version,
+                remaining_ms: remaining_ms.min(u64::from(u32::MAX)) as u32,
+                back_to: p.back_to,
+            });
+        }
+    }
+
+    /// The active's version waits for confirmation: kept here (and in the
+    /// history, for a restart), so that if this node takes over before
+    /// the window closes it goes back by itself.
+    fn peer_pending(&mut self, version: u64, hash: [u8; 32], remaining_ms: u32, back_to: u64) {
+        if remaining_ms == 0 {
+            if let Some(p) = self.pending.take() {
+                self.set_state(p.version, EntryState::Confirmed);
+            }
+            return;
+        }
+        if (version, hash) != (self.running.version, self.running.hash) {
+            self.env.log.warn(format!(
+                "the peer's version {version} waits for confirmation, but this node runs version {}: ignored",
+                self.running.version
+            ));
+            return;
+        }
+        let p = Pending {
+            version,
+            until_ms: history::now_ms().saturating_add(u64::from(remaining_ms)),
+            back_to,
+        };
+        self.set_state(
+            version,
+            EntryState::Pending {
+                until_ms: p.until_ms,
+                back_to,
+            },
+        );
+        self.pending = Some(p);
+    }
+
+    fn confirm(&mut self) -> Result<String, String> {
+        let Some(p) = self.pending.take() else {
+            return Err(format!(
+                "nothing waits for confirmation here: version {} is running",
+                self.running.version
+            ));
+        };
+        self.tell_peer_pending(&p, 0);
+        self.set_state(p.version, EntryState::Confirmed);
+        self.env
+            .log
+            .info(format!("policy version {} confirmed", p.version));
+        Ok(format!("policy version {} confirmed\n", p.version))
+    }
+
+    /// The confirmation window closed: back to the previous policy, as a
+    /// new version the peer takes through config sync.
+    async fn expire(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        self.set_state(p.version, EntryState::Expired);
+        if p.version != self.running.version {
+            return;
+        }
+        // The active goes back; a passive only if it has taken over.
+        if !matches!(self.state().await, Ok(State::Active)) {
+            self.env.log.info(format!(
+                "policy version {} was not confirmed in time: the active goes back to version {}'s policy",
+                p.version, p.back_to
+            ));
+            return;
+        }
+        let why = format!(
+            "policy version {} was not confirmed in time: back to version {}'s policy",
+            p.version, p.back_to
+        );
+        self.env.log.warn(&why);
+        let before = self.audit_mark();
+        let r = self.rollback_to(p.back_to, None, Some(why)).await;
+        match &r {
+            Ok(done) => self.env.log.info(done.trim_end()),
+            Err(e) => self.env.log.error(e),
+        }
+        let what = format!(
+            "version {} not confirmed, to version {}: {}",
+            p.version,
+            p.back_to,
+            self.audit_what(&before)
+        );
+        let result = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        self.env
+            .audit
+            .record("config-rollback", Who::ConfirmWindow, what, result);
+    }
+
+    /// A new version whose policy is version `version`'s.
+    async fn rollback_to(
+        &mut self,
+        version: u64,
+        uid: Option<u32>,
+        comment: Option<String>,
+    ) -> Result<String, DaemonError> {
+        local_edit_allowed(self.state().await?).map_err(|e| ConfigError::Refused(e.to_string()))?;
+        let dir = self.history_dir();
+        let policy = history::load_policy(&dir, version).map_err(|e| {
+            ConfigError::Refused(format!(
+                "version {version} is not in the history ({e}); `hafw config history` lists the versions kept"
+            ))
+        })?;
+        let text = splice(&self.running.text, &policy)?;
+        let name = dir.display().to_string();
+        let plan = self.plan_of(&name, &text)?;
+        let policy = policy_text(&text)?;
+        if policy == self.running.policy {
+            self.pending = None;
+            return Ok(format!(
+                "version {} already runs version {version}'s policy\n",
+                self.running.version
+            ));
+        }
+        let meta = Meta {
+            uid,
+            comment: comment.unwrap_or_else(|| format!("rollback to version {version}")),
+            pending: None,
+        };
+        self.pending = None;
+        self.apply_local(text, policy, plan, meta).await
+    }
+
+    fn history(&self) -> String {
+        let (records, _) = history::list(&self.history_dir());
+        let mut out = format!(
+            "{:>8}  {:8}  {:20}  {:>6}  {:10}  comment\n",
+            "version", "hash", "time (UTC)", "uid", "state"
+        );
+        for r in records.iter().rev() {
+            let running = if r.version == self.running.version {
+                "*"
+            } else {
+                " "
+            };
+            let state = match r.state {
+                EntryState::Prepared => "prepared".to_string(),
+                EntryState::Committed => "committed".into(),
+                EntryState::Pending { .. } => "pending".into(),
+                EntryState::Confirmed => "confirmed".into(),
+                EntryState::Expired => "expired".into(),
+            };
+            out.push_str(&format!(
+                "{running}{:>7}  {:8}  {:20}  {:>6}  {:10}  {}\n",
+                r.version,
+                r.hash.get(..8).unwrap_or(&r.hash),
+                utc(r.time_ms),
+                r.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+                state,
+                crate::ops::text::peer_text(&r.comment)
+            ));
+        }
+        out
+    }
+
+    fn diff(&self, from: u64, to: u64) -> Result<String, String> {
+        let dir = self.history_dir();
+        let a = history::load_policy(&dir, from).map_err(|e| e.to_string())?;
+        let b = history::load_policy(&dir, to).map_err(|e| e.to_string())?;
+        let Some(d) = line_diff(&a, &b) else {
+            return Ok(format!("versions {from} and {to} have the same policy\n"));
+        };
+        // A version may come from the peer: its text is shown escaped.
+        let mut out = format!("- version {from}\n+ version {to}\n");
+        for line in d.lines() {
+            out.push_str(&crate::ops::text::peer_text(line));
+            out.push('\n');
+        }
+        Ok(out)
     }
 
     /// The new plan's kernel changes are taken back exactly: the previous
@@ -560,9 +1095,37 @@ impl ConfigTask {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_796_672_263_000), "2026-12-07 19:37:43");
+    }
 
     #[test]
     fn the_peer_is_told_the_reason_without_the_version_twice() {

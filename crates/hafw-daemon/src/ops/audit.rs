@@ -55,6 +55,8 @@ pub enum Who {
     Peer,
     /// The HA core, on its own (the cause is in `what`).
     Ha,
+    /// A confirmation window that closed unconfirmed (`--confirm-within`).
+    ConfirmWindow,
 }
 
 impl Who {
@@ -63,6 +65,7 @@ impl Who {
             Who::Uid(uid) => uid.to_string(),
             Who::Peer => "peer".into(),
             Who::Ha => "ha".into(),
+            Who::ConfirmWindow => "confirm-window".into(),
         }
     }
 }

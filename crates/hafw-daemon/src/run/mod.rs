@@ -64,6 +64,21 @@ pub fn run(args: RunOptions) -> ExitCode {
         eprintln!("error: hafw run: {e}");
         return ExitCode::FAILURE;
     }
+    if !args.standalone && !args.check && !args.apply_only {
+        // After a crash in an apply: back on the committed version before
+        // the file is read.
+        match crate::config::recover_files(&args.config, &args.node) {
+            Ok(notes) => {
+                for n in notes {
+                    tracing::warn!(node = %args.node, "config recovery: {n}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: hafw run: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let (dep, plan) = match load_plan(&args) {
         Ok(loaded) => loaded,
         Err(code) => return code,

@@ -543,19 +543,29 @@ struct Dispatch {
 impl Dispatch {
     fn handle(&self, caller: control::Caller, req: Request) -> Result<String, String> {
         match req {
-            Request::ConfigApply(path) => {
-                let (tx, rx) = oneshot::channel();
-                // The config task records the apply: it knows the versions.
-                self.config
-                    .send(ConfigInput::Apply {
-                        path,
-                        caller,
-                        reply: tx,
-                    })
-                    .map_err(|_| "the config task has stopped".to_string())?;
-                rx.blocking_recv()
-                    .map_err(|_| "the config task did not answer".to_string())?
+            Request::ConfigApply {
+                path,
+                confirm_within,
+                comment,
+            } => self.ask_config(|reply| ConfigInput::Apply {
+                path,
+                caller,
+                comment,
+                confirm_within,
+                reply,
+            })?,
+            Request::ConfigConfirm => {
+                self.ask_config(|reply| ConfigInput::Confirm { caller, reply })?
             }
+            Request::ConfigRollback(version) => self.ask_config(|reply| ConfigInput::Rollback {
+                version,
+                caller,
+                reply,
+            })?,
+            Request::ConfigDiff { from, to } => {
+                self.ask_config(|reply| ConfigInput::Diff { from, to, reply })?
+            }
+            Request::ConfigHistory => self.ask_config(|reply| ConfigInput::History { reply }),
             Request::ConfigShow => {
                 let (tx, rx) = oneshot::channel();
                 self.config
@@ -597,6 +607,19 @@ impl Dispatch {
         self.audit
             .record(event, ops::audit::Who::Uid(caller.uid), what, result);
         r
+    }
+
+    /// One request to the config task and its answer.
+    fn ask_config<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ConfigInput,
+    ) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.config
+            .send(make(tx))
+            .map_err(|_| "the config task has stopped".to_string())?;
+        rx.blocking_recv()
+            .map_err(|_| "the config task did not answer".to_string())
     }
 
     fn command(&self, cmd: Command) -> Result<String, String> {

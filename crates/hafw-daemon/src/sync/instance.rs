@@ -329,6 +329,13 @@ impl SyncInstance {
             }
             SyncCmd::ApplyResult(r) => self.config.handle_apply_result(now, r),
             SyncCmd::PauseConfig(paused) => self.config_paused = paused,
+            SyncCmd::Pending {
+                version,
+                remaining_ms,
+                back_to,
+            } => self
+                .config
+                .send_pending(now, version, remaining_ms, back_to),
         }
     }
 

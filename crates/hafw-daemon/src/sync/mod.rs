@@ -103,6 +103,13 @@ pub enum SyncCmd {
     /// the reason (already logged by its kind), for this node's status and
     /// the peer's Result.
     ApplyResult(Result<(), String>),
+    /// The running local version waits for confirmation for
+    /// `remaining_ms` (0: confirmed): tell the peer.
+    Pending {
+        version: u64,
+        remaining_ms: u32,
+        back_to: u64,
+    },
 }
 
 /// What a promotion installed: entries, how long it took, what failed.

@@ -9,7 +9,13 @@
 //! type 2 Result  version u64 | hash [32] | flags u8 (bit 0 applied,
 //!                bit 1 error present, others 0) | len u16 | len bytes
 //!                of UTF-8 error text (len 0 without bit 1)
+//! type 3 Pending version u64 | hash [32] | remaining_ms u32 | back_to u64
 //! ```
+//! Pending (from the active) says its version waits for `hafw config
+//! confirm` for `remaining_ms` more (0: confirmed), then goes back to
+//! version `back_to`'s policy; a passive that is active by then does it.
+//! A node without it counts it as a bad message and drops it: the pair
+//! then works as before, without the failover case of a pending version.
 //! A policy longer than [`CHUNK`] bytes goes as several Offers (one
 //! envelope each); the receiver assembles them and checks the hash.
 
@@ -29,6 +35,7 @@ pub const MAX_ERROR_LEN: usize = 4096;
 
 const T_OFFER: u8 = 1;
 const T_RESULT: u8 = 2;
+const T_PENDING: u8 = 3;
 const F_APPLIED: u8 = 1;
 const F_ERROR: u8 = 2;
 
@@ -42,6 +49,13 @@ pub enum ConfigMessage {
         total: u32,
         offset: u32,
         bytes: Vec<u8>,
+    },
+    /// The active's version waits for confirmation (see the module doc).
+    Pending {
+        version: u64,
+        hash: [u8; 32],
+        remaining_ms: u32,
+        back_to: u64,
     },
     /// The receiving node's verdict on an offered version.
     Result {
@@ -162,6 +176,18 @@ pub fn encode(msg: &ConfigMessage) -> Vec<u8> {
             out.extend_from_slice(&(text.len() as u16).to_be_bytes());
             out.extend_from_slice(text.as_bytes());
         }
+        ConfigMessage::Pending {
+            version,
+            hash,
+            remaining_ms,
+            back_to,
+        } => {
+            out.push(T_PENDING);
+            out.extend_from_slice(&version.to_be_bytes());
+            out.extend_from_slice(hash);
+            out.extend_from_slice(&remaining_ms.to_be_bytes());
+            out.extend_from_slice(&back_to.to_be_bytes());
+        }
     }
     out
 }
@@ -216,6 +242,12 @@ pub fn decode(bytes: &[u8]) -> Result<ConfigMessage, DecodeError> {
                 error,
             }
         }
+        T_PENDING => ConfigMessage::Pending {
+            version: r.u64("version")?,
+            hash: r.array("hash")?,
+            remaining_ms: r.u32("remaining_ms")?,
+            back_to: r.u64("back_to")?,
+        },
         other => return Err(DecodeError::UnknownType(other)),
     };
     r.finish()?;

@@ -21,6 +21,15 @@ pub enum ConfigAction {
         hash: [u8; 32],
         bytes: Vec<u8>,
     },
+    /// The active peer's version `version` waits for confirmation for
+    /// `remaining_ms` more (0: confirmed); if this node is active when the
+    /// time is up and still runs it, it goes back to `back_to`'s policy.
+    Pending {
+        version: u64,
+        hash: [u8; 32],
+        remaining_ms: u32,
+        back_to: u64,
+    },
 }
 
 /// How offers are retransmitted until the peer answers.
@@ -130,6 +139,9 @@ pub struct ConfigSync {
     /// The peer is alive and active, from its heartbeats: only then is
     /// its offer taken.
     peer_active: bool,
+    /// Our version waits for confirmation: (version, deadline, back_to),
+    /// told to the peer again when it comes to run that version.
+    pending: Option<(u64, Time, u64)>,
 }
 
 impl ConfigSync {
@@ -153,6 +165,7 @@ impl ConfigSync {
             status: ConfigStatus::default(),
             local_active: false,
             peer_active: false,
+            pending: None,
         }
     }
 
@@ -175,6 +188,7 @@ impl ConfigSync {
             }
         } else {
             self.offering = None;
+            self.pending = None;
         }
     }
 
@@ -229,7 +243,14 @@ impl ConfigSync {
     /// The peer's (version, hash) from its heartbeats: offers ours when
     /// the peer is behind (it restarted from scratch, or missed an apply).
     pub fn note_peer_version(&mut self, now: Time, version: u64, hash: [u8; 32]) {
+        let changed = self.peer != Some((version, hash));
         self.peer = Some((version, hash));
+        if let Some((v, _, back_to)) = self.pending {
+            if changed && self.local_active && (version, hash) == self.advertised() && v == version
+            {
+                self.push_pending(now, v, back_to);
+            }
+        }
         let (v, h) = self.advertised();
         if version::conflicts((v, h), (version, hash)) {
             self.status.conflict = Some(v);
@@ -279,7 +300,62 @@ impl ConfigSync {
                 applied,
                 error,
             } => self.on_result(now, version, hash, applied, error),
+            ConfigMessage::Pending {
+                version,
+                hash,
+                remaining_ms,
+                back_to,
+            } => {
+                // As an offer: only an active peer's, only on a passive.
+                if self.local_active || !self.peer_active {
+                    self.status.refused_peer_not_active += 1;
+                    return;
+                }
+                self.actions.push_back(ConfigAction::Pending {
+                    version,
+                    hash,
+                    remaining_ms,
+                    back_to,
+                });
+            }
         }
+    }
+
+    /// The active's version waits for confirmation (or, with 0, no
+    /// longer): tell the peer, so it can go back by itself if it takes
+    /// over meanwhile. Only the active sends it.
+    /// Kept, and sent again when the peer comes to run that version (it
+    /// restarted, or was still applying it).
+    pub fn send_pending(&mut self, now: Time, version: u64, remaining_ms: u32, back_to: u64) {
+        if !self.local_active || self.advertised().0 != version {
+            return;
+        }
+        self.pending = (remaining_ms > 0).then(|| {
+            (
+                version,
+                now + Duration::from_millis(u64::from(remaining_ms)),
+                back_to,
+            )
+        });
+        self.push_pending(now, version, back_to);
+    }
+
+    fn push_pending(&mut self, now: Time, version: u64, back_to: u64) {
+        let remaining_ms = match self.pending {
+            // At least 1: 0 says "confirmed", not "expired".
+            Some((v, until, _)) if v == version => until
+                .saturating_sub(now)
+                .as_millis()
+                .clamp(1, u128::from(u32::MAX))
+                as u32,
+            _ => 0,
+        };
+        self.outbox.push_back(encode(&ConfigMessage::Pending {
+            version,
+            hash: self.advertised().1,
+            remaining_ms,
+            back_to,
+        }));
     }
 
     /// The daemon's verdict on [`ConfigAction::ApplyConfig`]. On failure

@@ -47,6 +47,12 @@ fn samples() -> Vec<ConfigMessage> {
             applied: false,
             error: Some(String::new()),
         },
+        ConfigMessage::Pending {
+            version: 4,
+            hash: [4; 32],
+            remaining_ms: 3000,
+            back_to: 3,
+        },
     ]
 }
 
@@ -63,8 +69,8 @@ fn every_variant_round_trips_and_errors_are_named() {
     b[1] = 9;
     assert_eq!(decode(&b), Err(DecodeError::UnknownVersion(9)));
     let mut b = good.clone();
-    b[2] = 3;
-    assert_eq!(decode(&b), Err(DecodeError::UnknownType(3)));
+    b[2] = 9;
+    assert_eq!(decode(&b), Err(DecodeError::UnknownType(9)));
     let flags_at = 3 + 8 + 32;
     let mut b = good.clone();
     b[flags_at] = 0x80;
@@ -113,6 +119,79 @@ fn passive(current: Option<(u64, Vec<u8>)>) -> ConfigSync {
     let mut c = ConfigSync::new(RetryConfig::default(), current);
     c.set_peer_active(true);
     c
+}
+
+#[test]
+fn a_pending_confirmation_goes_from_the_active_to_a_passive_only() {
+    let mut a = active(Some((4, b"p4".to_vec())));
+    let mut b = passive(Some((4, b"p4".to_vec())));
+    // Not ours: nothing sent.
+    a.send_pending(ms(0), 5, 3000, 3);
+    assert!(a.poll_transmit().is_none());
+    a.send_pending(ms(0), 4, 3000, 3);
+    let m = a.poll_transmit().expect("sent");
+    b.handle_message(ms(1), &m).unwrap();
+    assert_eq!(
+        b.poll_action(),
+        Some(ConfigAction::Pending {
+            version: 4,
+            hash: policy_hash(b"p4"),
+            remaining_ms: 3000,
+            back_to: 3
+        })
+    );
+    // A passive does not send it, and an active does not take it.
+    b.send_pending(ms(1), 4, 3000, 3);
+    assert!(b.poll_transmit().is_none());
+    a.handle_message(ms(2), &m).unwrap();
+    assert_eq!(a.poll_action(), None);
+    assert_eq!(a.status().refused_peer_not_active, 1);
+    // The peer comes to run version 4 (it restarted): told again, with
+    // what is left of the window.
+    let pendings = |c: &mut ConfigSync| {
+        std::iter::from_fn(|| c.poll_transmit())
+            .filter_map(|m| match decode(&m) {
+                Ok(p @ ConfigMessage::Pending { .. }) => Some(p),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    a.note_peer_version(ms(0), 3, [3; 32]);
+    assert!(pendings(&mut a).is_empty(), "not while it runs another");
+    a.note_peer_version(ms(1000), 4, policy_hash(b"p4"));
+    let again = pendings(&mut a);
+    assert!(
+        matches!(
+            again[..],
+            [ConfigMessage::Pending {
+                remaining_ms: 2000,
+                back_to: 3,
+                ..
+            }]
+        ),
+        "{again:?}"
+    );
+    a.note_peer_version(ms(1100), 4, policy_hash(b"p4"));
+    assert!(
+        pendings(&mut a).is_empty(),
+        "once per change of its version"
+    );
+    // Confirmed: 0, and not again.
+    a.send_pending(ms(1200), 4, 0, 3);
+    let done = pendings(&mut a);
+    assert!(
+        matches!(
+            done[..],
+            [ConfigMessage::Pending {
+                remaining_ms: 0,
+                ..
+            }]
+        ),
+        "{done:?}"
+    );
+    a.note_peer_version(ms(1300), 3, [3; 32]);
+    a.note_peer_version(ms(1400), 4, policy_hash(b"p4"));
+    assert!(pendings(&mut a).is_empty());
 }
 
 /// Runs the two cores against each other over a perfect link until quiet;
