@@ -116,7 +116,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let started = Instant::now();
     let mut demo = Demo {
         steps: vec![],
-        total: 7,
+        total: 9,
     };
     let pair = plan(
         &mut demo,
@@ -231,8 +231,161 @@ fn plan(
     ) {
         return Some(pair);
     }
-    demo.record("failback", failback(&mut pair, &passive, &first));
+    if !demo.record("failback", failback(&mut pair, &passive, &first)) {
+        return Some(pair);
+    }
+    if !demo.record(
+        &format!(
+            "config change, --confirm-within {} s, left to roll back",
+            CONFIRM_WINDOW.as_secs()
+        ),
+        confirm_step(&pair, false),
+    ) {
+        return Some(pair);
+    }
+    demo.record(
+        &format!(
+            "config change, --confirm-within {} s, confirmed",
+            CONFIRM_WINDOW.as_secs()
+        ),
+        confirm_step(&pair, true),
+    );
     Some(pair)
+}
+
+/// The demo's confirmation window: long enough for the pair to take the
+/// change, short enough to watch it roll back.
+const CONFIRM_WINDOW: Duration = Duration::from_secs(3);
+
+/// Each node's (version, hash) from its status.
+fn versions(pair: &Pair) -> Vec<(String, u64, String)> {
+    pair.nodes()
+        .into_iter()
+        .map(|n| {
+            let (v, h) = pair
+                .status(&n)
+                .map(|s| (s.config.version, s.config.hash))
+                .unwrap_or_default();
+            (n, v, h)
+        })
+        .collect()
+}
+
+/// "fw-a v3 1a2b3c4d, fw-b v3 1a2b3c4d" and its JSON.
+fn show_versions(vs: &[(String, u64, String)]) -> (String, Value) {
+    let text = vs
+        .iter()
+        .map(|(n, v, h)| format!("{n} v{v} {}", h.get(..8).unwrap_or(h)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let json = vs
+        .iter()
+        .map(|(n, v, h)| json!({"node": n, "version": v, "hash": h}))
+        .collect::<Vec<_>>();
+    (text, Value::Array(json))
+}
+
+/// Waits until every node runs one version whose hash `want` accepts.
+fn wait_versions(
+    pair: &Pair,
+    timeout: Duration,
+    want: impl Fn(u64, &str) -> bool,
+) -> Result<Vec<(String, u64, String)>, String> {
+    let until = Instant::now() + timeout;
+    loop {
+        let vs = versions(pair);
+        let one = vs
+            .windows(2)
+            .all(|w| (w[0].1, &w[0].2) == (w[1].1, &w[1].2));
+        if one && vs.iter().all(|(_, v, h)| want(*v, h)) {
+            return Ok(vs);
+        }
+        if Instant::now() >= until {
+            return Err(format!(
+                "after {} s the nodes run {}",
+                timeout.as_secs(),
+                show_versions(&vs).0
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A policy change on the active with `--confirm-within`: a drop rule for
+/// a documentation address nothing uses, so traffic is not disturbed.
+/// Unconfirmed, both nodes must come back to the previous policy (as a new
+/// version) by themselves; confirmed, they must keep it past the window.
+fn confirm_step(pair: &Pair, confirm: bool) -> Result<(String, Value), String> {
+    let active = pair.owner().ok_or("no node holds the HAVIPs")?;
+    let before = wait_versions(pair, Duration::from_secs(5), |_, _| true)?;
+    let (v0, h0) = (before[0].1, before[0].2.clone());
+    let zones = pair
+        .dep
+        .policy
+        .rules
+        .first()
+        .map(|r| (r.from.clone(), r.to.clone()))
+        .ok_or("the policy has no rule to copy zones from")?;
+    let name = if confirm {
+        "demo-confirmed"
+    } else {
+        "demo-unconfirmed"
+    };
+    let own = pair.node_config(&active);
+    let text = std::fs::read_to_string(&own).map_err(|e| format!("{}: {e}", own.display()))?;
+    let changed = format!(
+        "{}\n\n[[policy.rule]]\nname = \"{name}\"\nfrom = \"{}\"\nto = \"{}\"\n\
+         destination = [\"198.51.100.99\"]\nprotocol = \"tcp\"\nports = [9]\naction = \"drop\"\n",
+        text.trim_end(),
+        zones.0,
+        zones.1
+    );
+    let file = own.with_extension(format!("{name}.toml"));
+    std::fs::write(&file, changed).map_err(|e| format!("{}: {e}", file.display()))?;
+    let control = pair.control(&active);
+    let applied = hafw_daemon::control::apply_within(
+        &control,
+        &file,
+        Some(CONFIRM_WINDOW),
+        &format!("lab demo: {name}"),
+    );
+    let _ = std::fs::remove_file(&file);
+    applied.map_err(|e| format!("hafw config apply on {active}: {e}"))?;
+    let t = Instant::now();
+    let after = wait_versions(pair, Duration::from_secs(5), |v, h| v > v0 && h != h0)?;
+    let (v1, h1) = (after[0].1, after[0].2.clone());
+    if confirm {
+        hafw_daemon::control::request(&control, &hafw_daemon::control::Request::ConfigConfirm)
+            .map_err(|e| format!("hafw config confirm on {active}: {e}"))?;
+        // Past the window: still the confirmed version on both.
+        std::thread::sleep(CONFIRM_WINDOW.saturating_sub(t.elapsed()) + Duration::from_secs(1));
+        let kept = versions(pair);
+        if kept.iter().any(|(_, v, h)| (*v, h) != (v1, &h1)) {
+            return Err(format!(
+                "confirmed v{v1}, but after the window the nodes run {}",
+                show_versions(&kept).0
+            ));
+        }
+        let (a, aj) = show_versions(&after);
+        let (k, kj) = show_versions(&kept);
+        return Ok((
+            format!("applied: {a}; confirmed, still after the window: {k}"),
+            json!({"applied": aj, "after_window": kj}),
+        ));
+    }
+    let back = wait_versions(pair, CONFIRM_WINDOW + Duration::from_secs(8), |v, h| {
+        v > v1 && h == h0
+    })?;
+    let took = t.elapsed();
+    let (a, aj) = show_versions(&after);
+    let (b, bj) = show_versions(&back);
+    Ok((
+        format!(
+            "applied: {a}; not confirmed, both back on the previous policy after {:.1} s: {b}",
+            took.as_secs_f64()
+        ),
+        json!({"applied": aj, "rolled_back": bj, "rollback_s": took.as_secs_f64()}),
+    ))
 }
 
 fn exec(pair: &Pair, host: &str, args: &[&str]) -> Result<String, String> {
@@ -499,12 +652,12 @@ fn failback(pair: &mut Pair, crashed: &str, active: &str) -> Result<(String, Val
 
 fn report(demo: &Demo, took: Duration, left: usize, lab_name: &str) {
     println!();
-    println!("{:<52} result", "step");
+    println!("{:<56} result", "step");
     for s in &demo.steps {
-        println!("{:<52} {}", s.title, if s.ok { "pass" } else { "FAIL" });
+        println!("{:<56} {}", s.title, if s.ok { "pass" } else { "FAIL" });
     }
     for s in demo.steps.len()..demo.total {
-        println!("{:<52} not run", format!("(step {})", s + 1));
+        println!("{:<56} not run", format!("(step {})", s + 1));
     }
     let failed = demo.steps.iter().find(|s| !s.ok);
     println!(

@@ -29,6 +29,12 @@ fn the_demo_passes_on_the_seed_and_cleans_up() {
     assert!(ok, "{text}");
     assert!(text.contains("all checks passed"), "{text}");
     assert!(text.contains("10/10 TCP sessions survived"), "{text}");
+    // The confirm-or-roll-back steps: back on the first policy, then kept.
+    assert!(
+        text.contains("not confirmed, both back on the previous policy"),
+        "{text}"
+    );
+    assert!(text.contains("confirmed, still after the window"), "{text}");
     assert!(text.contains(&format!("lab `{name}` torn down")), "{text}");
     assert!(lab_namespaces(&name).is_empty());
 }
