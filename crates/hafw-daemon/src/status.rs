@@ -229,6 +229,21 @@ pub struct Config {
     pub restart_needed: Option<String>,
     /// Config sync runs (there is an HA2 path and session sync is on).
     pub sync: bool,
+    /// The running version was applied with `--confirm-within` and is
+    /// not confirmed yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_confirm: Option<PendingConfirm>,
+}
+
+/// What `hafw config confirm` would keep, and what happens without it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingConfirm {
+    pub version: u64,
+    /// Seconds until the nodes go back (0 once due).
+    pub seconds_left: u64,
+    /// The version whose policy they go back to.
+    pub back_to: u64,
 }
 
 impl Status {
@@ -469,6 +484,13 @@ impl fmt::Display for Status {
         if let Some(r) = &c.restart_needed {
             writeln!(o, "          restart needed: {r}")?;
         }
+        if let Some(p) = &c.pending_confirm {
+            writeln!(
+                o,
+                "          NOT CONFIRMED: `hafw config confirm` within {} s, or both nodes go back to version {}'s policy",
+                p.seconds_left, p.back_to
+            )?;
+        }
         Ok(())
     }
 }
@@ -499,6 +521,14 @@ pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
         peer_error,
         restart_needed: view.restart.clone(),
         sync: sync.is_some(),
+        pending_confirm: view.pending.map(|p| PendingConfirm {
+            version: p.version,
+            seconds_left: p
+                .until_ms
+                .saturating_sub(crate::config::history::now_ms())
+                .div_ceil(1000),
+            back_to: p.back_to,
+        }),
     };
     for e in s.config.error.iter().chain(&s.config.peer_error) {
         s.alarms.push(format!("{CONFIG_ALARM}{e}"));

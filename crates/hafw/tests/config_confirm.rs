@@ -117,7 +117,26 @@ fn an_unconfirmed_change_goes_back_on_both_nodes_and_a_confirmed_one_stays() {
     for n in nodes {
         assert!(ruleset(&pair, n).contains("rule try-a"), "{n}");
     }
+    // The active's status says what waits and what happens without it.
+    let st = pair.status(&active).unwrap();
+    let p = st
+        .config
+        .pending_confirm
+        .clone()
+        .expect("pending in status");
+    assert_eq!((p.version, p.back_to), (1, 0), "{p:?}");
+    assert!(p.seconds_left <= 3, "{p:?}");
+    assert!(
+        pair.status_text(&active).contains("NOT CONFIRMED"),
+        "{}",
+        pair.status_text(&active)
+    );
     let back = both_on(&pair, nodes, 2, Duration::from_secs(10));
+    let st = pair.status(&active).unwrap();
+    assert_eq!(
+        st.config.pending_confirm, None,
+        "the rollback is not pending"
+    );
     let took = applied.elapsed();
     eprintln!("unconfirmed version 1 rolled back on both nodes {took:?} after the apply");
     assert!(

@@ -35,7 +35,7 @@ pub mod pause;
 mod task;
 
 pub use task::startup;
-pub use task::{ConfigEnv, ConfigInput, ConfigTask, ConfigView, Startup};
+pub use task::{ConfigEnv, ConfigInput, ConfigTask, ConfigView, PendingView, Startup};
 
 /// The canonical `[policy]` of a deployment text.
 pub fn policy_text(text: &str) -> Result<String, ConfigError> {

@@ -37,6 +37,17 @@ pub struct ConfigView {
     pub error: Option<String>,
     /// Why the running node still uses parts of the old policy.
     pub restart: Option<String>,
+    /// The running version waits for `hafw config confirm`.
+    pub pending: Option<PendingView>,
+}
+
+/// A version applied with `--confirm-within`, not yet confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingView {
+    pub version: u64,
+    /// Unix ms when both nodes go back unless confirmed.
+    pub until_ms: u64,
+    pub back_to: u64,
 }
 
 /// Everything the config task reacts to.
@@ -267,10 +278,23 @@ impl ConfigTask {
                 Some(a) = from_peer.recv() => a.into(),
                 _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
                     self.expire().await;
+                    self.publish_pending();
                     continue;
                 }
             };
             self.process(input).await;
+            self.publish_pending();
+        }
+    }
+
+    /// Status shows whether the running version waits for confirmation.
+    fn publish_pending(&self) {
+        if let Ok(mut v) = self.env.view.lock() {
+            v.pending = self.pending.map(|p| PendingView {
+                version: p.version,
+                until_ms: p.until_ms,
+                back_to: p.back_to,
+            });
         }
     }
 
@@ -1090,8 +1114,10 @@ impl ConfigTask {
                 hash: self.running.hash,
                 error,
                 restart,
+                pending: None,
             };
         }
+        self.publish_pending();
     }
 }
 
