@@ -381,7 +381,7 @@ fn confirm_step(pair: &Pair, confirm: bool) -> Result<(String, Value), String> {
     let (b, bj) = show_versions(&back);
     Ok((
         format!(
-            "applied: {a}; not confirmed, both back on the previous policy after {:.1} s: {b}",
+            "applied: {a}; not confirmed, both back on the previous policy {:.1} s after the apply returned: {b}",
             took.as_secs_f64()
         ),
         json!({"applied": aj, "rolled_back": bj, "rollback_s": took.as_secs_f64()}),
