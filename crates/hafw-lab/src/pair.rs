@@ -592,7 +592,8 @@ impl Pair {
         }
         // The audit log stays in the lab's directory, never the host's
         // /var/log, unless the caller names one.
-        if !self.extra.iter().any(|a| a == "--audit-log") {
+        // Another release (`restart_with`) may not know the flag.
+        if self.node_exe[i].is_none() && !self.extra.iter().any(|a| a == "--audit-log") {
             cmd.arg("--audit-log").arg(self.audit_log(&node));
         }
         // `{node}` in an extra argument is this node's name: a file per node.

@@ -164,6 +164,10 @@ fn an_unconfirmed_change_goes_back_on_both_nodes_and_a_confirmed_one_stays() {
         &ctl,
     );
     assert!(ok, "{out}");
+    // Only the active's confirmation reaches both nodes: the passive says so.
+    both_on(&pair, nodes, 3, Duration::from_secs(5));
+    let (ok, out) = hafw_cmd(&["config", "confirm"], &pair.control(&passive));
+    assert!(!ok && out.contains("not active"), "{out}");
     let (ok, out) = hafw_cmd(&["config", "confirm"], &ctl);
     assert!(ok && out.contains("version 3 confirmed"), "{out}");
     std::thread::sleep(Duration::from_secs(5));

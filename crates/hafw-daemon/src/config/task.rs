@@ -220,7 +220,14 @@ pub struct ConfigTask {
     running: Policy,
     /// The running version waits for `hafw config confirm` until then.
     pending: Option<Pending>,
+    /// The overdue window was logged once (a passive waits for its
+    /// active, or for taking over).
+    overdue_said: bool,
 }
+
+/// How often an overdue window that could not roll back yet (not active,
+/// or the rollback failed) is looked at again.
+const OVERDUE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a local apply waits for the peer's answer before it writes
 /// its commit record anyway (the peer may be down).
@@ -253,6 +260,7 @@ impl ConfigTask {
                 plan,
             },
             pending: None,
+            overdue_said: false,
         };
         task.seed_history();
         task.publish(None, None);
@@ -267,9 +275,13 @@ impl ConfigTask {
         mut from_peer: mpsc::UnboundedReceiver<ConfigAction>,
     ) {
         loop {
-            let wait = self.pending.map(|p| {
-                std::time::Duration::from_millis(p.until_ms.saturating_sub(history::now_ms()))
-            });
+            let wait = self
+                .pending
+                .map(|p| match p.until_ms.saturating_sub(history::now_ms()) {
+                    // Overdue and not yet rolled back: checked again.
+                    0 => OVERDUE_RECHECK,
+                    left => std::time::Duration::from_millis(left),
+                });
             let input = tokio::select! {
                 i = inputs.recv() => match i {
                     Some(i) => i,
@@ -284,6 +296,9 @@ impl ConfigTask {
             };
             self.process(input).await;
             self.publish_pending();
+            if self.pending.is_none() {
+                self.overdue_said = false;
+            }
         }
     }
 
@@ -341,7 +356,15 @@ impl ConfigTask {
                 back_to,
             } => self.peer_pending(version, hash, remaining_ms, back_to),
             ConfigInput::Confirm { caller, reply } => {
-                let r = self.confirm();
+                // Only the active's confirmation reaches both nodes.
+                let r = match self.state().await {
+                    Ok(State::Active) => self.confirm(),
+                    Ok(_) => Err(
+                        "this node is not active: confirm on the active, which tells its peer"
+                            .to_string(),
+                    ),
+                    Err(e) => Err(e.to_string()),
+                };
                 let what = match &r {
                     Ok(done) => done.trim_end().to_string(),
                     Err(_) => format!("version {}", self.running.version),
@@ -970,19 +993,26 @@ impl ConfigTask {
     /// The confirmation window closed: back to the previous policy, as a
     /// new version the peer takes through config sync.
     async fn expire(&mut self) {
-        let Some(p) = self.pending.take() else {
+        let Some(p) = self.pending else {
             return;
         };
-        self.set_state(p.version, EntryState::Expired);
         if p.version != self.running.version {
+            self.pending = None;
+            self.set_state(p.version, EntryState::Expired);
             return;
         }
-        // The active goes back; a passive only if it has taken over.
+        // The active goes back; a passive only once it has taken over.
+        // The window stays open until then (the run loop checks again
+        // every second), so a node that takes over after the deadline, or
+        // a pair restarted after it, still goes back.
         if !matches!(self.state().await, Ok(State::Active)) {
-            self.env.log.info(format!(
-                "policy version {} was not confirmed in time: the active goes back to version {}'s policy",
-                p.version, p.back_to
-            ));
+            if !self.overdue_said {
+                self.overdue_said = true;
+                self.env.log.info(format!(
+                    "policy version {} was not confirmed in time: the active goes back to version {}'s policy",
+                    p.version, p.back_to
+                ));
+            }
             return;
         }
         let why = format!(
@@ -993,7 +1023,11 @@ impl ConfigTask {
         let before = self.audit_mark();
         let r = self.rollback_to(p.back_to, None, Some(why)).await;
         match &r {
-            Ok(done) => self.env.log.info(done.trim_end()),
+            Ok(done) => {
+                self.set_state(p.version, EntryState::Expired);
+                self.env.log.info(done.trim_end());
+            }
+            // Still pending: tried again at the next check.
             Err(e) => self.env.log.error(e),
         }
         let what = format!(
@@ -1038,7 +1072,8 @@ impl ConfigTask {
             comment: comment.unwrap_or_else(|| format!("rollback to version {version}")),
             pending: None,
         };
-        self.pending = None;
+        // A successful commit clears the window (its meta has none); a
+        // failed one leaves it open.
         self.apply_local(text, policy, plan, meta).await
     }
 

@@ -113,7 +113,8 @@ pub fn add_versions(st: &mut Status, n: &Negotiation, own: OwnVersions, paused: 
         protocol_max: own.protocol_max,
         policy_schema: own.policy_schema,
         speaking: p.speaking,
-        peer_software: p.software,
+        // The peer's text: escaped and capped before anyone shows it.
+        peer_software: p.software.as_deref().map(crate::ops::text::peer_text),
         peer_protocol: p.peer_speaking,
         peer_protocol_max: p.peer_max,
         peer_policy_schema: p.policy_schema,
