@@ -341,7 +341,10 @@ fn only_root_reaches_the_metadata_service() {
     );
     assert_eq!(refused(&ns), 0, "root's packets were counted as refused");
     let nobody = curl(Some("nobody"));
-    assert!(!nobody.status.success(), "nobody reached the metadata service");
+    assert!(
+        !nobody.status.success(),
+        "nobody reached the metadata service"
+    );
     let nobody_err = String::from_utf8_lossy(&nobody.stderr);
     assert!(
         !nobody_err.contains("Connection refused"),

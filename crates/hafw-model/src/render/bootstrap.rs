@@ -106,7 +106,8 @@ pub fn user_data(
             let url = opts.package_url.as_deref().unwrap_or("");
             check_url(url)?;
             let sha = opts.package_sha256.as_deref().unwrap_or("");
-            if !sha.is_empty() && !(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())) {
+            let hex64 = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+            if !sha.is_empty() && !hex64 {
                 return Err(format!(
                     "--package-sha256 {sha:?} is not a SHA-256: give 64 hex digits (sha256sum FILE)"
                 ));
@@ -141,7 +142,12 @@ pub fn user_data(
     out.push_str(&format!("HAFW_PACKAGE_SHA256={sha_v}\n"));
     let trim = !file_text.is_empty() && !file_text.ends_with('\n');
     out.push_str(&format!("HAFW_DEPLOYMENT_TRIM={}\n", u8::from(trim)));
-    heredoc_function(&mut out, "hafw_deployment", "HAFW_DEPLOYMENT_EOF", &lit(file_text));
+    heredoc_function(
+        &mut out,
+        "hafw_deployment",
+        "HAFW_DEPLOYMENT_EOF",
+        &lit(file_text),
+    );
     heredoc_function(&mut out, "hafw_unit", "HAFW_UNIT_EOF", &lit(UNIT));
     // The body's own first line is its shebang: ours is already written.
     let body = BODY.split_once('\n').map_or(BODY, |(_, rest)| rest);

@@ -97,11 +97,23 @@ fn base64_matches_rfc_4648() {
 fn both_forms_parse_with_sh_n() {
     let dep = seed();
     for node in ["fw-a", "fw-b"] {
-        let s = user_data(&dep, &awkward_text(), node, KeySource::Bytes(&KEY), &Bootstrap::default())
-            .unwrap();
+        let s = user_data(
+            &dep,
+            &awkward_text(),
+            node,
+            KeySource::Bytes(&KEY),
+            &Bootstrap::default(),
+        )
+        .unwrap();
         sh_n(&s).unwrap_or_else(|e| panic!("{node}: {e}\n{s}"));
-        let t = user_data(&dep, &awkward_text(), node, KeySource::Terraform, &Bootstrap::default())
-            .unwrap();
+        let t = user_data(
+            &dep,
+            &awkward_text(),
+            node,
+            KeySource::Terraform,
+            &Bootstrap::default(),
+        )
+        .unwrap();
         sh_n(&t).unwrap_or_else(|e| panic!("{node} template: {e}"));
     }
 }
@@ -169,7 +181,10 @@ fn refusals_name_the_field_and_the_fix() {
 #[test]
 fn quoting_survives_any_single_quote() {
     assert_eq!(sh_quote("a'b"), r"'a'\''b'");
-    assert_eq!(template_escape("$${a} ${b} %{c} $ % {"), "$$${a} $${b} %%{c} $ % {");
+    assert_eq!(
+        template_escape("$${a} ${b} %{c} $ % {"),
+        "$$${a} $${b} %%{c} $ % {"
+    );
 }
 
 // ---- running the script against a temporary root
@@ -235,22 +250,32 @@ fn the_script_runs_against_a_temporary_root_and_again() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "pass {pass}: {stderr}");
         assert!(stderr.contains("hafw 0.0.0-test at"), "{stderr}");
-        assert_eq!(std::fs::read(fs.join("etc/hafw/deployment.toml")).unwrap(), text.as_bytes());
+        assert_eq!(
+            std::fs::read(fs.join("etc/hafw/deployment.toml")).unwrap(),
+            text.as_bytes()
+        );
         assert_eq!(std::fs::read(fs.join("etc/hafw/ha.key")).unwrap(), KEY);
         assert_eq!(
             std::fs::read_to_string(fs.join("etc/hafw/hafw.env")).unwrap(),
             "NODE=fw-b\n"
         );
-        assert_eq!(std::fs::read_to_string(fs.join("etc/hostname")).unwrap(), "fw-b\n");
+        assert_eq!(
+            std::fs::read_to_string(fs.join("etc/hostname")).unwrap(),
+            "fw-b\n"
+        );
         assert_eq!(mode(&fs.join("etc/hafw")), 0o700);
         assert_eq!(mode(&fs.join("etc/hafw/ha.key")), 0o600);
         assert_eq!(mode(&fs.join("etc/hafw/deployment.toml")), 0o600);
         assert_eq!(mode(&fs.join("usr/bin/hafw")), 0o755);
-        assert_eq!(std::fs::metadata(fs.join("etc/hafw/ha.key")).unwrap().uid(), 0);
+        assert_eq!(
+            std::fs::metadata(fs.join("etc/hafw/ha.key")).unwrap().uid(),
+            0
+        );
         let unit = std::fs::read_to_string(fs.join("etc/systemd/system/hafw.service")).unwrap();
         assert!(
-            unit.lines().any(|l| l.starts_with("ExecStart=/usr/bin/hafw run ")
-                && l.contains("--node ${NODE}")),
+            unit.lines()
+                .any(|l| l.starts_with("ExecStart=/usr/bin/hafw run ")
+                    && l.contains("--node ${NODE}")),
             "{unit}"
         );
         let log = std::fs::read_to_string(fs.join("var/log/hafw-bootstrap.log")).unwrap();
@@ -266,15 +291,26 @@ fn the_script_runs_against_a_temporary_root_and_again() {
     }
     // An operator's HAFW_ARGS survive a rerun; a deployment file changed
     // since the first boot (config sync) is kept.
-    std::fs::write(fs.join("etc/hafw/hafw.env"), "HAFW_ARGS=--api 10.0.0.11:9100\nNODE=old\n").unwrap();
+    std::fs::write(
+        fs.join("etc/hafw/hafw.env"),
+        "HAFW_ARGS=--api 10.0.0.11:9100\nNODE=old\n",
+    )
+    .unwrap();
     std::fs::write(fs.join("etc/hafw/deployment.toml"), "changed").unwrap();
     let out = run(&script, &root.0);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         std::fs::read_to_string(fs.join("etc/hafw/hafw.env")).unwrap(),
         "HAFW_ARGS=--api 10.0.0.11:9100\nNODE=fw-b\n"
     );
-    assert_eq!(std::fs::read_to_string(fs.join("etc/hafw/deployment.toml")).unwrap(), "changed");
+    assert_eq!(
+        std::fs::read_to_string(fs.join("etc/hafw/deployment.toml")).unwrap(),
+        "changed"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("kept /etc/hafw/deployment.toml"));
 }
 
@@ -288,12 +324,21 @@ fn a_wrong_checksum_stops_the_script_before_anything_is_installed() {
         package_url: Some(format!("file://{}", bin.display())),
         package_sha256: Some("0".repeat(64)),
     };
-    let script =
-        user_data(&seed(), crate::examples::SEED, "fw-a", KeySource::Bytes(&KEY), &opts).unwrap();
+    let script = user_data(
+        &seed(),
+        crate::examples::SEED,
+        "fw-a",
+        KeySource::Bytes(&KEY),
+        &opts,
+    )
+    .unwrap();
     let out = run(&script, &root.0);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("FAILED") && stderr.contains("package_sha256"), "{stderr}");
+    assert!(
+        stderr.contains("FAILED") && stderr.contains("package_sha256"),
+        "{stderr}"
+    );
     let fs = root.0.join("fs");
     assert!(!fs.join("usr/bin/hafw").exists());
     assert!(!fs.join("etc/hafw/ha.key").exists());

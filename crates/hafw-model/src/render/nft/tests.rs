@@ -602,7 +602,10 @@ fn only_root_reaches_the_metadata_service() {
                 ],
                 "{name} {node}"
             );
-            assert!(t.contains("\tcounter metadata_refused {}\n"), "{name} {node}");
+            assert!(
+                t.contains("\tcounter metadata_refused {}\n"),
+                "{name} {node}"
+            );
         }
     }
 }
