@@ -172,19 +172,23 @@ fn heredoc_function(out: &mut String, name: &str, delim: &str, text: &str) {
     out.push_str(&format!("{d}\n}}\n"));
 }
 
-/// A node name is the host name and `NODE=` in a systemd environment
-/// file: letters, digits and inner `-` only, up to 63 characters.
-fn check_host_name(node: &str) -> Result<(), String> {
+/// A node name is the host name (ECS `host_name` too) and `NODE=` in a
+/// systemd environment file: letters, digits, inner `-` and `.`, no empty
+/// label between dots, up to 63 characters.
+pub fn check_host_name(node: &str) -> Result<(), String> {
     let ok = !node.is_empty()
         && node.len() <= 63
-        && node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !node.starts_with('-')
-        && !node.ends_with('-');
+        && node.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "node `{node}` cannot be a host name: use letters, digits and inner `-` only (63 at most) in [[node]] name and its cloud.instance"
+            "node `{node}` cannot be a host name: use letters, digits and inner `-` or `.` only (63 at most) in [[node]] name and its cloud.instance"
         ))
     }
 }

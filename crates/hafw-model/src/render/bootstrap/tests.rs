@@ -176,6 +176,9 @@ fn refusals_name_the_field_and_the_fix() {
     assert!(check_host_name("-a").is_err());
     assert!(check_host_name(&"a".repeat(64)).is_err());
     assert!(check_host_name("fw-a").is_ok());
+    assert!(check_host_name("fw.a").is_ok());
+    assert!(check_host_name("fw..a").is_err());
+    assert!(check_host_name("fw a").is_err());
 }
 
 #[test]
