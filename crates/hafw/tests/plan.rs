@@ -30,7 +30,11 @@ impl Drop for TempDir {
 fn user_data_carries_the_key_and_parses() {
     let dir = TempDir::new("ud");
     let key = dir.0.join("ha.key");
-    let out = Command::new(hafw()).arg("keygen").arg(&key).output().unwrap();
+    let out = Command::new(hafw())
+        .arg("keygen")
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let out = Command::new(hafw())
         .args(["plan", "user-data"])
@@ -40,12 +44,20 @@ fn user_data_carries_the_key_and_parses() {
         .args(["--package-url", "https://example.com/hafw_0.1.0_amd64.deb"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let script = String::from_utf8(out.stdout).unwrap();
     assert!(script.starts_with("#!/bin/sh\n"));
     assert!(script.contains("HAFW_NODE='fw-b'\n"));
     assert!(script.contains("HAFW_PACKAGE_URL='https://example.com/hafw_0.1.0_amd64.deb'\n"));
-    let b64 = Command::new("base64").arg("-w0").arg(&key).output().unwrap();
+    let b64 = Command::new("base64")
+        .arg("-w0")
+        .arg(&key)
+        .output()
+        .unwrap();
     let b64 = String::from_utf8(b64.stdout).unwrap();
     assert!(script.contains(&format!("HAFW_KEY_B64='{b64}'\n")));
     let path = dir.0.join("user-data.sh");
@@ -86,7 +98,11 @@ fn terraform_writes_each_nodes_template_beside_main_tf() {
         .arg(&dir.0)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut names: Vec<String> = std::fs::read_dir(&dir.0)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -20,7 +20,10 @@
 //! data can be read by any process on the instance from the metadata
 //! service, so the node's own ruleset lets only root reach
 //! 100.100.100.200 (`output` chain, counter `metadata_refused`), and root
-//! can read the key file anyway. The alternative, a secret store (KMS
+//! can read the key file anyway. The script installs the same rule in a
+//! table of its own (`inet hafw_metadata`) before it writes anything, so
+//! the time before hafw starts and after it stops is covered too, until
+//! the next reboot (after which hafw's own table covers it once running). The alternative, a secret store (KMS
 //! Secrets Manager) read with the instance's RAM role, keeps the key out of
 //! the state, but needs a role, a policy, a secret and its rotation per
 //! deployment, and the role's credentials are served by the same metadata
