@@ -225,7 +225,13 @@ fn assert_schema_table_covers(blocks: &[Block]) {
         let l = labels(b);
         let kind = schema::lookup(block, &l[0])
             .unwrap_or_else(|| panic!("{block} {} is not in the schema table", l[0]));
-        assert_eq!(b.body.blocks().count(), 0, "{l:?} has nested blocks");
+        for inner in b.body.blocks() {
+            assert_eq!(
+                inner.identifier.as_str(),
+                "lifecycle",
+                "{l:?} has nested blocks"
+            );
+        }
         if kind.alicloud() {
             max = max.max(kind.since.unwrap_or(schema::Version(0, 0, 0)));
         }
@@ -306,6 +312,23 @@ fn assert_user_data(example: &str, all: &BTreeMap<String, String>, blocks: &[Blo
             panic!("user_data is not a call")
         };
         assert_eq!(call.name.to_string(), "base64encode");
+        // A changed file must not reboot both firewalls: first boot only.
+        let lifecycle = inst
+            .body
+            .blocks()
+            .find(|b| b.identifier.as_str() == "lifecycle")
+            .unwrap_or_else(|| panic!("{name} has no lifecycle"));
+        let ignored: Vec<String> = match attr(lifecycle, "ignore_changes") {
+            Expression::Array(a) => a
+                .iter()
+                .map(|e| match e {
+                    Expression::Variable(v) => v.as_str().to_string(),
+                    other => panic!("ignore_changes item {other:?}"),
+                })
+                .collect(),
+            other => panic!("ignore_changes: {other:?}"),
+        };
+        assert_eq!(ignored, ["user_data"]);
         let template = &all[&file];
         let rest = template
             .replace("$${", "")

@@ -156,7 +156,8 @@ fn ha_key(f: &mut File) {
         "The pair's HA key: 32 random bytes, given to both nodes in their user data.\n\
          It is in the Terraform state (keep the state secret) and in the instances'\n\
          user data, which each node's ruleset lets only root read from the metadata\n\
-         service. Replace it with: terraform apply -replace=random_id.ha_key",
+         service. User data is read at first boot only (changes are ignored), so a new\n\
+         key reaches running nodes only by hand: hafw keygen, the same file on both.",
     );
     f.block(Block::new("resource", &["random_id", HA_KEY]).raw("byte_length", "32"));
     f.block(Block::new("locals", &[]).attr(

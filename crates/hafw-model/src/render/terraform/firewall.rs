@@ -116,13 +116,24 @@ pub fn instance(dep: &Deployment, inst: &Instance, f: &mut File) {
             Expr::List(vec![Expr::Raw(security_group_id())]),
         );
     if let Some(n) = node {
-        block = block.raw(
-            "user_data",
-            format!(
-                "base64encode(templatefile(join(\"/\", [path.module, {}]), local.user_data_vars))",
-                super::hcl::string(&super::user_data_file(&n.name))
-            ),
-        );
+        block = block
+            .raw(
+                "user_data",
+                format!(
+                    "base64encode(templatefile(join(\"/\", [path.module, {}]), local.user_data_vars))",
+                    super::hcl::string(&super::user_data_file(&n.name))
+                ),
+            )
+            // The provider updates user_data in place by rebooting the
+            // instance: a policy edit would reboot both firewalls at once.
+            // User data is the first boot only; later changes go through
+            // `hafw config apply`.
+            .blank()
+            .comment(
+                "First boot only: a changed user_data would reboot the instance (both at once).\n\
+                 Change the policy with hafw config apply.",
+            )
+            .block(Block::new("lifecycle", &[]).raw("ignore_changes", "[user_data]"));
     }
     f.block(block);
     let mut previous: Option<String> = None;

@@ -299,7 +299,7 @@ pub fn required_version(file: &File) -> Result<Version, String> {
         for a in b.attr_names() {
             used.push((b.kind(), ty, a));
         }
-        if let Some(inner) = b.blocks().next() {
+        if let Some(inner) = b.blocks().find(|i| i.kind() != "lifecycle") {
             return Err(format!(
                 "{} {ty} renders a nested block `{}`, which the schema table does not model",
                 b.kind(),

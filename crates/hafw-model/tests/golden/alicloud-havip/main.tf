@@ -183,7 +183,8 @@ resource "alicloud_security_group_rule" "allow_-all_-10-0-10-0-24_-any" {
 # The pair's HA key: 32 random bytes, given to both nodes in their user data.
 # It is in the Terraform state (keep the state secret) and in the instances'
 # user data, which each node's ruleset lets only root read from the metadata
-# service. Replace it with: terraform apply -replace=random_id.ha_key
+# service. User data is read at first boot only (changes are ignored), so a new
+# key reaches running nodes only by hand: hafw keygen, the same file on both.
 resource "random_id" "ha_key" {
   byte_length = 32
 }
@@ -210,6 +211,12 @@ resource "alicloud_instance" "fw-a" {
   private_ip           = "10.0.0.11"
   security_groups      = [alicloud_security_group.firewall.id]
   user_data            = base64encode(templatefile(join("/", [path.module, "user-data-fw-a.sh.tftpl"]), local.user_data_vars))
+
+  # First boot only: a changed user_data would reboot the instance (both at once).
+  # Change the policy with hafw config apply.
+  lifecycle {
+    ignore_changes = [user_data]
+  }
 }
 
 resource "alicloud_ecs_network_interface" "fw-a-untrust" {
@@ -269,6 +276,12 @@ resource "alicloud_instance" "fw-b" {
   private_ip           = "10.0.0.12"
   security_groups      = [alicloud_security_group.firewall.id]
   user_data            = base64encode(templatefile(join("/", [path.module, "user-data-fw-b.sh.tftpl"]), local.user_data_vars))
+
+  # First boot only: a changed user_data would reboot the instance (both at once).
+  # Change the policy with hafw config apply.
+  lifecycle {
+    ignore_changes = [user_data]
+  }
 }
 
 resource "alicloud_ecs_network_interface" "fw-b-untrust" {
