@@ -155,8 +155,25 @@ pub fn user_data(
     // The body's own first line is its shebang: ours is already written.
     let body = BODY.split_once('\n').map_or(BODY, |(_, rest)| rest);
     out.push_str(body);
+    // The cloud takes at most 32 KB of raw user data. A template's size is
+    // the script's less the key (44 base64 characters) and the package URL
+    // and checksum, which Terraform fills in.
+    let filled = if template {
+        out.len() + 44 + opts.package_url.as_ref().map_or(0, String::len) + 64
+    } else {
+        out.len()
+    };
+    if filled > USER_DATA_MAX {
+        return Err(format!(
+            "the user data of node `{node}` is {filled} bytes, more than the cloud's {USER_DATA_MAX}: \
+             the deployment file is embedded whole, so shorten it (comments, [lab]) or put it in the image"
+        ));
+    }
     Ok(out)
 }
+
+/// ECS: "The maximum size of the raw data is 32 KB" (RunInstances UserData).
+pub const USER_DATA_MAX: usize = 32 * 1024;
 
 /// `name() { cat <<'DELIM' ... DELIM }`, with a delimiter no line of
 /// `text` equals.
