@@ -1,7 +1,10 @@
 //! `hafw plan terraform` output for the example deployments: it parses as
 //! HCL, every reference resolves, it is pinned by golden files (regenerate
 //! with `HAFW_BLESS=1`), it is deterministic, and it says what the cloud
-//! rules need.
+//! rules need. Every resource and argument is in the schema table
+//! (`render/terraform/schema.rs`), the provider constraint is the newest
+//! of them, the table matches the provider reference, and Terraform's own
+//! `templatefile()` turns each node's template into the stand-alone script.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
