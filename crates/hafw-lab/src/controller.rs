@@ -101,7 +101,19 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
                     };
                     let _ = writeln!(log, "{}", lab::format_log_line(&line));
                 }
-                Verdict::Scheduled { .. } | Verdict::Refresh { .. } | Verdict::Unrelated => {}
+                // Logged so a timeline can tell the cloud's delay from
+                // the node's: the move itself is logged when it lands.
+                Verdict::Scheduled { havip, to, .. } => {
+                    let line = LogLine {
+                        at_ns: monotonic_ns(),
+                        kind: "requested".into(),
+                        havip,
+                        from: None,
+                        to,
+                    };
+                    let _ = writeln!(log, "{}", lab::format_log_line(&line));
+                }
+                Verdict::Refresh { .. } | Verdict::Unrelated => {}
             }
         }
     }
