@@ -34,10 +34,7 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
     }
     let d = Duration::from_secs_f64(value * unit);
     if d > MAX_MOVE_DELAY {
-        return Err(format!(
-            "`{s}`: at most {} s",
-            MAX_MOVE_DELAY.as_secs()
-        ));
+        return Err(format!("`{s}`: at most {} s", MAX_MOVE_DELAY.as_secs()));
     }
     // The lab holds moves in whole milliseconds.
     Ok(Duration::from_millis(d.as_millis() as u64))
@@ -114,7 +111,10 @@ pub fn havip_timeline(log: &[LogLine], fault_at: u64) -> (String, Value) {
     let ms = |ns: u64| ns.saturating_sub(fault_at) as f64 / 1e6;
     let mut text = vec![];
     let mut figures = vec![];
-    for m in log.iter().filter(|l| l.kind == "move" && l.at_ns >= fault_at) {
+    for m in log
+        .iter()
+        .filter(|l| l.kind == "move" && l.at_ns >= fault_at)
+    {
         let requested = log
             .iter()
             .filter(|l| {

@@ -651,10 +651,7 @@ fn probe_length(outage: Duration) -> Duration {
 }
 
 /// The seed's file with `--move-delay` on every HAVIP.
-fn delayed_file(
-    file: &Path,
-    delay: Duration,
-) -> Result<crate::cloud_delay::DelayedFile, ExitCode> {
+fn delayed_file(file: &Path, delay: Duration) -> Result<crate::cloud_delay::DelayedFile, ExitCode> {
     crate::cloud_delay::with_move_delay(file, delay).map_err(|e| {
         eprintln!("error: hafw lab demo --move-delay: {e}");
         ExitCode::FAILURE
