@@ -173,3 +173,73 @@ fn an_idle_listener_loses_nothing() {
     assert_eq!((report.lost, report.send_errors), (0, 0), "{report}");
     assert!(report.loss_spans().is_empty());
 }
+
+/// A namespace with loopback up, deleted when dropped (panic or not).
+struct Ns(String);
+
+impl Ns {
+    fn new() -> Ns {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "hafw-t-probe{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        hafw_kernel::netns::create(&name).expect("create namespace");
+        let ns = Ns(name);
+        ns.nft_or_ip("ip", &["link", "set", "lo", "up"], None);
+        ns
+    }
+
+    fn nft_or_ip(&self, program: &str, args: &[&str], stdin: Option<&str>) {
+        use std::io::Write;
+        let mut cmd = hafw_kernel::command(&self.0, program).expect("command in namespace");
+        cmd.args(args).stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("write stdin");
+        }
+        drop(input);
+        assert!(child.wait().expect("wait").success(), "{program} {args:?}");
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = hafw_kernel::netns::delete(&self.0);
+    }
+}
+
+/// The seed's own test is a ping: ICMP echo dropped for a second shows as
+/// one span. In a namespace of its own (root: a new namespace allows no
+/// ping sockets, so this takes the raw-socket path).
+#[test]
+fn a_ping_dropped_for_a_second_shows_as_one_span() {
+    if std::env::var("HAFW_SKIP_NS_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: HAFW_SKIP_NS_TESTS=1");
+        return;
+    }
+    let ns = Ns::new();
+    let config = ProbeConfig {
+        method: Method::Icmp,
+        rate_hz: RATE_HZ,
+        duration: RUN,
+        timeout: Duration::from_millis(300),
+        ..ProbeConfig::new("127.0.0.1:0".parse().unwrap())
+    };
+    let name = ns.0.clone();
+    let prober = thread::spawn(move || {
+        hafw_kernel::in_netns(Some(&name), || probe(&config, &Stop::new())).unwrap()
+    });
+    thread::sleep(UP_FIRST);
+    ns.nft_or_ip(
+        "nft",
+        &["-f", "-"],
+        Some("table inet gap {\n chain input {\n type filter hook input priority 0\n icmp type echo-request drop\n }\n}\n"),
+    );
+    thread::sleep(GAP);
+    ns.nft_or_ip("nft", &["delete", "table", "inet", "gap"], None);
+    let report = prober.join().unwrap().unwrap();
+    assert_one_gap(&report);
+}
