@@ -18,6 +18,9 @@ use crate::havip::{Announcement, Controller, Verdict};
 use crate::lab::{self, kernel_route, monotonic_ns, LabError, LogLine};
 use crate::topology::{self, Route, Topology, VPC_TABLE};
 
+/// The longest single wait while a move is pending.
+const PENDING_STEP: Duration = Duration::from_millis(20);
+
 pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
     let text = std::fs::read_to_string(lab::state_dir(lab_name).join("deployment.toml"))
         .map_err(|e| LabError::Refused(format!("lab `{lab_name}` has no saved deployment: {e}")))?;
@@ -53,7 +56,13 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
     let epoch = Instant::now();
     loop {
         let now = epoch.elapsed();
-        let wait = core.next_timeout().map(|t| t.saturating_sub(now));
+        // A pending move is waited for in short steps: a socket timeout of
+        // seconds lands on a coarse level of the kernel's timer wheel (up
+        // to 256 ms late for 5 s at HZ=250), which would add to the
+        // cloud's modelled delay.
+        let wait = core
+            .next_timeout()
+            .map(|t| t.saturating_sub(now).min(PENDING_STEP));
         let packet = listener
             .recv(wait.or(Some(Duration::from_secs(1))))
             .map_err(|source| LabError::Kernel {
