@@ -212,15 +212,29 @@ impl Drop for Ns {
 }
 
 /// The seed's own test is a ping: ICMP echo dropped for a second shows as
-/// one span. In a namespace of its own (root: a new namespace allows no
-/// ping sockets, so this takes the raw-socket path).
+/// one span. In a namespace of its own (a new namespace allows no ping
+/// sockets, so as root this takes the raw-socket path).
 #[test]
 fn a_ping_dropped_for_a_second_shows_as_one_span() {
+    ping_with_a_gap(false);
+}
+
+/// The same through an unprivileged ping socket, as a non-root operator's
+/// `hafw probe` opens it: the namespace's `ping_group_range` lets group 0 in.
+#[test]
+fn a_ping_socket_sees_the_same_span() {
+    ping_with_a_gap(true);
+}
+
+fn ping_with_a_gap(ping_socket: bool) {
     if std::env::var("HAFW_SKIP_NS_TESTS").as_deref() == Ok("1") {
         eprintln!("skipped: HAFW_SKIP_NS_TESTS=1");
         return;
     }
     let ns = Ns::new();
+    if ping_socket {
+        ns.nft_or_ip("sysctl", &["-qw", "net.ipv4.ping_group_range=0 0"], None);
+    }
     let config = ProbeConfig {
         method: Method::Icmp,
         rate_hz: RATE_HZ,
