@@ -72,6 +72,7 @@ struct Inner {
     api_refused: Family<One, Counter>,
     control_refused: Family<One, Counter>,
     audit_dropped: Counter,
+    hook_runs: Family<One, Counter>,
 }
 
 /// Heartbeat round trips: 50 µs to about 1.6 s, doubling.
@@ -253,6 +254,16 @@ impl Metrics {
             "Audit records dropped because the audit writer was behind (the HA path never waits for it)",
             audit_dropped.clone(),
         );
+        let hook_runs = Family::<One, Counter>::default();
+        // hafw_hook_runs_total{result}
+        r.register(
+            "hook_runs",
+            "HA event hook runs by result (ok, failed, timeout; dropped counts events the full hook queue refused)",
+            hook_runs.clone(),
+        );
+        for res in super::hooks::RESULTS {
+            let _ = hook_runs.get_or_create(&[("result", res.to_string())]);
+        }
         Metrics {
             inner: Arc::new(Inner {
                 registry: r,
@@ -278,6 +289,7 @@ impl Metrics {
                 api_refused,
                 control_refused,
                 audit_dropped,
+                hook_runs,
             }),
         }
     }
@@ -460,6 +472,15 @@ impl Metrics {
     /// idempotent.
     pub fn audit_dropped_total(&self, total: u64) {
         raise(&self.inner.audit_dropped, total);
+    }
+
+    /// `hafw_hook_runs_total{result}` + 1; `result` is one of
+    /// [`super::hooks::RESULTS`].
+    pub fn hook_run(&self, result: &str) {
+        self.inner
+            .hook_runs
+            .get_or_create(&[("result", result.to_string())])
+            .inc();
     }
 
     /// Every series in the OpenMetrics text format (ending in `# EOF`),

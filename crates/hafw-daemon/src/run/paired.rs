@@ -144,6 +144,9 @@ impl Paired {
         let setup = ha::setup::resolve(&plan, paths.key_file).map_err(SetupError::Missing)?;
         let (ha1_sealer, sealer) = ha::thread::new_sealers(&setup)?;
         let listener = control::bind(paths.control).map_err(SetupError::Missing)?;
+        let metrics = Metrics::new();
+        let hooks = ops::hooks::Hooks::start(&plan.node, &plan.hooks, Some(metrics.clone()), &log)
+            .map_err(SetupError::Missing)?;
         let audit = ops::audit::Audit::start(
             &plan.node,
             ops::audit::Sinks {
@@ -173,7 +176,6 @@ impl Paired {
             plan.ha.timers.miss_count
         ));
 
-        let metrics = Metrics::new();
         let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
         let (peer_cfg_tx, peer_cfg_rx) = mpsc::unbounded_channel();
         let sync = start_sync(
@@ -268,6 +270,7 @@ impl Paired {
             sync: sync.clone(),
             log: log.clone(),
             audit: audit.clone(),
+            hooks,
         };
         let executor = tokio::spawn(executor.run(handles.actions));
         let node = Paired {
