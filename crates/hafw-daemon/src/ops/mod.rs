@@ -14,3 +14,4 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod text;
+pub mod watch;
