@@ -73,6 +73,7 @@ struct Inner {
     control_refused: Family<One, Counter>,
     audit_dropped: Counter,
     hook_runs: Family<One, Counter>,
+    peer_alive: U64Gauge,
 }
 
 /// Heartbeat round trips: 50 µs to about 1.6 s, doubling.
@@ -264,6 +265,13 @@ impl Metrics {
         for res in super::hooks::RESULTS {
             let _ = hook_runs.get_or_create(&[("result", res.to_string())]);
         }
+        let peer_alive = U64Gauge::default();
+        // hafw_peer_alive
+        r.register(
+            "peer_alive",
+            "1 while the peer is heard on at least one heartbeat path, 0 when every path is silent or it was never heard",
+            peer_alive.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: r,
@@ -290,6 +298,7 @@ impl Metrics {
                 control_refused,
                 audit_dropped,
                 hook_runs,
+                peer_alive,
             }),
         }
     }
@@ -472,6 +481,11 @@ impl Metrics {
     /// idempotent.
     pub fn audit_dropped_total(&self, total: u64) {
         raise(&self.inner.audit_dropped, total);
+    }
+
+    /// `hafw_peer_alive`.
+    pub fn peer_alive(&self, alive: bool) {
+        self.inner.peer_alive.set(u64::from(alive));
     }
 
     /// `hafw_hook_runs_total{result}` + 1; `result` is one of
