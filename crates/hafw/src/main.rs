@@ -48,7 +48,7 @@ enum Command {
     Run(run::RunArgs),
     /// Show a running node's state, peer, term, heartbeat paths and last transition.
     #[command(
-        after_help = "Examples: hafw status --control /run/hafw/hafw.sock\n          hafw status --watch --interval 0.5"
+        after_help = "Example: hafw status --control /run/hafw/hafw.sock\nLive view: hafw status --watch --interval 0.5"
     )]
     Status {
         /// The node's control socket.
