@@ -1,7 +1,10 @@
 //! HA event hooks on a flapping lab pair: the active is suspended and
-//! resumed three times, each node's hook appends its `HAFW_*` environment
-//! to a file, and the order it saw equals the order of the node's
-//! transitions (`hafw status`), numbered without a gap. Then a hook that
+//! resumed three times, the passive's heartbeat links are cut and restored
+//! (both lose their peer, both promote, both find it again) and the
+//! active's untrust link goes down and up (non-functional); each node's
+//! hook appends its `HAFW_*` environment to a file, every kind of event is
+//! seen, and the order each node saw equals the order of its transitions
+//! (`hafw status`), numbered without a gap. Then a hook that
 //! sleeps past its timeout: it is killed and counted
 //! (`hafw_hook_runs_total{result="timeout"}`), the events behind it still
 //! run in order, and the handover it ran beside took no longer than one
@@ -85,6 +88,34 @@ fn seen(dir: &Path, node: &str) -> Vec<Seen> {
         .collect()
 }
 
+/// Waits for one active with a ready passive that hears it; the active.
+fn settle(pair: &Pair) -> String {
+    let active = pair.wait_settled(Duration::from_secs(30)).unwrap();
+    pair.wait_ready(Duration::from_secs(30)).unwrap();
+    let passive = pair.peer_of(&active).unwrap();
+    wait_for(
+        "both hear each other",
+        Duration::from_secs(20),
+        || {
+            let a = pair.status(&active)?;
+            let p = pair.status(&passive)?;
+            (a.state == "active"
+                && p.state == "passive"
+                && a.paths.iter().all(|x| x.up)
+                && p.paths.iter().all(|x| x.up))
+            .then_some(())
+        },
+        || {
+            format!(
+                "{}\n{}",
+                pair.status_text(&active),
+                pair.status_text(&passive)
+            )
+        },
+    );
+    active
+}
+
 fn is_transition(e: &str) -> bool {
     matches!(e, "active" | "passive" | "suspended" | "non-functional")
 }
@@ -164,6 +195,44 @@ fn hooks_see_the_transitions_in_order_and_a_slow_hook_is_killed_off_the_failover
         active = next;
     }
 
+    // Split brain and back: peer lost and peer back on both nodes.
+    let passive = pair.peer_of(&active).unwrap();
+    pair.set_links(&passive, &["mgmt", "ha2"], false).unwrap();
+    wait_for(
+        "both active",
+        Duration::from_secs(10),
+        || {
+            (pair.state(&active).as_deref() == Some("active")
+                && pair.state(&passive).as_deref() == Some("active"))
+            .then_some(())
+        },
+        || pair.status_text(&passive),
+    );
+    pair.set_links(&passive, &["mgmt", "ha2"], true).unwrap();
+    active = settle(&pair);
+    // A monitor fails on the active: non-functional, then back to passive.
+    let passive = pair.peer_of(&active).unwrap();
+    pair.inject(Fault::UntrustDown, &active).unwrap();
+    wait_for(
+        "non-functional",
+        Duration::from_secs(10),
+        || (pair.state(&active).as_deref() == Some("non-functional")).then_some(()),
+        || pair.status_text(&active),
+    );
+    pair.heal(Fault::UntrustDown, &active).unwrap();
+    wait_for(
+        "recovered",
+        Duration::from_secs(10),
+        || (pair.state(&active).as_deref() == Some("passive")).then_some(()),
+        || pair.status_text(&active),
+    );
+    active = passive;
+    active = {
+        let a = settle(&pair);
+        assert_eq!(a, active);
+        a
+    };
+
     // A slow hook: the next event of each node sleeps past its timeout.
     std::fs::write(dir.0.join("slow"), "").unwrap();
     let peer = pair.peer_of(&active).unwrap();
@@ -202,6 +271,7 @@ fn hooks_see_the_transitions_in_order_and_a_slow_hook_is_killed_off_the_failover
         "a sleeping hook slowed the handover: {slow_took:?} vs {quick:?}"
     );
 
+    let mut kinds = std::collections::BTreeSet::new();
     for node in pair.nodes() {
         // Every transition's hook has run (the killed one included) and
         // the counts are in: each node had exactly one timeout.
@@ -234,8 +304,20 @@ fn hooks_see_the_transitions_in_order_and_a_slow_hook_is_killed_off_the_failover
         assert_eq!(count("timeout"), Some(1.0), "{node}: {m}");
         assert_eq!(count("failed"), Some(0.0), "{node}: {m}");
         assert_eq!(count("dropped"), Some(0.0), "{node}: {m}");
+        // hafw status says the same.
+        let st = pair.status(&node).unwrap();
+        assert_eq!(st.hooks.get("timeout"), Some(&1), "{node}: {:?}", st.hooks);
+        assert!(pair.status_text(&node).contains("hooks     ok "), "{node}");
 
         let lines = seen(&dir.0, &node);
+        eprintln!(
+            "{node} hooks saw: {}",
+            lines
+                .iter()
+                .map(|s| format!("{} {} {}->{}", s.seq, s.event, s.previous, s.state))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         // Numbered from 1 without a gap: nothing dropped, nothing reordered.
         let seqs: Vec<u64> = lines.iter().map(|s| s.seq).collect();
         assert_eq!(
@@ -276,11 +358,37 @@ fn hooks_see_the_transitions_in_order_and_a_slow_hook_is_killed_off_the_failover
             lines.iter().filter(|s| s.event == "suspended").count() >= 2,
             "{node}: {lines:?}"
         );
+        let peer_events: Vec<&str> = lines
+            .iter()
+            .filter(|s| !is_transition(&s.event))
+            .map(|s| s.event.as_str())
+            .collect();
+        assert!(
+            peer_events.contains(&"peer-lost"),
+            "{node}: {peer_events:?}"
+        );
+        // Each loss is followed by the peer's return.
+        let last_lost = peer_events.iter().rposition(|e| *e == "peer-lost");
+        let last_back = peer_events.iter().rposition(|e| *e == "peer-back");
+        assert!(last_back > last_lost, "{node}: {peer_events:?}");
+        kinds.extend(lines.iter().map(|s| s.event.clone()));
         let log = pair.daemon_log(&node);
         assert!(
             log.contains("killed at its 1500 ms timeout"),
             "{node}: {log}"
         );
     }
+    let want: std::collections::BTreeSet<String> = [
+        "active",
+        "passive",
+        "suspended",
+        "non-functional",
+        "peer-lost",
+        "peer-back",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    assert_eq!(kinds, want);
     pair.stop().unwrap();
 }

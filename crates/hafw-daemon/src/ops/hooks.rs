@@ -258,6 +258,11 @@ impl Hooks {
         }
     }
 
+    /// Whether anything runs (`policy.hooks` is set).
+    pub fn on(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Runs so far by result, in [`RESULTS`] order (`dropped` counts events).
     pub fn totals(&self) -> [(&'static str, u64); 4] {
         let c = &self.counts;

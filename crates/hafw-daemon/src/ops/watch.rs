@@ -109,6 +109,16 @@ pub fn frame(status: &Result<Status, String>, at: &str, every: Duration) -> Vec<
             .unwrap_or_else(|| "?".into()),
         if c.mismatch { "  DIFFERENT" } else { "" }
     ));
+    if !s.hooks.is_empty() {
+        let n = |r: &str| s.hooks.get(r).copied().unwrap_or(0);
+        out.push(format!(
+            "hooks     ok {}  failed {}  timeout {}  dropped {}",
+            n("ok"),
+            n("failed"),
+            n("timeout"),
+            n("dropped")
+        ));
+    }
     out.push(match s.transitions.last() {
         Some(t) => format!(
             "last      {} -> {} (term {}) {}: {}",
@@ -354,6 +364,7 @@ mod tests {
         s.healthy = false;
         s.monitor_reason = "untrust down\x1b[2J".into();
         s.alarms = vec!["no standby: peer fw-b lost".into()];
+        s.hooks = [("ok".to_string(), 3), ("timeout".to_string(), 1)].into();
         let lines = frame(&Ok(s), "t", Duration::from_millis(500));
         assert_eq!(lines[0], "hafw status --watch  t UTC  every 0.5 s");
         assert!(lines[1].contains("UNHEALTHY: untrust down"), "{lines:?}");
@@ -362,6 +373,7 @@ mod tests {
         assert!(lines.contains(&"peer      fw-b  never heard".to_string()));
         assert!(lines.contains(&"sessions  session sync off".to_string()));
         assert!(lines.contains(&"last      no transition yet".to_string()));
+        assert!(lines.contains(&"hooks     ok 3  failed 0  timeout 1  dropped 0".to_string()));
         assert!(lines.contains(&"alarm     no standby: peer fw-b lost".to_string()));
         let down = frame(
             &Err("cannot reach a node".into()),

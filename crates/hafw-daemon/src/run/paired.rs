@@ -244,6 +244,7 @@ impl Paired {
             sync: sync.as_ref().map(|s| s.status.clone()),
             config: config_view,
             audit: audit.clone(),
+            hooks: hooks.clone(),
         };
         let dispatch = Dispatch {
             view: view.clone(),
@@ -496,6 +497,7 @@ struct StatusView {
     sync: Option<Arc<Mutex<SyncStatus>>>,
     config: Arc<Mutex<ConfigView>>,
     audit: ops::audit::Audit,
+    hooks: ops::hooks::Hooks,
 }
 
 impl StatusView {
@@ -532,6 +534,11 @@ impl StatusView {
         status::add_sync(&mut s, self.sync_status().as_ref(), &view);
         ops::alarms::add(&mut s, std::time::SystemTime::now());
         s.audit_dropped = self.audit.dropped();
+        if self.hooks.on() {
+            s.hooks = (self.hooks.totals().iter())
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect();
+        }
         s
     }
 }
