@@ -272,6 +272,7 @@ fn hooks_see_the_transitions_in_order_and_a_slow_hook_is_killed_off_the_failover
     );
 
     let mut kinds = std::collections::BTreeSet::new();
+    let mut suspends = 0;
     for node in pair.nodes() {
         // Every transition's hook has run (the killed one included) and
         // the counts are in: each node had exactly one timeout.
@@ -354,10 +355,11 @@ fn hooks_see_the_transitions_in_order_and_a_slow_hook_is_killed_off_the_failover
             .map(|s| s.term)
             .collect();
         assert!(terms.windows(2).all(|w| w[0] < w[1]), "{node}: {terms:?}");
-        assert!(
-            lines.iter().filter(|s| s.event == "suspended").count() >= 2,
-            "{node}: {lines:?}"
-        );
+        // Which node is suspended in the last round depends on who won the
+        // split brain: each at least once, four in all (checked below).
+        let suspended = lines.iter().filter(|s| s.event == "suspended").count();
+        assert!(suspended >= 1, "{node}: {lines:?}");
+        suspends += suspended;
         let peer_events: Vec<&str> = lines
             .iter()
             .filter(|s| !is_transition(&s.event))
@@ -390,5 +392,6 @@ fn hooks_see_the_transitions_in_order_and_a_slow_hook_is_killed_off_the_failover
     .map(|k| k.to_string())
     .collect();
     assert_eq!(kinds, want);
+    assert_eq!(suspends, 4);
     pair.stop().unwrap();
 }
