@@ -619,7 +619,7 @@ fn each_alert_fires_in_its_lab_state_and_none_in_the_normal_state() {
     std::thread::sleep(Duration::from_millis(500));
     pair.inject(Fault::Stop, &passive).unwrap();
     let mut s = Samples::default();
-    s.take_from(&pair, std::slice::from_ref(&active), 5);
+    s.take_from(&pair, std::slice::from_ref(&active), 4);
     let report = churn.join().unwrap();
     let key = format!("hafw_session_sync_lag_seconds{{job=\"{JOB}\",instance=\"{active}\"}}");
     let lags: Vec<Option<f64>> = s.0.iter().map(|x| x.get(&key).copied()).collect();
