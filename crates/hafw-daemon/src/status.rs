@@ -67,6 +67,10 @@ pub struct Status {
     /// Audit records dropped because the audit writer was behind.
     #[serde(default)]
     pub audit_dropped: u64,
+    /// HA event hook runs by result (`ok`, `failed`, `timeout`, `dropped`);
+    /// empty when `policy.hooks` is not set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, u64>,
     /// This node's and the peer's software, protocol and policy schema
     /// versions (rolling upgrades, `docs/upgrade.md`).
     #[serde(default)]
@@ -427,6 +431,13 @@ impl fmt::Display for Status {
                 "audit     {} records dropped (the writer was behind)",
                 self.audit_dropped
             )?;
+        }
+        if !self.hooks.is_empty() {
+            let runs: Vec<String> = ["ok", "failed", "timeout", "dropped"]
+                .iter()
+                .map(|r| format!("{r} {}", self.hooks.get(*r).copied().unwrap_or(0)))
+                .collect();
+            writeln!(o, "hooks     {}", runs.join("  "))?;
         }
         if let Some(st) = &self.session_sync {
             writeln!(

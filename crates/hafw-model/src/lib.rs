@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod diag;
 pub mod examples;
+pub mod hooks;
 pub mod query;
 pub mod render;
 pub mod spec;

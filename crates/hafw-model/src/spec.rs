@@ -236,6 +236,10 @@ pub struct Policy {
     pub ha: Ha,
     #[serde(default)]
     pub management: Management,
+    /// `[policy.hooks]`: commands and a webhook run on HA events, after the
+    /// transition (`crate::hooks`).
+    #[serde(default)]
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// Who may reach the node's own services on the management interface.

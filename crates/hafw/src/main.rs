@@ -48,14 +48,22 @@ enum Command {
     )]
     Run(run::RunArgs),
     /// Show a running node's state, peer, term, heartbeat paths and last transition.
-    #[command(after_help = "Example: hafw status --control /run/hafw/hafw.sock")]
+    #[command(
+        after_help = "Example: hafw status --control /run/hafw/hafw.sock\nLive view: hafw status --watch --interval 0.5"
+    )]
     Status {
         /// The node's control socket.
         #[arg(long)]
         control: Option<PathBuf>,
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Refresh in place until Ctrl-C (one frame per interval, no escape codes, when piped).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes of --watch.
+        #[arg(long, requires = "watch", default_value = "1", value_parser = hafw_daemon::ops::watch::parse_interval)]
+        interval: std::time::Duration,
     },
     /// Planned handover: the active node asks its peer to take over now, then stands down.
     #[command(after_help = "Example: hafw suspend --control /run/hafw/hafw.sock")]
@@ -238,7 +246,16 @@ fn main() -> ExitCode {
         Command::Run(args) => hafw_daemon::run(args.into()),
         Command::Bench(cmd) => hafw_bench::run(cmd),
         Command::Replay { file } => hafw_daemon::ha::record::replay_command(&file),
-        Command::Status { control, json } => control::cli(
+        Command::Status {
+            control,
+            watch: true,
+            interval,
+            ..
+        } => hafw_daemon::ops::watch::run(
+            &control.unwrap_or_else(|| control::DEFAULT_SOCKET.into()),
+            interval,
+        ),
+        Command::Status { control, json, .. } => control::cli(
             control,
             if json {
                 control::Request::StatusJson

@@ -175,6 +175,9 @@ fn restart_needed(old: &NodePlan, new: &NodePlan) -> Option<String> {
     if old.interfaces != new.interfaces {
         why.push("the interfaces changed");
     }
+    if old.hooks != new.hooks {
+        why.push("policy.hooks changed (the hook runner takes them at start)");
+    }
     (!why.is_empty()).then(|| {
         format!(
             "{}; restart this node and its peer (passive first) to use them",

@@ -22,6 +22,7 @@ use crate::dataplane::apply::floating_net;
 use crate::error::{DaemonError, KernelError};
 use crate::log::Log;
 use crate::ops::audit::{Audit, Who};
+use crate::ops::hooks::{Event, EventKind, Hooks};
 use crate::ops::metrics::Metrics;
 use crate::sync::SyncHandle;
 
@@ -67,6 +68,8 @@ pub struct Executor {
     pub log: Log,
     /// Each transition, with its cause, once carried out.
     pub audit: Audit,
+    /// `policy.hooks`, told of each event after it is carried out.
+    pub hooks: Hooks,
 }
 
 impl Executor {
@@ -87,7 +90,9 @@ async fn execute(ex: Executor, mut actions: mpsc::UnboundedReceiver<Action>) {
         sync,
         log,
         audit,
+        hooks,
     } = ex;
+    let mut told = Told::default();
     // Opened once: the failover path only sends.
     let mut announcers = vec![];
     for f in &plan.floating {
@@ -148,6 +153,10 @@ async fn execute(ex: Executor, mut actions: mpsc::UnboundedReceiver<Action>) {
                 log.info(format!("{a}"));
                 None
             }
+            Action::PeerLost | Action::PeerFound { .. } => {
+                told.peer(&hooks, &a);
+                None
+            }
             _ => None,
         };
         if let Some(tl) = tl {
@@ -185,12 +194,70 @@ async fn execute(ex: Executor, mut actions: mpsc::UnboundedReceiver<Action>) {
             if a_is_promotion(&tl) {
                 metrics.garp_sent(plan.floating.len() as u64 * u64::from(garp.count.max(1)));
             }
+            told.transition(&hooks, &a);
             if let Ok(mut all) = timelines.lock() {
                 all.push(tl);
                 let excess = all.len().saturating_sub(16);
                 all.drain(..excess);
             }
         }
+    }
+}
+
+/// What the hooks are told besides the event: the state before it and the
+/// term, as the executor has seen them (it gets every action in order).
+struct Told {
+    state: &'static str,
+    term: u64,
+}
+
+impl Default for Told {
+    fn default() -> Told {
+        Told {
+            state: "initial",
+            term: 0,
+        }
+    }
+}
+
+impl Told {
+    /// A state change, once its phases are done.
+    fn transition(&mut self, hooks: &Hooks, a: &Action) {
+        let (kind, state, cause) = match a {
+            Action::BecomeActive { term, cause } => {
+                self.term = *term;
+                (EventKind::Active, "active", cause)
+            }
+            Action::BecomePassive { cause } => (EventKind::Passive, "passive", cause),
+            Action::BecomeSuspended { cause } => (EventKind::Suspended, "suspended", cause),
+            Action::BecomeNonFunctional { cause } => {
+                (EventKind::NonFunctional, "non-functional", cause)
+            }
+            _ => return,
+        };
+        hooks.emit(Event {
+            kind,
+            state: state.into(),
+            previous: self.state.into(),
+            cause: cause.to_string(),
+            term: self.term,
+        });
+        self.state = state;
+    }
+
+    fn peer(&self, hooks: &Hooks, a: &Action) {
+        let kind = match a {
+            Action::PeerLost => EventKind::PeerLost,
+            Action::PeerFound { .. } => EventKind::PeerBack,
+            _ => return,
+        };
+        hooks.emit(Event {
+            kind,
+            state: self.state.into(),
+            previous: self.state.into(),
+            cause: a.to_string(),
+            term: self.term,
+        });
     }
 }
 

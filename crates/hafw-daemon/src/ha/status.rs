@@ -97,6 +97,7 @@ pub fn build(
         no_standby: None,
         handover: None,
         audit_dropped: 0,
+        hooks: Default::default(),
         versions: status::Versions::default(),
     }
 }

@@ -624,6 +624,7 @@ impl HaInstance {
         if let Some(peer) = &s.peer {
             metrics.peer_config_version(peer.config_version);
         }
+        metrics.peer_alive(s.peer.as_ref().is_some_and(|p| p.alive));
         s.peer.map(|p| {
             let active = p.alive && p.state == State::Active;
             (p.config_version, p.config_hash, active, self.paused.clone())

@@ -72,6 +72,8 @@ struct Inner {
     api_refused: Family<One, Counter>,
     control_refused: Family<One, Counter>,
     audit_dropped: Counter,
+    hook_runs: Family<One, Counter>,
+    peer_alive: U64Gauge,
 }
 
 /// Heartbeat round trips: 50 µs to about 1.6 s, doubling.
@@ -253,6 +255,23 @@ impl Metrics {
             "Audit records dropped because the audit writer was behind (the HA path never waits for it)",
             audit_dropped.clone(),
         );
+        let hook_runs = Family::<One, Counter>::default();
+        // hafw_hook_runs_total{result}
+        r.register(
+            "hook_runs",
+            "HA event hook runs by result (ok, failed, timeout; dropped counts events the full hook queue refused)",
+            hook_runs.clone(),
+        );
+        for res in super::hooks::RESULTS {
+            let _ = hook_runs.get_or_create(&[("result", res.to_string())]);
+        }
+        let peer_alive = U64Gauge::default();
+        // hafw_peer_alive
+        r.register(
+            "peer_alive",
+            "1 while the peer is heard on at least one heartbeat path, 0 when every path is silent or it was never heard",
+            peer_alive.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: r,
@@ -278,6 +297,8 @@ impl Metrics {
                 api_refused,
                 control_refused,
                 audit_dropped,
+                hook_runs,
+                peer_alive,
             }),
         }
     }
@@ -460,6 +481,20 @@ impl Metrics {
     /// idempotent.
     pub fn audit_dropped_total(&self, total: u64) {
         raise(&self.inner.audit_dropped, total);
+    }
+
+    /// `hafw_peer_alive`.
+    pub fn peer_alive(&self, alive: bool) {
+        self.inner.peer_alive.set(u64::from(alive));
+    }
+
+    /// `hafw_hook_runs_total{result}` + 1; `result` is one of
+    /// [`super::hooks::RESULTS`].
+    pub fn hook_run(&self, result: &str) {
+        self.inner
+            .hook_runs
+            .get_or_create(&[("result", result.to_string())])
+            .inc();
     }
 
     /// Every series in the OpenMetrics text format (ending in `# EOF`),

@@ -144,6 +144,9 @@ impl Paired {
         let setup = ha::setup::resolve(&plan, paths.key_file).map_err(SetupError::Missing)?;
         let (ha1_sealer, sealer) = ha::thread::new_sealers(&setup)?;
         let listener = control::bind(paths.control).map_err(SetupError::Missing)?;
+        let metrics = Metrics::new();
+        let hooks = ops::hooks::Hooks::start(&plan.node, &plan.hooks, Some(metrics.clone()), &log)
+            .map_err(SetupError::Missing)?;
         let audit = ops::audit::Audit::start(
             &plan.node,
             ops::audit::Sinks {
@@ -173,7 +176,6 @@ impl Paired {
             plan.ha.timers.miss_count
         ));
 
-        let metrics = Metrics::new();
         let timelines: ha::Timelines = Arc::new(Mutex::new(Vec::new()));
         let (peer_cfg_tx, peer_cfg_rx) = mpsc::unbounded_channel();
         let sync = start_sync(
@@ -242,6 +244,7 @@ impl Paired {
             sync: sync.as_ref().map(|s| s.status.clone()),
             config: config_view,
             audit: audit.clone(),
+            hooks: hooks.clone(),
         };
         let dispatch = Dispatch {
             view: view.clone(),
@@ -268,6 +271,7 @@ impl Paired {
             sync: sync.clone(),
             log: log.clone(),
             audit: audit.clone(),
+            hooks,
         };
         let executor = tokio::spawn(executor.run(handles.actions));
         let node = Paired {
@@ -493,6 +497,7 @@ struct StatusView {
     sync: Option<Arc<Mutex<SyncStatus>>>,
     config: Arc<Mutex<ConfigView>>,
     audit: ops::audit::Audit,
+    hooks: ops::hooks::Hooks,
 }
 
 impl StatusView {
@@ -529,6 +534,11 @@ impl StatusView {
         status::add_sync(&mut s, self.sync_status().as_ref(), &view);
         ops::alarms::add(&mut s, std::time::SystemTime::now());
         s.audit_dropped = self.audit.dropped();
+        if self.hooks.on() {
+            s.hooks = (self.hooks.totals().iter())
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect();
+        }
         s
     }
 }

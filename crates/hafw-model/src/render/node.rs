@@ -35,6 +35,8 @@ pub struct NodePlan {
     pub routes: Vec<RoutePlan>,
     pub sysctls: Vec<Sysctl>,
     pub ruleset: Ruleset,
+    /// `policy.hooks`, taken up at start (a change needs a restart).
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// Every HA setting of the node, resolved: the daemon builds the core's
@@ -263,6 +265,7 @@ pub fn plan_with(
         floating,
         routes,
         ruleset,
+        hooks: dep.policy.hooks.clone(),
     })
 }
 

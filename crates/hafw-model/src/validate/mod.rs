@@ -7,6 +7,7 @@
 mod addresses;
 mod context;
 mod havip;
+mod hooks;
 mod instance_type;
 mod instances;
 mod names;
@@ -31,6 +32,7 @@ pub fn validate(dep: &Deployment) -> Vec<Diagnostic> {
     routes::check(&cx, &mut r);
     seed::check(&cx, &mut r);
     policy::check(&cx, &mut r);
+    hooks::check(&cx, &mut r);
     r.0
 }
 
