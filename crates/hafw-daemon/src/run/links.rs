@@ -123,7 +123,12 @@ pub fn names(dep: &Deployment, node: &str, links: &[SeenLink]) -> Result<IfNames
     match resolve::resolve(instance, &seen) {
         Ok(found) => {
             for f in &found {
-                tracing::info!(node, eni = %f.eni, link = %f.ifname, "ENI found {}", f.how);
+                tracing::info!(
+                    "node {node}: ENI {} is link {}, found {}",
+                    f.eni,
+                    f.ifname,
+                    f.how
+                );
             }
             Ok(resolve::if_names(&found))
         }
