@@ -8,6 +8,7 @@ pub mod examples;
 pub mod hooks;
 pub mod query;
 pub mod render;
+pub mod resolve;
 pub mod spec;
 pub mod validate;
 

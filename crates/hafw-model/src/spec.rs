@@ -10,7 +10,7 @@ use std::time::Duration;
 use hafw_ha::node::defaults;
 use serde::Deserialize;
 
-use crate::addr::{Cidr, Ip, Prefix};
+use crate::addr::{Cidr, Ip, Mac, Prefix};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +105,11 @@ pub struct Eni {
     /// need it off to forward traffic that is not their own.
     #[serde(default = "yes")]
     pub source_dest_check: bool,
+    /// The ENI's MAC address, when known (Terraform's `mac_address`
+    /// output): `hafw run` then finds the ENI's link by it. Left out, the
+    /// link is found by the role's name, the metadata service or the
+    /// primary IP (`hafw_model::resolve`).
+    pub mac: Option<Mac>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -195,6 +200,10 @@ pub enum NextHop {
 
 /// Cloud quotas; the defaults are the documented ones (alicloud-havip.md),
 /// kept configurable because older API documents give other numbers.
+/// `havips_per_vpc`: 5 from the ROS page of `ALIYUN::VPC::HaVip`
+/// (2026-06), the strictest current document; older VPC API pages say 50.
+/// `security_group_rules`: 200 inbound and outbound together per group
+/// (ECS `AuthorizeSecurityGroup`; `validate::security_group` says more).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -203,6 +212,7 @@ pub struct Limits {
     pub havips_per_vpc: usize,
     pub route_entries: usize,
     pub havip_route_entries: usize,
+    pub security_group_rules: usize,
 }
 
 impl Default for Limits {
@@ -210,9 +220,10 @@ impl Default for Limits {
         Limits {
             havip_members: 10,
             havips_per_instance: 5,
-            havips_per_vpc: 50,
+            havips_per_vpc: 5,
             route_entries: 200,
             havip_route_entries: 5,
+            security_group_rules: 200,
         }
     }
 }
