@@ -5,6 +5,7 @@ pub mod havip;
 pub mod hosts;
 pub mod keepalived;
 pub mod lab;
+pub mod metadata;
 mod neigh;
 pub mod pair;
 pub mod sessions;
