@@ -278,3 +278,77 @@ fn the_legacy_ip_table_is_replaced_not_kept_beside() {
     let tables = ns.list(&["list", "tables"]);
     assert_eq!(tables.trim(), "table inet hafw", "{tables}");
 }
+
+/// The output chain's metadata rule in a real kernel: in a namespace where
+/// 100.100.100.200 is a local address with nothing listening, root's
+/// connection reaches the TCP stack (refused by it, not by the ruleset)
+/// and `nobody`'s is dropped by the rule and counted.
+#[test]
+fn only_root_reaches_the_metadata_service() {
+    let test = "only_root_reaches_the_metadata_service";
+    if !can_run(test) {
+        return;
+    }
+    for tool in ["/usr/bin/curl", "/usr/sbin/runuser"] {
+        assert!(
+            std::path::Path::new(tool).exists(),
+            "{test} needs {tool} (Debian packages curl, util-linux)"
+        );
+    }
+    let dep = load("seed", SEED);
+    let ns = Netns::new();
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &["addr", "add", "100.100.100.200/32", "dev", "lo"][..],
+    ] {
+        let out = Command::new("ip")
+            .args(["-n", &ns.name])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    }
+    ns.load("seed", &[], &ruleset(&dep, "fw-a"));
+    let refused = |ns: &Netns| -> u64 {
+        let l = ns.list(&["list", "counter", "inet", "hafw", "metadata_refused"]);
+        l.split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count in {l}"))
+    };
+    let curl = |user: Option<&str>| -> Output {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.name]);
+        if let Some(u) = user {
+            c.args(["/usr/sbin/runuser", "-u", u, "--"]);
+        }
+        c.args([
+            "/usr/bin/curl",
+            "-sS",
+            "--max-time",
+            "3",
+            "http://100.100.100.200/latest/user-data",
+        ])
+        .output()
+        .unwrap()
+    };
+    let root = curl(None);
+    let root_err = String::from_utf8_lossy(&root.stderr);
+    assert!(
+        root_err.contains("Connection refused") || root_err.contains("Couldn't connect"),
+        "root should reach the (empty) port: {root_err}"
+    );
+    assert_eq!(refused(&ns), 0, "root's packets were counted as refused");
+    let nobody = curl(Some("nobody"));
+    assert!(
+        !nobody.status.success(),
+        "nobody reached the metadata service"
+    );
+    let nobody_err = String::from_utf8_lossy(&nobody.stderr);
+    assert!(
+        !nobody_err.contains("Connection refused"),
+        "nobody's SYN reached the TCP stack: {nobody_err}"
+    );
+    assert!(refused(&ns) >= 1, "nobody's packets were not counted");
+}

@@ -364,6 +364,24 @@ fn seed_renders_valid_terraform() {
     .map(String::from)
     .into();
     assert_eq!(heartbeat_sources, want);
+    // HA2 (session and config sync): TCP on the same port between the HA2
+    // ENIs; without it, inner_access_policy = Drop cuts the sync.
+    let ha2_sources: BTreeSet<String> = rules
+        .iter()
+        .filter(|r| {
+            string_attr(r, "ip_protocol") == "tcp" && string_attr(r, "port_range") == "28780/28780"
+        })
+        .map(|r| string_attr(r, "cidr_ip"))
+        .collect();
+    let want: BTreeSet<String> = ["10.0.3.11/32", "10.0.3.12/32"].map(String::from).into();
+    assert_eq!(ha2_sources, want);
+    // SSH from the management sources only.
+    let ssh: Vec<String> = rules
+        .iter()
+        .filter(|r| string_attr(r, "port_range") == "22/22")
+        .map(|r| string_attr(r, "cidr_ip"))
+        .collect();
+    assert_eq!(ssh, ["10.0.0.0/24"]);
     // The web DNAT's port is open from anywhere.
     assert!(rules.iter().any(|r| string_attr(r, "ip_protocol") == "tcp"
         && string_attr(r, "port_range") == "80/80"

@@ -89,3 +89,67 @@ pub fn keygen(file: &Path, force: bool) -> ExitCode {
         }
     }
 }
+
+/// `hafw plan user-data`: one node's first-boot script, with the key from
+/// `key_file` embedded (see `hafw_model::render::bootstrap`).
+pub fn plan_user_data(
+    file: &Path,
+    node: &str,
+    key_file: &Path,
+    opts: &hafw_model::render::bootstrap::Bootstrap,
+) -> ExitCode {
+    use hafw_model::render::bootstrap::{user_data, KeySource};
+    let dep = match load(file) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let key = match read_key(key_file) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match user_data(&dep, &text, node, KeySource::Bytes(&key), opts) {
+        Ok(script) => {
+            print!("{script}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: error: {e}", file.display());
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// The key file's bytes: a key, not whatever file is named.
+fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let max = hafw_daemon::ha::keyfile::MAX_KEY_FILE_LEN;
+    let f = std::fs::File::open(path).map_err(|e| {
+        format!(
+            "cannot read the key file {}: {e}; create it with `hafw keygen {}`",
+            path.display(),
+            path.display()
+        )
+    })?;
+    let mut key = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut key)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    if key.len() as u64 > max {
+        return Err(format!(
+            "the key file {} is longer than {max} bytes: not a key; create one with `hafw keygen --force {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(key)
+}

@@ -19,7 +19,9 @@
 //!   dropped and counted; then ICMP echo, HA traffic from the peer's
 //!   addresses on the interfaces they belong to, SSH (and the API port)
 //!   on the management interface from `policy.management.allow`;
-//!   everything else is counted and dropped. `output` accepts.
+//!   everything else is counted and dropped. `output` accepts, except
+//!   the metadata service (100.100.100.200) to any user but root, counted
+//!   as `metadata_refused`: it serves the user data, which holds the HA key.
 //! - `forward` (policy drop): IPv6 dropped and counted first, then
 //!   `ct state established,related accept`,
 //!   `ct state invalid drop`, then one lookup of `iifname . oifname` in the
@@ -103,7 +105,16 @@ pub mod counters {
     /// SSH or API connections on the management interface from a source
     /// outside `policy.management.allow`.
     pub const MANAGEMENT: &str = "management_refused";
-    pub const ALL: [&str; 5] = [IPV6_INPUT, IPV6_FORWARD, HA_RATE, ECHO, MANAGEMENT];
+    /// Packets to the metadata service from a process not running as root.
+    pub const METADATA: &str = "metadata_refused";
+    pub const ALL: [&str; 6] = [
+        IPV6_INPUT,
+        IPV6_FORWARD,
+        HA_RATE,
+        ECHO,
+        MANAGEMENT,
+        METADATA,
+    ];
 }
 
 /// A rendered ruleset: `text` is fed whole to `nft -f`.
@@ -166,13 +177,7 @@ pub fn ruleset(
             ha_peers,
         },
     );
-    line(&mut out, 1, "chain output {");
-    line(
-        &mut out,
-        2,
-        "type filter hook output priority filter; policy accept;",
-    );
-    line(&mut out, 1, "}");
+    output_chain(&mut out);
     forward_chain(&mut out);
     for pair in &pairs {
         compile::pair_chain(&mut out, pair);
@@ -231,6 +236,32 @@ fn zone_comment(out: &mut String, dep: &Deployment, zones: &BTreeMap<&str, Vec<S
             format!("#   {} = {{ {} }}", quote(&zone.name), list.join(", ")),
         );
     }
+}
+
+/// The cloud's metadata service, which serves the instance's user data
+/// (and so the HA key of the first boot, see `render::bootstrap`) and its
+/// RAM role's credentials to anyone who asks from the instance.
+pub const METADATA_SERVICE: &str = "100.100.100.200";
+
+/// `output`: everything goes, except the metadata service to any user but
+/// root. hafw runs as root; a compromised unprivileged process must not
+/// read the key from the user data.
+fn output_chain(out: &mut String) {
+    line(out, 1, "chain output {");
+    line(
+        out,
+        2,
+        "type filter hook output priority filter; policy accept;",
+    );
+    line(
+        out,
+        2,
+        format!(
+            "ip daddr {METADATA_SERVICE} meta skuid != 0 counter name {} drop comment \"metadata service: root only\"",
+            quote(counters::METADATA)
+        ),
+    );
+    line(out, 1, "}");
 }
 
 fn forward_chain(out: &mut String) {

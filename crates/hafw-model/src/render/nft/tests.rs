@@ -586,3 +586,26 @@ fn management_access_only_from_allow() {
         "iifname \"mgmt\" tcp dport { 22, 9100 } counter name \"management_refused\" drop"
     ));
 }
+
+#[test]
+fn only_root_reaches_the_metadata_service() {
+    for (name, file) in [("seed", SEED), ("one-arm", ONE_ARM)] {
+        let dep = load(name, file);
+        for node in ["fw-a", "fw-b"] {
+            let t = text(&dep, node);
+            let output = block(&t, "chain output");
+            assert_eq!(
+                output,
+                [
+                    "type filter hook output priority filter; policy accept;",
+                    "ip daddr 100.100.100.200 meta skuid != 0 counter name \"metadata_refused\" drop comment \"metadata service: root only\"",
+                ],
+                "{name} {node}"
+            );
+            assert!(
+                t.contains("\tcounter metadata_refused {}\n"),
+                "{name} {node}"
+            );
+        }
+    }
+}

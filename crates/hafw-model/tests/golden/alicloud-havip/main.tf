@@ -114,6 +114,42 @@ resource "alicloud_security_group_rule" "allow_-udp_-10-0-3-12-32_-28780" {
   cidr_ip           = "10.0.3.12/32"
 }
 
+# HA2 session and config sync (TCP 28780) from fw-a
+resource "alicloud_security_group_rule" "allow_-tcp_-10-0-3-11-32_-28780" {
+  type              = "ingress"
+  ip_protocol       = "tcp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "28780/28780"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.3.11/32"
+}
+
+# HA2 session and config sync (TCP 28780) from fw-b
+resource "alicloud_security_group_rule" "allow_-tcp_-10-0-3-12-32_-28780" {
+  type              = "ingress"
+  ip_protocol       = "tcp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "28780/28780"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.3.12/32"
+}
+
+# management: SSH (TCP 22) from policy.management.allow
+resource "alicloud_security_group_rule" "allow_-tcp_-10-0-0-0-24_-22" {
+  type              = "ingress"
+  ip_protocol       = "tcp"
+  nic_type          = "intranet"
+  policy            = "accept"
+  port_range        = "22/22"
+  priority          = 1
+  security_group_id = alicloud_security_group.firewall.id
+  cidr_ip           = "10.0.0.0/24"
+}
+
 # policy rule web-in
 resource "alicloud_security_group_rule" "allow_-tcp_-0-0-0-0-0_-80" {
   type              = "ingress"
