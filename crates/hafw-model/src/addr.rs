@@ -183,3 +183,81 @@ mod tests {
         );
     }
 }
+
+/// An Ethernet (MAC) address written in the deployment file, as
+/// `00:16:3e:aa:bb:cc` (either case; the ECS metadata service answers in
+/// lower case, which is how it is shown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl FromStr for Mac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a MAC address; write one like 00:16:3e:12:34:56");
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in out.iter_mut() {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        if out[0] & 1 == 1 {
+            return Err(format!(
+                "`{s}` is a multicast MAC address; an ENI's MAC is unicast (the ECS console shows it on the ENI)"
+            ));
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor(Default::default(), "a MAC address string"))
+    }
+}
+
+#[cfg(test)]
+mod mac_tests {
+    use super::Mac;
+
+    #[test]
+    fn parses_either_case_and_shows_lower_case() {
+        let m: Mac = "00:16:3E:0a:BB:cc".parse().unwrap();
+        assert_eq!(m.0, [0x00, 0x16, 0x3e, 0x0a, 0xbb, 0xcc]);
+        assert_eq!(m.to_string(), "00:16:3e:0a:bb:cc");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_unicast_mac() {
+        for bad in [
+            "",
+            "00:16:3e:0a:bb",
+            "00:16:3e:0a:bb:cc:dd",
+            "00-16-3e-0a-bb-cc",
+            "0:16:3e:0a:bb:cc",
+            "00:16:3e:0a:bb:zz",
+            "001:6:3e:0a:bb:cc",
+            "01:00:5e:00:00:01",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            let e = bad.parse::<Mac>().unwrap_err();
+            assert!(e.contains("MAC"), "{bad}: {e}");
+        }
+    }
+}

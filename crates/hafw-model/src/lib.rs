@@ -7,6 +7,7 @@ pub mod diag;
 pub mod examples;
 pub mod query;
 pub mod render;
+pub mod resolve;
 pub mod spec;
 pub mod validate;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hafw_ha::node::defaults;
 use serde::Deserialize;
 
-use crate::addr::{Cidr, Ip, Prefix};
+use crate::addr::{Cidr, Ip, Mac, Prefix};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +105,11 @@ pub struct Eni {
     /// need it off to forward traffic that is not their own.
     #[serde(default = "yes")]
     pub source_dest_check: bool,
+    /// The ENI's MAC address, when known (Terraform's `mac_address`
+    /// output): `hafw run` then finds the ENI's link by it. Left out, the
+    /// link is found by the role's name, the metadata service or the
+    /// primary IP (`hafw_model::resolve`).
+    pub mac: Option<Mac>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]

@@ -7,7 +7,9 @@ pub struct RunArgs {
     /// The deployment file.
     #[arg(long)]
     pub config: PathBuf,
-    /// This node's name (a [[node]] in the file).
+    /// This node's name (a [[node]] in the file), or `auto`: the node whose
+    /// instance has an ENI with this machine's address (on a link, or as
+    /// the ECS metadata service gives it for a local MAC).
     #[arg(long)]
     pub node: String,
     /// Stay active without a peer (no HA): apply the data plane and hold it.

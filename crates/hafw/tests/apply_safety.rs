@@ -600,6 +600,7 @@ fn a_config_commit_that_fails_late_keeps_the_old_ruleset() {
                     config_path: path,
                     node: NODE.into(),
                     ha_profile: None,
+                    names: Default::default(),
                     nl,
                     log: Log::quiet(),
                     ha,

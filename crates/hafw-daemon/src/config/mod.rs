@@ -252,6 +252,7 @@ fn merge(into: &mut Applied, new: Applied) {
         }
     }
     into.addresses_added.extend(new.addresses_added);
+    into.links_raised.extend(new.links_raised);
     into.routes_added.extend(new.routes_added);
     into.routes_replaced.extend(new.routes_replaced);
     if into.table.is_none() && into.table_found.is_none() {

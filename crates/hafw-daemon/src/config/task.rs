@@ -152,6 +152,9 @@ pub struct ConfigEnv {
     pub node: String,
     /// `--ha-profile`: the same override for every new plan.
     pub ha_profile: Option<hafw_model::spec::HaProfile>,
+    /// The links `hafw run` found for this node's ENIs: a policy change
+    /// cannot move an ENI, so every new plan uses them.
+    pub names: hafw_model::render::node::IfNames,
     pub nl: Rtnl,
     pub log: Log,
     pub ha: mpsc::UnboundedSender<HaRequest>,
@@ -669,12 +672,16 @@ impl ConfigTask {
     fn plan_of(&self, name: &str, text: &str) -> Result<NodePlan, ConfigError> {
         let dep =
             hafw_model::parse(name, text).map_err(|d| ConfigError::Malformed(d.to_string()))?;
-        hafw_model::render::node::plan_with(&dep, &self.env.node, self.env.ha_profile).map_err(
-            |e| ConfigError::Invalid {
-                path: name.into(),
-                message: e.to_string(),
-            },
+        hafw_model::render::node::plan_with(
+            &dep,
+            &self.env.node,
+            self.env.ha_profile,
+            &self.env.names,
         )
+        .map_err(|e| ConfigError::Invalid {
+            path: name.into(),
+            message: e.to_string(),
+        })
     }
 
     /// Prepare, apply, persist; on any failure this node stays on its
@@ -1252,6 +1259,7 @@ mod tests {
             config_path: config.clone(),
             node: "fw-b".into(),
             ha_profile: None,
+            names: Default::default(),
             nl: Rtnl::connect().unwrap(),
             log,
             ha,

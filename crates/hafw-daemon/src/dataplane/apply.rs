@@ -91,6 +91,9 @@ pub struct Applied {
     /// Each sysctl written, with the value it had before.
     pub sysctls: Vec<(String, String)>,
     pub addresses_added: Vec<(String, Ipv4Net)>,
+    /// Links this apply set up: on a first boot only the DHCP-configured
+    /// management NIC is up, the other ENIs' links are down.
+    pub links_raised: Vec<String>,
     pub routes_added: Vec<Route>,
     /// Routes this apply replaced, as they were before.
     pub routes_replaced: Vec<Route>,
@@ -116,6 +119,7 @@ impl Applied {
     pub fn changed_nothing(&self) -> bool {
         self.sysctls.is_empty()
             && self.addresses_added.is_empty()
+            && self.links_raised.is_empty()
             && self.routes_added.is_empty()
             && self.routes_replaced.is_empty()
             && self.table.is_none()
@@ -284,6 +288,9 @@ async fn steps(
     before(Step::Addresses)?;
     let before_n = applied.addresses_added.len();
     for i in &plan.interfaces {
+        if raise_link(nl, &i.ifname).await? {
+            applied.links_raised.push(i.ifname.clone());
+        }
         let net = net(i.address.0, i.prefix_len());
         if add_address(nl, &i.ifname, net).await? {
             applied.addresses_added.push((i.ifname.clone(), net));
@@ -500,6 +507,20 @@ async fn forwarding_on(
         }
     }
     Ok(changed)
+}
+
+/// Sets `ifname` up unless it is; true when it was down. The routes via
+/// the ENI's gateway need the link up (the kernel refuses a gateway it has
+/// no connected route to).
+async fn raise_link(nl: &Rtnl, ifname: &str) -> Result<bool, ApplyError> {
+    let l = link::show(nl, ifname).await.map_err(kernel("show link"))?;
+    if l.admin_up {
+        return Ok(false);
+    }
+    link::set_up(nl, ifname)
+        .await
+        .map_err(kernel("set link up"))?;
+    Ok(true)
 }
 
 /// Adds `net` to `ifname` unless it is there; true when it was added.

@@ -68,6 +68,11 @@ pub async fn restore(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
             problems.push(e.to_string());
         }
     }
+    for ifname in applied.links_raised.iter().rev() {
+        if let Err(e) = link::set_down(nl, ifname).await {
+            problems.push(e.to_string());
+        }
+    }
     restore_sysctls(ns, &applied, log, &mut problems);
     problems
 }
@@ -111,8 +116,8 @@ pub async fn withdraw(nl: &Rtnl, applied: Applied, log: &Log) -> Vec<String> {
         }
     }
     restore_routes(nl, &applied, log, &mut problems).await;
-    // ENI addresses stay: they are the instance's own (its management path
-    // among them), which hafw only makes sure of.
+    // ENI addresses and links stay (up): they are the instance's own (its
+    // management path among them), which hafw only makes sure of.
     restore_sysctls(ns, &applied, log, &mut problems);
     problems
 }

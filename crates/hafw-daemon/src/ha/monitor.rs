@@ -27,13 +27,18 @@ pub async fn links(
 ) {
     let groups = (plan.ha.link_monitors.iter())
         .map(|g| LinkGroup {
-            interfaces: g.interfaces.iter().map(|r| r.ifname().to_owned()).collect(),
+            // Validation refuses a role the node has no ENI of; the role's
+            // name then names no link, and the link reads as unknown.
+            interfaces: (g.interfaces.iter())
+                .map(|r| plan.ifname_of(*r).unwrap_or(r.as_str()).to_owned())
+                .collect(),
             rule: rule(g.failure),
         })
         .collect();
     let mut paths = vec![];
     for (i, m) in plan.ha.path_monitors.iter().enumerate() {
-        match super::probe::start(m, (std::process::id() as u16).wrapping_add(i as u16)) {
+        let dev = plan.ifname_of(m.via).unwrap_or(m.via.as_str());
+        match super::probe::start(m, dev, (std::process::id() as u16).wrapping_add(i as u16)) {
             Ok(v) => paths.push(v),
             Err(e) => {
                 log.error(&DaemonError::from(e));

@@ -19,8 +19,8 @@ use crate::error::SetupError;
 /// A group's current verdict: `None` while healthy, else why it fails.
 pub type Verdict = Arc<Mutex<Option<String>>>;
 
-pub fn start(m: &PathMonitor, id: u16) -> Result<Verdict, SetupError> {
-    let dev = m.via.ifname();
+/// Probes `m`'s targets out of `dev`, the link of its `via` ENI.
+pub fn start(m: &PathMonitor, dev: &str, id: u16) -> Result<Verdict, SetupError> {
     let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
         .map_err(|e| SetupError::io(format!("path monitor {}: open an ICMP socket", m.name), e))?;
     sock.bind_device(Some(dev.as_bytes()))

@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hafw_model::render::node::NodePlan;
+use hafw_model::render::node::{IfNames, NodePlan};
 use hafw_model::spec::HaProfile;
 use hafw_model::Deployment;
 
+mod links;
+pub mod metadata;
 mod paired;
 mod standalone;
 
@@ -19,7 +21,8 @@ use crate::dataplane::{check, preflight};
 pub struct RunOptions {
     /// The deployment file.
     pub config: PathBuf,
-    /// This node's name (a [[node]] in the file).
+    /// This node's name (a [[node]] in the file), or `auto`: the node
+    /// whose instance has this machine's addresses ([`AUTO_NODE`]).
     pub node: String,
     /// Stay active without a peer (no HA).
     pub standalone: bool,
@@ -55,7 +58,11 @@ pub struct RunOptions {
     pub audit_journal: Option<PathBuf>,
 }
 
-pub fn run(args: RunOptions) -> ExitCode {
+/// `--node auto`: found from this machine's addresses and the metadata
+/// service (`hafw_model::resolve::which_node`).
+pub const AUTO_NODE: &str = "auto";
+
+pub fn run(mut args: RunOptions) -> ExitCode {
     if let Err(e) = crate::ops::logging::init(args.log_json) {
         eprintln!("error: hafw run: {e}");
         return ExitCode::FAILURE;
@@ -63,6 +70,32 @@ pub fn run(args: RunOptions) -> ExitCode {
     if let Err(e) = preflight::check() {
         eprintln!("error: hafw run: {e}");
         return ExitCode::FAILURE;
+    }
+    // What this machine's links are, before anything is applied: the
+    // node plan names the links it found, not the role aliases it assumed.
+    let links = match links::observe() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: hafw run: cannot list this machine's links: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.node == AUTO_NODE {
+        // Only `[cloud]` is read here, which recovery never changes.
+        let dep = match crate::load(&args.config) {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
+        match links::auto_node(&dep, &links) {
+            Ok(node) => {
+                tracing::info!(node = %node, "--node auto: this machine is node {node}");
+                args.node = node;
+            }
+            Err(e) => {
+                eprintln!("error: hafw run: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     if !args.standalone && !args.check && !args.apply_only {
         // After a crash in an apply: back on the committed version before
@@ -79,7 +112,7 @@ pub fn run(args: RunOptions) -> ExitCode {
             }
         }
     }
-    let (dep, plan) = match load_plan(&args) {
+    let (dep, plan, names) = match load_plan(&args, &links) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -131,6 +164,7 @@ pub fn run(args: RunOptions) -> ExitCode {
                 ha_profile: args.ha_profile,
                 api,
                 session_sync: args.session_sync.clone(),
+                names,
             },
         );
     }
@@ -138,9 +172,16 @@ pub fn run(args: RunOptions) -> ExitCode {
     standalone::run_standalone(plan, garp, standalone::Mode::Hold)
 }
 
-fn load_plan(args: &RunOptions) -> Result<(Deployment, NodePlan), ExitCode> {
+fn load_plan(
+    args: &RunOptions,
+    links: &[hafw_model::resolve::SeenLink],
+) -> Result<(Deployment, NodePlan, IfNames), ExitCode> {
     let dep = crate::load(&args.config)?;
-    let plan = hafw_model::render::node::plan_with(&dep, &args.node, args.ha_profile);
+    let names = links::names(&dep, &args.node, links).map_err(|e| {
+        eprintln!("error: hafw run: node {}: {e}", args.node);
+        ExitCode::FAILURE
+    })?;
+    let plan = hafw_model::render::node::plan_with(&dep, &args.node, args.ha_profile, &names);
     let mut plan = plan.map_err(|e| {
         eprintln!("{}: error: {e}", args.config.display());
         ExitCode::from(crate::EXIT_INVALID)
@@ -151,5 +192,5 @@ fn load_plan(args: &RunOptions) -> Result<(Deployment, NodePlan), ExitCode> {
             ExitCode::FAILURE
         })?;
     }
-    Ok((dep, plan))
+    Ok((dep, plan, names))
 }

@@ -52,6 +52,8 @@ pub struct Options {
     pub ha_profile: Option<hafw_model::spec::HaProfile>,
     pub api: Option<(std::net::SocketAddr, String)>,
     pub session_sync: String,
+    /// Each ENI's link, as `hafw run` found it (for every later plan).
+    pub names: hafw_model::render::node::IfNames,
 }
 
 /// `hafw sessions` lists at most this many entries.
@@ -226,6 +228,7 @@ impl Paired {
             config_path: config_path.clone(),
             node: plan.node.clone(),
             ha_profile: opts.ha_profile,
+            names: opts.names.clone(),
             nl: nl.clone(),
             log: log.clone(),
             ha: handles.requests.clone(),

@@ -13,6 +13,8 @@ use hafw_ha::node::{defaults, Config, FlapLimit};
 
 use crate::addr::{Cidr, Ip};
 use crate::render::nft::{self, HaPeer, Ruleset};
+use crate::resolve;
+pub use crate::resolve::IfNames;
 use crate::spec::{
     Count, Deployment, EniRole, Garp, Ha, HaProfile, Instance, IntervalMs, LinkMonitor, Node,
     PathMonitor,
@@ -160,8 +162,9 @@ impl HaTimers {
 pub struct Interface {
     pub role: EniRole,
     pub eni: String,
-    /// Deterministic Linux name (at most 15 bytes): the role's name, with a
-    /// number appended for a second ENI of the same role.
+    /// The kernel link: as `hafw run` found it ([`crate::resolve`]), or
+    /// the role alias (the role's name, with a number appended for a
+    /// second ENI of the same role).
     pub ifname: String,
     pub vswitch: String,
     /// The vSwitch CIDR: the connected network.
@@ -207,15 +210,18 @@ pub struct RoutePlan {
 /// passed validation; a reference that still does not resolve is an error
 /// naming it, never a guess.
 pub fn plan(dep: &Deployment, node: &str) -> Result<NodePlan, String> {
-    plan_with(dep, node, None)
+    plan_with(dep, node, None, &IfNames::aliases())
 }
 
 /// As [`plan`], with the HA timer profile overridden (`hafw run
-/// --ha-profile`): the one place the override is applied.
+/// --ha-profile`): the one place the override is applied; and with the
+/// kernel link of each of this node's ENIs as `hafw run` found it
+/// ([`crate::resolve`]; an ENI not in `names` keeps its role alias).
 pub fn plan_with(
     dep: &Deployment,
     node: &str,
     profile: Option<HaProfile>,
+    names: &IfNames,
 ) -> Result<NodePlan, String> {
     // Node ids are positions in the file's `[[node]]` list, from 1: both
     // nodes compute the same ids, and the tie-break (lower id wins) follows
@@ -234,8 +240,11 @@ pub fn plan_with(
         .find(|(_, n)| n.name != me.name);
     let peer = peer_at.map(|(_, p)| p);
     let peer_instance = peer.map(|p| instance_of(dep, p)).transpose()?;
-    let interfaces = interfaces_of(dep, instance)?;
-    let peer_interfaces = peer_instance.map(|i| interfaces_of(dep, i)).transpose()?;
+    let interfaces = interfaces_of(dep, instance, names)?;
+    // Only the peer's addresses are used; its link names are its own.
+    let peer_interfaces = (peer_instance)
+        .map(|i| interfaces_of(dep, i, &IfNames::aliases()))
+        .transpose()?;
     let ids = NodeIds {
         me: node_id(me_at)?,
         peer: peer_at.map(|(at, _)| node_id(at)).transpose()?,
@@ -249,7 +258,8 @@ pub fn plan_with(
         peer_interfaces.as_deref(),
     )?;
     let floating = floating(dep, &interfaces)?;
-    let routes = routes(dep, &interfaces)?;
+    let mut routes = routes(dep, &interfaces)?;
+    routes.extend(metadata_route(&interfaces, &routes));
     let ha_peers = ha_peers(&ha, &interfaces, peer_interfaces.as_deref());
     let ruleset = nft::ruleset(dep, &me.name, &interfaces, &ha_peers)?;
     Ok(NodePlan {
@@ -286,22 +296,24 @@ fn instance_of<'d>(dep: &'d Deployment, node: &Node) -> Result<&'d Instance, Str
     })
 }
 
-/// The instance's ENIs in file order, named after their roles.
-fn interfaces_of(dep: &Deployment, instance: &Instance) -> Result<Vec<Interface>, String> {
+/// The instance's ENIs in file order, each on its link in `names`, or
+/// under its role alias.
+fn interfaces_of(
+    dep: &Deployment,
+    instance: &Instance,
+    names: &IfNames,
+) -> Result<Vec<Interface>, String> {
     let mut out: Vec<Interface> = Vec::with_capacity(instance.enis.len());
-    for eni in &instance.enis {
+    for (at, eni) in instance.enis.iter().enumerate() {
         let vswitch = dep.vswitch(&eni.vswitch).ok_or_else(|| {
             format!(
                 "ENI `{}` names vSwitch `{}`, which is not a [[cloud.vswitch]]; correct the name",
                 eni.name, eni.vswitch
             )
         })?;
-        let same_role = out.iter().filter(|i| i.role == eni.role).count();
-        // Role names are at most 7 bytes, so a numeric suffix stays far below
-        // the kernel's 15-byte limit (IFNAMSIZ - 1).
-        let ifname = match same_role {
-            0 => eni.role.ifname().to_string(),
-            n => format!("{}{n}", eni.role.ifname()),
+        let ifname = match names.get(&eni.name) {
+            Some(name) => name.to_owned(),
+            None => resolve::alias(instance, at),
         };
         out.push(Interface {
             role: eni.role,
@@ -315,6 +327,36 @@ fn interfaces_of(dep: &Deployment, instance: &Instance) -> Result<Vec<Interface>
         });
     }
     Ok(out)
+}
+
+/// The ECS metadata service (alicloud-havip.md, "On the instance"). The
+/// instance reached it at boot over the management ENI (DHCP on eth0 gives
+/// the default route via the management gateway); a policy default route
+/// via untrust or data must not take it elsewhere, so it keeps a /32 via
+/// the management gateway.
+pub const METADATA_SERVICE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(100, 100, 100, 200);
+
+/// The /32 route to the metadata service via the management ENI, unless
+/// there is no management ENI or the policy routes that /32 itself.
+fn metadata_route(mine: &[Interface], routes: &[RoutePlan]) -> Option<RoutePlan> {
+    let mgmt = by_role(mine, EniRole::Management)?;
+    let destination = Cidr(ipnet::Ipv4Net::new(METADATA_SERVICE, 32).ok()?);
+    if routes.iter().any(|r| r.destination == destination) {
+        return None;
+    }
+    Some(RoutePlan {
+        destination,
+        gateway: mgmt.gateway,
+        ifname: mgmt.ifname.clone(),
+    })
+}
+
+impl NodePlan {
+    /// The link of this node's first ENI of `role` (link and path monitors
+    /// name interfaces by role).
+    pub fn ifname_of(&self, role: EniRole) -> Option<&str> {
+        by_role(&self.interfaces, role).map(|i| i.ifname.as_str())
+    }
 }
 
 fn by_role(interfaces: &[Interface], role: EniRole) -> Option<&Interface> {

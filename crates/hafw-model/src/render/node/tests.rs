@@ -76,20 +76,20 @@ fn timers_follow_the_profile_and_explicit_settings_win() {
 #[test]
 fn the_profile_override_replaces_the_files_but_not_explicit_timers() {
     let mut dep = load("seed", SEED);
-    let t = plan_with(&dep, "fw-a", Some(HaProfile::Fast))
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Fast), &IfNames::aliases())
         .unwrap()
         .ha
         .timers;
     assert_eq!((t.profile, timers(t)), (HaProfile::Fast, (5, 3, 15)));
     dep.policy.ha.profile = HaProfile::Fast;
-    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default))
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default), &IfNames::aliases())
         .unwrap()
         .ha;
     assert_eq!(timers(t.timers), (200, 5, 1000));
     // The derived waits follow the timers that run, not the file's.
     assert_eq!(t.takeover_wait, Duration::from_millis(800));
     dep.policy.ha.heartbeat_interval_ms = IntervalMs::new(50);
-    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default))
+    let t = plan_with(&dep, "fw-a", Some(HaProfile::Default), &IfNames::aliases())
         .unwrap()
         .ha
         .timers;
@@ -207,6 +207,12 @@ fn seed_interfaces_floating_and_routes() {
                 gateway: ip("10.0.2.253"),
                 ifname: "trust".into(),
             },
+            // The metadata service stays on the management ENI.
+            RoutePlan {
+                destination: "100.100.100.200/32".parse().unwrap(),
+                gateway: ip("10.0.0.253"),
+                ifname: "mgmt".into(),
+            },
         ]
     );
 }
@@ -266,10 +272,14 @@ fn one_arm_has_one_data_interface_and_floating_address() {
         (p.floating[0].ifname.as_str(), p.floating[0].address),
         ("data", ip("10.0.1.100"))
     );
-    assert!(p
-        .routes
+    let (metadata, policy) = p.routes.split_last().unwrap();
+    assert!(policy
         .iter()
         .all(|r| r.ifname == "data" && r.gateway == ip("10.0.1.253")));
+    assert_eq!(
+        (metadata.destination.to_string(), metadata.ifname.as_str()),
+        ("100.100.100.200/32".to_string(), "mgmt")
+    );
 }
 
 #[test]
@@ -307,7 +317,8 @@ fn display_prints_every_section_then_the_ruleset() {
         "floating addresses (held while active)",
         "  untrust  10.0.1.100/32",
         "routes",
-        "  0.0.0.0/0     via 10.0.1.253  dev untrust",
+        "  0.0.0.0/0           via 10.0.1.253  dev untrust",
+        "  100.100.100.200/32  via 10.0.0.253  dev mgmt",
         "sysctls",
         "  net.ipv4.ip_forward = 1",
         "nftables ruleset (table inet hafw)",
