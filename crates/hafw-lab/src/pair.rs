@@ -75,6 +75,8 @@ impl Fault {
 pub struct Pair {
     pub lab: String,
     pub dep: Deployment,
+    /// The lab as built: each ENI's NIC name and MAC inside its instance.
+    pub topology: topology::Topology,
     pub file: PathBuf,
     exe: PathBuf,
     profile: Profile,
@@ -252,6 +254,7 @@ impl Pair {
             .build()
             .map_err(|e| err(format!("runtime: {e}")))?;
         let up = runtime.block_on(lab::up(&dep, &text, lab_name, exe))?;
+        let topology = up.topology.clone();
         if let Err(e) = answer_arp_at_once(&up.topology) {
             let _ = lab::down(lab_name);
             return Err(e);
@@ -268,6 +271,7 @@ impl Pair {
                 None
             },
             dep,
+            topology,
             file: file.to_path_buf(),
             exe: exe.to_path_buf(),
             profile,
@@ -522,8 +526,8 @@ impl Pair {
         let peer = self
             .peer_of(node)
             .ok_or_else(|| err("keepalived needs two nodes"))?;
-        let me = hafw_model::render::node::plan(&self.dep, node).map_err(err)?;
-        let other = hafw_model::render::node::plan(&self.dep, &peer).map_err(err)?;
+        let me = self.plan(node)?;
+        let other = self.plan(&peer)?;
         // `--apply-only` recommits the table when it differs (it does, by this
         // rule), so the rule is inserted afresh each time.
         hafw_kernel::nft::apply(Some(&ns), &crate::keepalived::vrrp_rule(&other))
@@ -545,7 +549,7 @@ impl Pair {
 
     /// Whether `node` holds every floating address (keepalived's "master").
     fn holds_floating(&self, node: &str) -> Option<bool> {
-        let plan = hafw_model::render::node::plan(&self.dep, node).ok()?;
+        let plan = self.plan(node).ok()?;
         let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node)).ok()?;
         let floating: Vec<(String, ipnet::Ipv4Net)> = plan
             .floating
@@ -838,7 +842,7 @@ impl Pair {
     pub fn set_links(&self, node: &str, names: &[&str], up: bool) -> Result<(), LabError> {
         let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node))
             .map_err(|e| err(e.to_string()))?;
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = names.iter().map(|s| self.nic(node, s)).collect();
         ns.run_blocking(move |nl| async move {
             for n in &names {
                 if up {
@@ -852,11 +856,56 @@ impl Pair {
         .map_err(|e| err(e.to_string()))
     }
 
-    fn enis(&self, node: &str) -> Vec<&'static str> {
+    /// The NIC names of `node`'s ENIs inside its instance (`eth0`...).
+    fn enis(&self, node: &str) -> Vec<String> {
+        self.topology
+            .ports
+            .iter()
+            .filter(|p| p.instance == node)
+            .map(|p| p.dev.clone())
+            .collect()
+    }
+
+    /// The NIC inside `node`'s instance of its ENI with role alias `name`
+    /// (`mgmt`, `untrust`, ...); a NIC name (`eth1`) stays as it is.
+    pub fn nic(&self, node: &str, name: &str) -> String {
         self.dep
             .instance(node)
-            .map(|i| i.enis.iter().map(|e| e.role.ifname()).collect())
-            .unwrap_or_default()
+            .and_then(|inst| {
+                (0..inst.enis.len())
+                    .find(|&k| hafw_model::resolve::alias(inst, k) == name)
+                    .and_then(|k| self.topology.port(&inst.enis[k].name))
+            })
+            .map_or_else(|| name.to_string(), |p| p.dev.clone())
+    }
+
+    /// The data-plane NIC a link fault takes down: untrust, or the one-arm
+    /// data ENI.
+    fn untrust_nic(&self, node: &str) -> String {
+        let aliases: Vec<String> = self
+            .dep
+            .instance(node)
+            .map(|i| {
+                (0..i.enis.len())
+                    .map(|k| hafw_model::resolve::alias(i, k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let role = if aliases.iter().any(|a| a == "untrust") {
+            "untrust"
+        } else {
+            "data"
+        };
+        self.nic(node, role)
+    }
+
+    /// `node`'s plan with the lab's NIC names, as `hafw run` resolves them.
+    pub fn plan(&self, node: &str) -> Result<hafw_model::render::node::NodePlan, LabError> {
+        let mut names = hafw_model::resolve::IfNames::aliases();
+        for p in self.topology.ports.iter().filter(|p| p.instance == node) {
+            names.insert(&p.eni, &p.dev);
+        }
+        hafw_model::render::node::plan_with(&self.dep, node, None, &names).map_err(err)
     }
 
     /// Injects a fault on `node`; returns CLOCK_MONOTONIC just before.
@@ -881,12 +930,8 @@ impl Pair {
             Fault::Term => self.signal(node, libc::SIGTERM)?,
             Fault::Stop => self.signal(node, libc::SIGSTOP)?,
             Fault::UntrustDown => {
-                let role = if self.enis(node).contains(&"untrust") {
-                    "untrust"
-                } else {
-                    "data"
-                };
-                self.set_links(node, &[role], false)?
+                let nic = self.untrust_nic(node);
+                self.set_links(node, &[&nic], false)?
             }
             Fault::Crash => {
                 self.signal(node, libc::SIGKILL)?;
@@ -895,6 +940,7 @@ impl Pair {
                 let i = self.index(node)?;
                 self.kill_conntrackd(i);
                 let enis = self.enis(node);
+                let enis: Vec<&str> = enis.iter().map(String::as_str).collect();
                 self.set_links(node, &enis, false)?
             }
         }
@@ -919,12 +965,8 @@ impl Pair {
             }
             Fault::Stop => self.signal(node, libc::SIGCONT)?,
             Fault::UntrustDown => {
-                let role = if self.enis(node).contains(&"untrust") {
-                    "untrust"
-                } else {
-                    "data"
-                };
-                self.set_links(node, &[role], true)?;
+                let nic = self.untrust_nic(node);
+                self.set_links(node, &[&nic], true)?;
                 // hafw's daemon restores its routes itself; under keepalived
                 // the harness lays them again.
                 if self.is_keepalived() {
@@ -937,6 +979,7 @@ impl Pair {
                 }
                 if fault == Fault::Crash {
                     let enis = self.enis(node);
+                    let enis: Vec<&str> = enis.iter().map(String::as_str).collect();
                     self.set_links(node, &enis, true)?;
                     if self.is_keepalived() {
                         self.keepalived_dataplane(node)?;
