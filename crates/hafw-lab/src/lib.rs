@@ -3,6 +3,7 @@
 pub mod controller;
 pub mod havip;
 pub mod hosts;
+pub mod instance_fs;
 pub mod keepalived;
 pub mod lab;
 pub mod metadata;

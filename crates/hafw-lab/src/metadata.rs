@@ -587,6 +587,52 @@ fn serve_one(mut s: TcpStream, service: &Mutex<Service>, epoch: Instant, lab_nam
     let _ = s.write_all(&resp.to_bytes());
 }
 
+/// Reads `path` from the metadata service inside namespace `ns`, in
+/// hardened mode (a token first), as cloud-init and the node do. Bounded:
+/// 2 s per request, 64 KiB per reply.
+pub fn fetch_in(ns: &str, path: &str) -> Result<String, String> {
+    let path = path.to_string();
+    hafw_kernel::in_netns(Some(ns), move || {
+        let token = exchange(&format!(
+            "PUT /latest/api/token HTTP/1.1\r\nHost: {ADDR}\r\n{TTL_HEADER}: 60\r\nContent-Length: 0\r\n\r\n"
+        ))?;
+        exchange(&format!(
+            "GET {path} HTTP/1.1\r\nHost: {ADDR}\r\n{TOKEN_HEADER}: {token}\r\n\r\n"
+        ))
+    })
+    .map_err(|e| e.to_string())?
+}
+
+/// One request on a fresh connection; the body of a 200, else an error.
+fn exchange(request: &str) -> Result<String, String> {
+    const MAX_REPLY: u64 = 64 * 1024;
+    let addr: SocketAddr =
+        SocketAddr::from((ADDR.parse::<Ipv4Addr>().map_err(|e| e.to_string())?, PORT));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .and_then(|_| s.set_write_timeout(Some(Duration::from_secs(2))))
+        .and_then(|_| s.write_all(request.as_bytes()))
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut reply = Vec::new();
+    s.take(MAX_REPLY + 1)
+        .read_to_end(&mut reply)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    if reply.len() as u64 > MAX_REPLY {
+        return Err(format!("{addr} sent more than {MAX_REPLY} bytes"));
+    }
+    let text =
+        String::from_utf8(reply).map_err(|_| format!("{addr} sent a reply that is not UTF-8"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{addr} sent no complete reply"))?;
+    let code = head.split_whitespace().nth(1).unwrap_or_default();
+    if code != "200" {
+        return Err(format!("{addr} answered {code}: {}", body.trim()));
+    }
+    Ok(body.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
