@@ -498,20 +498,24 @@ pub fn build_with(dep: &Deployment, lab: &str, opts: &Options) -> Result<Topolog
             });
         }
     }
-    // A fresh instance has DHCP's default route on eth0.
-    if opts.first_boot {
-        for inst in &dep.cloud.instances {
-            let Some(vs) = inst.enis.first().and_then(|e| dep.vswitch(&e.vswitch)) else {
-                continue;
-            };
-            t.routes.push(Route {
-                ns: ns_name(lab, &inst.name),
-                dst: cidr("0.0.0.0/0"),
-                via: Some(vs.gateway()),
-                dev: nic_name(0),
-                table: 254,
-            });
-        }
+    // A fresh instance has DHCP's default route on eth0. The older lab
+    // addresses every NIC but routes nothing; it still reaches the
+    // metadata service by eth0, as every instance does.
+    for inst in &dep.cloud.instances {
+        let Some(vs) = inst.enis.first().and_then(|e| dep.vswitch(&e.vswitch)) else {
+            continue;
+        };
+        t.routes.push(Route {
+            ns: ns_name(lab, &inst.name),
+            dst: cidr(if opts.first_boot {
+                "0.0.0.0/0"
+            } else {
+                "100.100.100.200/32"
+            }),
+            via: Some(vs.gateway()),
+            dev: nic_name(0),
+            table: 254,
+        });
     }
     // The metadata service answers on the VPC's own address.
     t.addrs.push(Addr {

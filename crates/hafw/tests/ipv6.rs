@@ -121,7 +121,8 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "the listener works");
 
     // 1. Over untrust's link-local address.
-    let ll = link_local(&fw, "untrust");
+    let untrust_nic = topo.port("fw-a-untrust").unwrap().dev.clone();
+    let ll = link_local(&fw, &untrust_nic);
     // The VPC end's own link-local must be past DAD, or the connection
     // fails before a packet leaves and the count proves nothing.
     link_local(&vpc, &untrust_vpc);
