@@ -135,6 +135,13 @@ async fn build(
     fs::write(dir.join("deployment.toml"), text).map_err(io("save the deployment"))?;
     fs::write(havip_log(&t.lab), "").map_err(io("create the HAVIP log"))?;
     write_key(&key_file(&t.lab))?;
+    serve_user_data(t, text)?;
+    let sg: String = t
+        .security_group
+        .iter()
+        .map(|(name, r)| format!("{name}\t{}\n", r.why.join("; ")))
+        .collect();
+    fs::write(dir.join(SG_FILE), sg).map_err(io("save the security group"))?;
 
     let mut workers = BTreeMap::new();
     for n in &t.namespaces {
@@ -295,6 +302,36 @@ pub fn kernel_route(r: &topology::Route) -> KRoute {
         None => k = k.scope_link(),
     }
     k
+}
+
+/// The security group as enforced: `<counter>\t<why>` lines.
+const SG_FILE: &str = "security-group.txt";
+
+/// Each firewall's user data, rendered from the deployment with the lab's
+/// key (`render::bootstrap`, the script Terraform gives the instance), for
+/// the metadata service to serve at /latest/user-data. The image has hafw
+/// already (no package URL).
+fn serve_user_data(t: &Topology, text: &str) -> Result<(), LabError> {
+    use hafw_model::render::bootstrap::{user_data, Bootstrap, KeySource};
+    let dep =
+        hafw_model::parse("deployment.toml", text).map_err(|d| LabError::Refused(d.to_string()))?;
+    let key = fs::read(key_file(&t.lab)).map_err(io("read the lab's HA key"))?;
+    for node in &dep.nodes {
+        let script = user_data(
+            &dep,
+            text,
+            &node.name,
+            KeySource::Bytes(&key),
+            &Bootstrap::default(),
+        )
+        .map_err(|e| LabError::Refused(format!("render the user data of {}: {e}", node.name)))?;
+        let path = crate::metadata::user_data_file(&t.lab, &node.name);
+        if let Some(d) = path.parent() {
+            fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
+        }
+        fs::write(&path, script).map_err(io(format!("write {}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// Starts a background program in a namespace, detached from our process
@@ -563,8 +600,20 @@ pub fn sg_status(lab: &str) -> Result<String, LabError> {
         s,
         "security group of lab `{lab}` (enforced by the VPC on the firewalls' ENIs; stateful):"
     );
+    let why: BTreeMap<String, String> = fs::read_to_string(state_dir(lab).join(SG_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let _ = writeln!(s, "  {:>10}  {:<32} why", "packets", "counter");
     for (name, packets) in sg_counters(lab)? {
-        let _ = writeln!(s, "  {packets:>10}  {name}");
+        let reason = match why.get(&name) {
+            Some(w) => w.as_str(),
+            None if name == topology::SG_DROPPED => "no rule accepted it (dropped)",
+            None => "",
+        };
+        let _ = writeln!(s, "  {packets:>10}  {name:<32} {reason}");
     }
     Ok(s)
 }

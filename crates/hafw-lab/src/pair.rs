@@ -339,7 +339,7 @@ impl Pair {
         }
         if pair.first_boot {
             for n in pair.nodes() {
-                pair.first_boot(&n, &text)?;
+                pair.first_boot(&n)?;
             }
         }
         // Each node runs from a file of its own, as on two machines: config
@@ -420,25 +420,14 @@ impl Pair {
     /// token (as cloud-init does), and run there with the binary just
     /// built on PATH. The script writes /etc/hafw (deployment, hafw.env,
     /// key); starting the unit is left to [`Pair::spawn`].
-    fn first_boot(&mut self, node: &str, text: &str) -> Result<(), LabError> {
+    fn first_boot(&mut self, node: &str) -> Result<(), LabError> {
         let fs = InstanceFs::new(&self.lab, node);
         fs.prepare()?;
         fs.install(&self.exe)?;
-        let key = std::fs::read(lab::key_file(&self.lab))
-            .map_err(|e| err(format!("read the lab's HA key: {e}")))?;
-        let script = hafw_model::render::bootstrap::user_data(
-            &self.dep,
-            text,
-            node,
-            hafw_model::render::bootstrap::KeySource::Bytes(&key),
-            &hafw_model::render::bootstrap::Bootstrap::default(),
-        )
-        .map_err(|e| err(format!("render the user data of {node}: {e}")))?;
+        // `lab up` rendered and serves it (lab::serve_user_data).
         let served = crate::metadata::user_data_file(&self.lab, node);
-        if let Some(dir) = served.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
-        }
-        std::fs::write(&served, &script).map_err(|e| err(format!("{}: {e}", served.display())))?;
+        let script = std::fs::read_to_string(&served)
+            .map_err(|e| err(format!("{}: {e}", served.display())))?;
         let ns = topology::ns_name(&self.lab, node);
         let fetched = crate::metadata::fetch_in(&ns, "/latest/user-data")
             .map_err(|e| err(format!("{node} could not read its user data: {e}")))?;
