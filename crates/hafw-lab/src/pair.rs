@@ -166,6 +166,32 @@ pub fn conntrackd_path() -> Option<PathBuf> {
         })
 }
 
+/// The security group a keepalived pair needs on top of hafw's: VRRP
+/// (protocol 112) and conntrackd between the firewalls, which hafw's
+/// rendering does not know. Everything from each firewall ENI's address,
+/// as a deployment of the baseline would have to open.
+fn baseline_security_group(dep: &Deployment) -> Vec<hafw_model::render::security_group::Ingress> {
+    let mut rules = hafw_model::render::security_group::ingress(dep);
+    for n in &dep.nodes {
+        for eni in dep
+            .instance(&n.name)
+            .map(|i| i.enis.as_slice())
+            .unwrap_or_default()
+        {
+            rules.push(hafw_model::render::security_group::Ingress {
+                proto: "all",
+                cidr: format!("{}/32", eni.primary_ip),
+                ports: None,
+                why: vec![format!(
+                    "keepalived baseline: VRRP and conntrackd from {}",
+                    n.name
+                )],
+            });
+        }
+    }
+    rules
+}
+
 /// The deployment file the unit's ExecStart names, inside an instance.
 pub const FIRST_BOOT_CONFIG: &str = "/etc/hafw/deployment.toml";
 
@@ -304,7 +330,11 @@ impl Pair {
             .enable_all()
             .build()
             .map_err(|e| err(format!("runtime: {e}")))?;
-        let up = runtime.block_on(lab::up_with(&dep, &text, lab_name, exe, opts))?;
+        let mut opts = opts.clone();
+        if matches!(profile, Profile::Keepalived(_)) && opts.security_group.is_none() {
+            opts.security_group = Some(baseline_security_group(&dep));
+        }
+        let up = runtime.block_on(lab::up_with(&dep, &text, lab_name, exe, &opts))?;
         let topology = up.topology.clone();
         if let Err(e) = answer_arp_at_once(&up.topology) {
             let _ = lab::down(lab_name);

@@ -146,7 +146,10 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
         &vpc,
         &format!("-6 addr add fd00:13::1/64 dev {untrust_vpc} nodad"),
     );
-    ip(&fw, "-6 addr add fd00:13::2/64 dev untrust nodad");
+    ip(
+        &fw,
+        &format!("-6 addr add fd00:13::2/64 dev {untrust_nic} nodad"),
+    );
     let r = connect(
         &vpc,
         "fd00:13::2".parse().unwrap(),
