@@ -186,8 +186,15 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
         &lab.ns("web"),
         &format!("-6 addr add fd00:15::10/64 dev {} nodad", web.b_name),
     );
-    ip(&fw, "-6 addr add fd00:14::2/64 dev trust nodad");
-    ip(&fw, "-6 route add fd00:15::/64 via fd00:14::1 dev trust");
+    let trust_nic = topo.port("fw-a-trust").unwrap().dev.clone();
+    ip(
+        &fw,
+        &format!("-6 addr add fd00:14::2/64 dev {trust_nic} nodad"),
+    );
+    ip(
+        &fw,
+        &format!("-6 route add fd00:15::/64 via fd00:14::1 dev {trust_nic}"),
+    );
     ip(
         &vpc,
         "-6 rule add from fd00:13::1 iif lo lookup 1300 pref 50",
