@@ -159,7 +159,7 @@ fn without_the_ha2_tcp_rule_the_passive_never_becomes_ready() {
     assert!(!st.ready());
     let text = pair.status_text(&passive);
     assert!(
-        text.to_lowercase().contains("ready"),
+        text.contains("NOT READY"),
         "status does not say it is not ready: {text}"
     );
     let dropped: u64 = hafw_lab::lab::sg_counters(&name)
