@@ -585,6 +585,12 @@ fn serve_one(mut s: TcpStream, service: &Mutex<Service>, epoch: Instant, lab_nam
         let _ = std::fs::rename(&tmp, &path);
     }
     let _ = s.write_all(&resp.to_bytes());
+    // Lingering close: closing with unread bytes (an oversized request)
+    // would send a reset that can destroy the answer in flight; read a
+    // bounded amount for a short while first.
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = std::io::copy(&mut (&mut s).take(64 * 1024), &mut std::io::sink());
 }
 
 /// Reads `path` from the metadata service inside namespace `ns`, in
