@@ -91,6 +91,29 @@ if [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
 	die "must run as root (cloud-init runs user data as root)"
 fi
 
+# ---- 0. the metadata service, root only, before the key is anywhere
+# It serves this user data, key included, to any process that asks. hafw's
+# ruleset has the same rule while it runs; this table of its own also
+# covers the time before hafw starts and after it stops, until reboot.
+STEP=metadata
+if [ -n "$ROOT" ]; then
+	say "under HAFW_BOOTSTRAP_ROOT: metadata rule not installed"
+elif command -v nft >/dev/null 2>&1; then
+	nft -f - >>"$LOG" 2>&1 <<'HAFW_NFT_EOF' || die "nft refused the metadata rule; see $LOG"
+table inet hafw_metadata {}
+delete table inet hafw_metadata
+table inet hafw_metadata {
+	chain output {
+		type filter hook output priority filter; policy accept;
+		ip daddr 100.100.100.200 meta skuid != 0 counter drop comment "metadata service: root only"
+	}
+}
+HAFW_NFT_EOF
+	say "metadata service limited to root (table inet hafw_metadata)"
+else
+	say "WARNING: nft is not installed: until hafw runs, any process can read the key from the metadata service"
+fi
+
 # ---- 1. hafw itself
 STEP=install
 BIN=$ROOT/usr/bin/hafw

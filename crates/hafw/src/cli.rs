@@ -30,7 +30,20 @@ pub fn plan_terraform(file: &Path, output: Option<&Path>) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let files = hafw_model::render::terraform::render(&dep);
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let files = match hafw_model::render::terraform::render(&dep, &text) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{}: error: {e}", file.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
     match output {
         None => {
             for (name, text) in files {

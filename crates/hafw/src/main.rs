@@ -163,7 +163,8 @@ enum Plan {
     #[command(after_help = "Example: hafw plan terraform examples/alicloud-havip.toml -o tf/")]
     Terraform {
         file: PathBuf,
-        /// Write main.tf, variables.tf and outputs.tf here instead of printing them.
+        /// Write main.tf, variables.tf, outputs.tf and each node's user-data-NODE.sh.tftpl here
+        /// instead of printing them.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },

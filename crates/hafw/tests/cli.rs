@@ -23,6 +23,7 @@ fn operating_commands_show_an_example_in_their_help() {
         &["bench", "failover"],
         &["replay"],
         &["keygen"],
+        &["plan", "user-data"],
     ] {
         let out = Command::new(hafw())
             .args(cmd)

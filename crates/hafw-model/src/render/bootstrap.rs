@@ -20,7 +20,10 @@
 //! data can be read by any process on the instance from the metadata
 //! service, so the node's own ruleset lets only root reach
 //! 100.100.100.200 (`output` chain, counter `metadata_refused`), and root
-//! can read the key file anyway. The alternative, a secret store (KMS
+//! can read the key file anyway. The script installs the same rule in a
+//! table of its own (`inet hafw_metadata`) before it writes anything, so
+//! the time before hafw starts and after it stops is covered too, until
+//! the next reboot (after which hafw's own table covers it once running). The alternative, a secret store (KMS
 //! Secrets Manager) read with the instance's RAM role, keeps the key out of
 //! the state, but needs a role, a policy, a secret and its rotation per
 //! deployment, and the role's credentials are served by the same metadata
@@ -152,8 +155,25 @@ pub fn user_data(
     // The body's own first line is its shebang: ours is already written.
     let body = BODY.split_once('\n').map_or(BODY, |(_, rest)| rest);
     out.push_str(body);
+    // The cloud takes at most 32 KB of raw user data. A template's size is
+    // the script's less the key (44 base64 characters) and the package URL
+    // and checksum, which Terraform fills in.
+    let filled = if template {
+        out.len() + 44 + opts.package_url.as_ref().map_or(0, String::len) + 64
+    } else {
+        out.len()
+    };
+    if filled > USER_DATA_MAX {
+        return Err(format!(
+            "the user data of node `{node}` is {filled} bytes, more than the cloud's {USER_DATA_MAX}: \
+             the deployment file is embedded whole, so shorten it (comments, [lab]) or put it in the image"
+        ));
+    }
     Ok(out)
 }
+
+/// ECS: "The maximum size of the raw data is 32 KB" (RunInstances UserData).
+pub const USER_DATA_MAX: usize = 32 * 1024;
 
 /// `name() { cat <<'DELIM' ... DELIM }`, with a delimiter no line of
 /// `text` equals.
@@ -172,19 +192,23 @@ fn heredoc_function(out: &mut String, name: &str, delim: &str, text: &str) {
     out.push_str(&format!("{d}\n}}\n"));
 }
 
-/// A node name is the host name and `NODE=` in a systemd environment
-/// file: letters, digits and inner `-` only, up to 63 characters.
-fn check_host_name(node: &str) -> Result<(), String> {
+/// A node name is the host name (ECS `host_name` too) and `NODE=` in a
+/// systemd environment file: letters, digits, inner `-` and `.`, no empty
+/// label between dots, up to 63 characters.
+pub fn check_host_name(node: &str) -> Result<(), String> {
     let ok = !node.is_empty()
         && node.len() <= 63
-        && node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !node.starts_with('-')
-        && !node.ends_with('-');
+        && node.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "node `{node}` cannot be a host name: use letters, digits and inner `-` only (63 at most) in [[node]] name and its cloud.instance"
+            "node `{node}` cannot be a host name: use letters, digits and inner `-` or `.` only (63 at most) in [[node]] name and its cloud.instance"
         ))
     }
 }

@@ -176,6 +176,9 @@ fn refusals_name_the_field_and_the_fix() {
     assert!(check_host_name("-a").is_err());
     assert!(check_host_name(&"a".repeat(64)).is_err());
     assert!(check_host_name("fw-a").is_ok());
+    assert!(check_host_name("fw.a").is_ok());
+    assert!(check_host_name("fw..a").is_err());
+    assert!(check_host_name("fw a").is_err());
 }
 
 #[test]
@@ -374,4 +377,23 @@ fn no_package_and_no_hafw_fails_with_the_fix() {
     }
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("set package_url"), "{stderr}");
+}
+
+/// More than the cloud's 32 KB of user data is refused, with the fix.
+#[test]
+fn user_data_over_32_kb_is_refused() {
+    let dep = seed();
+    let big = format!("{}{}", crate::examples::SEED, "# padding\n".repeat(2000));
+    for key in [KeySource::Bytes(&KEY), KeySource::Terraform] {
+        let e = user_data(&dep, &big, "fw-a", key, &Bootstrap::default()).unwrap_err();
+        assert!(e.contains("32768") && e.contains("shorten it"), "{e}");
+    }
+    let ok = user_data(
+        &dep,
+        crate::examples::SEED,
+        "fw-a",
+        KeySource::Terraform,
+        &Bootstrap::default(),
+    );
+    assert!(ok.is_ok_and(|s| s.len() < USER_DATA_MAX));
 }

@@ -13,8 +13,11 @@ fn vswitch_id(name: &str) -> String {
     reference("alicloud_vswitch", &label::name(name), "id")
 }
 
+/// `alicloud_vpc_ha_vip`: `alicloud_havip` is its deprecated name (1.205.0).
+pub const HAVIP: &str = "alicloud_vpc_ha_vip";
+
 pub fn havip_id(name: &str) -> String {
-    reference("alicloud_havip", &label::name(name), "id")
+    reference(HAVIP, &label::name(name), "id")
 }
 
 pub fn network(dep: &Deployment, f: &mut File) {
@@ -67,30 +70,40 @@ fn attachment_label(havip: &str, member: &str) -> String {
     label::label(&[havip, member])
 }
 
-/// HAVIPs and one attachment per member (alicloud-havip.md rules 1-3).
+/// HAVIPs and one attachment per member (alicloud-havip.md rules 1-3),
+/// one after the other: AssociateHaVip does not support concurrent
+/// associations of one HAVIP, so each waits for the one before.
 pub fn havips(dep: &Deployment, f: &mut File) {
     for h in &dep.cloud.havips {
         f.block(
-            Block::new("resource", &["alicloud_havip", &label::name(&h.name)])
+            Block::new("resource", &[HAVIP, &label::name(&h.name)])
                 .str("ha_vip_name", &h.name)
                 .raw("vswitch_id", vswitch_id(&h.vswitch))
                 .str("ip_address", &h.ip.to_string()),
         );
+        let mut previous: Option<String> = None;
         for m in &h.members {
             let l = attachment_label(&h.name, m);
             let block = Block::new("resource", &["alicloud_havip_attachment", &l])
                 .raw("ha_vip_id", havip_id(&h.name));
+            let mut after: Vec<String> = previous
+                .iter()
+                .map(|p| format!("alicloud_havip_attachment.{p}"))
+                .collect();
             let block = match resolve(dep, m) {
-                Some(Target::Eni { label }) => block
-                    .raw(
-                        "instance_id",
-                        reference("alicloud_ecs_network_interface", &label, "id"),
-                    )
-                    .str("instance_type", "NetworkInterface")
+                Some(Target::Eni { label }) => {
                     // Rule 2: an ENI joins a HAVIP only once it is attached.
-                    .depends_on(vec![format!(
-                        "alicloud_ecs_network_interface_attachment.{label}"
-                    )]),
+                    after.insert(
+                        0,
+                        format!("alicloud_ecs_network_interface_attachment.{label}"),
+                    );
+                    block
+                        .raw(
+                            "instance_id",
+                            reference("alicloud_ecs_network_interface", &label, "id"),
+                        )
+                        .str("instance_type", "NetworkInterface")
+                }
                 Some(Target::Instance { label }) => block
                     .raw("instance_id", reference("alicloud_instance", &label, "id"))
                     .str("instance_type", "EcsInstance"),
@@ -102,8 +115,80 @@ pub fn havips(dep: &Deployment, f: &mut File) {
                     continue;
                 }
             };
-            f.block(block);
+            f.block(block.depends_on(after));
+            previous = Some(l);
         }
+    }
+}
+
+/// Whether the firewalls' management ENIs get EIPs: when
+/// `policy.management.allow` names a source outside the VPC, which can
+/// reach the management ENI only through one.
+pub fn management_eip_wanted(dep: &Deployment) -> bool {
+    let vpc = dep.cloud.vpc.cidr.0;
+    dep.policy
+        .management
+        .allow
+        .as_ref()
+        .is_some_and(|list| list.iter().any(|p| !vpc.contains(&p.0)))
+}
+
+pub fn management_eip_label(node: &str) -> String {
+    label::label(&["management", node])
+}
+
+/// An EIP per firewall's management ENI, when [`management_eip_wanted`].
+/// The security group and the node's ruleset admit SSH and the API from
+/// `policy.management.allow` only; the EIP is only the way in.
+pub fn management_eips(dep: &Deployment, f: &mut File) {
+    if !management_eip_wanted(dep) {
+        f.note(
+            "No management EIPs: policy.management.allow names no source outside the VPC, so\n\
+             operators reach the nodes from inside it (a bastion or VPN in the management\n\
+             vSwitch). Add your public prefix to allow and render again for one EIP per node.",
+        );
+        return;
+    }
+    for node in &dep.nodes {
+        let Some(inst) = dep.instance(&node.name) else {
+            continue;
+        };
+        let Some(eni) = inst.eni_by_role(crate::spec::EniRole::Management) else {
+            continue;
+        };
+        let l = management_eip_label(&node.name);
+        f.comment(&format!(
+            "Management EIP of {}: SSH and the API from policy.management.allow only.",
+            node.name
+        ));
+        f.block(
+            Block::new("resource", &["alicloud_eip_address", &l])
+                .str("address_name", &format!("{}-management", node.name))
+                .str("bandwidth", "5")
+                .str("internet_charge_type", "PayByTraffic")
+                .str("payment_type", "PayAsYouGo"),
+        );
+        let assoc = Block::new("resource", &["alicloud_eip_association", &l])
+            .raw("allocation_id", reference("alicloud_eip_address", &l, "id"));
+        let assoc = match resolve(dep, &eni.name) {
+            Some(Target::Eni { label }) => assoc
+                .raw(
+                    "instance_id",
+                    reference("alicloud_ecs_network_interface", &label, "id"),
+                )
+                .str("instance_type", "NetworkInterface")
+                .depends_on(vec![format!(
+                    "alicloud_ecs_network_interface_attachment.{label}"
+                )]),
+            // The primary ENI: an EIP bound to the instance is bound to it.
+            _ => assoc
+                .raw(
+                    "instance_id",
+                    reference("alicloud_instance", &label::name(&inst.name), "id"),
+                )
+                .str("instance_type", "EcsInstance"),
+        };
+        f.block(assoc);
     }
 }
 

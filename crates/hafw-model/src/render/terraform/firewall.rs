@@ -5,6 +5,20 @@ use super::hcl::{Block, Expr, File};
 use super::{label, reference};
 use crate::spec::{Deployment, Instance, PortRange};
 
+/// Each firewall's primary ENI is created with its instance and has no
+/// resource of its own: a data source reads its id and MAC for the
+/// outputs (hafw tells interfaces apart by MAC).
+pub fn primary_enis(dep: &Deployment, f: &mut File) {
+    for inst in dep.cloud.instances.iter().filter(|i| !i.enis.is_empty()) {
+        let l = label::name(&inst.name);
+        f.block(
+            Block::new("data", &["alicloud_ecs_network_interfaces", &l])
+                .raw("instance_id", reference("alicloud_instance", &l, "id"))
+                .str("type", "Primary"),
+        );
+    }
+}
+
 pub const SECURITY_GROUP: &str = "firewall";
 
 pub fn security_group_id() -> String {
@@ -55,7 +69,7 @@ fn port_range(p: Option<PortRange>) -> String {
 
 /// The instance with its primary ENI (the first one written), then each
 /// further ENI and its attachment.
-pub fn instance(inst: &Instance, f: &mut File) {
+pub fn instance(dep: &Deployment, inst: &Instance, f: &mut File) {
     let inst_label = label::name(&inst.name);
     let Some((primary, rest)) = inst.enis.split_first() else {
         f.comment(&format!(
@@ -77,24 +91,51 @@ pub fn instance(inst: &Instance, f: &mut File) {
              ModifyNetworkInterfaceAttribute (SourceDestCheck=false) or in the console.",
         );
     }
+    let node = dep.node(&inst.name);
+    if node.is_some() {
+        note.push_str(
+            "\nIts host name is the node name (hafw.service falls back to it), and its user\n\
+             data is the node's first boot (the template beside this file).",
+        );
+    }
     f.comment(&note);
-    f.block(
-        Block::new("resource", &["alicloud_instance", &inst_label])
-            .str("instance_name", &inst.name)
-            .str("instance_type", &inst.instance_type)
-            .raw("image_id", "var.image_id")
-            .raw("key_name", "var.key_pair_name")
-            .raw("system_disk_category", "var.system_disk_category")
+    let mut block = Block::new("resource", &["alicloud_instance", &inst_label])
+        .str("instance_name", &inst.name)
+        .str("host_name", &inst.name)
+        .str("instance_type", &inst.instance_type)
+        .raw("image_id", "var.image_id")
+        .raw("key_name", "var.key_pair_name")
+        .raw("system_disk_category", "var.system_disk_category")
+        .raw(
+            "vswitch_id",
+            reference("alicloud_vswitch", &label::name(&primary.vswitch), "id"),
+        )
+        .str("private_ip", &primary.primary_ip.to_string())
+        .attr(
+            "security_groups",
+            Expr::List(vec![Expr::Raw(security_group_id())]),
+        );
+    if let Some(n) = node {
+        block = block
             .raw(
-                "vswitch_id",
-                reference("alicloud_vswitch", &label::name(&primary.vswitch), "id"),
+                "user_data",
+                format!(
+                    "base64encode(templatefile(join(\"/\", [path.module, {}]), local.user_data_vars))",
+                    super::hcl::string(&super::user_data_file(&n.name))
+                ),
             )
-            .str("private_ip", &primary.primary_ip.to_string())
-            .attr(
-                "security_groups",
-                Expr::List(vec![Expr::Raw(security_group_id())]),
-            ),
-    );
+            // The provider updates user_data in place by rebooting the
+            // instance: a policy edit would reboot both firewalls at once.
+            // User data is the first boot only; later changes go through
+            // `hafw config apply`.
+            .blank()
+            .comment(
+                "First boot only: a changed user_data would reboot the instance (both at once).\n\
+                 Change the policy with hafw config apply.",
+            )
+            .block(Block::new("lifecycle", &[]).raw("ignore_changes", "[user_data]"));
+    }
+    f.block(block);
     let mut previous: Option<String> = None;
     for eni in rest {
         let l = label::name(&eni.name);

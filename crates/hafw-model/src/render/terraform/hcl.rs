@@ -25,6 +25,8 @@ pub enum Item {
 
 #[derive(Debug, Clone)]
 pub struct Block {
+    kind: String,
+    labels: Vec<String>,
     header: String,
     items: Vec<Item>,
 }
@@ -38,9 +40,36 @@ impl Block {
             header.push_str(&string(l));
         }
         Block {
+            kind: kind.to_string(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
             header,
             items: Vec::new(),
         }
+    }
+
+    /// `resource`, `data`, `variable`, ...
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The names of this block's own attributes, in order.
+    pub fn attr_names(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Attr(k, _) => Some(k.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Nested blocks (`lifecycle`, `required_providers`).
+    pub fn blocks(&self) -> impl Iterator<Item = &Block> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Block(b) => Some(b),
+            _ => None,
+        })
     }
 
     pub fn attr(mut self, key: &str, value: Expr) -> Block {
@@ -93,8 +122,26 @@ pub struct File {
 }
 
 impl File {
+    /// The top-level blocks, in order.
+    pub fn blocks(&self) -> impl Iterator<Item = &Block> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Block(b) => Some(b),
+            _ => None,
+        })
+    }
+
+    /// `other`'s items after this file's.
+    pub fn append(&mut self, other: File) {
+        self.items.extend(other.items);
+    }
+
     pub fn comment(&mut self, text: &str) {
         self.items.push(Item::Comment(text.into()));
+    }
+    /// A comment about the file rather than the block below it.
+    pub fn note(&mut self, text: &str) {
+        self.items.push(Item::Comment(text.into()));
+        self.items.push(Item::Blank);
     }
     pub fn block(&mut self, b: Block) {
         self.items.push(Item::Block(b));

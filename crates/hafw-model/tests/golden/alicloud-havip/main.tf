@@ -1,10 +1,16 @@
 # Rendered by `hafw plan terraform` from deployment seed. Edit the deployment
 # file and render again rather than editing this file.
+# aliyun/alicloud: the newest argument used appeared in 1.252.0 (schema table
+# checked against the provider at v1.289.0-8-g81c43b672, 81c43b672).
 terraform {
   required_providers {
     alicloud = {
       source  = "aliyun/alicloud"
-      version = ">= 1.211.0"
+      version = ">= 1.252.0, < 2.0.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.0.0, < 4.0.0"
     }
   }
 }
@@ -174,9 +180,29 @@ resource "alicloud_security_group_rule" "allow_-all_-10-0-10-0-24_-any" {
   cidr_ip           = "10.0.10.0/24"
 }
 
+# The pair's HA key: 32 random bytes, given to both nodes in their user data.
+# It is in the Terraform state (keep the state secret) and in the instances'
+# user data, which each node's ruleset lets only root read from the metadata
+# service. User data is read at first boot only (changes are ignored), so a new
+# key reaches running nodes only by hand: hafw keygen, the same file on both.
+resource "random_id" "ha_key" {
+  byte_length = 32
+}
+
+locals {
+  user_data_vars = {
+    ha_key_b64     = random_id.ha_key.b64_std
+    package_url    = var.package_url
+    package_sha256 = var.package_sha256
+  }
+}
+
 # Firewall fw-a. Its primary ENI fw-a-mgmt (management) is created with the instance.
+# Its host name is the node name (hafw.service falls back to it), and its user
+# data is the node's first boot (the template beside this file).
 resource "alicloud_instance" "fw-a" {
   instance_name        = "fw-a"
+  host_name            = "fw-a"
   instance_type        = "ecs.g7.xlarge"
   image_id             = var.image_id
   key_name             = var.key_pair_name
@@ -184,6 +210,13 @@ resource "alicloud_instance" "fw-a" {
   vswitch_id           = alicloud_vswitch.mgmt.id
   private_ip           = "10.0.0.11"
   security_groups      = [alicloud_security_group.firewall.id]
+  user_data            = base64encode(templatefile(join("/", [path.module, "user-data-fw-a.sh.tftpl"]), local.user_data_vars))
+
+  # First boot only: a changed user_data would reboot the instance (both at once).
+  # Change the policy with hafw config apply.
+  lifecycle {
+    ignore_changes = [user_data]
+  }
 }
 
 resource "alicloud_ecs_network_interface" "fw-a-untrust" {
@@ -230,8 +263,11 @@ resource "alicloud_ecs_network_interface_attachment" "fw-a-ha2" {
 }
 
 # Firewall fw-b. Its primary ENI fw-b-mgmt (management) is created with the instance.
+# Its host name is the node name (hafw.service falls back to it), and its user
+# data is the node's first boot (the template beside this file).
 resource "alicloud_instance" "fw-b" {
   instance_name        = "fw-b"
+  host_name            = "fw-b"
   instance_type        = "ecs.g7.xlarge"
   image_id             = var.image_id
   key_name             = var.key_pair_name
@@ -239,6 +275,13 @@ resource "alicloud_instance" "fw-b" {
   vswitch_id           = alicloud_vswitch.mgmt.id
   private_ip           = "10.0.0.12"
   security_groups      = [alicloud_security_group.firewall.id]
+  user_data            = base64encode(templatefile(join("/", [path.module, "user-data-fw-b.sh.tftpl"]), local.user_data_vars))
+
+  # First boot only: a changed user_data would reboot the instance (both at once).
+  # Change the policy with hafw config apply.
+  lifecycle {
+    ignore_changes = [user_data]
+  }
 }
 
 resource "alicloud_ecs_network_interface" "fw-b-untrust" {
@@ -284,14 +327,14 @@ resource "alicloud_ecs_network_interface_attachment" "fw-b-ha2" {
   depends_on = [alicloud_ecs_network_interface_attachment.fw-b-trust]
 }
 
-resource "alicloud_havip" "external" {
+resource "alicloud_vpc_ha_vip" "external" {
   ha_vip_name = "external"
   vswitch_id  = alicloud_vswitch.untrust.id
   ip_address  = "10.0.1.100"
 }
 
 resource "alicloud_havip_attachment" "external_-fw-a-untrust" {
-  ha_vip_id     = alicloud_havip.external.id
+  ha_vip_id     = alicloud_vpc_ha_vip.external.id
   instance_id   = alicloud_ecs_network_interface.fw-a-untrust.id
   instance_type = "NetworkInterface"
 
@@ -299,21 +342,21 @@ resource "alicloud_havip_attachment" "external_-fw-a-untrust" {
 }
 
 resource "alicloud_havip_attachment" "external_-fw-b-untrust" {
-  ha_vip_id     = alicloud_havip.external.id
+  ha_vip_id     = alicloud_vpc_ha_vip.external.id
   instance_id   = alicloud_ecs_network_interface.fw-b-untrust.id
   instance_type = "NetworkInterface"
 
-  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-untrust]
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-untrust, alicloud_havip_attachment.external_-fw-a-untrust]
 }
 
-resource "alicloud_havip" "internal" {
+resource "alicloud_vpc_ha_vip" "internal" {
   ha_vip_name = "internal"
   vswitch_id  = alicloud_vswitch.trust.id
   ip_address  = "10.0.2.100"
 }
 
 resource "alicloud_havip_attachment" "internal_-fw-a-trust" {
-  ha_vip_id     = alicloud_havip.internal.id
+  ha_vip_id     = alicloud_vpc_ha_vip.internal.id
   instance_id   = alicloud_ecs_network_interface.fw-a-trust.id
   instance_type = "NetworkInterface"
 
@@ -321,11 +364,11 @@ resource "alicloud_havip_attachment" "internal_-fw-a-trust" {
 }
 
 resource "alicloud_havip_attachment" "internal_-fw-b-trust" {
-  ha_vip_id     = alicloud_havip.internal.id
+  ha_vip_id     = alicloud_vpc_ha_vip.internal.id
   instance_id   = alicloud_ecs_network_interface.fw-b-trust.id
   instance_type = "NetworkInterface"
 
-  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-trust]
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-trust, alicloud_havip_attachment.internal_-fw-a-trust]
 }
 
 # EIP web. The file's 203.0.113.10 is the lab's stand-in: the cloud allocates the real
@@ -339,9 +382,13 @@ resource "alicloud_eip_address" "web" {
 
 resource "alicloud_eip_association" "web" {
   allocation_id = alicloud_eip_address.web.id
-  instance_id   = alicloud_havip.external.id
+  instance_id   = alicloud_vpc_ha_vip.external.id
   instance_type = "HaVip"
 }
+
+# No management EIPs: policy.management.allow names no source outside the VPC, so
+# operators reach the nodes from inside it (a bastion or VPN in the management
+# vSwitch). Add your public prefix to allow and render again for one EIP per node.
 
 resource "alicloud_route_table" "servers-via-firewall" {
   route_table_name = "servers-via-firewall"
@@ -358,7 +405,17 @@ resource "alicloud_route_entry" "servers-via-firewall_-0-0-0-0-0" {
   route_table_id        = alicloud_route_table.servers-via-firewall.id
   destination_cidrblock = "0.0.0.0/0"
   nexthop_type          = "HaVip"
-  nexthop_id            = alicloud_havip.internal.id
+  nexthop_id            = alicloud_vpc_ha_vip.internal.id
 
   depends_on = [alicloud_havip_attachment.internal_-fw-a-trust, alicloud_havip_attachment.internal_-fw-b-trust]
+}
+
+data "alicloud_ecs_network_interfaces" "fw-a" {
+  instance_id = alicloud_instance.fw-a.id
+  type        = "Primary"
+}
+
+data "alicloud_ecs_network_interfaces" "fw-b" {
+  instance_id = alicloud_instance.fw-b.id
+  type        = "Primary"
 }

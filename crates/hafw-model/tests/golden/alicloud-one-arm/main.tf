@@ -1,10 +1,16 @@
 # Rendered by `hafw plan terraform` from deployment one-arm. Edit the deployment
 # file and render again rather than editing this file.
+# aliyun/alicloud: the newest argument used appeared in 1.252.0 (schema table
+# checked against the provider at v1.289.0-8-g81c43b672, 81c43b672).
 terraform {
   required_providers {
     alicloud = {
       source  = "aliyun/alicloud"
-      version = ">= 1.211.0"
+      version = ">= 1.252.0, < 2.0.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.0.0, < 4.0.0"
     }
   }
 }
@@ -167,9 +173,29 @@ resource "alicloud_security_group_rule" "allow_-all_-10-0-10-0-24_-any" {
   cidr_ip           = "10.0.10.0/24"
 }
 
+# The pair's HA key: 32 random bytes, given to both nodes in their user data.
+# It is in the Terraform state (keep the state secret) and in the instances'
+# user data, which each node's ruleset lets only root read from the metadata
+# service. User data is read at first boot only (changes are ignored), so a new
+# key reaches running nodes only by hand: hafw keygen, the same file on both.
+resource "random_id" "ha_key" {
+  byte_length = 32
+}
+
+locals {
+  user_data_vars = {
+    ha_key_b64     = random_id.ha_key.b64_std
+    package_url    = var.package_url
+    package_sha256 = var.package_sha256
+  }
+}
+
 # Firewall fw-a. Its primary ENI fw-a-mgmt (management) is created with the instance.
+# Its host name is the node name (hafw.service falls back to it), and its user
+# data is the node's first boot (the template beside this file).
 resource "alicloud_instance" "fw-a" {
   instance_name        = "fw-a"
+  host_name            = "fw-a"
   instance_type        = "ecs.g6.xlarge"
   image_id             = var.image_id
   key_name             = var.key_pair_name
@@ -177,6 +203,13 @@ resource "alicloud_instance" "fw-a" {
   vswitch_id           = alicloud_vswitch.mgmt.id
   private_ip           = "10.0.0.11"
   security_groups      = [alicloud_security_group.firewall.id]
+  user_data            = base64encode(templatefile(join("/", [path.module, "user-data-fw-a.sh.tftpl"]), local.user_data_vars))
+
+  # First boot only: a changed user_data would reboot the instance (both at once).
+  # Change the policy with hafw config apply.
+  lifecycle {
+    ignore_changes = [user_data]
+  }
 }
 
 resource "alicloud_ecs_network_interface" "fw-a-data" {
@@ -208,8 +241,11 @@ resource "alicloud_ecs_network_interface_attachment" "fw-a-ha2" {
 }
 
 # Firewall fw-b. Its primary ENI fw-b-mgmt (management) is created with the instance.
+# Its host name is the node name (hafw.service falls back to it), and its user
+# data is the node's first boot (the template beside this file).
 resource "alicloud_instance" "fw-b" {
   instance_name        = "fw-b"
+  host_name            = "fw-b"
   instance_type        = "ecs.g6.xlarge"
   image_id             = var.image_id
   key_name             = var.key_pair_name
@@ -217,6 +253,13 @@ resource "alicloud_instance" "fw-b" {
   vswitch_id           = alicloud_vswitch.mgmt.id
   private_ip           = "10.0.0.12"
   security_groups      = [alicloud_security_group.firewall.id]
+  user_data            = base64encode(templatefile(join("/", [path.module, "user-data-fw-b.sh.tftpl"]), local.user_data_vars))
+
+  # First boot only: a changed user_data would reboot the instance (both at once).
+  # Change the policy with hafw config apply.
+  lifecycle {
+    ignore_changes = [user_data]
+  }
 }
 
 resource "alicloud_ecs_network_interface" "fw-b-data" {
@@ -247,14 +290,14 @@ resource "alicloud_ecs_network_interface_attachment" "fw-b-ha2" {
   depends_on = [alicloud_ecs_network_interface_attachment.fw-b-data]
 }
 
-resource "alicloud_havip" "data" {
+resource "alicloud_vpc_ha_vip" "data" {
   ha_vip_name = "data"
   vswitch_id  = alicloud_vswitch.data.id
   ip_address  = "10.0.1.100"
 }
 
 resource "alicloud_havip_attachment" "data_-fw-a-data" {
-  ha_vip_id     = alicloud_havip.data.id
+  ha_vip_id     = alicloud_vpc_ha_vip.data.id
   instance_id   = alicloud_ecs_network_interface.fw-a-data.id
   instance_type = "NetworkInterface"
 
@@ -262,11 +305,11 @@ resource "alicloud_havip_attachment" "data_-fw-a-data" {
 }
 
 resource "alicloud_havip_attachment" "data_-fw-b-data" {
-  ha_vip_id     = alicloud_havip.data.id
+  ha_vip_id     = alicloud_vpc_ha_vip.data.id
   instance_id   = alicloud_ecs_network_interface.fw-b-data.id
   instance_type = "NetworkInterface"
 
-  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-data]
+  depends_on = [alicloud_ecs_network_interface_attachment.fw-b-data, alicloud_havip_attachment.data_-fw-a-data]
 }
 
 # EIP web. The file's 203.0.113.10 is the lab's stand-in: the cloud allocates the real
@@ -280,9 +323,13 @@ resource "alicloud_eip_address" "web" {
 
 resource "alicloud_eip_association" "web" {
   allocation_id = alicloud_eip_address.web.id
-  instance_id   = alicloud_havip.data.id
+  instance_id   = alicloud_vpc_ha_vip.data.id
   instance_type = "HaVip"
 }
+
+# No management EIPs: policy.management.allow names no source outside the VPC, so
+# operators reach the nodes from inside it (a bastion or VPN in the management
+# vSwitch). Add your public prefix to allow and render again for one EIP per node.
 
 resource "alicloud_route_table" "servers-via-firewall" {
   route_table_name = "servers-via-firewall"
@@ -299,7 +346,17 @@ resource "alicloud_route_entry" "servers-via-firewall_-0-0-0-0-0" {
   route_table_id        = alicloud_route_table.servers-via-firewall.id
   destination_cidrblock = "0.0.0.0/0"
   nexthop_type          = "HaVip"
-  nexthop_id            = alicloud_havip.data.id
+  nexthop_id            = alicloud_vpc_ha_vip.data.id
 
   depends_on = [alicloud_havip_attachment.data_-fw-a-data, alicloud_havip_attachment.data_-fw-b-data]
+}
+
+data "alicloud_ecs_network_interfaces" "fw-a" {
+  instance_id = alicloud_instance.fw-a.id
+  type        = "Primary"
+}
+
+data "alicloud_ecs_network_interfaces" "fw-b" {
+  instance_id = alicloud_instance.fw-b.id
+  type        = "Primary"
 }
