@@ -200,6 +200,10 @@ pub enum NextHop {
 
 /// Cloud quotas; the defaults are the documented ones (alicloud-havip.md),
 /// kept configurable because older API documents give other numbers.
+/// `havips_per_vpc`: 5 from the ROS page of `ALIYUN::VPC::HaVip`
+/// (2026-06), the strictest current document; older VPC API pages say 50.
+/// `security_group_rules`: 200 inbound and outbound together per group
+/// (ECS `AuthorizeSecurityGroup`; `validate::security_group` says more).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -208,6 +212,7 @@ pub struct Limits {
     pub havips_per_vpc: usize,
     pub route_entries: usize,
     pub havip_route_entries: usize,
+    pub security_group_rules: usize,
 }
 
 impl Default for Limits {
@@ -215,9 +220,10 @@ impl Default for Limits {
         Limits {
             havip_members: 10,
             havips_per_instance: 5,
-            havips_per_vpc: 50,
+            havips_per_vpc: 5,
             route_entries: 200,
             havip_route_entries: 5,
+            security_group_rules: 200,
         }
     }
 }

@@ -1539,3 +1539,183 @@ fn zero_flap_limit() {
         ]
     );
 }
+
+// ------------------------------------------------ VPC, region, quotas
+
+/// The seed's VPC moved to `cidr`, with its vSwitches left where they
+/// are (so those are reported too, after the VPC's own).
+fn vpc_errors(cidr: &str) -> Vec<String> {
+    errors(&edit(
+        SEED,
+        &[(r#"cidr = "10.0.0.0/16""#, &format!(r#"cidr = "{cidr}""#))],
+    ))
+    .into_iter()
+    .filter(|e| e.contains(": cloud.vpc.cidr: "))
+    .collect()
+}
+
+#[test]
+fn vpc_cidr_spanning_two_ranges() {
+    assert_eq!(
+        vpc_errors("10.0.0.0/7"),
+        [
+            "11:35: cloud.vpc.cidr: the VPC CIDR 10.0.0.0/7 is a /7; the cloud accepts /8 to /28 (CreateVpc)\n  fix: choose a mask from /8 to /28, for example 10.0.0.0/16",
+            "11:35: cloud.vpc.cidr: the VPC CIDR 10.0.0.0/7 covers 10.0.0.0/8 and addresses outside the private ranges; a VPC block must lie inside one of 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16\n  fix: choose a block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, for example 10.0.0.0/16",
+        ]
+    );
+}
+
+#[test]
+fn vpc_cidr_mask_too_long() {
+    assert_eq!(
+        vpc_errors("10.0.0.0/29"),
+        [
+            "11:35: cloud.vpc.cidr: the VPC CIDR 10.0.0.0/29 is a /29; the cloud accepts /8 to /28 (CreateVpc)\n  fix: choose a mask from /8 to /28, for example 10.0.0.0/16",
+        ]
+    );
+}
+
+#[test]
+fn vpc_cidr_inside_the_clouds_shared_range() {
+    assert_eq!(
+        vpc_errors("100.64.0.0/16"),
+        [
+            "11:35: cloud.vpc.cidr: the VPC CIDR 100.64.0.0/16 overlaps 100.64.0.0/10, which the cloud reserves for the cloud's own services (the metadata service at 100.100.100.200 among them)\n  fix: choose a block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+        ]
+    );
+}
+
+#[test]
+fn vpc_user_cidr() {
+    assert_eq!(
+        vpc_errors("203.0.113.0/24"),
+        [
+            "11:35: cloud.vpc.cidr: the VPC CIDR 203.0.113.0/24 is outside 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16; hafw refuses a user CIDR: the VPC would route those addresses itself, so hosts behind the firewall could never reach them on the internet\n  fix: choose a block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, for example 10.0.0.0/16",
+        ]
+    );
+}
+
+#[test]
+fn zone_of_another_region() {
+    let text = edit(
+        SEED,
+        &[(
+            r#"zones = ["cn-hangzhou-h"]"#,
+            r#"zones = ["cn-hangzhou-h", "cn-shanghai-b"]"#,
+        )],
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "10:27: cloud.zones[1]: zone `cn-shanghai-b` is not a zone of region `cn-hangzhou`; a zone id is its region's id and a letter (`cn-hangzhou-h`, `ap-southeast-1a`)\n  fix: use a zone of cn-hangzhou, or set cloud.region to the zone's region",
+        ]
+    );
+}
+
+#[test]
+fn unknown_region() {
+    let text = edit(
+        SEED,
+        &[(r#"region = "cn-hangzhou""#, r#"region = "cn-hangzou""#)],
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "9:10: cloud.region: region `cn-hangzou` is not one the provider knows (the nearest: cn-hangzhou, cn-guangzhou, cn-chengdu)\n  fix: write a region id such as cn-hangzhou (the known ones are listed in crates/hafw-model/src/validate/region.rs, from the Terraform provider)",
+        ]
+    );
+}
+
+#[test]
+fn security_group_rule_quota() {
+    let n = hafw_model::render::security_group::ingress(&parse("seed", SEED).unwrap()).len();
+    let text = edit(
+        SEED,
+        &[(
+            "[[cloud.havip]]",
+            &format!(
+                "[cloud.limits]\nsecurity_group_rules = {}\n\n[[cloud.havip]]",
+                n - 1
+            ),
+        )],
+    );
+    assert_eq!(
+        errors(&text),
+        [format!(
+            "114:1: policy.rule: the firewalls' security group needs {n} rules (heartbeats, HA2, management and each accept rule's sources, ports and protocols); the cloud allows at most {} per group (cloud.limits.security_group_rules)\n  fix: merge accept rules that share sources or ports so that at most {} rules remain",
+            n - 1,
+            n - 1
+        )]
+    );
+}
+
+/// The default is 5 (ROS `ALIYUN::VPC::HaVip`), not the older 50.
+#[test]
+fn havips_per_vpc_default_is_five() {
+    let extra: String = (1..=4)
+        .map(|n| {
+            format!(
+                "[[cloud.havip]]\nname = \"spare{n}\"\nvswitch = \"untrust\"\nip = \"10.0.1.{}\"\nmembers = []\n\n",
+                100 + n
+            )
+        })
+        .collect();
+    let six = edit(SEED, &[("[[cloud.eip]]", &format!("{extra}[[cloud.eip]]"))]);
+    assert_eq!(
+        errors(&six),
+        [
+            "97:1: cloud.havip[5]: the VPC has 6 HAVIPs; the cloud allows at most 5 (cloud.limits.havips_per_vpc)\n  fix: declare at most 5 HAVIPs",
+        ]
+    );
+    let five = edit(
+        SEED,
+        &[(
+            "[[cloud.eip]]",
+            &format!(
+                "{}[[cloud.eip]]",
+                &extra[..extra.rfind("[[cloud.havip]]").unwrap()]
+            ),
+        )],
+    );
+    assert_eq!(errors(&five), Vec::<String>::new());
+}
+
+#[test]
+fn eni_mac_twice() {
+    let text = edit(
+        SEED,
+        &[
+            (
+                r#"primary_ip = "10.0.1.11", role"#,
+                r#"primary_ip = "10.0.1.11", mac = "00:16:3e:00:00:01", role"#,
+            ),
+            (
+                r#"primary_ip = "10.0.2.11", role"#,
+                r#"primary_ip = "10.0.2.11", mac = "00:16:3E:00:00:01", role"#,
+            ),
+        ],
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "51:77: cloud.instance[0].eni[2].mac: ENI `fw-a-trust` has MAC 00:16:3e:00:00:01, which ENI `fw-a-untrust` has too; every ENI has its own\n  fix: copy each ENI's MAC from the ECS console or Terraform's output, or leave `mac` out",
+        ]
+    );
+}
+
+#[test]
+fn eni_mac_malformed() {
+    let text = edit(
+        SEED,
+        &[(
+            r#"primary_ip = "10.0.1.11", role"#,
+            r#"primary_ip = "10.0.1.11", mac = "00:16:3e:00:01", role"#,
+        )],
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "50:81: cloud.instance[0].eni[1].mac: `00:16:3e:00:01` is not a MAC address; write one like 00:16:3e:12:34:56\n  fix: correct the value as the message says; see examples/alicloud-havip.toml",
+        ]
+    );
+}

@@ -478,7 +478,8 @@ fn reapplying_the_same_config_changes_nothing() {
 
     let first = apply();
     assert!(first.status.success(), "{}", text(&first));
-    assert!(text(&first).contains("routes: 2 added"), "{}", text(&first));
+    // The policy's two routes and the metadata service's /32 via mgmt.
+    assert!(text(&first).contains("routes: 3 added"), "{}", text(&first));
     let table_before = table(&lab);
     let state_before = addresses_and_routes(&lab);
 

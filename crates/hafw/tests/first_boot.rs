@@ -271,6 +271,21 @@ fn a_first_booted_instance_comes_up_on_the_links_it_finds() {
             "the ruleset still names `{role}`:\n{table}"
         );
     }
+    // `--check` finds the same links and sees the kernel as planned.
+    let check = hafw_kernel::command(&lab.ns("fw-a"), hafw())
+        .unwrap()
+        .env("HAFW_METADATA_URL", &md.url)
+        .args(["run", "--config"])
+        .arg(config.path())
+        .args(["--node", "auto", "--standalone", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "check differs:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     // The node still reaches the metadata service (via mgmt, not the
     // policy's default route via untrust).
     let via = lab.sh("fw-a", "ip route get 100.100.100.200");

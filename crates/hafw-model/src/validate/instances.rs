@@ -23,6 +23,29 @@ pub(super) fn check(cx: &Context, r: &mut Report) {
         layout(r, i, cx.instance_at(i));
     }
     pair_zone(cx, r);
+    unique_macs(cx, r);
+}
+
+/// Each ENI has its own MAC: `hafw run` finds an ENI's link by it
+/// (`crate::resolve`), so two ENIs given one MAC would land on one link.
+fn unique_macs(cx: &Context, r: &mut Report) {
+    let mut seen: Vec<(crate::addr::Mac, &str)> = Vec::new();
+    for (i, inst) in cx.dep.cloud.instances.iter().enumerate() {
+        for (j, eni) in inst.enis.iter().enumerate() {
+            let Some(mac) = eni.mac else { continue };
+            match seen.iter().find(|(m, _)| *m == mac) {
+                Some((_, first)) => r.error(
+                    format!("cloud.instance.{i}.eni.{j}.mac"),
+                    format!(
+                        "ENI `{}` has MAC {mac}, which ENI `{first}` has too; every ENI has its own",
+                        eni.name
+                    ),
+                    "copy each ENI's MAC from the ECS console or Terraform's output, or leave `mac` out",
+                ),
+                None => seen.push((mac, eni.name.as_str())),
+            }
+        }
+    }
 }
 
 /// Rule 8: the type bounds the ENIs; the seed's four interfaces do not fit a

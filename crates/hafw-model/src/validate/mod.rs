@@ -11,8 +11,11 @@ mod instance_type;
 mod instances;
 mod names;
 mod policy;
+pub mod region;
 mod routes;
+mod security_group;
 mod seed;
+mod vpc;
 mod vswitch;
 
 use crate::diag::Diagnostic;
@@ -24,6 +27,8 @@ pub fn validate(dep: &Deployment) -> Vec<Diagnostic> {
     let cx = Context::new(dep);
     let mut r = Report::default();
     names::check(&cx, &mut r);
+    region::check(&cx, &mut r);
+    vpc::check(&cx, &mut r);
     vswitch::check(&cx, &mut r);
     addresses::check(&cx, &mut r);
     instances::check(&cx, &mut r);
@@ -31,6 +36,7 @@ pub fn validate(dep: &Deployment) -> Vec<Diagnostic> {
     routes::check(&cx, &mut r);
     seed::check(&cx, &mut r);
     policy::check(&cx, &mut r);
+    security_group::check(&cx, &mut r);
     r.0
 }
 
