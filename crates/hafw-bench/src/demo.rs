@@ -36,6 +36,11 @@ pub struct DemoArgs {
     /// Print the report as JSON too.
     #[arg(long)]
     pub json: bool,
+    /// A slow cloud: how long the emulated VPC takes to move a HAVIP after
+    /// the new owner announces it (`2s`, `500ms`), set on every HAVIP of
+    /// the lab. The probes and the TCP sessions' patience grow with it.
+    #[arg(long, value_parser = crate::cloud_delay::parse_delay)]
+    pub move_delay: Option<Duration>,
     /// Test hook: make the passive unable to take over (its untrust link
     /// down) before the planned failover, to prove the report names the step.
     #[arg(long, hide = true)]
@@ -103,15 +108,21 @@ pub fn run(args: DemoArgs) -> ExitCode {
             (p.clone(), Some(p))
         }
     };
+    let delayed = match args.move_delay.map(|d| delayed_file(&file, d)).transpose() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let file = delayed.as_ref().map_or(file, |d| d.path().to_path_buf());
     let dep = match hafw_daemon::load(&file) {
         Ok(d) => d,
         Err(code) => return code,
     };
     let profile = args.profile.unwrap_or(dep.policy.ha.profile);
     println!(
-        "hafw lab demo: deployment `{}` ({}), lab `{lab_name}`, HA timers `{profile}`",
+        "hafw lab demo: deployment `{}` ({}), lab `{lab_name}`, HA timers `{profile}`{}",
         dep.name,
-        file.display()
+        file.display(),
+        show_move_delay(&dep)
     );
     let started = Instant::now();
     let mut demo = Demo {
@@ -128,6 +139,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         args.break_passive,
     );
     drop(pair); // tears the lab down, whatever happened
+    drop(delayed);
     if let Some(t) = temp {
         let _ = std::fs::remove_file(t);
     }
@@ -574,7 +586,14 @@ fn failover(
 ) -> Result<(String, Value), String> {
     let (server, target) = echo_target(pair)?;
     let server_ns = hafw_lab::topology::ns_name(&pair.lab, &server);
-    let sessions = Sessions::open(&server_ns, target, n, Duration::from_millis(10));
+    let outage = expected_outage(pair);
+    let sessions = Sessions::open_patient(
+        &server_ns,
+        target,
+        n,
+        Duration::from_millis(10),
+        hafw_lab::sessions::patience_for(outage),
+    );
     if sessions.opened < n {
         return Err(format!(
             "opened only {}/{n} TCP sessions: {:?}",
@@ -587,7 +606,7 @@ fn failover(
         .probe_around(
             &server,
             target,
-            Duration::from_millis(3000),
+            probe_length(outage),
             Duration::from_millis(500),
             |p| p.inject(fault, victim).map_err(|e| e.to_string()),
         )
@@ -606,12 +625,8 @@ fn failover(
     let survived = results.iter().filter(|r| r.failure.is_none()).count();
     let first_failure = results.iter().find_map(|r| r.failure.clone());
     // Timeline, all from CLOCK_MONOTONIC, relative to the fault.
-    let log = lab::read_havip_log(&pair.lab);
-    let moved: Vec<(String, f64)> = log
-        .iter()
-        .filter(|l| l.kind == "move" && l.at_ns >= fault_at)
-        .map(|l| (l.havip.clone(), ms(l.at_ns as i128 - fault_at as i128)))
-        .collect();
+    let (moved_text, moved) =
+        crate::cloud_delay::havip_timeline(&lab::read_havip_log(&pair.lab), fault_at);
     let status = pair.status(survivor).unwrap_or_default();
     let tl = status
         .timeline("become active", 0)
@@ -629,7 +644,7 @@ fn failover(
         ms(end - fault_at as i128)
     });
     let detail = format!(
-        "{} of {} probes lost at {} Hz, longest gap {:.1} ms; {survived}/{n} TCP sessions survived{}\n      timeline from the fault: promotion started {}, {}; HAVIP moved {}; first probe through {}",
+        "{} of {} probes lost at {} Hz, longest gap {:.1} ms; {survived}/{n} TCP sessions survived{}\n      timeline from the fault: promotion started {}, {}; HAVIP {}; first probe through {}",
         report.lost,
         report.sent,
         report.rate_hz,
@@ -637,7 +652,7 @@ fn failover(
         first_failure.map(|f| format!(" (first failure: {f})")).unwrap_or_default(),
         detected.map(|d| format!("+{d:.1} ms")).unwrap_or_else(|| "?".into()),
         if phases.is_empty() { "no phases".into() } else { phases.join(", ") },
-        moved.iter().map(|(h, t)| format!("{h} +{t:.1} ms")).collect::<Vec<_>>().join(", "),
+        moved_text,
         through.map(|t| format!("+{t:.1} ms")).unwrap_or_else(|| "no loss".into()),
     );
     let figures = json!({
@@ -651,6 +666,35 @@ fn failover(
         return Err(detail);
     }
     Ok((detail, figures))
+}
+
+/// The longest outage a failover may cause: the peer's detection, then
+/// the cloud's move delay (the move is asked for by the first gratuitous
+/// ARP after promotion, which takes microseconds).
+fn expected_outage(pair: &Pair) -> Duration {
+    pair.detection() + crate::cloud_delay::longest_delay(&pair.dep)
+}
+
+/// Probing long enough to see the outage end and a steady state after it.
+fn probe_length(outage: Duration) -> Duration {
+    Duration::from_millis(3000).max(outage + Duration::from_millis(2500))
+}
+
+/// The seed's file with `--move-delay` on every HAVIP.
+fn delayed_file(file: &Path, delay: Duration) -> Result<crate::cloud_delay::DelayedFile, ExitCode> {
+    crate::cloud_delay::with_move_delay(file, delay).map_err(|e| {
+        eprintln!("error: hafw lab demo --move-delay: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn show_move_delay(dep: &hafw_model::spec::Deployment) -> String {
+    let d = crate::cloud_delay::longest_delay(dep);
+    if d.is_zero() {
+        String::new()
+    } else {
+        format!(", HAVIP move delay {:.1} s", d.as_secs_f64())
+    }
 }
 
 fn failback(pair: &mut Pair, crashed: &str, active: &str) -> Result<(String, Value), String> {

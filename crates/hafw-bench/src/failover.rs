@@ -61,6 +61,11 @@ pub struct Args {
     /// cores saturated by a CPU hog, counting spurious transitions.
     #[arg(long)]
     soak_seconds: Option<u64>,
+    /// A slow cloud: how long the emulated VPC takes to move a HAVIP after
+    /// the new owner announces it (`2s`, `500ms`), set on every HAVIP of
+    /// the lab. The probes and the TCP sessions' patience grow with it.
+    #[arg(long, value_parser = super::cloud_delay::parse_delay)]
+    move_delay: Option<Duration>,
 }
 
 /// `--profile`: one of hafw's timer profiles, or both in turn.
@@ -160,7 +165,19 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = bench(&args, &faults, &profiles, file.path());
+    let delayed = match args.move_delay {
+        Some(d) => match super::cloud_delay::with_move_delay(file.path(), d) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("error: hafw bench failover --move-delay: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let path = delayed.as_ref().map_or(file.path(), |d| d.path());
+    let result = bench(&args, &faults, &profiles, path);
+    drop(delayed);
     drop(file);
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -246,9 +263,10 @@ fn series(
         failures: vec![],
     };
     // Long enough to see the detection, the move and recovery after it.
-    let duration = LEAD + pair.detection() + Duration::from_millis(700);
+    let outage = pair.detection() + super::cloud_delay::longest_delay(&pair.dep);
+    let duration = LEAD + outage + Duration::from_millis(700);
     for run in 1..=runs {
-        match one_run(pair, fault, duration, echo, sessions) {
+        match one_run(pair, fault, duration, outage, echo, sessions) {
             Ok(sample) => {
                 eprintln!(
                     "{profile:<7} {:<17} run {run:>2}: lost {:>4}  loss span {:>7.1} ms  arrival gap {:>7.1} ms  HAVIP moved {:>7.1} ms{}",
@@ -284,6 +302,7 @@ fn one_run(
     pair: &mut Pair,
     fault: Fault,
     duration: Duration,
+    outage: Duration,
     echo: SocketAddr,
     n_sessions: usize,
 ) -> Result<Sample, String> {
@@ -293,11 +312,14 @@ fn one_run(
     pair.wait_ready(SETTLE).map_err(|e| e.to_string())?;
     let active = pair.wait_settled(SETTLE).map_err(|e| e.to_string())?;
     let standby = pair.peer_of(&active).ok_or("the pair has one node")?;
-    let sessions = hafw_lab::sessions::Sessions::open(
+    // Judged as TCP judges them: each echo may wait out the outage and
+    // the retransmission backoff on top of it.
+    let sessions = hafw_lab::sessions::Sessions::open_patient(
         &hafw_lab::topology::ns_name(&pair.lab, PROBER_HOST),
         echo,
         n_sessions,
         Duration::from_millis(10),
+        hafw_lab::sessions::patience_for(outage),
     );
     // Connections live a while before a failover: give session sync the
     // moment it needs to carry new ones over. And a passive restarted by

@@ -2,6 +2,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod cloud_delay;
 mod dataplane;
 pub mod demo;
 mod failover;

@@ -457,14 +457,20 @@ async fn a_slow_or_failing_status_callback_is_a_5xx_not_a_hang() {
         TOKEN.into(),
         move || match c.fetch_add(1, Ordering::SeqCst) {
             0 => {
-                std::thread::sleep(Duration::from_millis(800));
+                std::thread::sleep(Duration::from_millis(3000));
                 "late".into()
             }
             1 => panic!("status callback panics on purpose"),
             _ => STATUS_JSON.into(),
         },
         Metrics::new(),
-        quick(),
+        // A second for each callback: a panic's unwinding and report can
+        // take hundreds of milliseconds on a loaded machine, and must not
+        // be mistaken for a slow callback (503).
+        Limits {
+            status_timeout: Duration::from_millis(1000),
+            ..quick()
+        },
     )
     .unwrap();
     let a = server.local_addr();
@@ -472,7 +478,7 @@ async fn a_slow_or_failing_status_callback_is_a_5xx_not_a_hang() {
     let started = Instant::now();
     let r = exchange(a, &req).await;
     assert_eq!(code(&r), 503, "{r}");
-    assert!(started.elapsed() < Duration::from_millis(700));
+    assert!(started.elapsed() < Duration::from_millis(2500));
     // The late call still holds one of the two status slots; the next
     // panics in its own slot and is a 500.
     let r = exchange(a, &req).await;

@@ -18,6 +18,9 @@ use crate::havip::{Announcement, Controller, Verdict};
 use crate::lab::{self, kernel_route, monotonic_ns, LabError, LogLine};
 use crate::topology::{self, Route, Topology, VPC_TABLE};
 
+/// The longest single wait while a move is pending.
+const PENDING_STEP: Duration = Duration::from_millis(20);
+
 pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
     let text = std::fs::read_to_string(lab::state_dir(lab_name).join("deployment.toml"))
         .map_err(|e| LabError::Refused(format!("lab `{lab_name}` has no saved deployment: {e}")))?;
@@ -53,7 +56,13 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
     let epoch = Instant::now();
     loop {
         let now = epoch.elapsed();
-        let wait = core.next_timeout().map(|t| t.saturating_sub(now));
+        // A pending move is waited for in short steps: a socket timeout of
+        // seconds lands on a coarse level of the kernel's timer wheel (up
+        // to 256 ms late for 5 s at HZ=250), which would add to the
+        // cloud's modelled delay.
+        let wait = core
+            .next_timeout()
+            .map(|t| t.saturating_sub(now).min(PENDING_STEP));
         let packet = listener
             .recv(wait.or(Some(Duration::from_secs(1))))
             .map_err(|source| LabError::Kernel {
@@ -101,7 +110,19 @@ pub fn run(lab_name: &str, ready_file: Option<&Path>) -> Result<(), LabError> {
                     };
                     let _ = writeln!(log, "{}", lab::format_log_line(&line));
                 }
-                Verdict::Scheduled { .. } | Verdict::Refresh { .. } | Verdict::Unrelated => {}
+                // Logged so a timeline can tell the cloud's delay from
+                // the node's: the move itself is logged when it lands.
+                Verdict::Scheduled { havip, to, .. } => {
+                    let line = LogLine {
+                        at_ns: monotonic_ns(),
+                        kind: "requested".into(),
+                        havip,
+                        from: None,
+                        to,
+                    };
+                    let _ = writeln!(log, "{}", lab::format_log_line(&line));
+                }
+                Verdict::Refresh { .. } | Verdict::Unrelated => {}
             }
         }
     }

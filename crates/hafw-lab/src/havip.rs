@@ -111,6 +111,11 @@ impl Controller {
                 to: a.eni.clone(),
             };
         }
+        // The move takes its time from the first announcement: the
+        // gratuitous ARPs a node repeats on takeover do not restart it.
+        if e.pending.as_ref().is_some_and(|(to, _)| *to == a.eni) {
+            return Verdict::Refresh { havip };
+        }
         let due = now + Duration::from_millis(u64::from(e.spec.move_delay_ms));
         e.pending = Some((a.eni.clone(), due));
         Verdict::Scheduled {
@@ -240,6 +245,24 @@ mod tests {
         assert_eq!(c.owner("external"), None);
         let moved = c.handle_timeout(Duration::from_millis(50));
         assert_eq!(moved.len(), 1);
+        assert_eq!(c.owner("external"), Some("a"));
+    }
+
+    #[test]
+    fn repeated_announcements_do_not_restart_the_delay() {
+        let mut c = Controller::new(&[spec(50)]);
+        assert!(matches!(
+            c.handle_arp(T0, &garp("a")),
+            Verdict::Scheduled { .. }
+        ));
+        assert_eq!(
+            c.handle_arp(Duration::from_millis(30), &garp("a")),
+            Verdict::Refresh {
+                havip: "external".into()
+            }
+        );
+        assert_eq!(c.next_timeout(), Some(Duration::from_millis(50)));
+        assert_eq!(c.handle_timeout(Duration::from_millis(50)).len(), 1);
         assert_eq!(c.owner("external"), Some("a"));
     }
 

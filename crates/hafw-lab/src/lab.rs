@@ -416,8 +416,10 @@ fn kill_processes_in(ns: &str) {
     }
 }
 
-/// One line of the HAVIP log: `<monotonic ns> move <havip> <from|-> <to>`
-/// or `<monotonic ns> ignored <havip> <eni>`.
+/// One line of the HAVIP log: `<monotonic ns> move <havip> <from|-> <to>`,
+/// `<monotonic ns> ignored <havip> <eni>`, or, with a move delay,
+/// `<monotonic ns> requested <havip> <eni>` when a member's announcement
+/// starts a move that lands later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     pub at_ns: u64,
@@ -449,7 +451,7 @@ pub fn parse_log_line(line: &str) -> Option<LogLine> {
                 to,
             })
         }
-        "ignored" => Some(LogLine {
+        "ignored" | "requested" => Some(LogLine {
             at_ns,
             kind,
             havip,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 mod lab;
+mod probe;
 mod run;
 
 use hafw_daemon::control;
@@ -95,6 +96,13 @@ enum Command {
     /// The emulated VPC in network namespaces (needs root).
     #[command(subcommand)]
     Lab(lab::LabCmd),
+    /// Probe a target through the firewall pair from any host (ICMP, TCP, HTTP or UDP at an
+    /// interval): each lost span with its times, a summary; exit 3 past --max-loss/--max-outage.
+    #[command(
+        after_help = "Example: hafw probe 10.0.2.10 --interval 100ms --duration 120s --max-outage 5s
+         hafw probe 203.0.113.10:80 --method http --json"
+    )]
+    Probe(probe::ProbeArgs),
 }
 
 #[derive(Subcommand)]
@@ -226,6 +234,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Probe(args) => probe::run(args),
         Command::Run(args) => hafw_daemon::run(args.into()),
         Command::Bench(cmd) => hafw_bench::run(cmd),
         Command::Replay { file } => hafw_daemon::ha::record::replay_command(&file),

@@ -2,7 +2,7 @@
 //! no curl, ping or python: a web server and its client ([`web`],
 //! [`fetch`]), an echo host that tells each client the source address it saw
 //! ([`echo`], [`ask`]), and a prober that measures loss and outages through
-//! a failover ([`prober`], [`report`]).
+//! a failover ([`prober`], [`report`]), also run on any host as `hafw probe`.
 //!
 //! Everything here uses the standard library only and blocking sockets with
 //! threads: the hosts are small and their timing must not depend on a
@@ -16,6 +16,8 @@ mod error;
 pub mod fetch;
 pub mod flood;
 mod http;
+mod icmp;
+pub mod outage;
 pub mod prober;
 pub mod report;
 mod sock;
@@ -28,7 +30,7 @@ pub use echo::{serve_echo, EchoConfig, EchoServer, EchoStats};
 pub use error::HostError;
 pub use fetch::{fetch, Fetched};
 pub use flood::{flood, sniff_epoch, FloodConfig, FloodReport};
-pub use prober::{probe, ProbeConfig};
-pub use report::{ProbeReport, ProbeResult};
+pub use prober::{probe, Method, ProbeConfig};
+pub use report::{LossSpan, ProbeReport, ProbeResult};
 pub use stop::Stop;
 pub use web::{serve_web, WebConfig, WebServer, WebStats};

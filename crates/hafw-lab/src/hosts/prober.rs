@@ -1,7 +1,15 @@
-//! The prober: a steady stream of numbered, timestamped UDP probes to an
-//! echo host, and a report of what came back. At the default 1000 Hz a lost
-//! run of N probes is an outage of about N ms, which is how the lab times a
-//! failover from the client's side.
+//! The prober: a steady stream of numbered, timestamped probes, and a
+//! report of what came back. At the default 1000 Hz a lost run of N probes
+//! is an outage of about N ms, which is how the lab times a failover from
+//! the client's side. The same prober is `hafw probe`, run on any host.
+//!
+//! What a probe is ([`Method`]): a UDP datagram to the lab's echo host
+//! (which says the source it saw, so a moved NAT shows); an ICMP echo
+//! request (the seed's own failover test is a ping); a TCP connection; an
+//! HTTP GET. Datagram probes (UDP, ICMP) are matched to their replies by
+//! a receiver thread; connection probes (TCP, HTTP) each run on one of a
+//! bounded set of workers, and a probe that finds every worker busy is
+//! counted as a send error, never queued without bound.
 //!
 //! Pacing follows an absolute schedule (probe k is due at start + k ×
 //! interval) so sleep overshoot does not accumulate into drift. A tick that
@@ -10,15 +18,17 @@
 //! ticks rather than bursting, and the report counts them.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::ask::nonce;
 use super::echo::decode_reply;
 use super::error::{is_timeout, HostError};
+use super::icmp::IcmpSocket;
 use super::report::{Arrival, ProbeReport, Raw, Sent};
 use super::sock::canonical;
 use super::Stop;
@@ -30,11 +40,40 @@ pub const MAX_PROBES: u64 = 10_000_000;
 pub const MAX_CATCH_UP: u64 = 3;
 /// How often the receiver looks whether the run is over.
 const RECEIVE_POLL: Duration = Duration::from_millis(20);
+/// At most this many connection probes in flight (TCP, HTTP).
+pub const MAX_WORKERS: usize = 256;
+
+/// What one probe is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// A UDP datagram to an echo host ([`super::echo`]), which answers with
+    /// the source address it saw.
+    Udp,
+    /// An ICMP echo request (IPv4; a ping socket, or a raw one as root).
+    Icmp,
+    /// A TCP connection, closed as soon as it is established.
+    Tcp,
+    /// An HTTP GET of `path`; any HTTP response counts as an answer.
+    Http { path: String },
+}
+
+impl Method {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::Udp => "udp",
+            Method::Icmp => "icmp",
+            Method::Tcp => "tcp",
+            Method::Http { .. } => "http",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
-    /// An echo host ([`super::echo`]).
+    /// An echo host ([`super::echo`]) for UDP; the host (port unused) for
+    /// ICMP; the listener for TCP and HTTP.
     pub target: SocketAddr,
+    pub method: Method,
     pub rate_hz: u32,
     /// How long to send for.
     pub duration: Duration,
@@ -49,6 +88,7 @@ impl ProbeConfig {
     pub fn new(target: SocketAddr) -> Self {
         ProbeConfig {
             target,
+            method: Method::Udp,
             rate_hz: 1000,
             duration: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
@@ -103,6 +143,32 @@ impl ProbePayload {
 /// `config.timeout` for the last replies, and reports.
 pub fn probe(config: &ProbeConfig, stop: &Stop) -> Result<ProbeReport, HostError> {
     let plan = Plan::new(config)?;
+    let run = nonce();
+    let (sends, skipped_ticks, receipts) = match &config.method {
+        Method::Udp => probe_udp(config, &plan, run, stop)?,
+        Method::Icmp => probe_icmp(config, &plan, run, stop)?,
+        Method::Tcp | Method::Http { .. } => probe_connections(config, &plan, run, stop)?,
+    };
+    Ok(ProbeReport::analyze(Raw {
+        target: config.target,
+        rate_hz: config.rate_hz,
+        interval: plan.interval,
+        sends,
+        arrivals: receipts.arrivals,
+        skipped_ticks,
+        foreign: receipts.foreign,
+        malformed: receipts.malformed,
+    }))
+}
+
+type Outcome = (Vec<Sent>, u64, Receipts);
+
+fn probe_udp(
+    config: &ProbeConfig,
+    plan: &Plan,
+    run: u64,
+    stop: &Stop,
+) -> Result<Outcome, HostError> {
     let local = config.bind.unwrap_or(match config.target {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -116,21 +182,117 @@ pub fn probe(config: &ProbeConfig, stop: &Stop) -> Result<ProbeReport, HostError
     let rx_socket = socket
         .try_clone()
         .map_err(HostError::io("cannot clone the probe socket"))?;
+    let target = config.target;
+    datagrams(
+        config,
+        plan,
+        run,
+        stop,
+        move |p: &ProbePayload| socket.send_to(&p.encode(), target).is_err(),
+        move |buf: &mut [u8], wait: Duration| {
+            rx_socket
+                .set_read_timeout(Some(wait))
+                .map_err(HostError::io("cannot set the probe read timeout"))?;
+            let (n, from) = match rx_socket.recv_from(buf) {
+                Ok(got) => got,
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                    return Ok(None)
+                }
+                Err(source) => {
+                    return Err(HostError::Io {
+                        context: "receiving probe replies".into(),
+                        source,
+                    })
+                }
+            };
+            if canonical(from) != target {
+                return Ok(Some(Got::Foreign));
+            }
+            Ok(Some(
+                decode_reply(&buf[..n])
+                    .ok()
+                    .and_then(|(seen, payload)| {
+                        ProbePayload::decode(payload).map(|p| Got::Reply(seen, p))
+                    })
+                    .unwrap_or(Got::Malformed),
+            ))
+        },
+    )
+}
+
+fn probe_icmp(
+    config: &ProbeConfig,
+    plan: &Plan,
+    run: u64,
+    stop: &Stop,
+) -> Result<Outcome, HostError> {
+    let IpAddr::V4(host) = config.target.ip() else {
+        return Err(HostError::Config(format!(
+            "ICMP probes are IPv4 only, got {}",
+            config.target.ip()
+        )));
+    };
+    let socket = Arc::new(IcmpSocket::open()?);
+    let tx = socket.clone();
+    let seen = SocketAddr::new(host.into(), 0);
+    datagrams(
+        config,
+        plan,
+        run,
+        stop,
+        move |p: &ProbePayload| tx.send(host, p.seq as u16, &p.encode()).is_err(),
+        move |buf: &mut [u8], wait: Duration| {
+            let got = socket.recv(buf, wait).map_err(|source| HostError::Io {
+                context: "receiving ICMP echo replies".into(),
+                source,
+            })?;
+            Ok(got.map(|(from, payload)| {
+                if from != host {
+                    Got::Foreign
+                } else {
+                    ProbePayload::decode(payload)
+                        .map(|p| Got::Reply(seen, p))
+                        .unwrap_or(Got::Malformed)
+                }
+            }))
+        },
+    )
+}
+
+/// What the receiver made of one datagram.
+enum Got {
+    /// From an address other than the target.
+    Foreign,
+    /// From the target, but not a reply to one of this run's probes.
+    Malformed,
+    /// A reply: the address the far end saw, and the probe it answers.
+    Reply(SocketAddr, ProbePayload),
+}
+
+/// A datagram run: `emit` sends a probe (true if the kernel refused it),
+/// `next` waits up to the given time for a reply.
+fn datagrams(
+    config: &ProbeConfig,
+    plan: &Plan,
+    run: u64,
+    stop: &Stop,
+    mut emit: impl FnMut(&ProbePayload) -> bool,
+    next: impl FnMut(&mut [u8], Duration) -> Result<Option<Got>, HostError> + Send + 'static,
+) -> Result<Outcome, HostError> {
     let shared = Arc::new(Shared {
         sent: AtomicU64::new(0),
         receive_until_ns: AtomicU64::new(u64::MAX),
     });
-    let run = nonce();
     let start = Instant::now();
     let receiver = {
         let shared = shared.clone();
-        let (target, total) = (config.target, plan.ticks);
+        let total = plan.ticks;
         thread::Builder::new()
             .name("probe-rx".into())
-            .spawn(move || receive(&rx_socket, target, run, start, total, &shared))
+            .spawn(move || receive(next, run, start, total, &shared))
             .map_err(HostError::io("cannot start the probe receiver"))?
     };
-    let (sends, skipped_ticks) = send(&socket, config.target, run, start, &plan, stop, &shared);
+    let (sends, skipped_ticks) = send(&mut emit, run, start, plan, stop, &shared);
     let last = sends.last().map_or(Duration::ZERO, |s| s.at);
     let until = last.saturating_add(config.timeout).as_nanos();
     shared.receive_until_ns.store(
@@ -141,16 +303,94 @@ pub fn probe(config: &ProbeConfig, stop: &Stop) -> Result<ProbeReport, HostError
         context: "probe receiver".into(),
         source: io::Error::other("panicked"),
     })??;
-    Ok(ProbeReport::analyze(Raw {
-        target: config.target,
-        rate_hz: config.rate_hz,
-        interval: plan.interval,
+    Ok((sends, skipped_ticks, receipts))
+}
+
+/// A connection run: each probe is handed to a free worker, which connects
+/// (and for HTTP asks) within the timeout and records the answer.
+fn probe_connections(
+    config: &ProbeConfig,
+    plan: &Plan,
+    run: u64,
+    stop: &Stop,
+) -> Result<Outcome, HostError> {
+    // Enough workers for every probe of one timeout to be in flight.
+    let in_flight = config.timeout.as_nanos() / plan.interval.as_nanos().max(1) + 2;
+    let workers = usize::try_from(in_flight)
+        .unwrap_or(MAX_WORKERS)
+        .min(MAX_WORKERS);
+    let (jobs, queue): (SyncSender<ProbePayload>, Receiver<ProbePayload>) =
+        mpsc::sync_channel(workers);
+    let queue = Arc::new(Mutex::new(queue));
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (queue, arrivals, method) = (queue.clone(), arrivals.clone(), config.method.clone());
+        let (target, timeout) = (config.target, config.timeout);
+        let t = thread::Builder::new()
+            .name(format!("probe-{i}"))
+            .spawn(move || loop {
+                let job = match queue.lock() {
+                    Ok(q) => q.recv(),
+                    Err(_) => return,
+                };
+                let Ok(p) = job else { return };
+                if let Some(seen) = transact(&method, target, timeout) {
+                    if let Ok(mut a) = arrivals.lock() {
+                        a.push(Arrival {
+                            seq: p.seq,
+                            sent_ns: p.sent_ns,
+                            at: start.elapsed(),
+                            seen,
+                        });
+                    }
+                }
+            })
+            .map_err(HostError::io("cannot start a probe worker"))?;
+        threads.push(t);
+    }
+    let shared = Shared {
+        sent: AtomicU64::new(0),
+        receive_until_ns: AtomicU64::new(u64::MAX),
+    };
+    let mut emit = |p: &ProbePayload| match jobs.try_send(*p) {
+        Ok(()) => false,
+        // Every worker busy: the probe is not sent, and counted.
+        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => true,
+    };
+    let (sends, skipped_ticks) = send(&mut emit, run, start, plan, stop, &shared);
+    drop(jobs);
+    for t in threads {
+        let _ = t.join();
+    }
+    let mut arrivals = Arc::try_unwrap(arrivals)
+        .ok()
+        .and_then(|m| m.into_inner().ok())
+        .unwrap_or_default();
+    arrivals.sort_by_key(|a| a.at);
+    Ok((
         sends,
-        arrivals: receipts.arrivals,
         skipped_ticks,
-        foreign: receipts.foreign,
-        malformed: receipts.malformed,
-    }))
+        Receipts {
+            arrivals,
+            foreign: 0,
+            malformed: 0,
+        },
+    ))
+}
+
+/// One connection probe; the address answered from, or `None` if it was
+/// lost (refused, reset, timed out).
+fn transact(method: &Method, target: SocketAddr, timeout: Duration) -> Option<SocketAddr> {
+    match method {
+        Method::Http { path } => super::fetch(&target.to_string(), path, timeout)
+            .ok()
+            .map(|f| f.peer),
+        _ => TcpStream::connect_timeout(&target, timeout)
+            .ok()
+            .and_then(|s| s.peer_addr().ok()),
+    }
 }
 
 /// The schedule a valid config asks for.
@@ -208,8 +448,7 @@ struct Shared {
 /// Sends on schedule; returns every probe's send record and the ticks
 /// dropped.
 fn send(
-    socket: &UdpSocket,
-    target: SocketAddr,
+    emit: &mut dyn FnMut(&ProbePayload) -> bool,
     run: u64,
     start: Instant,
     plan: &Plan,
@@ -246,7 +485,7 @@ fn send(
             seq,
             sent_ns: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
         };
-        let failed = socket.send_to(&payload.encode(), target).is_err();
+        let failed = emit(&payload);
         sends.push(Sent { at, failed });
         shared.sent.store(seq + 1, Ordering::SeqCst);
         tick += 1;
@@ -275,8 +514,7 @@ struct Receipts {
 /// Records replies until the wait after the last send is over, or every
 /// probe sent has been answered.
 fn receive(
-    socket: &UdpSocket,
-    target: SocketAddr,
+    mut next: impl FnMut(&mut [u8], Duration) -> Result<Option<Got>, HostError>,
     run: u64,
     start: Instant,
     total: u64,
@@ -297,31 +535,21 @@ fn receive(
             return Ok(out);
         }
         let wait = Duration::from_nanos(until - now_ns).min(RECEIVE_POLL);
-        socket
-            .set_read_timeout(Some(wait))
-            .map_err(HostError::io("cannot set the probe read timeout"))?;
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(got) => got,
-            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(HostError::Io {
-                    context: "receiving probe replies".into(),
-                    source,
-                })
-            }
+        let Some(got) = next(&mut buf, wait)? else {
+            continue;
         };
         let at = start.elapsed();
-        if canonical(from) != target {
-            out.foreign += 1;
-            continue;
-        }
-        let reply = decode_reply(&buf[..n]).ok().and_then(|(seen, payload)| {
-            let p = ProbePayload::decode(payload)?;
-            let slot = usize::try_from(p.seq)
+        let reply = match got {
+            Got::Foreign => {
+                out.foreign += 1;
+                continue;
+            }
+            Got::Malformed => None,
+            Got::Reply(seen, p) => usize::try_from(p.seq)
                 .ok()
-                .filter(|&i| i < answered.len())?;
-            (p.run == run).then_some((seen, p, slot))
-        });
+                .filter(|&i| i < answered.len() && p.run == run)
+                .map(|slot| (seen, p, slot)),
+        };
         let Some((seen, p, slot)) = reply else {
             out.malformed += 1;
             continue;

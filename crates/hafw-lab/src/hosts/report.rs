@@ -239,6 +239,46 @@ impl ProbeReport {
     }
 }
 
+/// A run of consecutive lost probes: an outage as the client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossSpan {
+    pub first_seq: u64,
+    pub lost: u64,
+    /// Send time of its first probe, from the run's start.
+    pub from: Duration,
+    /// One interval past its last probe's send time (so 100 lost probes at
+    /// 1 ms span 100 ms).
+    pub until: Duration,
+}
+
+impl LossSpan {
+    pub fn length(&self) -> Duration {
+        self.until.saturating_sub(self.from)
+    }
+}
+
+impl ProbeReport {
+    /// Every run of consecutive lost probes, in send order.
+    pub fn loss_spans(&self) -> Vec<LossSpan> {
+        let mut spans: Vec<LossSpan> = vec![];
+        for p in self.probes.iter().filter(|p| p.rtt.is_none()) {
+            match spans.last_mut() {
+                Some(s) if s.first_seq + s.lost == p.seq => {
+                    s.lost += 1;
+                    s.until = p.sent_at + self.interval;
+                }
+                _ => spans.push(LossSpan {
+                    first_seq: p.seq,
+                    lost: 1,
+                    from: p.sent_at,
+                    until: p.sent_at + self.interval,
+                }),
+            }
+        }
+        spans
+    }
+}
+
 /// The longest run of consecutive sequence numbers in `lost` (ascending):
 /// its length, first probe and send-time span.
 fn longest_run(lost: &[LossMark], interval: Duration) -> (u64, Option<LossMark>, Duration) {
@@ -425,6 +465,37 @@ mod tests {
             (r.longest_arrival_gap, r.longest_arrival_gap_end),
             (MS * 5, Some(MS * 11))
         );
+    }
+
+    #[test]
+    fn loss_spans_are_each_run_of_lost_probes() {
+        let mut answers = vec![Some(1); 12];
+        answers[2] = None;
+        for a in &mut answers[6..10] {
+            *a = None;
+        }
+        let spans = ProbeReport::analyze(raw(&answers)).loss_spans();
+        assert_eq!(
+            spans,
+            vec![
+                LossSpan {
+                    first_seq: 2,
+                    lost: 1,
+                    from: MS * 2,
+                    until: MS * 3
+                },
+                LossSpan {
+                    first_seq: 6,
+                    lost: 4,
+                    from: MS * 6,
+                    until: MS * 10
+                },
+            ]
+        );
+        assert_eq!(spans[1].length(), MS * 4);
+        assert!(ProbeReport::analyze(raw(&[Some(1); 3]))
+            .loss_spans()
+            .is_empty());
     }
 
     #[test]
