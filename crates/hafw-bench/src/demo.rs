@@ -164,6 +164,35 @@ pub fn run(args: DemoArgs) -> ExitCode {
     }
 }
 
+/// The pair as on the cloud: each instance boots from its rendered user
+/// data (served by the lab's metadata service in hardened mode) behind the
+/// security group rendered from the model.
+fn start_from_first_boot(
+    file: &Path,
+    lab_name: &str,
+    exe: &Path,
+    profile: hafw_model::spec::HaProfile,
+) -> Result<Pair, hafw_lab::lab::LabError> {
+    Pair::start_first_boot(file, lab_name, exe, profile.as_str(), &[])
+}
+
+/// What first boot did: the metadata service's answers and the security
+/// group the VPC enforces.
+fn first_boot_summary(pair: &Pair) -> String {
+    let counts = hafw_lab::metadata::read_counts(&pair.lab);
+    let total: u64 = counts.iter().map(|c| c.0).sum();
+    let refused: u64 = counts.iter().filter(|c| c.2 != 200).map(|c| c.0).sum();
+    let tokens: u64 = counts
+        .iter()
+        .filter(|c| c.1 == "PUT" && c.2 == 200)
+        .map(|c| c.0)
+        .sum();
+    format!(
+        "from first boot (user data run on each instance; metadata service: {total} requests, {tokens} tokens, {refused} refused; security group of {} rules enforced by the VPC)",
+        pair.topology.security_group.len()
+    )
+}
+
 fn plan(
     demo: &mut Demo,
     file: &Path,
@@ -174,7 +203,7 @@ fn plan(
     break_passive: bool,
 ) -> Option<Pair> {
     let t = Instant::now();
-    let pair = match Pair::start(file, lab_name, exe, profile.as_str()) {
+    let pair = match start_from_first_boot(file, lab_name, exe, profile) {
         Ok(p) => p,
         Err(e) => {
             demo.record("build the VPC and start both firewalls", Err(e.to_string()));
@@ -187,9 +216,10 @@ fn plan(
         "build the VPC and start both firewalls",
         Ok((
             format!(
-                "{first} active, {} passive, both HAVIPs on {first} ({} ms)",
+                "{first} active, {} passive, both HAVIPs on {first} ({} ms); {}",
                 others.join(", "),
-                t.elapsed().as_millis()
+                t.elapsed().as_millis(),
+                first_boot_summary(&pair)
             ),
             json!({"active": first, "ms": t.elapsed().as_millis()}),
         )),

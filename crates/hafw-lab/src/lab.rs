@@ -88,15 +88,26 @@ pub struct UpReport {
 /// Builds lab `lab` from a validated deployment. `exe` is the hafw binary,
 /// started in the lab for the HAVIP controller and the test hosts.
 pub async fn up(dep: &Deployment, text: &str, lab: &str, exe: &Path) -> Result<UpReport, LabError> {
+    up_with(dep, text, lab, exe, &topology::Options::default()).await
+}
+
+/// As [`up`], with the lab's options (first boot, a changed security group).
+pub async fn up_with(
+    dep: &Deployment,
+    text: &str,
+    lab: &str,
+    exe: &Path,
+    opts: &topology::Options,
+) -> Result<UpReport, LabError> {
     let started = Instant::now();
-    let topo = topology::build(dep, lab).map_err(LabError::Refused)?;
+    let topo = topology::build_with(dep, lab, opts).map_err(LabError::Refused)?;
     if !namespaces(lab)?.is_empty() {
         return Err(LabError::Refused(format!(
             "lab `{lab}` is already up (namespaces {}*); run `hafw lab down --name {lab}` first",
             topology::ns_prefix(lab)
         )));
     }
-    match build(&topo, text, exe).await {
+    match build(&topo, text, exe, opts).await {
         Ok(()) => Ok(UpReport {
             topology: topo,
             elapsed: started.elapsed(),
@@ -109,12 +120,28 @@ pub async fn up(dep: &Deployment, text: &str, lab: &str, exe: &Path) -> Result<U
     }
 }
 
-async fn build(t: &Topology, text: &str, exe: &Path) -> Result<(), LabError> {
+async fn build(
+    t: &Topology,
+    text: &str,
+    exe: &Path,
+    opts: &topology::Options,
+) -> Result<(), LabError> {
     let dir = state_dir(&t.lab);
     fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+    if opts.metadata_token_optional {
+        fs::write(crate::metadata::optional_token_file(&t.lab), "")
+            .map_err(io("write the metadata service's mode"))?;
+    }
     fs::write(dir.join("deployment.toml"), text).map_err(io("save the deployment"))?;
     fs::write(havip_log(&t.lab), "").map_err(io("create the HAVIP log"))?;
     write_key(&key_file(&t.lab))?;
+    serve_user_data(t, text)?;
+    let sg: String = t
+        .security_group
+        .iter()
+        .map(|(name, r)| format!("{name}\t{}\n", r.why.join("; ")))
+        .collect();
+    fs::write(dir.join(SG_FILE), sg).map_err(io("save the security group"))?;
 
     let mut workers = BTreeMap::new();
     for n in &t.namespaces {
@@ -222,6 +249,15 @@ async fn build(t: &Topology, text: &str, exe: &Path) -> Result<(), LabError> {
             )))?;
     }
     hafw_kernel::nft::apply(Some(&t.vpc_ns()), &t.vpc_nft).map_err(kern("load the VPC ruleset"))?;
+    hafw_kernel::nft::apply(Some(&t.inet_ns()), &t.inet_nft)
+        .map_err(kern("load the internet router's ruleset"))?;
+    start(
+        t,
+        &t.vpc_ns(),
+        "metadata",
+        exe,
+        &["lab", "metadata", "--name", &t.lab],
+    )?;
 
     start(
         t,
@@ -266,6 +302,36 @@ pub fn kernel_route(r: &topology::Route) -> KRoute {
         None => k = k.scope_link(),
     }
     k
+}
+
+/// The security group as enforced: `<counter>\t<why>` lines.
+const SG_FILE: &str = "security-group.txt";
+
+/// Each firewall's user data, rendered from the deployment with the lab's
+/// key (`render::bootstrap`, the script Terraform gives the instance), for
+/// the metadata service to serve at /latest/user-data. The image has hafw
+/// already (no package URL).
+fn serve_user_data(t: &Topology, text: &str) -> Result<(), LabError> {
+    use hafw_model::render::bootstrap::{user_data, Bootstrap, KeySource};
+    let dep =
+        hafw_model::parse("deployment.toml", text).map_err(|d| LabError::Refused(d.to_string()))?;
+    let key = fs::read(key_file(&t.lab)).map_err(io("read the lab's HA key"))?;
+    for node in &dep.nodes {
+        let script = user_data(
+            &dep,
+            text,
+            &node.name,
+            KeySource::Bytes(&key),
+            &Bootstrap::default(),
+        )
+        .map_err(|e| LabError::Refused(format!("render the user data of {}: {e}", node.name)))?;
+        let path = crate::metadata::user_data_file(&t.lab, &node.name);
+        if let Some(d) = path.parent() {
+            fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
+        }
+        fs::write(&path, script).map_err(io(format!("write {}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// Starts a background program in a namespace, detached from our process
@@ -471,6 +537,85 @@ pub fn status(lab: &str) -> Result<String, LabError> {
                 }
             }
         }
+    }
+    if let Ok(sg) = sg_status(lab) {
+        s.push_str(&sg);
+    }
+    let counts = crate::metadata::read_counts(lab);
+    if !counts.is_empty() {
+        let _ = writeln!(
+            s,
+            "metadata service ({}:80), requests by answer:",
+            crate::metadata::ADDR
+        );
+        for (n, m, c, p) in counts {
+            let _ = writeln!(s, "  {n:>6} {m:<5} {c} {p}");
+        }
+    }
+    Ok(s)
+}
+
+/// The security group's counters in the VPC: (counter, packets), each
+/// rule's and [`topology::SG_DROPPED`], read from the kernel.
+pub fn sg_counters(lab: &str) -> Result<Vec<(String, u64)>, LabError> {
+    let ns = topology::ns_name(lab, "vpc");
+    let out = hafw_kernel::command(&ns, "nft")
+        .map_err(kern("enter the VPC namespace"))?
+        .args(["list", "counters", "table", "ip", topology::VPC_TABLE])
+        .output()
+        .map_err(io("run nft list counters"))?;
+    if !out.status.success() {
+        return Err(LabError::Refused(format!(
+            "nft list counters in {ns}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(parse_counters(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("sg"))
+        .collect())
+}
+
+/// `counter NAME { packets N bytes M }` blocks of `nft list counters`.
+pub fn parse_counters(text: &str) -> Vec<(String, u64)> {
+    let mut out = vec![];
+    let mut name: Option<String> = None;
+    for word in text.split_whitespace().collect::<Vec<_>>().windows(2) {
+        match word {
+            ["counter", n] => name = Some(n.to_string()),
+            ["packets", n] => {
+                if let (Some(c), Ok(v)) = (name.take(), n.parse()) {
+                    out.push((c, v));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `lab sg` as text: each rule's counter with what it accepts, and drops.
+pub fn sg_status(lab: &str) -> Result<String, LabError> {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "security group of lab `{lab}` (enforced by the VPC on the firewalls' ENIs; stateful):"
+    );
+    let why: BTreeMap<String, String> = fs::read_to_string(state_dir(lab).join(SG_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let _ = writeln!(s, "  {:>10}  {:<32} why", "packets", "counter");
+    for (name, packets) in sg_counters(lab)? {
+        let reason = match why.get(&name) {
+            Some(w) => w.as_str(),
+            None if name == topology::SG_DROPPED => "no rule accepted it (dropped)",
+            None => "",
+        };
+        let _ = writeln!(s, "  {packets:>10}  {name:<32} {reason}");
     }
     Ok(s)
 }

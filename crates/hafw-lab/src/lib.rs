@@ -3,8 +3,10 @@
 pub mod controller;
 pub mod havip;
 pub mod hosts;
+pub mod instance_fs;
 pub mod keepalived;
 pub mod lab;
+pub mod metadata;
 mod neigh;
 pub mod pair;
 pub mod sessions;

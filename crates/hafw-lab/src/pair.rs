@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hafw_model::render::node::HaTimers;
 use hafw_model::spec::{Deployment, HaProfile};
 
+use crate::instance_fs::InstanceFs;
 use crate::keepalived::Timers;
 
 use crate::hosts::{self, ProbeReport, Stop};
@@ -75,6 +76,11 @@ impl Fault {
 pub struct Pair {
     pub lab: String,
     pub dep: Deployment,
+    /// The lab as built: each ENI's NIC name and MAC inside its instance.
+    pub topology: topology::Topology,
+    /// Started from first boot: each node's files are in its instance's
+    /// own file system ([`crate::instance_fs`]).
+    first_boot: bool,
     pub file: PathBuf,
     exe: PathBuf,
     profile: Profile,
@@ -160,6 +166,35 @@ pub fn conntrackd_path() -> Option<PathBuf> {
         })
 }
 
+/// The security group a keepalived pair needs on top of hafw's: VRRP
+/// (protocol 112) and conntrackd between the firewalls, which hafw's
+/// rendering does not know. Everything from each firewall ENI's address,
+/// as a deployment of the baseline would have to open.
+fn baseline_security_group(dep: &Deployment) -> Vec<hafw_model::render::security_group::Ingress> {
+    let mut rules = hafw_model::render::security_group::ingress(dep);
+    for n in &dep.nodes {
+        for eni in dep
+            .instance(&n.name)
+            .map(|i| i.enis.as_slice())
+            .unwrap_or_default()
+        {
+            rules.push(hafw_model::render::security_group::Ingress {
+                proto: "all",
+                cidr: format!("{}/32", eni.primary_ip),
+                ports: None,
+                why: vec![format!(
+                    "keepalived baseline: VRRP and conntrackd from {}",
+                    n.name
+                )],
+            });
+        }
+    }
+    rules
+}
+
+/// The deployment file the unit's ExecStart names, inside an instance.
+pub const FIRST_BOOT_CONFIG: &str = "/etc/hafw/deployment.toml";
+
 /// Where the lab's daemons serve the status API (inside each namespace).
 pub const API_ADDR: &str = "127.0.0.1:9100";
 /// The lab's API token (a lab secret, not a production one).
@@ -242,7 +277,51 @@ impl Pair {
         extra: &[&str],
         env: &[(&str, &str, &str)],
     ) -> Result<Pair, LabError> {
+        let opts = topology::Options::default();
+        Pair::start_lab(file, lab_name, exe, profile, api, extra, env, &opts)
+    }
+
+    /// The pair from first boot, as on the cloud: instances start with
+    /// only eth0 configured; each one's user data (rendered by
+    /// `render::bootstrap`, served by the lab's metadata service) is fetched
+    /// with a metadata token and run inside the instance, which then starts
+    /// `hafw run` as the unit's ExecStart does. `extra` as in
+    /// [`Pair::start_opts`].
+    pub fn start_first_boot(
+        file: &Path,
+        lab_name: &str,
+        exe: &Path,
+        profile: &str,
+        extra: &[&str],
+    ) -> Result<Pair, LabError> {
+        let opts = topology::Options {
+            first_boot: true,
+            ..topology::Options::default()
+        };
+        Pair::start_lab(file, lab_name, exe, profile, false, extra, &[], &opts)
+    }
+
+    /// The most general start: [`Pair::start_env`] with the lab's options
+    /// (first boot, a changed security group). With a security group that
+    /// keeps the pair from forming, this still returns once a node is
+    /// active; [`Pair::wait_ready`] then says what is missing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_lab(
+        file: &Path,
+        lab_name: &str,
+        exe: &Path,
+        profile: &str,
+        api: bool,
+        extra: &[&str],
+        env: &[(&str, &str, &str)],
+        opts: &topology::Options,
+    ) -> Result<Pair, LabError> {
         let profile: Profile = profile.parse().map_err(err)?;
+        if opts.first_boot && matches!(profile, Profile::Keepalived(_)) {
+            return Err(err(
+                "first boot runs hafw's bootstrap; the keepalived baseline starts as before (drop first_boot)",
+            ));
+        }
         let text = std::fs::read_to_string(file)
             .map_err(|e| err(format!("read {}: {e}", file.display())))?;
         let dep = hafw_model::parse(&file.display().to_string(), &text)
@@ -251,7 +330,12 @@ impl Pair {
             .enable_all()
             .build()
             .map_err(|e| err(format!("runtime: {e}")))?;
-        let up = runtime.block_on(lab::up(&dep, &text, lab_name, exe))?;
+        let mut opts = opts.clone();
+        if matches!(profile, Profile::Keepalived(_)) && opts.security_group.is_none() {
+            opts.security_group = Some(baseline_security_group(&dep));
+        }
+        let up = runtime.block_on(lab::up_with(&dep, &text, lab_name, exe, &opts))?;
+        let topology = up.topology.clone();
         if let Err(e) = answer_arp_at_once(&up.topology) {
             let _ = lab::down(lab_name);
             return Err(e);
@@ -268,6 +352,8 @@ impl Pair {
                 None
             },
             dep,
+            topology,
+            first_boot: opts.first_boot,
             file: file.to_path_buf(),
             exe: exe.to_path_buf(),
             profile,
@@ -281,10 +367,15 @@ impl Pair {
         if api {
             write_secret(&pair.api_token_file(), API_TOKEN)?;
         }
+        if pair.first_boot {
+            for n in pair.nodes() {
+                pair.first_boot(&n)?;
+            }
+        }
         // Each node runs from a file of its own, as on two machines: config
         // sync rewrites a node's file, and one shared file would hide a
         // passive that never wrote its copy.
-        for n in &pair.dep.nodes {
+        for n in pair.dep.nodes.iter().filter(|_| !pair.first_boot) {
             let copy = pair.node_config(&n.name);
             if let Err(e) = std::fs::write(&copy, &text) {
                 let _ = lab::down(lab_name);
@@ -340,15 +431,95 @@ impl Pair {
 
     /// The deployment file `node`'s daemon runs from (its own copy).
     pub fn node_config(&self, node: &str) -> PathBuf {
+        if self.first_boot {
+            return self.instance_file(node, FIRST_BOOT_CONFIG);
+        }
         lab::state_dir(&self.lab).join(format!("{node}.toml"))
+    }
+
+    /// Where the host sees `inside` (a path under /etc, /var or /run/hafw)
+    /// of `node`'s instance.
+    pub fn instance_file(&self, node: &str, inside: &str) -> PathBuf {
+        let fs = InstanceFs::new(&self.lab, node);
+        fs.host_path(inside)
+            .unwrap_or_else(|| fs.root.join("outside"))
+    }
+
+    /// First boot of `node`'s instance: its user data rendered and served
+    /// by the metadata service, fetched from inside the instance with a
+    /// token (as cloud-init does), and run there with the binary just
+    /// built on PATH. The script writes /etc/hafw (deployment, hafw.env,
+    /// key); starting the unit is left to [`Pair::spawn`].
+    fn first_boot(&mut self, node: &str) -> Result<(), LabError> {
+        let fs = InstanceFs::new(&self.lab, node);
+        fs.prepare()?;
+        fs.install(&self.exe)?;
+        // `lab up` rendered and serves it (lab::serve_user_data).
+        let served = crate::metadata::user_data_file(&self.lab, node);
+        let script = std::fs::read_to_string(&served)
+            .map_err(|e| err(format!("{}: {e}", served.display())))?;
+        let ns = topology::ns_name(&self.lab, node);
+        let fetched = crate::metadata::fetch_in(&ns, "/latest/user-data")
+            .map_err(|e| err(format!("{node} could not read its user data: {e}")))?;
+        if fetched != script {
+            return Err(err(format!(
+                "{node}: the metadata service served other user data"
+            )));
+        }
+        // Where cloud-init keeps it, inside the instance.
+        let inside = "/var/lib/cloud/instance/user-data.txt";
+        let copy = self.instance_file(node, inside);
+        if let Some(dir) = copy.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+        }
+        std::fs::write(&copy, &fetched).map_err(|e| err(format!("{}: {e}", copy.display())))?;
+        let log = lab::state_dir(&self.lab).join(format!("{node}.bootstrap.log"));
+        let out = fs
+            .command(&ns, "sh")?
+            .arg(inside)
+            .env("HAFW_BOOTSTRAP_NO_START", "1")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| err(format!("run the user data on {node}: {e}")))?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::write(&log, &said);
+        if !out.status.success() {
+            return Err(err(format!(
+                "the user data of {node} failed ({}):\n{said}",
+                out.status
+            )));
+        }
+        Ok(())
+    }
+
+    /// NODE from the instance's /etc/hafw/hafw.env, as the unit reads it.
+    fn env_node(&self, node: &str) -> Result<String, LabError> {
+        let path = self.instance_file(node, "/etc/hafw/hafw.env");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| err(format!("{}: {e} (did the bootstrap run?)", path.display())))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("NODE="))
+            .map(str::to_string)
+            .ok_or_else(|| err(format!("{} has no NODE= line", path.display())))
     }
 
     /// A node's audit log (`hafw run --audit-log`), in the lab's directory.
     pub fn audit_log(&self, node: &str) -> PathBuf {
+        if self.first_boot {
+            let inside = hafw_daemon::ops::audit::default_path(node);
+            return self.instance_file(node, &inside.display().to_string());
+        }
         lab::state_dir(&self.lab).join(format!("{node}.audit.jsonl"))
     }
 
     pub fn control(&self, node: &str) -> PathBuf {
+        if self.first_boot {
+            return self.instance_file(node, control::DEFAULT_SOCKET);
+        }
         lab::state_dir(&self.lab).join(format!("{node}.sock"))
     }
 
@@ -522,8 +693,8 @@ impl Pair {
         let peer = self
             .peer_of(node)
             .ok_or_else(|| err("keepalived needs two nodes"))?;
-        let me = hafw_model::render::node::plan(&self.dep, node).map_err(err)?;
-        let other = hafw_model::render::node::plan(&self.dep, &peer).map_err(err)?;
+        let me = self.plan(node)?;
+        let other = self.plan(&peer)?;
         // `--apply-only` recommits the table when it differs (it does, by this
         // rule), so the rule is inserted afresh each time.
         hafw_kernel::nft::apply(Some(&ns), &crate::keepalived::vrrp_rule(&other))
@@ -545,7 +716,7 @@ impl Pair {
 
     /// Whether `node` holds every floating address (keepalived's "master").
     fn holds_floating(&self, node: &str) -> Option<bool> {
-        let plan = hafw_model::render::node::plan(&self.dep, node).ok()?;
+        let plan = self.plan(node).ok()?;
         let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node)).ok()?;
         let floating: Vec<(String, ipnet::Ipv4Net)> = plan
             .floating
@@ -577,6 +748,9 @@ impl Pair {
             .map_err(|e| err(format!("log file: {e}")))?;
         let log2 = log.try_clone().map_err(|e| err(format!("log file: {e}")))?;
         let exe = self.node_exe[i].as_ref().unwrap_or(&self.exe);
+        if self.first_boot {
+            return self.spawn_unit(i, log, log2);
+        }
         let mut cmd = hafw_kernel::command(&ns, exe).map_err(|e| err(e.to_string()))?;
         cmd.arg("run")
             .arg("--config")
@@ -597,6 +771,40 @@ impl Pair {
             cmd.arg("--audit-log").arg(self.audit_log(&node));
         }
         // `{node}` in an extra argument is this node's name: a file per node.
+        cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));
+        cmd.envs(self.env[i].iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+        let child = cmd
+            .spawn()
+            .map_err(|e| err(format!("start hafw run on {node}: {e}")))?;
+        self.daemons[i].1 = Some(child);
+        Ok(())
+    }
+
+    /// `hafw run` on node `i` as the unit's ExecStart line runs it:
+    /// `--config /etc/hafw/deployment.toml --node ${NODE}` (NODE from
+    /// hafw.env) inside the instance's file system, with the default control
+    /// socket (/run/hafw) and audit log (/var/log/hafw), plus the lab's
+    /// profile and extra flags.
+    fn spawn_unit(
+        &mut self,
+        i: usize,
+        log: std::fs::File,
+        log2: std::fs::File,
+    ) -> Result<(), LabError> {
+        let node = self.daemons[i].0.clone();
+        let ns = topology::ns_name(&self.lab, &node);
+        let env_node = self.env_node(&node)?;
+        let fs = InstanceFs::new(&self.lab, &node);
+        // The image's hafw, unless a restart names another release.
+        let program = match &self.node_exe[i] {
+            Some(p) => p.clone(),
+            None => PathBuf::from("hafw"),
+        };
+        let mut cmd = fs.command(&ns, program)?;
+        cmd.arg("run")
+            .args(["--config", FIRST_BOOT_CONFIG, "--node", &env_node])
+            .args(["--ha-profile", self.profile.as_str()]);
         cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));
         cmd.envs(self.env[i].iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
@@ -838,7 +1046,7 @@ impl Pair {
     pub fn set_links(&self, node: &str, names: &[&str], up: bool) -> Result<(), LabError> {
         let ns = hafw_kernel::Netns::open(&topology::ns_name(&self.lab, node))
             .map_err(|e| err(e.to_string()))?;
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = names.iter().map(|s| self.nic(node, s)).collect();
         ns.run_blocking(move |nl| async move {
             for n in &names {
                 if up {
@@ -852,11 +1060,56 @@ impl Pair {
         .map_err(|e| err(e.to_string()))
     }
 
-    fn enis(&self, node: &str) -> Vec<&'static str> {
+    /// The NIC names of `node`'s ENIs inside its instance (`eth0`...).
+    fn enis(&self, node: &str) -> Vec<String> {
+        self.topology
+            .ports
+            .iter()
+            .filter(|p| p.instance == node)
+            .map(|p| p.dev.clone())
+            .collect()
+    }
+
+    /// The NIC inside `node`'s instance of its ENI with role alias `name`
+    /// (`mgmt`, `untrust`, ...); a NIC name (`eth1`) stays as it is.
+    pub fn nic(&self, node: &str, name: &str) -> String {
         self.dep
             .instance(node)
-            .map(|i| i.enis.iter().map(|e| e.role.ifname()).collect())
-            .unwrap_or_default()
+            .and_then(|inst| {
+                (0..inst.enis.len())
+                    .find(|&k| hafw_model::resolve::alias(inst, k) == name)
+                    .and_then(|k| self.topology.port(&inst.enis[k].name))
+            })
+            .map_or_else(|| name.to_string(), |p| p.dev.clone())
+    }
+
+    /// The data-plane NIC a link fault takes down: untrust, or the one-arm
+    /// data ENI.
+    fn untrust_nic(&self, node: &str) -> String {
+        let aliases: Vec<String> = self
+            .dep
+            .instance(node)
+            .map(|i| {
+                (0..i.enis.len())
+                    .map(|k| hafw_model::resolve::alias(i, k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let role = if aliases.iter().any(|a| a == "untrust") {
+            "untrust"
+        } else {
+            "data"
+        };
+        self.nic(node, role)
+    }
+
+    /// `node`'s plan with the lab's NIC names, as `hafw run` resolves them.
+    pub fn plan(&self, node: &str) -> Result<hafw_model::render::node::NodePlan, LabError> {
+        let mut names = hafw_model::resolve::IfNames::aliases();
+        for p in self.topology.ports.iter().filter(|p| p.instance == node) {
+            names.insert(&p.eni, &p.dev);
+        }
+        hafw_model::render::node::plan_with(&self.dep, node, None, &names).map_err(err)
     }
 
     /// Injects a fault on `node`; returns CLOCK_MONOTONIC just before.
@@ -881,12 +1134,8 @@ impl Pair {
             Fault::Term => self.signal(node, libc::SIGTERM)?,
             Fault::Stop => self.signal(node, libc::SIGSTOP)?,
             Fault::UntrustDown => {
-                let role = if self.enis(node).contains(&"untrust") {
-                    "untrust"
-                } else {
-                    "data"
-                };
-                self.set_links(node, &[role], false)?
+                let nic = self.untrust_nic(node);
+                self.set_links(node, &[&nic], false)?
             }
             Fault::Crash => {
                 self.signal(node, libc::SIGKILL)?;
@@ -895,6 +1144,7 @@ impl Pair {
                 let i = self.index(node)?;
                 self.kill_conntrackd(i);
                 let enis = self.enis(node);
+                let enis: Vec<&str> = enis.iter().map(String::as_str).collect();
                 self.set_links(node, &enis, false)?
             }
         }
@@ -919,12 +1169,8 @@ impl Pair {
             }
             Fault::Stop => self.signal(node, libc::SIGCONT)?,
             Fault::UntrustDown => {
-                let role = if self.enis(node).contains(&"untrust") {
-                    "untrust"
-                } else {
-                    "data"
-                };
-                self.set_links(node, &[role], true)?;
+                let nic = self.untrust_nic(node);
+                self.set_links(node, &[&nic], true)?;
                 // hafw's daemon restores its routes itself; under keepalived
                 // the harness lays them again.
                 if self.is_keepalived() {
@@ -937,6 +1183,7 @@ impl Pair {
                 }
                 if fault == Fault::Crash {
                     let enis = self.enis(node);
+                    let enis: Vec<&str> = enis.iter().map(String::as_str).collect();
                     self.set_links(node, &enis, true)?;
                     if self.is_keepalived() {
                         self.keepalived_dataplane(node)?;

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use hafw_model::addr::{Cidr, Ip};
+use hafw_model::render::security_group::{self, Ingress};
 use hafw_model::spec::{Deployment, HostKind, NextHop};
 
 /// The MAC the platform answers ARP with (ECS's gateway MAC, from captures).
@@ -37,6 +38,31 @@ pub const INET_ROUTER_IP: &str = "192.0.2.1";
 pub const TABLE_BASE: u32 = 100;
 pub const RULE_PRIORITY: u32 = 100;
 pub const VPC_TABLE: &str = "hafw_vpc";
+/// The internet router's table: the EIPs' stateless 1:1 NAT.
+pub const INET_TABLE: &str = "hafw_inet";
+/// The metadata service's address, a local address of the VPC namespace.
+pub const METADATA_IP: &str = crate::metadata::ADDR;
+/// The security group's drop counter (what no rule accepted).
+pub const SG_DROPPED: &str = "sg_dropped";
+
+/// How a lab is built beyond what the deployment file says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Instances start as a fresh ECS instance: only eth0 has its address
+    /// (with the vSwitch's mask, as DHCP gives it) and a default route via
+    /// its vSwitch gateway; the other NICs are up without an address, as a
+    /// secondary ENI is before the guest configures it. hafw configures
+    /// them itself. Otherwise every NIC has its address (the older lab).
+    pub first_boot: bool,
+    /// The firewalls' security group as the VPC enforces it; `None`: the
+    /// rules rendered from the deployment (the same as the Terraform's).
+    /// Tests change it to show what a missing rule does.
+    pub security_group: Option<Vec<Ingress>>,
+    /// The metadata service answers reads without a token too (the
+    /// cloud's default); the lab's default requires one, so a node that
+    /// works here works where the cloud enforces hardened mode.
+    pub metadata_token_optional: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NsRole {
@@ -147,8 +173,13 @@ pub struct Topology {
     pub ports: Vec<Port>,
     pub havips: Vec<HavipSpec>,
     pub hosts: Vec<HostSpec>,
-    /// The VPC namespace's ruleset (EIP NAT, source/destination check).
+    /// The VPC namespace's ruleset (source/destination check, the
+    /// firewalls' security group).
     pub vpc_nft: String,
+    /// The internet router's ruleset (EIP NAT).
+    pub inet_nft: String,
+    /// The security group the VPC enforces, in counter order.
+    pub security_group: Vec<(String, Ingress)>,
 }
 
 impl Topology {
@@ -243,6 +274,17 @@ fn host_cidr(i: Ip) -> Cidr {
 
 /// Builds the lab's topology from a validated deployment.
 pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
+    build_with(dep, lab, &Options::default())
+}
+
+/// The NIC name of an instance's `k`th ENI (the file's order): an ECS guest
+/// names its NICs in attach order, never by role.
+pub fn nic_name(k: usize) -> String {
+    format!("eth{k}")
+}
+
+/// As [`build`], with the lab's own options.
+pub fn build_with(dep: &Deployment, lab: &str, opts: &Options) -> Result<Topology, String> {
     check_lab_name(lab)?;
     // The lab's own infrastructure addresses must not be claimed by the file.
     let infra = [INET_ROUTER_IP, UPLINK_VPC_IP, UPLINK_INET_IP];
@@ -291,6 +333,8 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
         havips: vec![],
         hosts: vec![],
         vpc_nft: String::new(),
+        inet_nft: String::new(),
+        security_group: vec![],
     };
     let mut seen = BTreeMap::new();
     let mut claim = |name: &str, what: &str| -> Result<String, String> {
@@ -344,6 +388,11 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
     // ENIs of instances, then servers: both are ports of a vSwitch.
     for (inst, eni) in dep.enis() {
         let i = next_dev(&mut n);
+        let k = inst
+            .enis
+            .iter()
+            .position(|e| e.name == eni.name)
+            .unwrap_or(0);
         t.ports.push(Port {
             eni: eni.name.clone(),
             instance: inst.name.clone(),
@@ -352,7 +401,7 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
             mac: mac(lab, i),
             vpc_dev: format!("{tag}-e{i}"),
             ns: ns_name(lab, &inst.name),
-            dev: eni.role.ifname().to_string(),
+            dev: nic_name(k),
             source_dest_check: eni.source_dest_check,
         });
     }
@@ -403,12 +452,15 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
             b_mac: p.mac,
         });
         let prefix = dep.vswitch(&p.vswitch).map_or(32, |v| v.cidr.prefix_len());
-        t.addrs.push(Addr {
-            ns: p.ns.clone(),
-            dev: p.dev.clone(),
-            ip: p.ip,
-            prefix,
-        });
+        let firewall = dep.instance(&p.instance).is_some();
+        if !(opts.first_boot && firewall && p.dev != nic_name(0)) {
+            t.addrs.push(Addr {
+                ns: p.ns.clone(),
+                dev: p.dev.clone(),
+                ip: p.ip,
+                prefix,
+            });
+        }
         for (k, v) in [
             ("proxy_arp", "1"),
             ("proxy_arp_pvlan", "1"),
@@ -446,6 +498,32 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
             });
         }
     }
+    // A fresh instance has DHCP's default route on eth0. The older lab
+    // addresses every NIC but routes nothing; it still reaches the
+    // metadata service by eth0, as every instance does.
+    for inst in &dep.cloud.instances {
+        let Some(vs) = inst.enis.first().and_then(|e| dep.vswitch(&e.vswitch)) else {
+            continue;
+        };
+        t.routes.push(Route {
+            ns: ns_name(lab, &inst.name),
+            dst: cidr(if opts.first_boot {
+                "0.0.0.0/0"
+            } else {
+                "100.100.100.200/32"
+            }),
+            via: Some(vs.gateway()),
+            dev: nic_name(0),
+            table: 254,
+        });
+    }
+    // The metadata service answers on the VPC's own address.
+    t.addrs.push(Addr {
+        ns: vpc.clone(),
+        dev: "lo".into(),
+        ip: ip(METADATA_IP),
+        prefix: 32,
+    });
     // Servers (lab hosts in a vSwitch) route by their vSwitch gateway, as on ECS.
     for h in &dep.lab.hosts {
         let Some(vs) = h.vswitch.as_deref().and_then(|v| dep.vswitch(v)) else {
@@ -561,6 +639,16 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
             dev: up_inet.clone(),
             table: 254,
         });
+        // After the router's NAT the destination is the HAVIP.
+        if let Some(h) = e.havip.as_deref().and_then(|h| dep.havip(h)) {
+            t.routes.push(Route {
+                ns: inet.clone(),
+                dst: host_cidr(h.ip),
+                via: Some(ip(UPLINK_VPC_IP)),
+                dev: up_inet.clone(),
+                table: 254,
+            });
+        }
     }
     // Internet hosts: a /32 each behind the internet router.
     t.addrs.push(Addr {
@@ -603,8 +691,86 @@ pub fn build(dep: &Deployment, lab: &str) -> Result<Topology, String> {
         });
     }
 
+    let rules = opts
+        .security_group
+        .clone()
+        .unwrap_or_else(|| security_group::ingress(dep));
+    t.security_group = rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (sg_counter(i, &r), r))
+        .collect();
     t.vpc_nft = vpc_ruleset(dep, &t, &up_vpc);
+    t.inet_nft = inet_ruleset(dep, &up_inet);
     Ok(t)
+}
+
+/// A rule's counter name: its index and what it accepts, in the
+/// characters nft allows (`sg3_tcp_10_0_3_12_32_28780`).
+pub fn sg_counter(i: usize, r: &Ingress) -> String {
+    let ports = match r.ports {
+        None => "any".to_string(),
+        Some(p) if p.first == p.last => p.first.to_string(),
+        Some(p) => format!("{}_{}", p.first, p.last),
+    };
+    let cidr: String = r
+        .cidr
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("sg{i}_{}_{cidr}_{ports}", r.proto)
+}
+
+/// One security-group rule as an nft match.
+fn sg_match(r: &Ingress) -> String {
+    let src = if r.cidr == "0.0.0.0/0" {
+        String::new()
+    } else {
+        format!("ip saddr {} ", r.cidr)
+    };
+    let ports = |p: &hafw_model::spec::PortRange| {
+        if p.first == p.last {
+            p.first.to_string()
+        } else {
+            format!("{}-{}", p.first, p.last)
+        }
+    };
+    match (r.proto, r.ports) {
+        ("tcp" | "udp", Some(p)) => format!("{src}{} dport {}", r.proto, ports(&p)),
+        ("tcp" | "udp", None) => format!("{src}meta l4proto {}", r.proto),
+        ("icmp", _) => format!("{src}meta l4proto icmp"),
+        _ => src,
+    }
+}
+
+/// The internet router's ruleset: each EIP bound to a HAVIP is a stateless
+/// 1:1 NAT, as the cloud's gateway does it. It sits outside the VPC so the
+/// VPC sees private addresses only and can track connections for its
+/// security groups.
+fn inet_ruleset(dep: &Deployment, from_vpc: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "table ip {INET_TABLE} {{}}\ndelete table ip {INET_TABLE}\ntable ip {INET_TABLE} {{"
+    );
+    let _ = writeln!(s, "  chain eip_prerouting {{\n    type filter hook prerouting priority raw; policy accept;\n    notrack");
+    for e in &dep.cloud.eips {
+        let Some(h) = e.havip.as_deref().and_then(|h| dep.havip(h)) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "    iifname != \"{from_vpc}\" ip daddr {} ip daddr set {}",
+            e.ip, h.ip
+        );
+        let _ = writeln!(
+            s,
+            "    iifname \"{from_vpc}\" ip saddr {} ip saddr set {}",
+            h.ip, e.ip
+        );
+    }
+    let _ = writeln!(s, "  }}\n}}");
+    s
 }
 
 fn vpc_ruleset(dep: &Deployment, t: &Topology, uplink: &str) -> String {
@@ -631,40 +797,43 @@ fn vpc_ruleset(dep: &Deployment, t: &Topology, uplink: &str) -> String {
         let _ = writeln!(s, "    elements = {{ {} }}", pairs.join(", "));
     }
     let _ = writeln!(s, "  }}");
+    // The firewalls' ENIs: members of the one security group.
+    let guarded: Vec<String> = t
+        .ports
+        .iter()
+        .filter(|p| dep.nodes.iter().any(|n| n.name == p.instance))
+        .map(|p| format!("\"{}\"", p.vpc_dev))
+        .collect();
+    let _ = writeln!(s, "  set sg_members {{\n    type ifname");
+    if !guarded.is_empty() {
+        let _ = writeln!(s, "    elements = {{ {} }}", guarded.join(", "));
+    }
+    let _ = writeln!(s, "  }}");
     let _ = writeln!(
         s,
-        "  counter spoofed {{}}\n  counter not_for_eni {{}}\n  counter no_eip {{}}"
+        "  counter spoofed {{}}\n  counter not_for_eni {{}}\n  counter no_eip {{}}\n  counter {SG_DROPPED} {{}}"
     );
-    // Raw prerouting: the VPC is stateless; check sources before EIP NAT
-    // rewrites them.
-    let _ = writeln!(s, "  chain vpc_prerouting {{\n    type filter hook prerouting priority raw; policy accept;\n    notrack");
+    for (name, _) in &t.security_group {
+        let _ = writeln!(s, "  counter {name} {{}}");
+    }
+    // Sources are checked before anything else sees the packet.
+    let _ = writeln!(
+        s,
+        "  chain vpc_prerouting {{\n    type filter hook prerouting priority raw; policy accept;"
+    );
     let _ = writeln!(
         s,
         "    iifname @checked iifname . ip saddr != @allowed counter name spoofed drop"
     );
-    let vpc_cidr = dep.cloud.vpc.cidr;
-    for e in &dep.cloud.eips {
-        let Some(h) = e.havip.as_deref().and_then(|h| dep.havip(h)) else {
-            continue;
-        };
-        let _ = writeln!(
-            s,
-            "    iifname \"{uplink}\" ip daddr {} ip daddr set {}",
-            e.ip, h.ip
-        );
-        let _ = writeln!(
-            s,
-            "    iifname != \"{uplink}\" ip saddr {} ip daddr != {vpc_cidr} ip saddr set {}",
-            h.ip, e.ip
-        );
-    }
     let _ = writeln!(s, "  }}");
-    let eips: Vec<String> = dep
+    // Only a HAVIP bound to an EIP reaches the internet (the router
+    // rewrites it to the EIP).
+    let eip_havips: Vec<String> = dep
         .cloud
         .eips
         .iter()
-        .filter(|e| e.havip.is_some())
-        .map(|e| e.ip.to_string())
+        .filter_map(|e| e.havip.as_deref().and_then(|h| dep.havip(h)))
+        .map(|h| h.ip.to_string())
         .collect();
     let _ = writeln!(
         s,
@@ -674,15 +843,31 @@ fn vpc_ruleset(dep: &Deployment, t: &Topology, uplink: &str) -> String {
         s,
         "    oifname @checked oifname . ip daddr != @allowed counter name not_for_eni drop"
     );
-    if eips.is_empty() {
+    if eip_havips.is_empty() {
         let _ = writeln!(s, "    oifname \"{uplink}\" counter name no_eip drop");
     } else {
         let _ = writeln!(
             s,
             "    oifname \"{uplink}\" ip saddr != {{ {} }} counter name no_eip drop",
-            eips.join(", ")
+            eip_havips.join(", ")
         );
     }
+    let _ = writeln!(s, "  }}");
+    // The security group: stateful (replies and related ICMP pass), each
+    // rule counted, the rest dropped and counted (inner access Drop: even
+    // the other firewall needs a rule). Traffic from the VPC itself (the
+    // metadata service's replies) is output, not forward: the cloud's
+    // own services are not filtered either.
+    let _ = writeln!(
+        s,
+        "  chain vpc_security_group {{\n    type filter hook forward priority filter + 10; policy accept;"
+    );
+    let _ = writeln!(s, "    oifname != @sg_members accept");
+    let _ = writeln!(s, "    ct state established,related accept");
+    for (name, r) in &t.security_group {
+        let _ = writeln!(s, "    {} counter name {name} accept", sg_match(r));
+    }
+    let _ = writeln!(s, "    counter name {SG_DROPPED} drop");
     let _ = writeln!(s, "  }}\n}}");
     s
 }
@@ -742,17 +927,117 @@ mod tests {
     fn vpc_ruleset_maps_the_eip_both_ways_and_checks_sources() {
         let t = build(&seed(), "t1").unwrap();
         assert!(t
-            .vpc_nft
+            .inet_nft
             .contains("ip daddr 203.0.113.10 ip daddr set 10.0.1.100"));
         assert!(t
-            .vpc_nft
-            .contains("ip saddr 10.0.1.100 ip daddr != 10.0.0.0/16 ip saddr set 203.0.113.10"));
+            .inet_nft
+            .contains("ip saddr 10.0.1.100 ip saddr set 203.0.113.10"));
         // Firewall data ENIs have the check off; management ENIs and the server have it on.
         let web = t.port("web-eni").unwrap();
         assert!(t
             .vpc_nft
             .contains(&format!("\"{}\" . 10.0.10.10", web.vpc_dev)));
         let untrust = t.port("fw-a-untrust").unwrap();
-        assert!(!t.vpc_nft.contains(&format!("\"{}\"", untrust.vpc_dev)));
+        let checked = t.vpc_nft.split("set sg_members").next().unwrap();
+        assert!(!checked.contains(&format!("\"{}\"", untrust.vpc_dev)));
+    }
+
+    #[test]
+    fn instances_get_cloud_nic_names_with_distinct_macs() {
+        let t = build(&seed(), "t1").unwrap();
+        let a: Vec<&Port> = t.ports.iter().filter(|p| p.instance == "fw-a").collect();
+        let names: Vec<&str> = a.iter().map(|p| p.dev.as_str()).collect();
+        assert_eq!(names, ["eth0", "eth1", "eth2", "eth3"]);
+        let mut macs: Vec<[u8; 6]> = t.ports.iter().map(|p| p.mac).collect();
+        assert!(
+            macs.iter().all(|m| m[0] & 0x03 == 0x02),
+            "locally administered unicast"
+        );
+        macs.sort();
+        macs.dedup();
+        assert_eq!(macs.len(), t.ports.len());
+        // Another lab, other MACs.
+        let u = build(&seed(), "t2").unwrap();
+        assert!(u
+            .ports
+            .iter()
+            .all(|p| t.ports.iter().all(|q| q.mac != p.mac)));
+    }
+
+    #[test]
+    fn first_boot_addresses_only_eth0_and_routes_by_its_gateway() {
+        let opts = Options {
+            first_boot: true,
+            ..Options::default()
+        };
+        let t = build_with(&seed(), "t1", &opts).unwrap();
+        let ns = ns_name("t1", "fw-a");
+        let addrs: Vec<&str> = t
+            .addrs
+            .iter()
+            .filter(|a| a.ns == ns)
+            .map(|a| a.dev.as_str())
+            .collect();
+        assert_eq!(addrs, ["eth0"]);
+        let mgmt = seed().instance("fw-a").unwrap().enis[0].vswitch.clone();
+        let gw = seed().vswitch(&mgmt).unwrap().gateway();
+        assert!(t.routes.iter().any(|r| r.ns == ns
+            && r.dev == "eth0"
+            && r.via == Some(gw)
+            && r.dst.prefix_len() == 0));
+        // Servers keep their address and route either way.
+        let web = ns_name("t1", "web");
+        assert!(t.addrs.iter().any(|a| a.ns == web));
+    }
+
+    #[test]
+    fn the_vpc_enforces_the_rendered_security_group_on_firewall_enis() {
+        let dep = seed();
+        let t = build(&dep, "t1").unwrap();
+        let rules = security_group::ingress(&dep);
+        assert_eq!(t.security_group.len(), rules.len());
+        for (name, r) in &t.security_group {
+            assert!(
+                t.vpc_nft.contains(&format!("counter name {name} accept")),
+                "{name}"
+            );
+            assert!(t.vpc_nft.contains(&sg_match(r)));
+        }
+        assert!(t.vpc_nft.contains("ct state established,related accept"));
+        assert!(t
+            .vpc_nft
+            .contains(&format!("counter name {SG_DROPPED} drop")));
+        // Members: every firewall ENI, no server.
+        let fw = t.port("fw-b-ha2").unwrap();
+        let web = t.port("web-eni").unwrap();
+        let members = t.vpc_nft.split("set sg_members").nth(1).unwrap();
+        let members = members.split('}').next().unwrap();
+        assert!(members.contains(&format!("\"{}\"", fw.vpc_dev)));
+        assert!(!members.contains(&format!("\"{}\"", web.vpc_dev)));
+        // A rule taken out is gone from the VPC.
+        let mut fewer = rules.clone();
+        let gone = fewer.remove(0);
+        let opts = Options {
+            security_group: Some(fewer),
+            ..Options::default()
+        };
+        let u = build_with(&dep, "t1", &opts).unwrap();
+        assert_eq!(u.security_group.len(), rules.len() - 1);
+        assert!(!u.security_group.iter().any(|(_, r)| *r == gone));
+    }
+
+    #[test]
+    fn the_vpc_tracks_connections_and_the_router_does_the_eip_nat() {
+        let t = build(&seed(), "t1").unwrap();
+        assert!(
+            !t.vpc_nft.contains("notrack"),
+            "the security group needs conntrack"
+        );
+        assert!(!t.vpc_nft.contains("ip daddr set"));
+        assert!(t.inet_nft.contains("notrack"));
+        assert!(t
+            .addrs
+            .iter()
+            .any(|a| a.ns == t.vpc_ns() && a.ip.to_string() == METADATA_IP));
     }
 }

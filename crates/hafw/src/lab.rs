@@ -39,6 +39,13 @@ pub enum LabCmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Show the security group the VPC enforces on the firewalls' ENIs: each
+    /// rule's counter and the drops.
+    #[command(after_help = "Example: hafw lab sg --name seed")]
+    Sg {
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Run a command inside an instance's or lab host's namespace.
     #[command(after_help = "Example: hafw lab exec seed client -- hafw lab fetch 203.0.113.10:80")]
     Exec {
@@ -109,6 +116,14 @@ pub enum LabCmd {
         #[arg(long, default_value_t = 30_000)]
         duration_ms: u64,
     },
+    /// The metadata service (started by `lab up` inside the VPC namespace).
+    #[command(hide = true)]
+    Metadata {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
     /// The HAVIP controller (started by `lab up` inside the VPC namespace).
     #[command(hide = true)]
     Controller {
@@ -132,6 +147,13 @@ pub fn run(cmd: LabCmd) -> ExitCode {
             print!("{}", vpc::status(&n)?);
             Ok(())
         })),
+        LabCmd::Sg { name } => report(vpc::resolve_name(name.as_deref()).and_then(|n| {
+            print!("{}", vpc::sg_status(&n)?);
+            Ok(())
+        })),
+        LabCmd::Metadata { name, ready_file } => {
+            report(hafw_lab::metadata::run(&name, ready_file.as_deref()))
+        }
         LabCmd::Exec { lab, host, command } => exec(&lab, &host, &command),
         LabCmd::Serve {
             kind,

@@ -214,7 +214,7 @@ where
 fn addresses_and_routes(lab: &Lab) -> String {
     with_fw_a(lab, |nl| async move {
         let mut out = String::new();
-        for dev in ["mgmt", "untrust", "trust", "ha2"] {
+        for dev in ["eth0", "eth1", "eth2", "eth3"] {
             out += &format!("{dev}: {:?}\n", addr::list(&nl, dev).await?);
         }
         let mut routes = route::list(&nl, MAIN_TABLE).await?;
@@ -240,10 +240,16 @@ fn seed_standalone_forwards_counts_drops_and_checks() {
     );
     assert_inbound_and_outbound(&lab);
 
-    // To the EIP on a port no DNAT maps: the packet is for the firewall
-    // itself and the input chain's default deny drops it.
+    // To the firewall itself on a port nothing opens: the input chain's
+    // default deny drops it. From the server vSwitch, which the security
+    // group lets reach the firewall on every port (from the internet the
+    // VPC's security group drops it first: only TCP 80 is open there).
     let before = counter(&lab, "input default deny");
-    let refused = fetch(&lab, "203.0.113.10:81");
+    let refused = exec(
+        &lab,
+        "web",
+        &["lab", "fetch", "10.0.2.11:81", "--timeout-ms", "1500"],
+    );
     assert!(
         !refused.status.success(),
         "port 81 must not answer: {}",
@@ -263,7 +269,7 @@ fn seed_standalone_forwards_counts_drops_and_checks() {
     let before = counter(&lab, NO_PAIR);
     let detour = Route::new("198.51.100.30/32".parse().unwrap())
         .via("10.0.3.253".parse().unwrap())
-        .dev("ha2");
+        .dev("eth3");
     let r = detour.clone();
     with_fw_a(&lab, move |nl| async move { route::add(&nl, &r).await });
     let dropped = ask(&lab, "web", "198.51.100.30:7777");
@@ -289,7 +295,7 @@ fn seed_standalone_forwards_counts_drops_and_checks() {
 
     let servers = Route::new("10.0.10.0/24".parse().unwrap())
         .via("10.0.2.253".parse().unwrap())
-        .dev("trust");
+        .dev("eth2");
     with_fw_a(
         &lab,
         move |nl| async move { route::delete(&nl, &servers).await },
@@ -297,7 +303,7 @@ fn seed_standalone_forwards_counts_drops_and_checks() {
     let differs = check(&lab, SEED);
     assert_eq!(differs.status.code(), Some(1), "{}", text(&differs));
     assert!(
-        text(&differs).contains("route 10.0.10.0/24 via 10.0.2.253 dev trust: missing"),
+        text(&differs).contains("route 10.0.10.0/24 via 10.0.2.253 dev eth2: missing"),
         "{}",
         text(&differs)
     );
@@ -472,8 +478,14 @@ fn reapplying_the_same_config_changes_nothing() {
 
     let first = apply();
     assert!(first.status.success(), "{}", text(&first));
-    // The policy's two routes and the metadata service's /32 via mgmt.
-    assert!(text(&first).contains("routes: 3 added"), "{}", text(&first));
+    // The policy's two routes, and the metadata service's /32 via mgmt,
+    // which the lab's instances have from the start (they reach the
+    // service by eth0, as an ECS instance does by its DHCP route).
+    assert!(
+        text(&first).contains("routes: 2 added, 0 replaced, 1 already in place"),
+        "{}",
+        text(&first)
+    );
     let table_before = table(&lab);
     let state_before = addresses_and_routes(&lab);
 
@@ -483,6 +495,7 @@ fn reapplying_the_same_config_changes_nothing() {
     for step in [
         "sysctls: 0 of",
         "addresses: 0 of 4 added",
+        // The vSwitch routes and the metadata service's /32.
         "routes: 0 added, 0 replaced, 3 already in place",
         "already in place (same listing), not recommitted",
         "floating addresses: 0 of 2 added",

@@ -292,10 +292,12 @@ fn cut_ha1(prefix: &str, cut: Ha1Cut, must_alarm: &[&str]) {
         Ha1Cut::LinkDown => pair.set_links(&passive, &["mgmt"], false).unwrap(),
         Ha1Cut::DropUdp => {
             let port = pair.dep.policy.ha.port;
+            // The management ENI's NIC inside the instance (eth0 in the lab).
+            let mgmt = pair.nic(&passive, "mgmt");
             let rules = format!(
                 "table inet hafw_test_cut {{\n\
-                 chain in {{ type filter hook input priority -300; iifname \"mgmt\" udp dport {port} drop; }}\n\
-                 chain out {{ type filter hook output priority -300; oifname \"mgmt\" udp dport {port} drop; }}\n\
+                 chain in {{ type filter hook input priority -300; iifname \"{mgmt}\" udp dport {port} drop; }}\n\
+                 chain out {{ type filter hook output priority -300; oifname \"{mgmt}\" udp dport {port} drop; }}\n\
                  }}\n"
             );
             let ns = format!("hafw-{}.{passive}", pair.lab);

@@ -44,16 +44,32 @@ fn mac_of(ns: &str, link: &str) -> String {
 /// primary IP) per link.
 fn first_boot(lab: &Lab) -> Vec<(String, String, String)> {
     let ns = lab.ns("fw-a");
+    // The lab already names fw-a's NICs eth0..eth3 in the file's order
+    // (mgmt, untrust, trust, ha2); move them to the shuffled names through
+    // temporary ones, since the targets are taken.
+    let lab_nic = |role: &str| match role {
+        "mgmt" => "eth0",
+        "untrust" => "eth1",
+        "trust" => "eth2",
+        _ => "eth3",
+    };
+    for (role, _, _) in RENAMES {
+        let nic = lab_nic(role);
+        let cmd = format!("ip link set {nic} down && ip link set {nic} name tmp-{role}");
+        let said = lab.sh("fw-a", &format!("{cmd} && echo done"));
+        assert!(said.contains("done"), "{cmd}: {said}");
+    }
     let mut out = vec![];
     for (role, eth, cidr) in RENAMES {
-        let mac = mac_of(&ns, role);
+        let tmp = format!("tmp-{role}");
+        let mac = mac_of(&ns, &tmp);
         let ip = cidr.split('/').next().unwrap().to_string();
-        let mut cmd = format!("ip link set {role} down && ip link set {role} name {eth}");
+        let mut cmd = format!("ip link set {tmp} name {eth}");
         if eth != "eth2" {
             cmd.push_str(&format!(" && ip addr flush dev {eth}"));
         } else {
             cmd.push_str(&format!(
-                " && ip link set {eth} up && ip route add default via 10.0.0.253 dev {eth}"
+                " && ip link set {eth} up && ip route replace default via 10.0.0.253 dev {eth}"
             ));
         }
         let said = lab.sh("fw-a", &format!("{cmd} && echo done"));

@@ -121,7 +121,8 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "the listener works");
 
     // 1. Over untrust's link-local address.
-    let ll = link_local(&fw, "untrust");
+    let untrust_nic = topo.port("fw-a-untrust").unwrap().dev.clone();
+    let ll = link_local(&fw, &untrust_nic);
     // The VPC end's own link-local must be past DAD, or the connection
     // fails before a packet leaves and the count proves nothing.
     link_local(&vpc, &untrust_vpc);
@@ -145,7 +146,10 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
         &vpc,
         &format!("-6 addr add fd00:13::1/64 dev {untrust_vpc} nodad"),
     );
-    ip(&fw, "-6 addr add fd00:13::2/64 dev untrust nodad");
+    ip(
+        &fw,
+        &format!("-6 addr add fd00:13::2/64 dev {untrust_nic} nodad"),
+    );
     let r = connect(
         &vpc,
         "fd00:13::2".parse().unwrap(),
@@ -182,8 +186,15 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
         &lab.ns("web"),
         &format!("-6 addr add fd00:15::10/64 dev {} nodad", web.b_name),
     );
-    ip(&fw, "-6 addr add fd00:14::2/64 dev trust nodad");
-    ip(&fw, "-6 route add fd00:15::/64 via fd00:14::1 dev trust");
+    let trust_nic = topo.port("fw-a-trust").unwrap().dev.clone();
+    ip(
+        &fw,
+        &format!("-6 addr add fd00:14::2/64 dev {trust_nic} nodad"),
+    );
+    ip(
+        &fw,
+        &format!("-6 route add fd00:15::/64 via fd00:14::1 dev {trust_nic}"),
+    );
     ip(
         &vpc,
         "-6 rule add from fd00:13::1 iif lo lookup 1300 pref 50",

@@ -76,7 +76,7 @@ fn member_announcement_moves_havip_and_ownership_sticks() {
         "no owner before any announcement"
     );
 
-    announce(&lab, "fw-a", "untrust", EXT);
+    announce(&lab, "fw-a", "eth1", EXT);
     assert!(
         lab.wait_log("move external - fw-a-untrust", Duration::from_secs(2)),
         "log: {}",
@@ -86,7 +86,7 @@ fn member_announcement_moves_havip_and_ownership_sticks() {
     assert!(vpc_route(&lab, "main", EXT).contains(&a_dev));
 
     // A non-member (fw-b's trust ENI) announcing the external HAVIP is ignored.
-    announce(&lab, "fw-b", "trust", EXT);
+    announce(&lab, "fw-b", "eth2", EXT);
     assert!(
         lab.wait_log("ignored external fw-b-trust", Duration::from_secs(2)),
         "log: {}",
@@ -100,7 +100,7 @@ fn member_announcement_moves_havip_and_ownership_sticks() {
     assert!(vpc_route(&lab, "main", EXT).contains(&a_dev));
 
     // The other member announces: the latest announcement wins.
-    announce(&lab, "fw-b", "untrust", EXT);
+    announce(&lab, "fw-b", "eth1", EXT);
     assert!(
         lab.wait_log(
             "move external fw-a-untrust fw-b-untrust",
@@ -125,10 +125,10 @@ fn route_entries_with_havip_next_hop_follow_the_owner() {
     let lab = Lab::up("alicloud-havip.toml", "r");
     // The server vSwitch (fifth) uses table 104.
     assert!(vpc_route(&lab, "104", "0.0.0.0/0").trim().is_empty());
-    announce(&lab, "fw-a", "trust", INT);
+    announce(&lab, "fw-a", "eth2", INT);
     assert!(lab.wait_log("move internal - fw-a-trust", Duration::from_secs(2)));
     assert!(vpc_route(&lab, "104", "0.0.0.0/0").contains(&port_dev(&lab, "fw-a-trust")));
-    announce(&lab, "fw-b", "trust", INT);
+    announce(&lab, "fw-b", "eth2", INT);
     assert!(lab.wait_log(
         "move internal fw-a-trust fw-b-trust",
         Duration::from_secs(2)
@@ -142,18 +142,40 @@ fn eip_nat_works_both_ways() {
         return;
     }
     let lab = Lab::up("alicloud-havip.toml", "e");
-    stand_in(&lab, "fw-a", "untrust", EXT, "10.0.1.253");
-    announce(&lab, "fw-a", "untrust", EXT);
+    stand_in(&lab, "fw-a", "eth1", EXT, "10.0.1.253");
+    announce(&lab, "fw-a", "eth1", EXT);
     assert!(lab.wait_log("move external - fw-a-untrust", Duration::from_secs(2)));
 
-    // Inbound: the client reaches the EIP; the firewall sees the client's public IP.
+    // Inbound: the client reaches the EIP; the firewall sees the client's
+    // public IP. TCP 80: the one port the security group opens to the
+    // internet (UDP 7000 is dropped and counted).
+    let fw = hafw_kernel::in_netns(Some(&lab.ns("fw-a")), || {
+        std::net::TcpListener::bind(format!("{EXT}:80"))
+    })
+    .unwrap()
+    .unwrap();
+    let seen = std::thread::spawn(move || fw.accept().map(|(_, peer)| peer));
+    let connected = hafw_kernel::in_netns(Some(&lab.ns("client")), || {
+        std::net::TcpStream::connect_timeout(
+            &"203.0.113.10:80".parse().unwrap(),
+            Duration::from_secs(2),
+        )
+    })
+    .unwrap();
+    assert!(connected.is_ok(), "connect through the EIP: {connected:?}");
+    let peer = seen.join().unwrap().unwrap();
+    assert_eq!(peer.ip().to_string(), "198.51.100.20");
     let fw = udp_in(&lab.ns("fw-a"), &format!("{EXT}:7000"));
-    let responder = respond_with_source(fw, 1);
+    fw.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let client = udp_in(&lab.ns("client"), "0.0.0.0:0");
-    let reply = ask(&client, "203.0.113.10:7000", "hi", Duration::from_secs(2));
-    responder.join().unwrap();
-    let reply = reply.expect("reply through the EIP");
-    assert!(reply.starts_with("seen 198.51.100.20:"), "{reply}");
+    client.send_to(b"hi", "203.0.113.10:7000").unwrap();
+    assert!(
+        fw.recv_from(&mut [0u8; 16]).is_err(),
+        "the security group let UDP 7000 in"
+    );
+    let dropped = lab.sh("vpc", "nft list counter ip hafw_vpc sg_dropped");
+    assert!(!dropped.contains("packets 0 "), "{dropped}");
 
     // Outbound: the internet sees the EIP. The echo host runs `hafw lab serve echo`.
     let out = udp_in(&lab.ns("fw-a"), &format!("{EXT}:0"));
@@ -187,7 +209,7 @@ fn spoofed_sources_are_dropped_where_the_check_is_on() {
                 &nl,
                 &route::Route::new("10.0.10.0/24".parse().unwrap())
                     .via(ip("10.0.0.253"))
-                    .dev("mgmt"),
+                    .dev("eth0"),
             )
             .await
         })
@@ -225,12 +247,12 @@ fn no_arp_or_broadcast_reaches_another_instance() {
         return;
     }
     let lab = Lab::up("alicloud-havip.toml", "b");
-    let mut listener = arp::Listener::open(Some(&lab.ns("fw-b")), &["untrust"]).unwrap();
+    let mut listener = arp::Listener::open(Some(&lab.ns("fw-b")), &["eth1"]).unwrap();
     let bcast = udp_in(&lab.ns("fw-b"), "0.0.0.0:9100");
     bcast
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    announce(&lab, "fw-a", "untrust", EXT);
+    announce(&lab, "fw-a", "eth1", EXT);
     let sender = udp_in(&lab.ns("fw-a"), "10.0.1.11:0");
     sender.set_broadcast(true).unwrap();
     let _ = sender.send_to(b"hello", "10.0.1.255:9100");
@@ -268,8 +290,8 @@ fn two_labs_coexist_and_down_leaves_nothing() {
         b_name = b.name.clone();
         assert!(!lab_namespaces(&a.name).is_empty() && !lab_namespaces(&b.name).is_empty());
         // Both work independently.
-        announce(&a, "fw-a", "untrust", EXT);
-        announce(&b, "fw-b", "untrust", EXT);
+        announce(&a, "fw-a", "eth1", EXT);
+        announce(&b, "fw-b", "eth1", EXT);
         assert!(a.wait_log("move external - fw-a-untrust", Duration::from_secs(2)));
         assert!(b.wait_log("move external - fw-b-untrust", Duration::from_secs(2)));
         // A second `up` of the same name is refused.

@@ -80,7 +80,12 @@ fn a_failing_path_on_the_active_hands_over_to_the_healthy_passive() {
     wait_state(&pair, &active, "non-functional", Duration::from_secs(5));
     assert_eq!(pair.wait_settled(Duration::from_secs(5)).unwrap(), passive);
     let status = pair.status_text(&active);
-    assert!(status.contains("path servers via trust failed"), "{status}");
+    // The path's interface as the node found it (the trust ENI's NIC).
+    let via = pair.nic(&active, "trust");
+    assert!(
+        status.contains(&format!("path servers via {via} failed")),
+        "{status}"
+    );
     let _ = std::fs::remove_file(file);
 }
 
