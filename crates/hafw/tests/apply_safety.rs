@@ -430,13 +430,13 @@ fn a_start_forwards_only_after_the_ruleset_and_a_failed_start_not_at_all() {
 }
 
 /// `hafw run --standalone` in `ns`, its standard error to `log`.
-fn daemon(ns: &NodeNs, log: &TempFile) -> Child {
+fn daemon(ns: &NodeNs, log: &TempFile, config: &TempFile) -> Child {
     hafw_kernel::command(&ns.name, hafw())
         .unwrap()
         .args([
             "run",
             "--config",
-            example("alicloud-havip.toml").to_str().unwrap(),
+            config.path().to_str().unwrap(),
             "--node",
             NODE,
             "--standalone",
@@ -471,7 +471,8 @@ fn a_stop_turns_forwarding_off_also_when_it_was_on_before_hafw() {
     ns.set("net.ipv4.ip_forward", "1");
     ns.set("net.ipv6.conf.all.forwarding", "1");
     let log = TempFile::new("apply-safety", "stop.log", "");
-    let mut child = daemon(&ns, &log);
+    let config = example_copy("alicloud-havip.toml");
+    let mut child = daemon(&ns, &log, &config);
     let end = Instant::now() + Duration::from_secs(10);
     let text = || std::fs::read_to_string(log.path()).unwrap_or_default();
     while !text().contains("data plane up") {
@@ -517,8 +518,9 @@ fn a_daemon_killed_at_any_moment_never_forwards_without_the_table() {
     for &ms in &delays {
         let ns = NodeNs::new(&v1);
         let log = TempFile::new("apply-safety", "kill.log", "");
+        let config = example_copy("alicloud-havip.toml");
         let sampler = Sampler::start(&ns.name);
-        let mut child = daemon(&ns, &log);
+        let mut child = daemon(&ns, &log, &config);
         std::thread::sleep(Duration::from_millis(ms));
         let _ = child.kill();
         let _ = child.wait();

@@ -20,6 +20,15 @@ pub fn example(name: &str) -> PathBuf {
     repo().join("examples").join(name)
 }
 
+/// A private copy of an example for a node to run from: `hafw run` writes
+/// its version file and history beside its configuration, which must
+/// never be the repository's example (tests would share, and leave, them).
+pub fn example_copy(name: &str) -> TempFile {
+    let text = std::fs::read_to_string(example(name))
+        .unwrap_or_else(|e| panic!("read example {name}: {e}"));
+    TempFile::new("example", name, &text)
+}
+
 /// Namespace tests need root and the kernel; with HAFW_SKIP_NS_TESTS=1 they
 /// say so and pass, elsewhere they fail loudly rather than pass unseen.
 pub fn ns_tests_enabled() -> bool {
@@ -71,6 +80,16 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // What a node wrote beside it: `<file>.<node>.version`, `.history/`.
+        if let (Some(dir), Some(name)) = (self.0.parent(), self.0.file_name()) {
+            let prefix = format!("{}.", name.to_string_lossy());
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 }
 

@@ -22,13 +22,15 @@ const ONE_ARM: &str = "alicloud-one-arm.toml";
 struct Node {
     child: Child,
     log: std::path::PathBuf,
+    _config: TempFile,
 }
 
 impl Node {
     fn start(lab: &Lab, example_file: &str, node: &str) -> Node {
         let log = std::env::temp_dir().join(format!("hafw-dataplane-{}-{node}.log", lab.name));
         let out = File::create(&log).unwrap();
-        let config = example(example_file);
+        let config_copy = example_copy(example_file);
+        let config = config_copy.path().to_path_buf();
         let child = hafw_kernel::command(&lab.ns(node), hafw())
             .unwrap()
             .args([
@@ -43,7 +45,11 @@ impl Node {
             .stderr(out)
             .spawn()
             .unwrap();
-        Node { child, log }
+        Node {
+            child,
+            log,
+            _config: config_copy,
+        }
     }
 
     fn log(&self) -> String {
@@ -183,7 +189,8 @@ fn without_counts(listing: &str) -> String {
 }
 
 fn check(lab: &Lab, example_file: &str) -> Output {
-    let config = example(example_file);
+    let config_copy = example_copy(example_file);
+    let config = config_copy.path().to_path_buf();
     exec(
         lab,
         "fw-a",
@@ -400,7 +407,8 @@ fn refused_ruleset_applies_nothing_and_names_the_rule() {
     let state = addresses_and_routes(&lab);
     let dir = std::env::temp_dir().join(format!("hafw-dataplane-{}", lab.name));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = example(SEED);
+    let config_copy = example_copy(SEED);
+    let config = config_copy.path().to_path_buf();
 
     // A NAT statement in a filter chain passes `nft --check` and is refused
     // by the kernel at commit; a jump to a missing chain fails the check.
@@ -459,7 +467,8 @@ fn reapplying_the_same_config_changes_nothing() {
         return;
     }
     let lab = Lab::up(SEED, "dpi");
-    let config = example(SEED);
+    let config_copy = example_copy(SEED);
+    let config = config_copy.path().to_path_buf();
     let apply = || {
         exec(
             &lab,
@@ -532,7 +541,8 @@ fn a_start_refused_after_the_apply_leaves_the_kernel_as_it_was() {
         std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let control = std::env::temp_dir().join(format!("hafw-{}-dpu.sock", lab.name));
-    let config = example(SEED);
+    let config_copy = example_copy(SEED);
+    let config = config_copy.path().to_path_buf();
     let out = exec(
         &lab,
         "fw-a",
@@ -592,7 +602,8 @@ fn a_key_file_others_can_read_or_too_short_is_refused_before_anything_is_applied
     assert!(!again.status.success(), "keygen overwrote {path}");
     assert!(text(&again).contains("--force"), "{}", text(&again));
 
-    let config = example(SEED);
+    let config_copy = example_copy(SEED);
+    let config = config_copy.path().to_path_buf();
     let start = || {
         exec(
             &lab,

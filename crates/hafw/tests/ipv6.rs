@@ -108,7 +108,8 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
         .unwrap()
         .clone();
     let (vpc, fw) = (lab.ns("vpc"), lab.ns("fw-a"));
-    let node = Node::start(&lab, &example(SEED));
+    let config = example_copy(SEED);
+    let node = Node::start(&lab, config.path());
     let accepted = listen(&lab);
 
     // The control: the listener works (over loopback, which the input
@@ -230,7 +231,7 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
         hafw(),
         "run",
         "--config",
-        example(SEED).to_str().unwrap(),
+        config.path().to_str().unwrap(),
         "--node",
         "fw-a",
         "--check",
