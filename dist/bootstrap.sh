@@ -11,9 +11,10 @@
 #   HAFW_NODE            this node's name in the deployment file
 #   HAFW_KEY_FILE        the node's key_file (absolute path)
 #   HAFW_KEY_B64         the pair's HA key, base64
-#   HAFW_PACKAGE_URL     empty: the image already has hafw; a URL ending in
-#                        .deb: a Debian package; any other URL: the hafw
-#                        binary itself (installed at /usr/bin/hafw)
+#   HAFW_PACKAGE_URL     empty: the image already has hafw; otherwise a URL
+#                        of a Debian package or of the hafw binary itself
+#                        (installed at /usr/bin/hafw), told apart by their
+#                        first bytes; plain http needs HAFW_PACKAGE_SHA256
 #   HAFW_PACKAGE_SHA256  empty, or the SHA-256 the download must have
 #   HAFW_DEPLOYMENT_TRIM 1 when the deployment file has no final newline
 #
@@ -118,28 +119,44 @@ fi
 STEP=install
 BIN=$ROOT/usr/bin/hafw
 if [ -n "$HAFW_PACKAGE_URL" ]; then
-	work=$(mktemp -d)
 	case "$HAFW_PACKAGE_URL" in
-	*.deb) pkg=$work/hafw.deb ;;
-	*) pkg=$work/hafw ;;
+	http://*)
+		[ -n "$HAFW_PACKAGE_SHA256" ] ||
+			die "$HAFW_PACKAGE_URL is plain http and no package_sha256 is given: anyone on the path could replace what runs as root; use https, or give its SHA-256"
+		;;
 	esac
+	work=$(mktemp -d)
+	pkg=$work/hafw.download
 	say "downloading $HAFW_PACKAGE_URL"
 	fetch "$HAFW_PACKAGE_URL" "$pkg"
 	if [ -n "$HAFW_PACKAGE_SHA256" ]; then
 		echo "$HAFW_PACKAGE_SHA256  $pkg" | sha256sum -c - >>"$LOG" 2>&1 ||
 			die "$HAFW_PACKAGE_URL does not have SHA-256 $HAFW_PACKAGE_SHA256 (variable package_sha256): not installed"
 	fi
-	case "$HAFW_PACKAGE_URL" in
-	*.deb)
+	# What was downloaded decides, not the URL's ending: a signed URL ends
+	# in its query string.
+	magic=$(head -c 7 "$pkg" | od -An -c | tr -d ' \n')
+	case "$magic" in
+	'!<arch>')
 		[ -z "$ROOT" ] || die "a .deb cannot be installed under HAFW_BOOTSTRAP_ROOT; give the binary's URL instead"
+		mv "$pkg" "$work/hafw.deb"
 		say "installing the package"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg" >>"$LOG" 2>&1 ||
-			die "apt-get install $pkg failed; see $LOG"
+		# First boot may race apt-daily or unattended-upgrades for the
+		# lock, and the image's package lists may be stale.
+		if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "$work/hafw.deb" >>"$LOG" 2>&1; then
+			say "apt-get install failed; updating the package lists and trying once more"
+			apt-get -o DPkg::Lock::Timeout=300 update >>"$LOG" 2>&1 || true
+			DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "$work/hafw.deb" >>"$LOG" 2>&1 ||
+				die "apt-get install of the package failed; see $LOG"
+		fi
 		;;
-	*)
+	*ELF* | '#!'*)
 		say "installing the binary at /usr/bin/hafw"
 		mkdir -p "$ROOT/usr/bin"
 		atomic_write "$BIN" 0755 <"$pkg"
+		;;
+	*)
+		die "$HAFW_PACKAGE_URL is neither a Debian package nor an ELF binary (an error page?): not installed"
 		;;
 	esac
 	rm -rf "$work"
@@ -209,9 +226,16 @@ if [ "$len" -lt 32 ]; then
 	rm -f "$key.new.$$"
 	die "the HA key holds $len bytes, fewer than 32; give the pair a 32-byte key (hafw keygen)"
 fi
-atomic_write "$key" 0600 <"$key.new.$$"
-rm -f "$key.new.$$"
-say "wrote $HAFW_KEY_FILE (mode 0600, root)"
+if [ -e "$key" ] && ! cmp -s "$key.new.$$" "$key"; then
+	# Rotated by hand since the first boot (hafw keygen on both nodes):
+	# putting the old key back would split the pair.
+	rm -f "$key.new.$$"
+	say "kept $HAFW_KEY_FILE: it differs from this user data (rotated since the first boot); delete it and run this again to replace it"
+else
+	atomic_write "$key" 0600 <"$key.new.$$"
+	rm -f "$key.new.$$"
+	say "wrote $HAFW_KEY_FILE (mode 0600, root)"
+fi
 
 # ---- 5. the host name, so logs and prompts name the node
 STEP=hostname

@@ -765,9 +765,11 @@ impl Pair {
                 .arg(self.api_token_file());
         }
         // The audit log stays in the lab's directory, never the host's
-        // /var/log, unless the caller names one.
-        // Another release (`restart_with`) may not know the flag.
-        if self.node_exe[i].is_none() && !self.extra.iter().any(|a| a == "--audit-log") {
+        // /var/log, unless the caller names one. Another release
+        // (`restart_with`) gets it too if it knows the flag; one that does
+        // not writes no audit log at all.
+        let knows_audit_log = self.node_exe[i].is_none() || run_help_mentions(exe, "--audit-log");
+        if knows_audit_log && !self.extra.iter().any(|a| a == "--audit-log") {
             cmd.arg("--audit-log").arg(self.audit_log(&node));
         }
         // `{node}` in an extra argument is this node's name: a file per node.
@@ -1375,4 +1377,14 @@ mod tests {
             "{e}"
         );
     }
+}
+
+/// Whether `exe run --help` lists `flag` (a binary of another release may
+/// predate it).
+fn run_help_mentions(exe: &Path, flag: &str) -> bool {
+    Command::new(exe)
+        .args(["run", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
+        .unwrap_or(false)
 }

@@ -107,8 +107,8 @@ pub fn user_data(
                 ));
             }
             let url = opts.package_url.as_deref().unwrap_or("");
-            check_url(url)?;
             let sha = opts.package_sha256.as_deref().unwrap_or("");
+            check_url(url, sha)?;
             let hex64 = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
             if !sha.is_empty() && !hex64 {
                 return Err(format!(
@@ -196,7 +196,8 @@ fn heredoc_function(out: &mut String, name: &str, delim: &str, text: &str) {
 /// systemd environment file: letters, digits, inner `-` and `.`, no empty
 /// label between dots, up to 63 characters.
 pub fn check_host_name(node: &str) -> Result<(), String> {
-    let ok = !node.is_empty()
+    // ECS host names are 2 to 64 characters; DNS labels at most 63.
+    let ok = node.len() >= 2
         && node.len() <= 63
         && node.split('.').all(|l| {
             !l.is_empty()
@@ -208,14 +209,19 @@ pub fn check_host_name(node: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "node `{node}` cannot be a host name: use letters, digits and inner `-` or `.` only (63 at most) in [[node]] name and its cloud.instance"
+            "node `{node}` cannot be a host name: use letters, digits and inner `-` or `.` only (2 to 63) in [[node]] name and its cloud.instance"
         ))
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+fn check_url(url: &str, sha256: &str) -> Result<(), String> {
     if url.is_empty() {
         return Ok(());
+    }
+    if url.starts_with("http://") && sha256.is_empty() {
+        return Err(format!(
+            "--package-url {url:?} is plain http: anyone on the path could replace what the node runs as root; use https, or give --package-sha256"
+        ));
     }
     let scheme_ok = ["http://", "https://", "file://"]
         .iter()

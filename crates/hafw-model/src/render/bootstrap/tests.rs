@@ -397,3 +397,137 @@ fn user_data_over_32_kb_is_refused() {
     );
     assert!(ok.is_ok_and(|s| s.len() < USER_DATA_MAX));
 }
+
+fn script_for(root: &TempRoot, url: String, sha: Option<String>) -> String {
+    let _ = root;
+    let opts = Bootstrap {
+        package_url: Some(url),
+        package_sha256: sha,
+    };
+    user_data(
+        &seed(),
+        crate::examples::SEED,
+        "fw-a",
+        KeySource::Bytes(&KEY),
+        &opts,
+    )
+    .unwrap()
+}
+
+/// What was downloaded decides how it is installed, not the URL: a Debian
+/// package at a URL with no `.deb` ending (a signed URL ends in its query)
+/// is taken for a package (refused under a test root, where apt cannot
+/// run), and an error page is refused rather than installed as the binary.
+#[test]
+fn the_download_is_told_apart_by_its_first_bytes() {
+    let root = TempRoot::new("magic");
+    let deb = root.0.join("download-signed");
+    std::fs::write(&deb, b"!<arch>\ndebian-binary   ").unwrap();
+    let out = run(
+        &script_for(&root, format!("file://{}", deb.display()), None),
+        &root.0,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("a .deb cannot be installed"), "{stderr}");
+
+    let page = root.0.join("download-page");
+    std::fs::write(&page, "<html>403 Forbidden</html>").unwrap();
+    let out = run(
+        &script_for(&root, format!("file://{}", page.display()), None),
+        &root.0,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("neither a Debian package nor an ELF binary"),
+        "{stderr}"
+    );
+    assert!(!root.0.join("fs/usr/bin/hafw").exists());
+}
+
+/// Plain http with no checksum is refused when the script is rendered,
+/// and by the script itself (Terraform's variables reach it unchecked).
+#[test]
+fn plain_http_needs_a_checksum() {
+    let opts = Bootstrap {
+        package_url: Some("http://mirror.example/hafw.deb".into()),
+        package_sha256: None,
+    };
+    let e = user_data(
+        &seed(),
+        crate::examples::SEED,
+        "fw-a",
+        KeySource::Bytes(&KEY),
+        &opts,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("plain http") && e.contains("--package-sha256"),
+        "{e}"
+    );
+    let with_sha = Bootstrap {
+        package_sha256: Some("a".repeat(64)),
+        ..opts
+    };
+    assert!(user_data(
+        &seed(),
+        crate::examples::SEED,
+        "fw-a",
+        KeySource::Bytes(&KEY),
+        &with_sha
+    )
+    .is_ok());
+
+    let root = TempRoot::new("http");
+    let script = user_data(
+        &seed(),
+        crate::examples::SEED,
+        "fw-a",
+        KeySource::Bytes(&KEY),
+        &Bootstrap {
+            package_url: None,
+            package_sha256: None,
+        },
+    )
+    .unwrap()
+    .replace(
+        "HAFW_PACKAGE_URL=''",
+        "HAFW_PACKAGE_URL='http://192.0.2.1/hafw'",
+    );
+    assert!(
+        script.contains("192.0.2.1"),
+        "the parameter line moved: {script}"
+    );
+    let out = run(&script, &root.0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("plain http and no package_sha256"),
+        "{stderr}"
+    );
+}
+
+/// A key rotated by hand since the first boot is kept when the script
+/// runs again: putting the old key back would split the pair.
+#[test]
+fn a_rerun_keeps_a_rotated_key() {
+    let root = TempRoot::new("rotate");
+    let bin = fake_binary(&root.0);
+    let script = script_for(&root, format!("file://{}", bin.display()), None);
+    assert!(run(&script, &root.0).status.success());
+    let key = root.0.join("fs/etc/hafw/ha.key");
+    assert_eq!(std::fs::read(&key).unwrap(), KEY);
+    std::fs::write(&key, [7u8; 40]).unwrap();
+    let out = run(&script, &root.0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("kept /etc/hafw/ha.key"), "{stderr}");
+    assert_eq!(std::fs::read(&key).unwrap(), [7u8; 40]);
+}
+
+#[test]
+fn a_one_letter_node_cannot_be_a_host_name() {
+    assert!(check_host_name("a").is_err());
+    assert!(check_host_name("fw-a").is_ok());
+}
