@@ -93,6 +93,50 @@ impl InstanceFs {
         }
         use std::os::unix::fs::PermissionsExt as _;
         let _ = std::fs::set_permissions(self.run_hafw(), std::fs::Permissions::from_mode(0o700));
+        self.hide_host_state()
+    }
+
+    /// The overlays show the host's /etc and /var below the instance's own
+    /// files. hafw's own directories must not show through: on a host that
+    /// runs hafw, the bootstrap would keep the host's deployment file and
+    /// the node would run the host's configuration. Each becomes an opaque
+    /// directory of the upper layer, so the instance starts with it empty.
+    fn hide_host_state(&self) -> Result<(), LabError> {
+        for (top, rest) in [
+            ("etc", "hafw"),
+            ("var", "lib/hafw"),
+            ("var", "log/hafw"),
+            ("var", "lib/cloud"),
+        ] {
+            let dir = self.upper(top).join(rest);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                LabError::Refused(format!(
+                    "create the instance directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            let path = CString::new(dir.display().to_string())
+                .map_err(|_| LabError::Refused("a path holds a NUL byte".into()))?;
+            // SAFETY: both strings are NUL-terminated and outlive the call.
+            let rc = unsafe {
+                libc::setxattr(
+                    path.as_ptr(),
+                    c"trusted.overlay.opaque".as_ptr(),
+                    c"y".as_ptr().cast(),
+                    1,
+                    0,
+                )
+            };
+            let host = Path::new("/").join(top).join(rest);
+            if rc != 0 && host.exists() {
+                return Err(LabError::Refused(format!(
+                    "cannot hide the host's {} from the lab's instances (setxattr on {}: {}); put the lab's state on a file system with trusted xattrs",
+                    host.display(),
+                    dir.display(),
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -577,13 +577,15 @@ fn serve_one(mut s: TcpStream, service: &Mutex<Service>, epoch: Instant, lab_nam
             r
         }
     };
-    let counts = svc.counts_text();
-    drop(svc);
+    // Written under the service's lock: connections run on threads of
+    // their own, and one shared temporary file written by two at once
+    // could be renamed into place half-written.
     let path = counts_file(lab_name);
     let tmp = path.with_extension("tmp");
-    if std::fs::write(&tmp, counts).is_ok() {
+    if std::fs::write(&tmp, svc.counts_text()).is_ok() {
         let _ = std::fs::rename(&tmp, &path);
     }
+    drop(svc);
     let _ = s.write_all(&resp.to_bytes());
     // Lingering close: closing with unread bytes (an oversized request)
     // would send a reset that can destroy the answer in flight; read a

@@ -1356,6 +1356,16 @@ impl Drop for Pair {
     }
 }
 
+/// Whether `exe run --help` lists `flag` (a binary of another release may
+/// predate it).
+fn run_help_mentions(exe: &Path, flag: &str) -> bool {
+    Command::new(exe)
+        .args(["run", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1377,14 +1387,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-/// Whether `exe run --help` lists `flag` (a binary of another release may
-/// predate it).
-fn run_help_mentions(exe: &Path, flag: &str) -> bool {
-    Command::new(exe)
-        .args(["run", "--help"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
-        .unwrap_or(false)
 }

@@ -375,6 +375,15 @@ fn each_alert_fires_in_its_lab_state_and_none_in_the_normal_state() {
         &s,
         every.iter().map(|a| (*a, vec![])).collect(),
     ));
+    // Nothing scraped at all (both nodes down): only absent() can see it.
+    groups.push(group(
+        "nothing scraped",
+        &Samples::default(),
+        vec![(
+            "HafwNoNodeScraped",
+            vec![expect(&rules, "HafwNoNodeScraped", &[("state", "active")])],
+        )],
+    ));
 
     // 2. Forged heartbeats at the passive: drops rise, by reason.
     let mut s = Samples::default();

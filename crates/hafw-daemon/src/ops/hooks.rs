@@ -172,9 +172,14 @@ impl Hooks {
                         .into(),
                 );
             };
-            executable(Path::new(cmd)).map_err(|e| {
-                format!("policy.hooks.on_transition: {cmd} {e}; install it on this node or remove on_transition")
-            })?;
+            // A notification script must not keep a firewall from running
+            // (config sync gives both nodes the same path): the node starts,
+            // says so, and each run fails and is counted until it is fixed.
+            if let Err(e) = executable(Path::new(cmd)) {
+                log.warn(format!(
+                    "policy.hooks.on_transition: {cmd} {e}; install it on this node or remove on_transition (every run fails until then)"
+                ));
+            }
         }
         let webhook =
             match &spec.webhook {
@@ -275,15 +280,31 @@ impl Hooks {
     }
 }
 
-/// An absolute path to a regular file someone may execute.
+/// An absolute path to a regular file someone may execute, that only its
+/// owner (root, or the user running hafw) can change: hooks run as root.
 fn executable(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
     if !meta.is_file() {
         return Err("is not a file".into());
     }
-    if meta.permissions().mode() & 0o111 == 0 {
+    let mode = meta.permissions().mode();
+    if mode & 0o111 == 0 {
         return Err("is not executable (chmod +x it)".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "is owned by uid {}: whoever that is could change what runs as root (chown root it)",
+            meta.uid()
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "has mode {:04o}: group or others may change what runs as root (chmod go-w it)",
+            mode & 0o7777
+        ));
     }
     Ok(())
 }
@@ -347,6 +368,9 @@ fn run_command(argv: &[String], job: &Job, timeout: Duration) -> Outcome {
     let Some((cmd, args)) = argv.split_first() else {
         return Outcome::Failed("no command".into());
     };
+    if let Err(e) = executable(Path::new(cmd)) {
+        return Outcome::Failed(format!("{cmd} {e}: not run"));
+    }
     let deadline = Instant::now() + timeout;
     let mut c = Command::new(cmd);
     c.args(args)
@@ -362,10 +386,16 @@ fn run_command(argv: &[String], job: &Job, timeout: Duration) -> Outcome {
         Err(e) => return Outcome::Failed(format!("cannot start {cmd}: {e}")),
     };
     if let Some(mut stdin) = child.stdin.take() {
-        // Under a pipe's buffer: the write does not wait for the reader. A
-        // command that exits without reading gives EPIPE, which is fine.
-        let _ = stdin.write_all(job.json().as_bytes());
-        let _ = stdin.write_all(b"\n");
+        // From a thread of its own: a command that never reads its input
+        // must not hold the runner past its timeout (the kill at the
+        // deadline ends the write with EPIPE). EPIPE is fine.
+        let json = job.json();
+        let _ = std::thread::Builder::new()
+            .name("hafw-hook-stdin".into())
+            .spawn(move || {
+                let _ = stdin.write_all(json.as_bytes());
+                let _ = stdin.write_all(b"\n");
+            });
     }
     let out = child.stdout.take().map(bounded_reader);
     let err = child.stderr.take().map(bounded_reader);
@@ -526,6 +556,7 @@ fn unix_ms() -> u64 {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::os::unix::fs::PermissionsExt as _;
     use std::path::PathBuf;
 
     fn temp_dir(tag: &str) -> PathBuf {
@@ -715,24 +746,35 @@ mod tests {
             "{why}"
         );
         assert!(why.len() < 2 * OUTPUT_MAX + 200, "{}", why.len());
-        // Checked at start: a missing or non-executable command is refused.
+        // A missing, non-executable or writable-by-others command does not
+        // stop the node (start succeeds); each run fails, saying why.
         let spec = |cmd: &str| hafw_model::hooks::Hooks {
             on_transition: Some(vec![cmd.into()]),
             ..Default::default()
         };
-        let e = Hooks::start("fw-a", &spec("/nonexistent/hook"), None, &Log::quiet())
-            .err()
-            .unwrap();
-        assert!(
-            e.starts_with("policy.hooks.on_transition: /nonexistent/hook"),
-            "{e}"
-        );
+        assert!(Hooks::start("fw-a", &spec("/nonexistent/hook"), None, &Log::quiet()).is_ok());
+        let job = Job {
+            seq: 1,
+            node: "fw-a".into(),
+            unix_ms: 0,
+            event: event(EventKind::Active, "x"),
+        };
+        let why = |argv: &[String]| match run_command(argv, &job, Duration::from_secs(5)) {
+            Outcome::Failed(w) => w,
+            o => panic!("{o:?}"),
+        };
+        assert!(why(&["/nonexistent/hook".into()]).contains("cannot be read"));
         let plain = dir.join("plain");
         std::fs::write(&plain, "").unwrap();
-        let e = Hooks::start("fw-a", &spec(plain.to_str().unwrap()), None, &Log::quiet())
-            .err()
-            .unwrap();
-        assert!(e.contains("not executable"), "{e}");
+        assert!(why(&[plain.display().to_string()]).contains("not executable"));
+        let open = dir.join("open");
+        std::fs::write(&open, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let w = why(&[open.display().to_string()]);
+        assert!(
+            w.contains("group or others may change") && w.contains("not run"),
+            "{w}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

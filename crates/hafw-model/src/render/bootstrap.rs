@@ -23,7 +23,9 @@
 //! can read the key file anyway. The script installs the same rule in a
 //! table of its own (`inet hafw_metadata`) before it writes anything, so
 //! the time before hafw starts and after it stops is covered too, until
-//! the next reboot (after which hafw's own table covers it once running). The alternative, a secret store (KMS
+//! the next reboot (after which hafw's own table covers it once running).
+//! Not covered: the user data is served from the instance's first second,
+//! before cloud-init runs this script, and after a reboot until hafw runs. The alternative, a secret store (KMS
 //! Secrets Manager) read with the instance's RAM role, keeps the key out of
 //! the state, but needs a role, a policy, a secret and its rotation per
 //! deployment, and the role's credentials are served by the same metadata
