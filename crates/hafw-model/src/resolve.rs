@@ -8,9 +8,13 @@
 //! 1. a link named after the ENI's role (`mgmt`, `untrust`, ...: the role
 //!    names are aliases, which is how the lab and a hand-named host work);
 //! 2. the link with the ENI's `mac` from the deployment file;
-//! 3. the link whose MAC the metadata service gives the ENI's primary IP
-//!    (`network/interfaces/macs/<mac>/primary-ip-address`);
-//! 4. the link that already carries the ENI's primary IP.
+//! 3. the link that already carries the ENI's primary IP (a restart after
+//!    a crash or an upgrade, eth0 from DHCP: no need to ask anyone);
+//! 4. the link whose MAC the metadata service gives the ENI's primary IP
+//!    (`network/interfaces/macs/<mac>/primary-ip-address`), asked only when
+//!    the first three leave an ENI unfound (a first boot, where only eth0
+//!    has its address): a metadata service that is slow or unreachable
+//!    must not hold up a restart that needs nothing from it.
 //!
 //! An ENI found nowhere, or two ENIs on one link, is an error naming the
 //! ENI, its addresses and each thing tried: the node never applies a plan
@@ -139,8 +143,8 @@ pub fn resolve(instance: &Instance, seen: &Seen) -> Result<Vec<Found>, Vec<Strin
     }
 }
 
-/// Whether the metadata service is needed: some ENI has neither its alias
-/// nor its file MAC among the links.
+/// Whether the metadata service is needed: some ENI has neither its alias,
+/// nor its file MAC, nor its primary IP among the links.
 pub fn needs_metadata(instance: &Instance, links: &[SeenLink]) -> bool {
     (0..instance.enis.len()).any(|at| {
         let eni = &instance.enis[at];
@@ -149,6 +153,7 @@ pub fn needs_metadata(instance: &Instance, links: &[SeenLink]) -> bool {
             && !eni
                 .mac
                 .is_some_and(|m| links.iter().any(|l| l.mac == Some(m)))
+            && !links.iter().any(|l| l.addresses.contains(&eni.primary_ip))
     })
 }
 
@@ -192,6 +197,10 @@ fn resolve_one(instance: &Instance, at: usize, seen: &Seen) -> Result<Found, Str
         },
         None => tried.push("no `mac` in the deployment file".into()),
     }
+    if let Some(link) = seen.links.iter().find(|l| l.addresses.contains(&ip)) {
+        return Ok(ok(link, How::Address));
+    }
+    tried.push(format!("no link carries {ip}"));
     match &seen.metadata {
         None => tried.push("the metadata service was not asked".into()),
         Some(md) => {
@@ -225,10 +234,6 @@ fn resolve_one(instance: &Instance, at: usize, seen: &Seen) -> Result<Found, Str
             ));
         }
     }
-    if let Some(link) = seen.links.iter().find(|l| l.addresses.contains(&ip)) {
-        return Ok(ok(link, How::Address));
-    }
-    tried.push(format!("no link carries {ip}"));
     let links: Vec<String> = (seen.links.iter())
         .map(|l| match l.mac {
             Some(m) => format!("{} ({m})", l.name),

@@ -101,7 +101,8 @@ fn file_macs_find_shuffled_links() {
     let dep = with_macs(&text);
     let inst = dep.instance("fw-a").unwrap();
     let links = ecs_links();
-    // mgmt and ha2 have no MAC in the file: the metadata service is needed.
+    // ha2 has no MAC in the file and no address: the metadata service is
+    // needed (mgmt is found by the address DHCP gave eth0).
     assert!(needs_metadata(inst, &links));
     let seen = Seen {
         links,
@@ -111,7 +112,7 @@ fn file_macs_find_shuffled_links() {
     assert_eq!(
         names(&found),
         [
-            ("fw-a-mgmt", "eth0", How::Metadata),
+            ("fw-a-mgmt", "eth0", How::Address),
             ("fw-a-untrust", "eth3", How::Mac),
             ("fw-a-trust", "eth1", How::Mac),
             ("fw-a-ha2", "eth2", How::Metadata),
@@ -131,7 +132,7 @@ fn metadata_finds_every_eni_of_a_first_boot() {
     assert_eq!(
         names(&found),
         [
-            ("fw-a-mgmt", "eth0", How::Metadata),
+            ("fw-a-mgmt", "eth0", How::Address),
             ("fw-a-untrust", "eth3", How::Metadata),
             ("fw-a-trust", "eth1", How::Metadata),
             ("fw-a-ha2", "eth2", How::Metadata),
@@ -328,4 +329,31 @@ fn a_second_eni_of_a_role_keeps_its_numbered_alias() {
     inst.enis.push(extra);
     assert_eq!(alias(&inst, 2), "trust");
     assert_eq!(alias(&inst, 4), "trust1");
+}
+
+/// A restart (after a crash, an upgrade): every ENI already carries its
+/// address, so the metadata service is not needed, and not asked.
+#[test]
+fn a_restart_needs_no_metadata_service() {
+    let dep = seed();
+    let inst = dep.instance("fw-a").unwrap();
+    let mut links = ecs_links();
+    for (l, ip) in links.iter_mut().filter(|l| l.name != "lo").zip([
+        "10.0.0.11",
+        "10.0.2.11",
+        "10.0.3.11",
+        "10.0.1.11",
+    ]) {
+        l.addresses = vec![ip.parse().unwrap()];
+    }
+    assert!(!needs_metadata(inst, &links));
+    let found = resolve(
+        inst,
+        &Seen {
+            links,
+            metadata: None,
+        },
+    )
+    .unwrap();
+    assert!(found.iter().all(|f| f.how == How::Address), "{found:?}");
 }
