@@ -10,34 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use hafw_lab::pair::{Fault, Pair, API_TOKEN};
 
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// Polls `f` until it returns `Some`, or fails with `what` and `why()`.
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Option<T>,
-    why: impl Fn() -> String,
-) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "{what} not within {timeout:?}:\n{}",
-            why()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 const NO_STANDBY: &str = "hafw_alarm{kind=\"no_standby\"}";
 
 #[test]

@@ -253,26 +253,6 @@ fn group(name: &str, samples: &Samples, alerts: Vec<(&str, Vec<Value>)>) -> Valu
     })
 }
 
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Option<T>,
-    why: impl Fn() -> String,
-) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "{what} not within {timeout:?}:\n{}",
-            why()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn both_status(pair: &Pair) -> String {
     pair.nodes()
         .iter()

@@ -207,3 +207,32 @@ pub fn nft_counter(ns: &str, name: &str) -> u64 {
         .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
         .unwrap_or_else(|| panic!("no packets in {v}"))
 }
+
+/// Polls `f` until it returns `Some`, or fails with `what` and `why()`.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    why: impl Fn() -> String,
+) -> T {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{what} not within {timeout:?}:\n{}",
+            why()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of the first line of a metrics scrape starting with `series`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

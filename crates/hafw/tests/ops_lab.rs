@@ -22,13 +22,6 @@ fn start(prefix: &str) -> Pair {
     .unwrap_or_else(|e| panic!("start the pair: {e}"))
 }
 
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn the_api_and_metrics_follow_a_failover() {
     if !ns_tests_enabled() {
