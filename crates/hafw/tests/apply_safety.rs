@@ -431,6 +431,8 @@ fn a_start_forwards_only_after_the_ruleset_and_a_failed_start_not_at_all() {
 
 /// `hafw run --standalone` in `ns`, its standard error to `log`.
 fn daemon(ns: &NodeNs, log: &TempFile, config: &TempFile) -> Child {
+    // Beside the log, removed with it.
+    let audit = format!("{}.audit.jsonl", log.path().display());
     hafw_kernel::command(&ns.name, hafw())
         .unwrap()
         .args([
@@ -440,6 +442,8 @@ fn daemon(ns: &NodeNs, log: &TempFile, config: &TempFile) -> Child {
             "--node",
             NODE,
             "--standalone",
+            "--audit-log",
+            &audit,
         ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log.path()).unwrap())

@@ -93,6 +93,14 @@ impl Drop for TempFile {
     }
 }
 
+/// A path for a node's audit log (`--audit-log`), removed when dropped:
+/// without it a node writes the host's /var/log/hafw.
+pub fn audit_log(label: &str) -> TempFile {
+    let file = TempFile::new(label, "audit.jsonl", "");
+    let _ = std::fs::remove_file(file.path());
+    file
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(hafw()).args(args).output().expect("run hafw")
 }

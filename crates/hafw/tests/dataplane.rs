@@ -40,7 +40,9 @@ impl Node {
                 "--node",
                 node,
                 "--standalone",
+                "--audit-log",
             ])
+            .arg(log.with_extension("audit.jsonl"))
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
@@ -82,6 +84,7 @@ impl Drop for Node {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(self.log.with_extension("audit.jsonl"));
     }
 }
 
@@ -107,6 +110,12 @@ fn text(out: &Output) -> String {
 fn exec(lab: &Lab, host: &str, args: &[&str]) -> Output {
     let mut all = vec!["lab", "exec", lab.name.as_str(), host, "--", hafw()];
     all.extend_from_slice(args);
+    // A node run here keeps its audit log out of the host's /var/log/hafw.
+    let audit = audit_log("dataplane");
+    let audit_path = audit.path().display().to_string();
+    if args.first() == Some(&"run") {
+        all.extend(["--audit-log", audit_path.as_str()]);
+    }
     run(&all)
 }
 

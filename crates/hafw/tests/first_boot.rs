@@ -168,7 +168,8 @@ impl Run {
             .env("HAFW_METADATA_URL", &md.url)
             .args(["run", "--config"])
             .arg(config.path())
-            .args(["--node", "auto", "--standalone"])
+            .args(["--node", "auto", "--standalone", "--audit-log"])
+            .arg(format!("{}.audit.jsonl", log.path().display()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log.path()).unwrap())
             .spawn()
@@ -278,7 +279,8 @@ fn a_first_booted_instance_comes_up_on_the_links_it_finds() {
         .env("HAFW_METADATA_URL", &md.url)
         .args(["run", "--config"])
         .arg(config.path())
-        .args(["--node", "auto", "--standalone", "--check"])
+        .args(["--node", "auto", "--standalone", "--check", "--audit-log"])
+        .arg(format!("{}.audit.jsonl", config.path().display()))
         .output()
         .unwrap();
     assert!(

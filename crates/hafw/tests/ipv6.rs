@@ -222,6 +222,7 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
     assert!(forwarded >= 3, "forwarded IPv6 counted {forwarded}");
 
     // `--check` ignores the named counters' counts, which are not zero now.
+    let audit = audit_log("ipv6");
     let check = run(&[
         "lab",
         "exec",
@@ -236,6 +237,8 @@ fn ipv6_to_and_through_the_node_is_dropped_and_counted() {
         "fw-a",
         "--check",
         "--standalone",
+        "--audit-log",
+        audit.path().to_str().unwrap(),
     ]);
     let said = String::from_utf8_lossy(&check.stdout).to_string()
         + &String::from_utf8_lossy(&check.stderr);

@@ -25,7 +25,8 @@ impl Node {
             .unwrap()
             .args(["run", "--config"])
             .arg(config)
-            .args(["--node", "fw-a", "--standalone"])
+            .args(["--node", "fw-a", "--standalone", "--audit-log"])
+            .arg(log.with_extension("audit.jsonl"))
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
@@ -48,6 +49,8 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(self.log.with_extension("audit.jsonl"));
+        let _ = std::fs::remove_file(self.log.with_extension("audit.jsonl.1"));
     }
 }
 
