@@ -35,7 +35,8 @@ pub struct Args {
     /// Runs per fault kind and profile.
     #[arg(long, default_value_t = 10)]
     runs: usize,
-    /// HA timers: `default` (200 ms x 5), `fast` (5 ms x 3) or `both`.
+    /// HA timers: `default` (200 ms x 5), `fast` (5 ms x 3), `tight` (2 ms x
+    /// 3), `both` (default and fast) or `all`.
     #[arg(long, value_enum, default_value_t = Profiles::Both)]
     profile: Profiles,
     /// Fault kinds, comma-separated: suspend, term, kill, stop, link, crash.
@@ -73,7 +74,11 @@ pub struct Args {
 enum Profiles {
     Default,
     Fast,
+    Tight,
+    /// `default` and `fast`.
     Both,
+    /// Every profile.
+    All,
 }
 
 impl Profiles {
@@ -81,7 +86,9 @@ impl Profiles {
         match self {
             Profiles::Default => vec![HaProfile::Default.into()],
             Profiles::Fast => vec![HaProfile::Fast.into()],
-            Profiles::Both => HaProfile::ALL.into_iter().map(Profile::from).collect(),
+            Profiles::Tight => vec![HaProfile::Tight.into()],
+            Profiles::Both => vec![HaProfile::Default.into(), HaProfile::Fast.into()],
+            Profiles::All => HaProfile::ALL.into_iter().map(Profile::from).collect(),
         }
     }
 }
@@ -91,7 +98,9 @@ impl std::fmt::Display for Profiles {
         f.pad(match self {
             Profiles::Default => "default",
             Profiles::Fast => "fast",
+            Profiles::Tight => "tight",
             Profiles::Both => "both",
+            Profiles::All => "all",
         })
     }
 }

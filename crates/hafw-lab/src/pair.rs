@@ -1375,6 +1375,7 @@ mod tests {
         for (name, want) in [
             ("default", Profile::Hafw(HaProfile::Default)),
             ("fast", Profile::Hafw(HaProfile::Fast)),
+            ("tight", Profile::Hafw(HaProfile::Tight)),
             ("keepalived", Profile::KEEPALIVED),
             ("keepalived-fastest", Profile::KEEPALIVED_FASTEST),
         ] {

@@ -41,7 +41,10 @@ pub(super) const ECHO_BURST: u32 = 20;
 /// heartbeats). With `fast` (5 ms): 200 intervals/s × 2 messages × 10 =
 /// **4,000/s per source, burst 4,000**; a heartbeat path carries at most
 /// 400/s, and heartbeats that waited in a queue for the whole adaptive
-/// detection ceiling (500 ms) arrive as a burst of 200. A real heartbeat is
+/// detection ceiling (500 ms) arrive as a burst of 200. The `tight`
+/// profile (2 ms) stays under the same limit with a margin of 4 rather than
+/// 10: 1,000/s per path, a burst of 500 after such a wait; a faster
+/// explicit interval raises the limit as above. A real heartbeat is
 /// never dropped by this limit; what it bounds is the work a flood of forged
 /// datagrams from the peer's address costs the HA thread (each one a failed
 /// decryption), 4,000/s instead of the flood's rate. It cannot tell a

@@ -65,6 +65,10 @@ fn timers_follow_the_profile_and_explicit_settings_win() {
     dep.policy.ha.profile = HaProfile::Fast;
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
     assert_eq!(timers(t), (5, 3, 15));
+    dep.policy.ha.profile = HaProfile::Tight;
+    let t = plan(&dep, "fw-a").unwrap().ha.timers;
+    assert_eq!(timers(t), (2, 3, 6));
+    dep.policy.ha.profile = HaProfile::Fast;
     dep.policy.ha.heartbeat_interval_ms = IntervalMs::new(50);
     let t = plan(&dep, "fw-a").unwrap().ha.timers;
     assert_eq!(timers(t).0, 50);
@@ -340,7 +344,10 @@ fn the_profile_parses_from_its_name_and_nothing_else() {
     }
     assert_eq!(format!("[{:<8}]", HaProfile::Fast), "[fast    ]");
     let e = "Fast".parse::<HaProfile>().unwrap_err();
-    assert_eq!(e, "unknown HA profile `Fast`: use `default` or `fast`");
+    assert_eq!(
+        e,
+        "unknown HA profile `Fast`: use `default`, `fast` or `tight`"
+    );
     assert!("".parse::<HaProfile>().is_err());
 }
 
