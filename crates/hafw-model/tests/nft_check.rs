@@ -352,3 +352,44 @@ fn only_root_reaches_the_metadata_service() {
     );
     assert!(refused(&ns) >= 1, "nobody's packets were not counted");
 }
+
+/// `policy.fastpath`: the flowtable's devices must exist, so the
+/// namespace gets a veth pair named as the plan's interfaces; the ruleset
+/// is committed for real and listed back with its flowtable. The same
+/// text in a namespace without the links is refused: the apply order
+/// (links before the ruleset) is what makes it load.
+#[test]
+fn fastpath_ruleset_loads_with_its_flowtable() {
+    if !can_run("fastpath_ruleset_loads_with_its_flowtable") {
+        return;
+    }
+    let mut dep = load("seed", SEED);
+    dep.policy.fastpath = true;
+    let text = ruleset(&dep, "fw-a");
+    let bare = Netns::new();
+    let out = bare.nft(&["-c", "-f", "/dev/stdin"], &text);
+    assert!(
+        !out.status.success(),
+        "a flowtable on missing devices was accepted: the test cannot tell"
+    );
+    let ns = Netns::new();
+    let out = Command::new("ip")
+        .args(["-n", &ns.name, "link", "add", "untrust", "type", "veth"])
+        .args(["peer", "name", "trust"])
+        .output()
+        .expect("run `ip link add`");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.load("seed fw-a with fastpath", &[], &text);
+    let listed = ns.list(&["list", "flowtable", "inet", "hafw", "ft"]);
+    assert!(listed.contains("hook ingress"), "{listed}");
+    assert!(
+        listed.contains("untrust") && listed.contains("trust"),
+        "{listed}"
+    );
+    // Replaced whole again, as every apply does.
+    ns.load("seed fw-a with fastpath, again", &[], &text);
+}
