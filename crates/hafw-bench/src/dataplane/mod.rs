@@ -197,18 +197,34 @@ fn bench_pps(args: &Args) -> Result<(), String> {
         plan.ruleset.family, plan.ruleset.table
     );
     let duration = Duration::from_secs(args.seconds);
-    let configs: [(&str, Option<&NodePlan>); 3] = [
-        ("plain kernel forwarding", None),
-        ("seed ruleset + SNAT", Some(&plan)),
-        ("seed ruleset + fastpath", Some(&fast_plan)),
+    // Between plain and the ruleset: conntrack alone (one forward rule
+    // accepting established flows, no NAT), so the figures split the
+    // ruleset's cost into conntrack's and the rest (NAT, the chains).
+    let (family, table) = (plan.ruleset.family, plan.ruleset.table.as_str());
+    let conntrack_only = format!(
+        "table {family} {table} {{}}\ndelete table {family} {table}\ntable {family} {table} {{\n\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established accept\n\t}}\n}}\n"
+    );
+    // And conntrack with the seed's SNAT alone (no other chain), for NAT's
+    // share.
+    let conntrack_snat = conntrack_only.replacen(
+        "\t}\n}\n",
+        "\t}\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 10.0.10.0/24 oifname \"untrust\" snat ip to 10.0.1.100\n\t}\n}\n",
+        1,
+    );
+    let configs: [(&str, &str); 5] = [
+        ("plain kernel forwarding", delete.as_str()),
+        ("conntrack only, no NAT", conntrack_only.as_str()),
+        ("conntrack + SNAT only", conntrack_snat.as_str()),
+        ("seed ruleset + SNAT", plan.ruleset.text.as_str()),
+        ("seed ruleset + fastpath", fast_plan.ruleset.text.as_str()),
     ];
+    const FASTPATH: usize = 4;
     let mut rates: Vec<Vec<pps::Rate>> = vec![Vec::new(); configs.len()];
     let mut fastpath_refused = None;
     for run in 1..=args.runs {
-        for (i, (label, plan)) in configs.iter().enumerate() {
-            let ruleset = plan.map_or(delete.as_str(), |p| p.ruleset.text.as_str());
+        for (i, (label, ruleset)) in configs.iter().enumerate() {
             if let Err(e) = nft::apply(Some(&topo.firewall), ruleset) {
-                if i == 2 {
+                if i == FASTPATH {
                     // A kernel without CONFIG_NF_FLOW_TABLE refuses the
                     // flowtable: said once, the other figures still count.
                     fastpath_refused.get_or_insert(e.to_string());
