@@ -55,6 +55,10 @@
 //! table, which refreshes the passive's copies; and the sender never
 //! passes `OFFLOAD` on (`hafw_kernel::conntrack` strips it): the passive's
 //! copy is a plain entry its own flowtable can take after a takeover.
+//! The price besides speed: an offloaded TCP flow's sequence numbers are
+//! not window-checked (as with `be_liberal`), and replacing the table (a
+//! config apply) empties the flowtable, so its flows take the slow path
+//! until offloaded again.
 //!
 //! # How security rules compile
 //! Rules are first-match. Inside a pair's chain, the rules are cut into
