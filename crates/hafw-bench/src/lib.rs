@@ -18,7 +18,7 @@ pub enum BenchCmd {
     /// over many flows, also with `policy.fastpath`. Builds its own three
     /// namespaces; needs root.
     #[command(
-        after_help = "Examples:\n  hafw bench dataplane --rules 10,10000 --seconds 3 --runs 3\n  hafw bench dataplane --mode pps --flows 1000 --seconds 5 --runs 5"
+        after_help = "Example: hafw bench dataplane --rules 10,10000 --seconds 3 --runs 3\nExample: hafw bench dataplane --mode pps --flows 1000 --seconds 5 --runs 5"
     )]
     Dataplane(dataplane::Args),
     /// New connections per second through the active's SNAT with session
