@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod cloud_delay;
+mod connections;
 mod dataplane;
 pub mod demo;
 mod failover;
@@ -11,11 +12,20 @@ mod sync;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCmd {
-    /// Forwarding throughput through the node's data plane (NAT and 10 /
-    /// 10,000 security rules) against plain kernel forwarding, and the
-    /// ruleset commit time. Builds its own three namespaces; needs root.
-    #[command(after_help = "Example: hafw bench dataplane --rules 10,10000 --seconds 3 --runs 3")]
+    /// Forwarding through the node's data plane against plain kernel
+    /// forwarding: a TCP stream (NAT and 10 / 10,000 security rules) and
+    /// the ruleset commit time, or with `--mode pps` 64-byte UDP packets
+    /// over many flows, also with `policy.fastpath`. Builds its own three
+    /// namespaces; needs root.
+    #[command(
+        after_help = "Example: hafw bench dataplane --rules 10,10000 --seconds 3 --runs 3\nExample: hafw bench dataplane --mode pps --flows 1000 --seconds 5 --runs 5"
+    )]
     Dataplane(dataplane::Args),
+    /// New connections per second through the active's SNAT with session
+    /// sync on (mirror) and off, two pairs in one run, measured in turn;
+    /// the ratio. Builds its own labs; needs root.
+    #[command(after_help = "Example: hafw bench connections --seconds 5 --runs 5 --threads 16")]
+    Connections(connections::Args),
     /// Failover of the HA pair in the emulated VPC: per fault kind and
     /// timer profile, a 1 kHz prober's loss and gap and the cloud's HAVIP
     /// move time; optionally a soak under a CPU hog counting spurious
@@ -96,6 +106,7 @@ fn min_med_max(v: &[f64]) -> Option<(f64, f64, f64)> {
 pub fn run(cmd: BenchCmd) -> ExitCode {
     match cmd {
         BenchCmd::Dataplane(args) => dataplane::run(args),
+        BenchCmd::Connections(args) => connections::run(args),
         BenchCmd::Failover(args) => failover::run(args),
         BenchCmd::Sync(args) => sync::run(args),
         BenchCmd::Survivor(args) => survivor::run(args),

@@ -251,6 +251,12 @@ pub struct Policy {
     /// transition (`crate::hooks`).
     #[serde(default)]
     pub hooks: crate::hooks::Hooks,
+    /// `policy.fastpath = true`: established forwarded TCP and UDP
+    /// connections are handed to an nftables software flowtable on the
+    /// zones' interfaces, so their packets skip the forward and NAT chains
+    /// (`render::nft` says what conntrack and session sync then see).
+    #[serde(default)]
+    pub fastpath: bool,
 }
 
 /// Who may reach the node's own services on the management interface.

@@ -21,6 +21,8 @@ fn operating_commands_show_an_example_in_their_help() {
         &["run"],
         &["validate"],
         &["bench", "failover"],
+        &["bench", "dataplane"],
+        &["bench", "connections"],
         &["replay"],
         &["keygen"],
         &["plan", "user-data"],

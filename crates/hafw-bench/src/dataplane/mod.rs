@@ -1,6 +1,9 @@
 //! `hafw bench dataplane`: how much the node's data plane costs a TCP bulk
-//! stream, against plain kernel forwarding between the same namespaces in
-//! the same run, and how long committing a large ruleset takes.
+//! stream (`--mode stream`) or 64-byte UDP packets over many flows
+//! (`--mode pps`, `pps.rs`), against plain kernel forwarding between the
+//! same namespaces in the same run, and how long committing a large
+//! ruleset takes. The packet rate is also taken with `policy.fastpath`
+//! (the nftables flowtable) when the kernel has flowtables.
 //!
 //! The firewall namespace runs the seed's fw-a plan, applied by the same
 //! code as `hafw run` (node::apply), with its security rules replaced by
@@ -12,6 +15,7 @@
 //! Only a connection's first packet meets the rules; the figures show
 //! what a big policy costs established traffic, which is the point.
 
+mod pps;
 mod stream;
 mod topology;
 
@@ -36,8 +40,23 @@ const NODE: &str = "fw-a";
 const EXTERNAL_HAVIP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 100);
 const PORT: u16 = 80;
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// One TCP stream writing 64 KiB buffers (segmentation offload).
+    Stream,
+    /// 64-byte UDP frames over `--flows` flows, with the seed's ruleset,
+    /// with the fast path, and plain.
+    Pps,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Mode::Stream)]
+    mode: Mode,
+    /// UDP flows (source ports) of `--mode pps`.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=40000))]
+    flows: u16,
     /// Security rule counts to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,10000")]
     rules: Vec<usize>,
@@ -58,7 +77,11 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("error: hafw bench dataplane: --rules needs counts of at least 1, --runs and --seconds at least 1");
         return ExitCode::FAILURE;
     }
-    match bench(&args) {
+    let result = match args.mode {
+        Mode::Stream => bench(&args),
+        Mode::Pps => bench_pps(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: hafw bench dataplane: {e}");
@@ -149,6 +172,158 @@ fn bench(args: &Args) -> Result<(), String> {
         c.0, c.1, c.2
     );
     Ok(())
+}
+
+/// `--mode pps`: per run, plain forwarding, the seed's ruleset, and the
+/// seed's ruleset with `policy.fastpath`, in turn on the same namespaces.
+fn bench_pps(args: &Args) -> Result<(), String> {
+    let base = hafw_model::parse("examples/alicloud-havip.toml (built in)", SEED)
+        .map_err(|d| d.to_string())?;
+    let plan = node_plan::plan(&base, NODE)?;
+    let mut fast = base.clone();
+    fast.policy.fastpath = true;
+    let fast_plan = node_plan::plan(&fast, NODE)?;
+
+    let topo = Topology::build()?;
+    let fw = Netns::open(&topo.firewall).map_err(|e| e.to_string())?;
+    let first = plan.clone();
+    fw.run_blocking(
+        move |nl| async move { Ok(apply::apply(&nl, &first, true, &Log::quiet()).await) },
+    )
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("apply the firewall's plan: {e}"))?;
+    let delete = format!(
+        "delete table {} {}\n",
+        plan.ruleset.family, plan.ruleset.table
+    );
+    let duration = Duration::from_secs(args.seconds);
+    // Between plain and the ruleset: conntrack alone (one forward rule
+    // accepting established flows, no NAT), so the figures split the
+    // ruleset's cost into conntrack's and the rest (NAT, the chains).
+    let (family, table) = (plan.ruleset.family, plan.ruleset.table.as_str());
+    let conntrack_only = format!(
+        "table {family} {table} {{}}\ndelete table {family} {table}\ntable {family} {table} {{\n\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established accept\n\t}}\n}}\n"
+    );
+    // And conntrack with the seed's SNAT alone (no other chain), for NAT's
+    // share.
+    let conntrack_snat = conntrack_only.replacen(
+        "\t}\n}\n",
+        "\t}\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 10.0.10.0/24 oifname \"untrust\" snat ip to 10.0.1.100\n\t}\n}\n",
+        1,
+    );
+    let configs: [(&str, &str); 5] = [
+        ("plain kernel forwarding", delete.as_str()),
+        ("conntrack only, no NAT", conntrack_only.as_str()),
+        ("conntrack + SNAT only", conntrack_snat.as_str()),
+        ("seed ruleset + SNAT", plan.ruleset.text.as_str()),
+        ("seed ruleset + fastpath", fast_plan.ruleset.text.as_str()),
+    ];
+    const FASTPATH: usize = 4;
+    let mut rates: Vec<Vec<pps::Rate>> = vec![Vec::new(); configs.len()];
+    let mut fastpath_refused = None;
+    for run in 1..=args.runs {
+        for (i, (label, ruleset)) in configs.iter().enumerate() {
+            if let Err(e) = nft::apply(Some(&topo.firewall), ruleset) {
+                if i == FASTPATH {
+                    // A kernel without CONFIG_NF_FLOW_TABLE refuses the
+                    // flowtable: said once, the other figures still count.
+                    fastpath_refused.get_or_insert(e.to_string());
+                    continue;
+                }
+                return Err(format!("{label}: {e}"));
+            }
+            // A fresh conntrack table for every configuration.
+            flush_conntrack(&topo.firewall)?;
+            let r = pps::measure(
+                &topo.server,
+                &topo.client,
+                "eth0",
+                SERVER_IP,
+                args.flows,
+                duration,
+            )
+            .map_err(|e| format!("{label}: {e}"))?;
+            eprintln!(
+                "run {run}: {label}: {:.0} pps forwarded ({:.0} sent); busy cpu0 {:.0}% cpu1 {:.0}%; softirq cpu0 {:.0}% cpu1 {:.0}%, system cpu0 {:.0}% cpu1 {:.0}%",
+                r.pps,
+                r.sent_pps,
+                r.busy[0] * 100.0,
+                r.busy[1] * 100.0,
+                r.softirq[0] * 100.0,
+                r.softirq[1] * 100.0,
+                r.system[0] * 100.0,
+                r.system[1] * 100.0
+            );
+            rates[i].push(r);
+        }
+    }
+    println!(
+        "UDP, 64-byte frames ({} bytes of payload), {} flows, sender pinned to cpu0 (sendmmsg, {} per call), receiver on cpu1, {} s each, {} runs; server {SERVER_IP} -> firewall (seed fw-a plan, SNAT) -> {}:{}",
+        pps::PAYLOAD,
+        args.flows,
+        32,
+        args.seconds,
+        args.runs,
+        pps::TARGET,
+        pps::TARGET_PORT
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}   ratio to plain (min/median/max)   busy/softirq/system cpu0, cpu1 (medians)",
+        "packets/s forwarded", "min", "median", "max"
+    );
+    let plain: Vec<f64> = rates[0].iter().map(|r| r.pps).collect();
+    for (i, (label, _)) in configs.iter().enumerate() {
+        if rates[i].is_empty() {
+            println!(
+                "{label:<28} not measured: {}",
+                fastpath_refused
+                    .as_deref()
+                    .map(first_line)
+                    .unwrap_or("no run")
+            );
+            continue;
+        }
+        let pps: Vec<f64> = rates[i].iter().map(|r| r.pps).collect();
+        let (min, median, max) = stats(&pps);
+        let ratio = if i == 0 {
+            String::new()
+        } else {
+            let r: Vec<f64> = pps.iter().zip(&plain).map(|(a, b)| a / b).collect();
+            let (a, b, c) = stats(&r);
+            format!("{a:.2} / {b:.2} / {c:.2}")
+        };
+        let med = |f: fn(&pps::Rate) -> f64| {
+            let v: Vec<f64> = rates[i].iter().map(f).collect();
+            stats(&v).1 * 100.0
+        };
+        println!(
+            "{label:<28} {min:>10.0} {median:>10.0} {max:>10.0}   {ratio:<32}   {:.0}/{:.0}/{:.0}%, {:.0}/{:.0}/{:.0}%",
+            med(|r| r.busy[0]),
+            med(|r| r.softirq[0]),
+            med(|r| r.system[0]),
+            med(|r| r.busy[1]),
+            med(|r| r.softirq[1]),
+            med(|r| r.system[1]),
+        );
+    }
+    if fastpath_refused.is_some() {
+        println!("fastpath: this kernel refused the flowtable (it needs CONFIG_NF_FLOW_TABLE and CONFIG_NF_FLOW_TABLE_INET, or the module nf_flow_table_inet)");
+    }
+    println!("goal: the ruleset's packet rate >= 0.85 of plain forwarding's");
+    Ok(())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| l.contains("Error")).unwrap_or(s)
+}
+
+/// Empties the firewall's conntrack table, so each configuration starts
+/// from the same state (entries left by plain forwarding are none; those
+/// of a previous ruleset would make its flows established for free).
+fn flush_conntrack(ns: &str) -> Result<(), String> {
+    hafw_kernel::conntrack::Conntrack::open(Some(ns))
+        .and_then(|mut ct| ct.flush())
+        .map_err(|e| format!("flush the firewall's conntrack table: {e}"))
 }
 
 fn row(label: &str, values: &[f64], ratios: Option<&[f64]>) {

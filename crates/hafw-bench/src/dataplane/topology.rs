@@ -5,6 +5,8 @@
 //! ```text
 //! client eth0 10.0.1.253/24 ── untrust  [firewall]  trust ── eth0 10.0.2.253/24  server (lo 10.0.10.10)
 //! ```
+//! The client also holds 203.0.113.10 on `lo`, the packet-rate flows'
+//! internet destination (through the firewall's default route and SNAT).
 //! The client and server hold the vSwitch gateway addresses, as the VPC
 //! router does, so the plan's routes (via x.x.x.253) work unchanged. The
 //! firewall's management and HA2 interfaces are veth pairs kept inside it.
@@ -94,6 +96,8 @@ impl Topology {
                 link::set_up(&nl, dev).await?;
             }
             addr::add(&nl, "eth0", net(CLIENT_IP, 24)).await?;
+            // The "internet" host the packet-rate flows go to (pps.rs).
+            addr::add(&nl, "lo", net(super::pps::TARGET, 32)).await?;
             // Used by plain forwarding only; with the firewall the client
             // talks to the external HAVIP, which is on its link.
             route::add(

@@ -162,10 +162,11 @@ impl fmt::Display for ApplyError {
                 let object = c.object.as_deref().unwrap_or("no rule comment near it");
                 write!(
                     f,
-                    "the kernel refused the ruleset at line {} ({object}): {}\n    {}\nnothing was committed; the running ruleset is unchanged. nft said:\n{}",
+                    "the kernel refused the ruleset at line {} ({object}): {}\n    {}\n{}nothing was committed; the running ruleset is unchanged. nft said:\n{}",
                     c.line,
                     c.message,
                     c.text,
+                    fastpath_hint(c),
                     indent(stderr)
                 )
             }
@@ -435,6 +436,18 @@ fn nft_check(ns: Option<&str>, text: &str) -> Result<(), ApplyError> {
     Err(refused(stderr, text))
 }
 
+/// The flowtable of `policy.fastpath` is the one object of the ruleset a
+/// kernel may lack (CONFIG_NF_FLOW_TABLE): nft then says only "No such
+/// file or directory" at `flowtable ft {` or `flow add @ft`.
+fn fastpath_hint(c: &Culprit) -> &'static str {
+    let flowtable = c.text.starts_with("flowtable ") || c.text.contains(" flow add @");
+    if flowtable && c.message.contains("No such file or directory") {
+        "policy.fastpath: this kernel has no nftables flowtable (it needs CONFIG_NF_FLOW_TABLE and CONFIG_NF_FLOW_TABLE_INET, or `modprobe nf_flow_table_inet`), or a device of the flowtable is missing; load the module or set policy.fastpath = false\n"
+    } else {
+        ""
+    }
+}
+
 fn refused(stderr: String, text: &str) -> ApplyError {
     ApplyError::RulesetRefused {
         culprit: first_culprit(&stderr, text),
@@ -639,6 +652,22 @@ fn net(ip: Ipv4Addr, prefix_len: u8) -> Ipv4Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_flowtable_names_policy_fastpath() {
+        // What nft 1.0.6 says on a kernel without CONFIG_NF_FLOW_TABLE.
+        let text =
+            "table inet hafw {\n\tflowtable ft {\n\t\thook ingress priority filter;\n\t}\n}\n";
+        let stderr = "/dev/stdin:2:12-13: Error: Could not process rule: No such file or directory\n\tflowtable ft {\n\t          ^^\n";
+        let e = refused(stderr.into(), text).to_string();
+        assert!(e.contains("policy.fastpath = false"), "{e}");
+        assert!(e.contains("CONFIG_NF_FLOW_TABLE"), "{e}");
+        // Any other refusal says nothing of the fast path.
+        let stderr =
+            "/dev/stdin:3:3-10: Error: Could not process rule: No such file or directory\n";
+        let e = refused(stderr.into(), text).to_string();
+        assert!(!e.contains("fastpath"), "{e}");
+    }
 
     #[test]
     fn a_fault_fires_at_its_step_and_side_only() {

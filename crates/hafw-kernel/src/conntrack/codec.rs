@@ -199,9 +199,14 @@ fn put_tcp(buf: &mut Vec<u8>, tcp: &TcpInfo) {
 
 /// The status a create/update may carry: CONFIRMED is mandatory (else
 /// EBUSY), EXPECTED and DYING are refused (EBUSY); NAT bits are ignored by
-/// the kernel, which sets them itself from `CTA_NAT_*`.
+/// the kernel, which sets them itself from `CTA_NAT_*`. OFFLOAD and
+/// HW_OFFLOAD say where the *sender's* kernel forwards the flow: the
+/// kernel ignores them from userspace, and they are cleared here too so
+/// the installed copy is plainly a slow-path entry, which this node's own
+/// flowtable may offload once traffic reaches it.
 pub(crate) fn sendable_status(s: u32) -> u32 {
-    (s | status::CONFIRMED) & !(status::EXPECTED | status::DYING)
+    (s | status::CONFIRMED)
+        & !(status::EXPECTED | status::DYING | status::OFFLOAD | status::HW_OFFLOAD)
 }
 
 /// Appends one `IPCTNL_MSG_CT_NEW` request for `e` to `buf`. `mark_or` is

@@ -46,6 +46,11 @@ pub mod status {
     pub const DST_NAT_DONE: u32 = 1 << 8;
     /// Being destroyed; the kernel refuses to set it.
     pub const DYING: u32 = 1 << 9;
+    /// The flow is in a flowtable (`policy.fastpath`): the kernel holds
+    /// the timeout and the flowtable forwards the packets.
+    pub const OFFLOAD: u32 = 1 << 14;
+    /// The flow is in a NIC's hardware flowtable.
+    pub const HW_OFFLOAD: u32 = 1 << 15;
 }
 
 /// `TCP_CONNTRACK_*` states as ctnetlink carries them.

@@ -40,6 +40,26 @@
 //! - Named counters ([`counters`]) count what the defences drop, so a test
 //!   or an operator reads them with `nft list counter inet hafw NAME`.
 //!
+//! # Fast path (`policy.fastpath = true`)
+//! A software flowtable `ft` on the zones' interfaces, and first in
+//! `forward` (after the IPv6 drop) `flow add @ft` for established TCP and
+//! UDP connections, counted in `fastpath_offered`. What conntrack then
+//! sees of an offloaded flow: the entry carries the `OFFLOAD` status bit,
+//! its timeout is held at a day by the kernel (the flowtable's own idle
+//! timeout, 30 s, ends the offload and gives the entry its normal timeout
+//! back), and its TCP state stops changing, so no update events come
+//! while the flow is offloaded. Session sync still carries such entries:
+//! the active sends each connection when it is established (before the
+//! offload, an event), its close (FIN and RST tear the flow down to the
+//! slow path first, events again) and, every 30 s, a bulk of the whole
+//! table, which refreshes the passive's copies; and the sender never
+//! passes `OFFLOAD` on (`hafw_kernel::conntrack` strips it): the passive's
+//! copy is a plain entry its own flowtable can take after a takeover.
+//! The price besides speed: an offloaded TCP flow's sequence numbers are
+//! not window-checked (as with `be_liberal`), and replacing the table (a
+//! config apply) empties the flowtable, so its flows take the slow path
+//! until offloaded again.
+//!
 //! # How security rules compile
 //! Rules are first-match. Inside a pair's chain, the rules are cut into
 //! maximal runs of consecutive rules with the same action and the same
@@ -115,7 +135,15 @@ pub mod counters {
         MANAGEMENT,
         METADATA,
     ];
+    /// With `policy.fastpath`: packets of established connections the
+    /// forward chain handed to the flowtable. Not a drop: once a flow is
+    /// offloaded its packets skip the chain, so this stays small while the
+    /// flow's own counters grow (the proof that the fast path carries it).
+    pub const FASTPATH_OFFERED: &str = "fastpath_offered";
 }
+
+/// The flowtable of `policy.fastpath`: `nft list flowtable inet hafw ft`.
+pub const FLOWTABLE: &str = "ft";
 
 /// A rendered ruleset: `text` is fed whole to `nft -f`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +196,10 @@ pub fn ruleset(
     for name in counters::ALL {
         line(&mut out, 1, format!("counter {name} {{}}"));
     }
+    let fastpath = fastpath_devices(dep, &zones);
+    if let Some(devices) = &fastpath {
+        flowtable(&mut out, devices);
+    }
     compile::zone_pair_map(&mut out, &pairs, &zones)?;
     input::chain(
         &mut out,
@@ -178,7 +210,7 @@ pub fn ruleset(
         },
     );
     output_chain(&mut out);
-    forward_chain(&mut out);
+    forward_chain(&mut out, fastpath.is_some());
     for pair in &pairs {
         compile::pair_chain(&mut out, pair);
     }
@@ -264,7 +296,40 @@ fn output_chain(out: &mut String) {
     line(out, 1, "}");
 }
 
-fn forward_chain(out: &mut String) {
+/// The flowtable's devices with `policy.fastpath`: every interface of a
+/// zone on this node (the ones forwarded traffic enters and leaves by),
+/// sorted; None without the fast path, or when this node has no zone
+/// interface (nft refuses a flowtable with no device).
+fn fastpath_devices(dep: &Deployment, zones: &BTreeMap<&str, Vec<String>>) -> Option<Vec<String>> {
+    if !dep.policy.fastpath {
+        return None;
+    }
+    let devices: BTreeSet<&String> = zones.values().flatten().collect();
+    (!devices.is_empty()).then(|| devices.into_iter().cloned().collect())
+}
+
+/// A software flowtable (no `flags offload`: veth and most cloud NICs have
+/// no hardware flow offload). Its ingress hook catches a flow's packets
+/// before prerouting, so an offloaded flow skips conntrack, NAT and the
+/// forward chain; the flowtable does the NAT itself from the entry.
+/// `counter` keeps the conntrack entry's packet and byte counts growing
+/// while offloaded. The devices must exist when the ruleset is committed:
+/// the apply order commits the ruleset after the links are found and up.
+fn flowtable(out: &mut String, devices: &[String]) {
+    line(
+        out,
+        1,
+        format!("counter {} {{}}", counters::FASTPATH_OFFERED),
+    );
+    line(out, 1, format!("flowtable {FLOWTABLE} {{"));
+    line(out, 2, "hook ingress priority filter;");
+    let list: Vec<String> = devices.iter().map(|d| quote(d)).collect();
+    line(out, 2, format!("devices = {{ {} }};", list.join(", ")));
+    line(out, 2, "counter");
+    line(out, 1, "}");
+}
+
+fn forward_chain(out: &mut String, fastpath: bool) {
     line(out, 1, "chain forward {");
     line(
         out,
@@ -281,6 +346,22 @@ fn forward_chain(out: &mut String) {
             quote(counters::IPV6_FORWARD)
         ),
     );
+    if fastpath {
+        // Only connections the policy already admitted (established: a
+        // reply was seen) are offloaded, so the rules still decide every
+        // first packet. The kernel itself refuses entries with a helper,
+        // unconfirmed ones and TCP segments carrying FIN or RST; once
+        // offloaded, FIN or RST tears the flow down back to this chain,
+        // so conntrack sees every close.
+        line(
+            out,
+            2,
+            format!(
+                "meta l4proto {{ tcp, udp }} ct state established counter name {} flow add @{FLOWTABLE} comment \"fastpath\"",
+                quote(counters::FASTPATH_OFFERED)
+            ),
+        );
+    }
     line(out, 2, "ct state established,related counter accept");
     line(out, 2, "ct state invalid counter drop");
     line(out, 2, "iifname . oifname vmap @zone_pairs");

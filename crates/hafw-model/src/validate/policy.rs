@@ -14,6 +14,7 @@ pub(super) fn check(cx: &Context, r: &mut Report) {
     gateways(cx, r);
     ha(cx, r);
     management(cx, r);
+    fastpath(cx, r);
     nodes(cx, r);
 }
 
@@ -261,6 +262,19 @@ fn management(cx: &Context, r: &mut Report) {
     }
 }
 
+/// The flowtable's devices are the zones' interfaces; with none there is
+/// nothing to offload, and nft refuses a flowtable with no device.
+fn fastpath(cx: &Context, r: &mut Report) {
+    let p = &cx.dep.policy;
+    if p.fastpath && p.zones.iter().all(|z| z.interfaces.is_empty()) {
+        r.error(
+            "policy.fastpath",
+            "policy.fastpath is on, but no zone has an interface: the flowtable would have no device",
+            "put the data interfaces in zones (policy.zone.N.interfaces), or set fastpath = false",
+        );
+    }
+}
+
 fn nodes(cx: &Context, r: &mut Report) {
     let nodes = &cx.dep.nodes;
     if nodes.is_empty() {
@@ -309,7 +323,37 @@ fn nodes(cx: &Context, r: &mut Report) {
 
 #[cfg(test)]
 mod tests {
-    use crate::validate::testing::{messages, seed_with};
+    use crate::validate::testing::{messages, seed_edits, seed_with};
+
+    const FASTPATH_ON: (&str, &str) = (
+        "[policy.interface]",
+        "[policy]\nfastpath = true\n\n[policy.interface]",
+    );
+
+    #[test]
+    fn fastpath_is_valid_on_the_seed() {
+        let dep = seed_edits(&[FASTPATH_ON]);
+        assert!(dep.policy.fastpath);
+        assert_eq!(messages(&dep), Vec::<String>::new());
+    }
+
+    #[test]
+    fn fastpath_needs_a_zone_interface() {
+        let no_zone = [
+            FASTPATH_ON,
+            (r#"interfaces = ["untrust"]"#, "interfaces = []"),
+            (r#"interfaces = ["trust"]"#, "interfaces = []"),
+        ];
+        let m = messages(&seed_edits(&no_zone));
+        assert!(
+            m.iter()
+                .any(|m| m.starts_with("policy.fastpath is on, but no zone")),
+            "{m:?}"
+        );
+        // The same zones without the fast path: not this error.
+        let m = messages(&seed_edits(&no_zone[1..]));
+        assert!(!m.iter().any(|m| m.contains("fastpath")), "{m:?}");
+    }
 
     #[test]
     fn rules_name_declared_zones() {

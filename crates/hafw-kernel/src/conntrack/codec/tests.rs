@@ -88,6 +88,31 @@ fn delete_request_has_the_exact_kernel_layout() {
     assert_eq!(buf, want);
 }
 
+/// An entry the active's flowtable holds (`policy.fastpath`) is sent as a
+/// plain entry: the passive's copy must not claim an offload it has not.
+#[test]
+fn offload_bits_are_never_sent() {
+    let mut e = nat_entry();
+    e.status |= status::OFFLOAD | status::HW_OFFLOAD;
+    for write in [Write::Create, Write::Update] {
+        let mut buf = Vec::new();
+        encode_write(&mut buf, &e, write, 1, true, 0);
+        let m = one_message(&buf);
+        let sent = find(&m.payload[4..], CTA_STATUS).unwrap();
+        let sent = u32::from_be_bytes(sent.try_into().unwrap());
+        assert_eq!(
+            sent & (status::OFFLOAD | status::HW_OFFLOAD),
+            0,
+            "{write:?}"
+        );
+        assert_eq!(
+            sent,
+            nat_entry().status,
+            "{write:?}: the other bits are kept"
+        );
+    }
+}
+
 #[test]
 fn create_sends_untranslated_reply_and_nat_ranges() {
     let e = nat_entry();

@@ -609,3 +609,62 @@ fn only_root_reaches_the_metadata_service() {
         }
     }
 }
+
+fn seed_fastpath() -> Deployment {
+    let mut dep = load("seed", SEED);
+    dep.policy.fastpath = true;
+    dep
+}
+
+#[test]
+fn fastpath_off_renders_no_flowtable() {
+    let t = text(&load("seed", SEED), "fw-a");
+    assert!(!t.contains("flowtable"), "{t}");
+    assert!(!t.contains("flow add"), "{t}");
+    assert!(!t.contains(counters::FASTPATH_OFFERED), "{t}");
+}
+
+#[test]
+fn fastpath_offloads_established_flows_on_the_zone_interfaces() {
+    let t = text(&seed_fastpath(), "fw-a");
+    // The zones' interfaces only: not management, not HA2.
+    assert_eq!(
+        block(&t, &format!("flowtable {FLOWTABLE}")),
+        vec![
+            "hook ingress priority filter;",
+            "devices = { \"trust\", \"untrust\" };",
+            "counter",
+        ]
+    );
+    let forward = block(&t, "chain forward");
+    let offload = forward
+        .iter()
+        .position(|l| l.contains("flow add @ft"))
+        .expect("a flow add rule");
+    let accept = forward
+        .iter()
+        .position(|l| l.starts_with("ct state established,related"))
+        .unwrap();
+    let ipv6 = forward
+        .iter()
+        .position(|l| l.starts_with("meta nfproto ipv6"))
+        .unwrap();
+    // IPv6 is dropped before anything is offloaded, and a flow is offered
+    // before the established accept ends its walk through the chain.
+    assert!(ipv6 < offload && offload < accept, "{forward:#?}");
+    let rule = forward[offload];
+    assert!(rule.contains("ct state established"), "{rule}");
+    assert!(rule.contains("meta l4proto { tcp, udp }"), "{rule}");
+    assert!(rule.contains("fastpath_offered"), "{rule}");
+}
+
+#[test]
+fn fastpath_on_the_one_arm_node_uses_its_one_data_interface() {
+    let mut dep = load("one-arm", ONE_ARM);
+    dep.policy.fastpath = true;
+    let node = dep.nodes[0].name.clone();
+    let t = text(&dep, &node);
+    let ft = block(&t, &format!("flowtable {FLOWTABLE}"));
+    assert_eq!(ft.len(), 3, "{ft:?}");
+    assert!(ft[1].starts_with("devices = { \"data\""), "{ft:?}");
+}
