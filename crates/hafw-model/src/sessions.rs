@@ -188,7 +188,7 @@ pub fn check(max: u32, memory_bytes: u64) -> Result<(), Refused> {
         return Err(Refused {
             message: format!(
                 "policy.sessions.max = {max} needs {} MiB at {BYTES_PER_SESSION} bytes a session, more than {MAX_SHARE} of the node's {} MiB",
-                u64::from(max) * BYTES_PER_SESSION >> 20,
+                (u64::from(max) * BYTES_PER_SESSION) >> 20,
                 memory_bytes >> 20,
             ),
             fix: format!(
