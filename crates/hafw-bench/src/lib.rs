@@ -6,6 +6,7 @@ mod cloud_delay;
 mod dataplane;
 pub mod demo;
 mod failover;
+mod host_table;
 pub mod survivor;
 mod sync;
 

@@ -183,6 +183,9 @@ struct Promotion {
     held: usize,
     /// What the promotion's timeline reported as going wrong.
     error: Option<String>,
+    /// The passive's sync cache heap over the sessions it held, once it
+    /// held them all (`session_sync.cache_bytes` / `.sessions`).
+    cache_bytes_per_session: Option<f64>,
 }
 
 /// The machine's 1-minute load average around one mode's measurements:
@@ -257,6 +260,14 @@ fn check_args(args: &Args) -> Result<(), String> {
 
 fn bench(args: &Args, file: &Path) -> Result<bool, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the hafw binary: {e}"))?;
+    // Declared before any pair, so it is dropped (the host's values put
+    // back) after every lab is gone.
+    let largest = if args.runs > 0 {
+        args.sizes.iter().copied().max().unwrap_or(0)
+    } else {
+        0
+    };
+    let _host = crate::host_table::HostTable::raise_for(largest as u64)?;
     let started = Instant::now();
     let mut churns = vec![];
     let mut series = vec![];
@@ -553,13 +564,14 @@ fn promotions(pair: &mut Pair, mode: &str, size: usize, runs: usize) -> Series {
         match result {
             Ok(p) => {
                 eprintln!(
-                    "{mode:<6} {size:>7} sessions run {run}: passive held all after {:.0} ms; promotion: sessions {:.2} ms, total {:.2} ms ({}), {} installed at promotion, {}/{size} held after{}",
+                    "{mode:<6} {size:>7} sessions run {run}: passive held all after {:.0} ms; promotion: sessions {:.2} ms, total {:.2} ms ({}), {} installed at promotion, {}/{size} held after, passive cache {} bytes/session{}",
                     p.synced_ms,
                     p.sessions_ms,
                     p.total_ms,
                     p.phases.iter().map(|(n, ms)| format!("{n} {ms:.2}")).collect::<Vec<_>>().join(", "),
                     p.installed.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
                     p.held,
+                    p.cache_bytes_per_session.map_or("?".into(), |b| format!("{b:.0}")),
                     p.error.as_ref().map(|e| format!("; the promotion reported: {e}")).unwrap_or_default(),
                 );
                 s.runs.push(p);
@@ -627,6 +639,7 @@ fn one_promotion(pair: &mut Pair, mode: &str, size: usize) -> Result<Promotion, 
         std::thread::sleep(Duration::from_millis(20));
     }
     let synced_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let cache_bytes_per_session = cache_bytes_per_session(pair, &passive, base + size as u64);
     let at = pair
         .inject(Fault::Suspend, &active)
         .map_err(|e| format!("suspend {active}: {e}"))?;
@@ -649,7 +662,24 @@ fn one_promotion(pair: &mut Pair, mode: &str, size: usize) -> Result<Promotion, 
         installed,
         held,
         error: tl.error.clone(),
+        cache_bytes_per_session,
     })
+}
+
+/// Bytes per session of the passive's own cache, read once its status
+/// shows at least `want` sessions (it is published at most every 100 ms).
+fn cache_bytes_per_session(pair: &Pair, passive: &str, want: u64) -> Option<f64> {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ss = pair.status(passive).and_then(|s| s.session_sync);
+        if let Some(ss) = ss.filter(|s| s.sessions >= want && s.sessions > 0) {
+            return Some(ss.cache_bytes as f64 / ss.sessions as f64);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Refuses a size the active's conntrack table cannot take on top of what
@@ -1010,7 +1040,7 @@ fn print_tables(
             args.profile
         );
         println!(
-            "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}",
+            "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}  {:>14}",
             "mode",
             "sessions",
             "runs",
@@ -1018,7 +1048,8 @@ fn print_tables(
             "promotion total ms",
             "passive held all after ms",
             "installed at promotion",
-            "held after"
+            "held after",
+            "cache B/session"
         );
         for s in series {
             let f = |g: &dyn Fn(&Promotion) -> f64, prec: usize| {
@@ -1030,7 +1061,7 @@ fn print_tables(
             };
             let held = s.runs.iter().map(|p| p.held).min();
             println!(
-                "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}",
+                "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}  {:>14}",
                 s.mode,
                 s.size,
                 s.runs.len(),
@@ -1040,6 +1071,7 @@ fn print_tables(
                 f(&|p| p.installed.unwrap_or(0) as f64, 0),
                 held.map(|h| format!("{h}/{}", s.size))
                     .unwrap_or_else(|| "-".into()),
+                f(&|p| p.cache_bytes_per_session.unwrap_or(f64::NAN), 0),
             );
             for e in &s.failures {
                 println!("  failed run: {e}");
@@ -1126,11 +1158,13 @@ fn to_json(
             "sessions_phase_ms": mmm(s.runs.iter().map(|p| p.sessions_ms).collect()),
             "total_ms": mmm(s.runs.iter().map(|p| p.total_ms).collect()),
             "passive_held_all_ms": mmm(s.runs.iter().map(|p| p.synced_ms).collect()),
+            "every_entry_held_after": s.runs.iter().all(|p| p.held == s.size),
             "samples": s.runs.iter().map(|p| json!({
                 "sessions_phase_ms": p.sessions_ms, "total_ms": p.total_ms,
                 "phases": p.phases.iter().map(|(n, ms)| json!({"phase": n, "ms": ms})).collect::<Vec<_>>(),
                 "passive_held_all_ms": p.synced_ms, "installed_at_promotion": p.installed,
                 "held_after": p.held, "promotion_error": p.error,
+                "cache_bytes_per_session": p.cache_bytes_per_session,
             })).collect::<Vec<_>>(),
             "failures": s.failures,
         })).collect::<Vec<_>>(),
