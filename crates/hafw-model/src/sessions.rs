@@ -24,6 +24,10 @@
 
 use hafw_ha::sessions::cache::MAX_BYTES_PER_SESSION as CACHE_BYTES;
 
+/// The passive's sync cache per session, at its worst load (hafw-ha's
+/// figure, held to the real slot size by its test).
+pub const CACHE_BYTES_PER_SESSION: u64 = CACHE_BYTES;
+
 use crate::spec::{Deployment, Instance, SessionCount};
 
 pub const KERNEL_BYTES_PER_SESSION: u64 = 512;
