@@ -37,6 +37,8 @@ use serde_json::{json, Value};
 
 use hafw_daemon::sync::INJECT_MARK;
 
+mod load;
+
 const ECHO: &str = "198.51.100.30:7777";
 const CHURN_HOST: &str = "web";
 const SETTLE: Duration = Duration::from_secs(30);
@@ -77,6 +79,14 @@ pub struct Args {
     /// Session-sync modes, comma-separated: mirror, commit.
     #[arg(long, value_delimiter = ',', default_value = "mirror", value_parser = ["mirror", "commit"])]
     modes: Vec<String>,
+    /// Kernel-sourced sync load (mirror mode): target events/s,
+    /// comma-separated and rising; each runs --load-seconds, and the first
+    /// that saturates ends the series. Empty skips it.
+    #[arg(long, value_delimiter = ',')]
+    load_rates: Vec<u64>,
+    /// Length of each sync-load rate.
+    #[arg(long, default_value_t = 3)]
+    load_seconds: u64,
     /// HA timers of the pair: `default` or `fast`.
     #[arg(long, value_enum, default_value_t = hafw_model::spec::HaProfile::Default)]
     profile: hafw_model::spec::HaProfile,
@@ -241,8 +251,11 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn check_args(args: &Args) -> Result<(), String> {
-    if args.seconds == 0 && args.runs == 0 {
-        return Err("nothing to measure: give --seconds or --runs above 0".into());
+    if args.seconds == 0 && args.runs == 0 && args.load_rates.is_empty() {
+        return Err("nothing to measure: give --seconds, --runs or --load-rates above 0".into());
+    }
+    if args.load_rates.contains(&0) || (!args.load_rates.is_empty() && args.load_seconds == 0) {
+        return Err("--load-rates and --load-seconds must be above 0".into());
     }
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
@@ -270,6 +283,7 @@ fn bench(args: &Args, file: &Path) -> Result<bool, String> {
     let _host = crate::host_table::HostTable::raise_for(largest as u64)?;
     let started = Instant::now();
     let mut churns = vec![];
+    let mut steps = vec![];
     let mut series = vec![];
     let mut loads = vec![];
     for (i, mode) in args.modes.iter().enumerate() {
@@ -295,6 +309,9 @@ fn bench(args: &Args, file: &Path) -> Result<bool, String> {
                 series.push(promotions(&mut pair, mode, size, args.runs));
             }
         }
+        if !args.load_rates.is_empty() && mode == "mirror" {
+            steps = load::run(&pair, &args.load_rates, args.load_seconds)?;
+        }
         if args.seconds > 0 && mode == "mirror" {
             churns.push(churn(&pair, mode, args)?);
         } else if args.seconds > 0 {
@@ -309,11 +326,79 @@ fn bench(args: &Args, file: &Path) -> Result<bool, String> {
     }
     let elapsed = started.elapsed();
     if args.json {
-        println!("{}", to_json(args, &churns, &series, &loads, elapsed));
+        let mut v = to_json(args, &churns, &series, &loads, elapsed);
+        v["sync_load"] = load_json(&steps);
+        println!("{v}");
     } else {
         print_tables(args, &churns, &series, &loads, elapsed);
+        print_load(&steps);
     }
     Ok(series.iter().all(|s| s.failures.is_empty()))
+}
+
+// ---------------------------------------------------------------- load --
+
+fn load_json(steps: &[load::Step]) -> Value {
+    let counts = |c: &EventCounts| json!({"new": c.new, "update": c.update, "destroy": c.destroy, "total": c.total()});
+    let sum = |s: &Option<Summary>| {
+        s.map(|s| json!({"n": s.n, "min": s.min, "p50": s.p50, "p99": s.p99, "max": s.max}))
+    };
+    Value::Array(
+        steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "target_events_per_s": s.target, "generated_per_s": s.generated_per_s,
+                    "ticks_late": s.ticks_late, "failed_requests": s.failed_requests,
+                    "active_events": counts(&s.active), "active_events_per_s": s.active_per_s,
+                    "passive_applied": counts(&s.passive), "passive_applied_per_s": s.passive_per_s,
+                    "active_listener_overruns": s.active_overruns,
+                    "passive_listener_overruns": s.passive_overruns,
+                    "keys": s.keys, "never_arrived": s.never_arrived, "lag_ms": sum(&s.lag),
+                    "saturated": s.saturated,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn print_load(steps: &[load::Step]) {
+    if steps.is_empty() {
+        return;
+    }
+    println!("kernel-sourced sync load (mirror): create, update, delete in batches on the active");
+    println!(
+        "{:>10} {:>12} {:>12} {:>14} {:>9} {:>9} {:>8}  saturated",
+        "target/s", "generated/s", "active ev/s", "passive ev/s", "p50 ms", "p99 ms", "missing"
+    );
+    for s in steps {
+        println!(
+            "{:>10} {:>12.0} {:>12.0} {:>14.0} {:>9} {:>9} {:>8}  {}",
+            s.target,
+            s.generated_per_s,
+            s.active_per_s,
+            s.passive_per_s,
+            s.lag.map_or("-".into(), |l| format!("{:.2}", l.p50)),
+            s.lag.map_or("-".into(), |l| format!("{:.2}", l.p99)),
+            s.never_arrived,
+            if s.saturated.is_empty() {
+                "no".to_string()
+            } else {
+                s.saturated.join(", ")
+            },
+        );
+    }
+    let best = steps
+        .iter()
+        .filter(|s| s.saturated.is_empty())
+        .map(|s| s.passive_per_s)
+        .fold(0.0, f64::max);
+    println!(
+        "goal >= {:.0} events/s end to end at p99 <= {} ms: {} (best unsaturated: {best:.0} events/s applied); conntrackd side by side: not measured by this bench yet",
+        load::GOAL_RATE,
+        load::GOAL_P99_MS,
+        goal(best >= load::GOAL_RATE)
+    );
 }
 
 // ---------------------------------------------------------------- churn --

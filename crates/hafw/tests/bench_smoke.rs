@@ -24,6 +24,7 @@ fn bench_sync_at_a_thousand_sessions_is_well_formed_and_complete() {
     let out = Command::new(hafw())
         .args(["bench", "sync", "--sizes", "1000", "--runs", "1"])
         .args(["--seconds", "1", "--threads", "2", "--json"])
+        .args(["--load-rates", "1500", "--load-seconds", "1"])
         .output()
         .expect("run hafw bench sync");
     let stderr = String::from_utf8_lossy(&out.stderr);
