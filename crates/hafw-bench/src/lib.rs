@@ -7,6 +7,7 @@ mod connections;
 mod dataplane;
 pub mod demo;
 mod failover;
+mod host_table;
 pub mod survivor;
 mod sync;
 

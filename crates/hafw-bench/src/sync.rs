@@ -37,6 +37,8 @@ use serde_json::{json, Value};
 
 use hafw_daemon::sync::INJECT_MARK;
 
+mod load;
+
 const ECHO: &str = "198.51.100.30:7777";
 const CHURN_HOST: &str = "web";
 const SETTLE: Duration = Duration::from_secs(30);
@@ -77,6 +79,14 @@ pub struct Args {
     /// Session-sync modes, comma-separated: mirror, commit.
     #[arg(long, value_delimiter = ',', default_value = "mirror", value_parser = ["mirror", "commit"])]
     modes: Vec<String>,
+    /// Kernel-sourced sync load (mirror mode): target events/s,
+    /// comma-separated and rising; each runs --load-seconds, and the first
+    /// that saturates ends the series. Empty skips it.
+    #[arg(long, value_delimiter = ',')]
+    load_rates: Vec<u64>,
+    /// Length of each sync-load rate.
+    #[arg(long, default_value_t = 3)]
+    load_seconds: u64,
     /// HA timers of the pair: `default` or `fast`.
     #[arg(long, value_enum, default_value_t = hafw_model::spec::HaProfile::Default)]
     profile: hafw_model::spec::HaProfile,
@@ -183,6 +193,9 @@ struct Promotion {
     held: usize,
     /// What the promotion's timeline reported as going wrong.
     error: Option<String>,
+    /// The passive's sync cache heap over the sessions it held, once it
+    /// held them all (`session_sync.cache_bytes` / `.sessions`).
+    cache_bytes_per_session: Option<f64>,
 }
 
 /// The machine's 1-minute load average around one mode's measurements:
@@ -238,8 +251,11 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn check_args(args: &Args) -> Result<(), String> {
-    if args.seconds == 0 && args.runs == 0 {
-        return Err("nothing to measure: give --seconds or --runs above 0".into());
+    if args.seconds == 0 && args.runs == 0 && args.load_rates.is_empty() {
+        return Err("nothing to measure: give --seconds, --runs or --load-rates above 0".into());
+    }
+    if args.load_rates.contains(&0) || (!args.load_rates.is_empty() && args.load_seconds == 0) {
+        return Err("--load-rates and --load-seconds must be above 0".into());
     }
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
@@ -257,8 +273,17 @@ fn check_args(args: &Args) -> Result<(), String> {
 
 fn bench(args: &Args, file: &Path) -> Result<bool, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the hafw binary: {e}"))?;
+    // Declared before any pair, so it is dropped (the host's values put
+    // back) after every lab is gone.
+    let largest = if args.runs > 0 {
+        args.sizes.iter().copied().max().unwrap_or(0)
+    } else {
+        0
+    };
+    let _host = crate::host_table::HostTable::raise_for(largest as u64)?;
     let started = Instant::now();
     let mut churns = vec![];
+    let mut steps = vec![];
     let mut series = vec![];
     let mut loads = vec![];
     for (i, mode) in args.modes.iter().enumerate() {
@@ -284,6 +309,9 @@ fn bench(args: &Args, file: &Path) -> Result<bool, String> {
                 series.push(promotions(&mut pair, mode, size, args.runs));
             }
         }
+        if !args.load_rates.is_empty() && mode == "mirror" {
+            steps = load::run(&pair, &args.load_rates, args.load_seconds)?;
+        }
         if args.seconds > 0 && mode == "mirror" {
             churns.push(churn(&pair, mode, args)?);
         } else if args.seconds > 0 {
@@ -298,11 +326,79 @@ fn bench(args: &Args, file: &Path) -> Result<bool, String> {
     }
     let elapsed = started.elapsed();
     if args.json {
-        println!("{}", to_json(args, &churns, &series, &loads, elapsed));
+        let mut v = to_json(args, &churns, &series, &loads, elapsed);
+        v["sync_load"] = load_json(&steps);
+        println!("{v}");
     } else {
         print_tables(args, &churns, &series, &loads, elapsed);
+        print_load(&steps);
     }
     Ok(series.iter().all(|s| s.failures.is_empty()))
+}
+
+// ---------------------------------------------------------------- load --
+
+fn load_json(steps: &[load::Step]) -> Value {
+    let counts = |c: &EventCounts| json!({"new": c.new, "update": c.update, "destroy": c.destroy, "total": c.total()});
+    let sum = |s: &Option<Summary>| {
+        s.map(|s| json!({"n": s.n, "min": s.min, "p50": s.p50, "p99": s.p99, "max": s.max}))
+    };
+    Value::Array(
+        steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "target_events_per_s": s.target, "generated_per_s": s.generated_per_s,
+                    "ticks_late": s.ticks_late, "failed_requests": s.failed_requests,
+                    "active_events": counts(&s.active), "active_events_per_s": s.active_per_s,
+                    "passive_applied": counts(&s.passive), "passive_applied_per_s": s.passive_per_s,
+                    "active_listener_overruns": s.active_overruns,
+                    "passive_listener_overruns": s.passive_overruns,
+                    "keys": s.keys, "never_arrived": s.never_arrived, "lag_ms": sum(&s.lag),
+                    "saturated": s.saturated,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn print_load(steps: &[load::Step]) {
+    if steps.is_empty() {
+        return;
+    }
+    println!("kernel-sourced sync load (mirror): create, update, delete in batches on the active");
+    println!(
+        "{:>10} {:>12} {:>12} {:>14} {:>9} {:>9} {:>8}  saturated",
+        "target/s", "generated/s", "active ev/s", "passive ev/s", "p50 ms", "p99 ms", "missing"
+    );
+    for s in steps {
+        println!(
+            "{:>10} {:>12.0} {:>12.0} {:>14.0} {:>9} {:>9} {:>8}  {}",
+            s.target,
+            s.generated_per_s,
+            s.active_per_s,
+            s.passive_per_s,
+            s.lag.map_or("-".into(), |l| format!("{:.2}", l.p50)),
+            s.lag.map_or("-".into(), |l| format!("{:.2}", l.p99)),
+            s.never_arrived,
+            if s.saturated.is_empty() {
+                "no".to_string()
+            } else {
+                s.saturated.join(", ")
+            },
+        );
+    }
+    let best = steps
+        .iter()
+        .filter(|s| s.saturated.is_empty())
+        .map(|s| s.passive_per_s)
+        .fold(0.0, f64::max);
+    println!(
+        "goal >= {:.0} events/s end to end at p99 <= {} ms: {} (best unsaturated: {best:.0} events/s applied); conntrackd side by side: not measured by this bench yet",
+        load::GOAL_RATE,
+        load::GOAL_P99_MS,
+        goal(best >= load::GOAL_RATE)
+    );
 }
 
 // ---------------------------------------------------------------- churn --
@@ -553,13 +649,14 @@ fn promotions(pair: &mut Pair, mode: &str, size: usize, runs: usize) -> Series {
         match result {
             Ok(p) => {
                 eprintln!(
-                    "{mode:<6} {size:>7} sessions run {run}: passive held all after {:.0} ms; promotion: sessions {:.2} ms, total {:.2} ms ({}), {} installed at promotion, {}/{size} held after{}",
+                    "{mode:<6} {size:>7} sessions run {run}: passive held all after {:.0} ms; promotion: sessions {:.2} ms, total {:.2} ms ({}), {} installed at promotion, {}/{size} held after, passive cache {} bytes/session{}",
                     p.synced_ms,
                     p.sessions_ms,
                     p.total_ms,
                     p.phases.iter().map(|(n, ms)| format!("{n} {ms:.2}")).collect::<Vec<_>>().join(", "),
                     p.installed.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
                     p.held,
+                    p.cache_bytes_per_session.map_or("?".into(), |b| format!("{b:.0}")),
                     p.error.as_ref().map(|e| format!("; the promotion reported: {e}")).unwrap_or_default(),
                 );
                 s.runs.push(p);
@@ -627,6 +724,7 @@ fn one_promotion(pair: &mut Pair, mode: &str, size: usize) -> Result<Promotion, 
         std::thread::sleep(Duration::from_millis(20));
     }
     let synced_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let cache_bytes_per_session = cache_bytes_per_session(pair, &passive, base + size as u64);
     let at = pair
         .inject(Fault::Suspend, &active)
         .map_err(|e| format!("suspend {active}: {e}"))?;
@@ -649,7 +747,24 @@ fn one_promotion(pair: &mut Pair, mode: &str, size: usize) -> Result<Promotion, 
         installed,
         held,
         error: tl.error.clone(),
+        cache_bytes_per_session,
     })
+}
+
+/// Bytes per session of the passive's own cache, read once its status
+/// shows at least `want` sessions (it is published at most every 100 ms).
+fn cache_bytes_per_session(pair: &Pair, passive: &str, want: u64) -> Option<f64> {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ss = pair.status(passive).and_then(|s| s.session_sync);
+        if let Some(ss) = ss.filter(|s| s.sessions >= want && s.sessions > 0) {
+            return Some(ss.cache_bytes as f64 / ss.sessions as f64);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Refuses a size the active's conntrack table cannot take on top of what
@@ -1010,7 +1125,7 @@ fn print_tables(
             args.profile
         );
         println!(
-            "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}",
+            "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}  {:>14}",
             "mode",
             "sessions",
             "runs",
@@ -1018,7 +1133,8 @@ fn print_tables(
             "promotion total ms",
             "passive held all after ms",
             "installed at promotion",
-            "held after"
+            "held after",
+            "cache B/session"
         );
         for s in series {
             let f = |g: &dyn Fn(&Promotion) -> f64, prec: usize| {
@@ -1030,7 +1146,7 @@ fn print_tables(
             };
             let held = s.runs.iter().map(|p| p.held).min();
             println!(
-                "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}",
+                "{:<7} {:>8} {:>4}  {:>26}  {:>26}  {:>26}  {:>22}  {:>10}  {:>14}",
                 s.mode,
                 s.size,
                 s.runs.len(),
@@ -1040,6 +1156,7 @@ fn print_tables(
                 f(&|p| p.installed.unwrap_or(0) as f64, 0),
                 held.map(|h| format!("{h}/{}", s.size))
                     .unwrap_or_else(|| "-".into()),
+                f(&|p| p.cache_bytes_per_session.unwrap_or(f64::NAN), 0),
             );
             for e in &s.failures {
                 println!("  failed run: {e}");
@@ -1126,11 +1243,13 @@ fn to_json(
             "sessions_phase_ms": mmm(s.runs.iter().map(|p| p.sessions_ms).collect()),
             "total_ms": mmm(s.runs.iter().map(|p| p.total_ms).collect()),
             "passive_held_all_ms": mmm(s.runs.iter().map(|p| p.synced_ms).collect()),
+            "every_entry_held_after": s.runs.iter().all(|p| p.held == s.size),
             "samples": s.runs.iter().map(|p| json!({
                 "sessions_phase_ms": p.sessions_ms, "total_ms": p.total_ms,
                 "phases": p.phases.iter().map(|(n, ms)| json!({"phase": n, "ms": ms})).collect::<Vec<_>>(),
                 "passive_held_all_ms": p.synced_ms, "installed_at_promotion": p.installed,
                 "held_after": p.held, "promotion_error": p.error,
+                "cache_bytes_per_session": p.cache_bytes_per_session,
             })).collect::<Vec<_>>(),
             "failures": s.failures,
         })).collect::<Vec<_>>(),

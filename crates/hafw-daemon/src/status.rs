@@ -189,6 +189,10 @@ pub struct SessionSync {
     pub sending: bool,
     /// The sessions this node answers for: the passive's cache, the active's kernel count.
     pub sessions: u64,
+    /// The passive cache's bound (`policy.sessions`, as the kernel took it).
+    pub max_sessions: u64,
+    /// The heap the passive's cache holds, in bytes (0 on the active).
+    pub cache_bytes: u64,
     pub entries_sent: u64,
     pub installed: u64,
     pub lag_ms: Option<f64>,
@@ -557,6 +561,8 @@ pub fn add_sync(s: &mut Status, sync: Option<&SyncStatus>, view: &ConfigView) {
             connected: st.connected,
             sending: st.role_active,
             sessions: sessions(st),
+            max_sessions: st.max_sessions as u64,
+            cache_bytes: st.cache_bytes,
             entries_sent: st.entries_sent,
             installed: st.synced_entries,
             lag_ms: st.lag_ms,

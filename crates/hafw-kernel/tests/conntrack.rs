@@ -612,3 +612,27 @@ fn conntrack_events_overrun_is_reported_and_events_go_on() {
         |ev| matches!(ev, Event::New(n) if n.orig == e.orig),
     );
 }
+
+#[test]
+fn conntrack_delete_batch_removes_exactly_the_entries_named() {
+    if !enabled() {
+        return;
+    }
+    let lab = Lab::new(&["ctdelb"]);
+    let mut ct = Conntrack::open(Some(lab.name(0))).unwrap();
+    ct.flush().unwrap();
+    let entries = many(3_000);
+    assert!(ct.create_batch(&entries).unwrap().failed.is_empty());
+    // Every other entry, plus one that was never created (not an error).
+    let mut gone: Vec<Tuple> = entries.iter().step_by(2).map(|e| e.orig).collect();
+    gone.push(Tuple::tcp(ip("10.200.0.1"), 1, ip("198.51.100.9"), 443));
+    let refused = ct.delete_batch(&gone).unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    let left = ct.dump().unwrap();
+    assert_eq!(left.len(), 1_500);
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(find(&left, &e.orig).is_some(), i % 2 == 1, "entry {i}");
+    }
+    assert!(ct.delete_batch(&[]).unwrap().is_empty());
+    ct.flush().unwrap();
+}

@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod query;
 pub mod render;
 pub mod resolve;
+pub mod sessions;
 pub mod spec;
 pub mod validate;
 

@@ -247,6 +247,10 @@ pub struct Policy {
     pub ha: Ha,
     #[serde(default)]
     pub management: Management,
+    /// `[policy.sessions]`: how many concurrent sessions the node holds
+    /// (`crate::sessions`).
+    #[serde(default)]
+    pub sessions: Sessions,
     /// `[policy.hooks]`: commands and a webhook run on HA events, after the
     /// transition (`crate::hooks`).
     #[serde(default)]
@@ -257,6 +261,16 @@ pub struct Policy {
     /// (`render::nft` says what conntrack and session sync then see).
     #[serde(default)]
     pub fastpath: bool,
+}
+
+/// Session capacity. `max` left out: derived from the node's memory
+/// ([`crate::sessions`] says how, and why that figure).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sessions {
+    /// Concurrent sessions: sizes `nf_conntrack_max`, the conntrack hash
+    /// table and the passive's session-sync cache.
+    pub max: Option<SessionCount>,
 }
 
 /// Who may reach the node's own services on the management interface.
@@ -560,6 +574,12 @@ pub struct IntervalMs(NonZeroU32);
 #[serde(try_from = "u32")]
 pub struct Count(NonZeroU32);
 
+/// `policy.sessions.max`: never 0 (a node that holds no session forwards
+/// nothing statefully). Refused when the file is parsed, located.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct SessionCount(NonZeroU32);
+
 /// The error of a 0 where only 1 or more makes sense. `parse` turns it into
 /// a diagnostic naming the field and how to fix it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -625,6 +645,7 @@ macro_rules! non_zero {
 
 non_zero!(IntervalMs, "an interval");
 non_zero!(Count, "a count");
+non_zero!(SessionCount, "a session count");
 
 impl IntervalMs {
     pub fn duration(self) -> Duration {

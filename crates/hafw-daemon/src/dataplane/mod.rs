@@ -9,4 +9,5 @@ pub mod garp;
 pub mod nft_error;
 pub mod nft_view;
 pub mod preflight;
+pub mod sessions;
 pub mod withdraw;

@@ -144,6 +144,7 @@ impl Paired {
         let start = config::startup(&config_path, &plan.node, &log)?;
         // Everything that can be refused is checked before the kernel changes.
         let setup = ha::setup::resolve(&plan, paths.key_file).map_err(SetupError::Missing)?;
+        let capacity = crate::dataplane::sessions::capacity(&plan).map_err(SetupError::Missing)?;
         let (ha1_sealer, sealer) = ha::thread::new_sealers(&setup)?;
         let listener = control::bind(paths.control).map_err(SetupError::Missing)?;
         let metrics = Metrics::new();
@@ -166,6 +167,7 @@ impl Paired {
         let applied = apply::apply(&nl, &plan, false, &log)
             .await
             .map_err(KernelError::Apply)?;
+        let sessions = crate::dataplane::sessions::apply(capacity, &log);
         let applied = Arc::new(Mutex::new(applied));
         // A node restarted after a crash may still hold the floating
         // addresses from its last life; a passive must not answer for them.
@@ -189,6 +191,7 @@ impl Paired {
                 mode: &opts.session_sync,
                 config: Some((start.version, start.policy.clone().into_bytes())),
                 config_actions: peer_cfg_tx,
+                max_sessions: sessions.conntrack_max as usize,
             },
             &log,
         );
@@ -655,6 +658,8 @@ struct SyncStart<'a> {
     /// The persisted policy (version, bytes).
     config: Option<(u64, Vec<u8>)>,
     config_actions: mpsc::UnboundedSender<hafw_ha::config_sync::ConfigAction>,
+    /// The sync cache's bound (`dataplane::sessions::Applied`).
+    max_sessions: usize,
 }
 
 /// Session and config sync: over the HA2 interface, on the HA port, TCP.
@@ -690,6 +695,7 @@ fn start_sync(
         config: start.config,
         config_actions: start.config_actions,
         node_addresses: node_addresses(dep, plan),
+        max_sessions: start.max_sessions,
     };
     let handle = crate::sync::start(
         sync_setup,

@@ -46,6 +46,7 @@ async fn standalone(plan: &NodePlan, garp: &Garp, mode: Mode, log: &Log) -> Resu
         signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let capacity = crate::dataplane::sessions::capacity(plan)?;
     let nl = Rtnl::connect().map_err(|e| e.to_string())?;
 
     let started = Instant::now();
@@ -62,6 +63,7 @@ async fn standalone(plan: &NodePlan, garp: &Garp, mode: Mode, log: &Log) -> Resu
     let applied = apply::apply(&nl, plan, active, log)
         .await
         .map_err(|e| e.to_string())?;
+    crate::dataplane::sessions::apply(capacity, log);
     if active {
         if let Err(e) = announce(plan, garp, log).await {
             let problems = withdraw::withdraw(&nl, applied, log).await;

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use hafw_ha::config_sync::{self, ConfigAction, ConfigSync, RetryConfig};
 use hafw_ha::readiness::{self, readiness};
-use hafw_ha::sessions::config::DEFAULT_MAX_SESSIONS;
 use hafw_ha::sessions::{
     Event as SyncEvent, Mode, ReceiverAction, ReceiverConfig, SenderAction, SenderConfig,
     SyncReceiver, SyncSender,
@@ -104,7 +103,7 @@ impl SyncInstance {
     ) -> Result<SyncInstance, DaemonError> {
         let origin = Instant::now();
         let stream = (std::process::id() as u64) << 32 | (nanos_since_epoch() & 0xffff_ffff);
-        let max_sessions = conntrack_max();
+        let max_sessions = setup.max_sessions.max(1);
         let receiver = new_receiver(stream, setup.mode, &setup.node_addresses, max_sessions)?;
         let mut inst = SyncInstance {
             origin,
@@ -425,6 +424,12 @@ impl SyncInstance {
         self.status_stale = false;
         st.connected = self.connected;
         st.role_active = self.active;
+        st.max_sessions = self.max_sessions;
+        st.cache_bytes = if self.active {
+            0
+        } else {
+            self.receiver.cache().heap_bytes()
+        };
         if let Some(s) = &self.sender {
             let stats = s.stats(now);
             st.sessions_known = 0;
@@ -527,17 +532,6 @@ fn new_receiver(
     SyncReceiver::new(cfg).map_err(|e| SetupError::from(e).into())
 }
 
-/// This namespace's conntrack table size, the receiver's cap: a passive
-/// cannot hold more in its kernel either. The kernel's usual default when
-/// it cannot be read (no nf_conntrack loaded yet).
-fn conntrack_max() -> usize {
-    hafw_kernel::sysctl::get(None, "net.netfilter.nf_conntrack_max")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_MAX_SESSIONS)
-}
-
 /// Part of the stream id: differs between two runs of the daemon started
 /// within the same process id (a container restarted).
 fn nanos_since_epoch() -> u64 {
@@ -550,6 +544,7 @@ fn nanos_since_epoch() -> u64 {
 mod tests {
     use super::*;
     use hafw_ha::sessions::codec::{decode, SyncMessage};
+    use hafw_ha::sessions::config::DEFAULT_MAX_SESSIONS;
     use hafw_kernel::conntrack::Tuple;
 
     fn entry(port: u16) -> Entry {
@@ -603,6 +598,7 @@ mod tests {
             config: None,
             config_actions,
             node_addresses: vec![],
+            max_sessions: DEFAULT_MAX_SESSIONS,
         };
         let ct = Conntrack::open(None).unwrap();
         let status = Arc::new(Mutex::new(SyncStatus::default()));
@@ -660,6 +656,7 @@ mod tests {
             config: Some((1, b"a policy".to_vec())),
             config_actions,
             node_addresses: vec![],
+            max_sessions: DEFAULT_MAX_SESSIONS,
         };
         let ct = Conntrack::open(None).unwrap();
         let status = Arc::new(Mutex::new(SyncStatus::default()));

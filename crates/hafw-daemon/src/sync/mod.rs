@@ -54,6 +54,10 @@ pub struct SyncStatus {
     /// The passive's sync cache (what a promotion would make ready); 0 on
     /// the active, whose table is the kernel's.
     pub sessions_known: usize,
+    /// The passive cache's bound ([`SyncSetup::max_sessions`]).
+    pub max_sessions: usize,
+    /// The heap the passive's cache holds (0 on the active).
+    pub cache_bytes: u64,
     /// The active's session changes sent to the peer (cumulative).
     pub entries_sent: u64,
     pub synced_entries: u64,
@@ -176,6 +180,9 @@ pub struct SyncSetup {
     /// Both nodes' own (not floating) addresses: flows to or from them are
     /// the nodes' own traffic (heartbeats, HA2, management), never synced.
     pub node_addresses: Vec<std::net::Ipv4Addr>,
+    /// The receiver's cache bound: `nf_conntrack_max` as applied for
+    /// `policy.sessions` (`dataplane::sessions`).
+    pub max_sessions: usize,
 }
 
 /// The inputs the loop waits on.

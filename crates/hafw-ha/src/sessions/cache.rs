@@ -21,7 +21,21 @@ pub struct Cached {
     tag: u64,
 }
 
+/// The most memory the cache takes per session it holds: one hash table
+/// slot (key and value) plus its control byte, at the lowest load the
+/// table falls to (std's table doubles at 7/8 full, so just after growing
+/// it is 7/16 full), rounded up. `hafw-model::sessions` budgets it per
+/// session; the test below holds the figure to the real slot size.
+pub const MAX_BYTES_PER_SESSION: u64 = 256;
+
 impl SessionCache {
+    /// The heap the table holds now: every slot of its capacity, used or
+    /// not (`hafw bench sync` divides it by the sessions held).
+    pub fn heap_bytes(&self) -> u64 {
+        let slot = std::mem::size_of::<(SessionKey, Cached)>() + 1;
+        (self.map.capacity() * slot) as u64
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -94,5 +108,36 @@ impl SessionCache {
 
     pub(crate) fn take(&mut self) -> Vec<Session> {
         self.map.drain().map(|(_, c)| c.session).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_holds_a_slot_at_the_lowest_load() {
+        let slot = (std::mem::size_of::<(SessionKey, Cached)>() + 1) as u64;
+        // 16/7: a table that just doubled from 7/8 full.
+        let worst = slot * 16 / 7 + 1;
+        assert!(
+            worst <= MAX_BYTES_PER_SESSION,
+            "a slot of {slot} bytes costs up to {worst} per session; raise MAX_BYTES_PER_SESSION"
+        );
+    }
+
+    #[test]
+    fn heap_bytes_grow_with_the_table() {
+        let mut c = SessionCache::default();
+        assert_eq!(c.heap_bytes(), 0);
+        for n in 0..1000 {
+            c.upsert(crate::sessions::tests::session(n, 1), Time::ZERO, 1);
+        }
+        assert_eq!(c.len(), 1000);
+        let per = c.heap_bytes() / c.len() as u64;
+        assert!(
+            per > 0 && per <= MAX_BYTES_PER_SESSION,
+            "{per} bytes per session"
+        );
     }
 }

@@ -260,7 +260,18 @@ pub(crate) fn encode_write(
 
 /// Appends a delete of the entry whose original tuple is `orig`.
 pub(crate) fn encode_delete(buf: &mut Vec<u8>, orig: &Tuple, zone: u16, seq: u32) {
-    let start = begin_msg(buf, IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, seq);
+    encode_delete_acked(buf, orig, zone, seq, true);
+}
+
+/// As [`encode_delete`]; `ack` false for a request inside a batch whose
+/// last request asks for the acknowledgement (errors are answered anyway).
+pub(crate) fn encode_delete_acked(buf: &mut Vec<u8>, orig: &Tuple, zone: u16, seq: u32, ack: bool) {
+    let flags = if ack {
+        NLM_F_REQUEST | NLM_F_ACK
+    } else {
+        NLM_F_REQUEST
+    };
+    let start = begin_msg(buf, IPCTNL_MSG_CT_DELETE, flags, seq);
     put_tuple(buf, CTA_TUPLE_ORIG, orig);
     if zone != 0 {
         put(buf, CTA_ZONE, &zone.to_be_bytes());

@@ -431,6 +431,19 @@ impl Conntrack {
         Ok(report)
     }
 
+    /// Deletes many entries (by original tuple, default zone) in few
+    /// system calls, packed as [`Conntrack::create_batch`] packs its
+    /// requests. A missing entry is not an error; what else fails is
+    /// listed with its errno.
+    pub fn delete_batch(&mut self, origs: &[Tuple]) -> Result<Vec<(usize, i32)>> {
+        let all: Vec<usize> = (0..origs.len()).collect();
+        let mut report = BatchReport::default();
+        let refused = self.send_requests(&all, &mut report, |buf, i, seq, last| {
+            codec::encode_delete_acked(buf, &origs[i], 0, seq, last)
+        })?;
+        Ok(refused.into_iter().filter(|(_, e)| *e != ENOENT).collect())
+    }
+
     /// Sends `which` entries as `write` requests; returns the refused ones
     /// with their errno.
     fn send_batch(
@@ -439,6 +452,20 @@ impl Conntrack {
         which: &[usize],
         write: Write,
         report: &mut BatchReport,
+    ) -> Result<Vec<(usize, i32)>> {
+        let mark = self.inject_mark;
+        self.send_requests(which, report, |buf, i, seq, last| {
+            codec::encode_write(buf, &entries[i], write, seq, last, mark)
+        })
+    }
+
+    /// Sends one request per index of `which`, `encode(buf, index, seq,
+    /// last)` appending each; returns the refused ones with their errno.
+    fn send_requests(
+        &mut self,
+        which: &[usize],
+        report: &mut BatchReport,
+        encode: impl Fn(&mut Vec<u8>, usize, u32, bool),
     ) -> Result<Vec<(usize, i32)>> {
         let mut refused = Vec::new();
         let mut buf = Vec::with_capacity(BATCH_BYTES + 1024);
@@ -450,10 +477,10 @@ impl Conntrack {
             // A request is under 512 bytes, so the datagram stays under
             // BATCH_BYTES; the last request of a datagram asks for the ack.
             loop {
-                let e = &entries[which[pos + n]];
+                let i = which[pos + n];
                 let seq = self.next_seq();
                 let last = pos + n + 1 == which.len() || buf.len() >= BATCH_BYTES - 1024;
-                codec::encode_write(&mut buf, e, write, seq, last, self.inject_mark);
+                encode(&mut buf, i, seq, last);
                 n += 1;
                 if last {
                     break;

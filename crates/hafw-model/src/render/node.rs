@@ -36,6 +36,9 @@ pub struct NodePlan {
     pub floating: Vec<FloatingAddress>,
     pub routes: Vec<RoutePlan>,
     pub sysctls: Vec<Sysctl>,
+    /// `policy.sessions` for this node's instance: what sizes
+    /// `nf_conntrack_max`, the hash table and the sync cache.
+    pub sessions: crate::sessions::SessionsPlan,
     pub ruleset: Ruleset,
     /// `policy.hooks`, taken up at start (a change needs a restart).
     pub hooks: crate::hooks::Hooks,
@@ -276,6 +279,7 @@ pub fn plan_with(
         peer: peer.map(|p| p.name.clone()),
         ha,
         sysctls: sysctl::sysctls(dep, &interfaces, &ha_peers),
+        sessions: crate::sessions::SessionsPlan::of(dep, instance),
         interfaces,
         floating,
         routes,

@@ -7,6 +7,31 @@ const WIDE: [&str; 4] = ["g7", "c7", "g6e", "c6e"];
 /// Families whose 4 vCPU size allows three.
 const NARROW: [&str; 4] = ["g6", "c6", "g5", "c5"];
 
+/// The memory of a type written `ecs.<family>.<size>`, in GiB, if the table
+/// knows it: Alibaba Cloud's general-purpose families (g5, g6, g6e, g7)
+/// give 4 GiB per vCPU, the compute families (c5, c6, c6e, c7) 2 GiB;
+/// `large` is 2 vCPUs and each size up doubles them.
+pub(crate) fn memory_gib(instance_type: &str) -> Option<u64> {
+    let rest = instance_type.strip_prefix("ecs.")?;
+    let (family, size) = rest.split_once('.')?;
+    let per_vcpu =
+        if family.starts_with('g') && (WIDE.contains(&family) || NARROW.contains(&family)) {
+            4
+        } else if WIDE.contains(&family) || NARROW.contains(&family) {
+            2
+        } else {
+            return None;
+        };
+    let vcpus = match size {
+        "large" => 2,
+        "xlarge" => 4,
+        "2xlarge" => 8,
+        "4xlarge" => 16,
+        _ => return None,
+    };
+    Some(per_vcpu * vcpus)
+}
+
 /// The ENI limit of a type written `ecs.<family>.<size>`, if the table knows it.
 pub(super) fn max_enis(instance_type: &str) -> Option<u8> {
     let rest = instance_type.strip_prefix("ecs.")?;
@@ -30,7 +55,24 @@ pub(super) fn max_enis(instance_type: &str) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::max_enis;
+    use super::{max_enis, memory_gib};
+
+    #[test]
+    fn memory_by_family_and_size() {
+        for (t, gib) in [
+            ("ecs.g7.large", 8),
+            ("ecs.g7.xlarge", 16),
+            ("ecs.g6.2xlarge", 32),
+            ("ecs.c7.large", 4),
+            ("ecs.c6e.xlarge", 8),
+            ("ecs.c5.4xlarge", 32),
+        ] {
+            assert_eq!(memory_gib(t), Some(gib), "{t}");
+        }
+        for t in ["ecs.r7.xlarge", "ecs.g7.8xlarge", "g7.xlarge", ""] {
+            assert_eq!(memory_gib(t), None, "{t}");
+        }
+    }
 
     #[test]
     fn the_table() {

@@ -8,7 +8,7 @@ mod addresses;
 mod context;
 mod havip;
 mod hooks;
-mod instance_type;
+pub(crate) mod instance_type;
 mod instances;
 mod names;
 mod policy;

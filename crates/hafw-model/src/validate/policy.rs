@@ -16,6 +16,31 @@ pub(super) fn check(cx: &Context, r: &mut Report) {
     management(cx, r);
     fastpath(cx, r);
     nodes(cx, r);
+    sessions(cx, r);
+}
+
+/// `policy.sessions.max` against the memory of each firewall whose type
+/// hafw knows (the others are checked by the daemon against the host's).
+fn sessions(cx: &Context, r: &mut Report) {
+    let Some(max) = cx.dep.policy.sessions.max else {
+        return;
+    };
+    for &i in &cx.firewalls {
+        let inst = cx.instance_at(i);
+        let Some(gib) = super::instance_type::memory_gib(&inst.instance_type) else {
+            continue;
+        };
+        if let Err(e) = crate::sessions::check(max.get(), gib << 30) {
+            r.error(
+                "policy.sessions.max",
+                format!(
+                    "{} (instance `{}`, {}, {gib} GiB)",
+                    e.message, inst.name, inst.instance_type
+                ),
+                e.fix,
+            );
+        }
+    }
 }
 
 /// Reports, in one diagnostic, the firewalls that have no ENI of `role`,
@@ -353,6 +378,45 @@ mod tests {
         // The same zones without the fast path: not this error.
         let m = messages(&seed_edits(&no_zone[1..]));
         assert!(!m.iter().any(|m| m.contains("fastpath")), "{m:?}");
+    }
+
+    /// The seed's firewalls are ecs.g7.xlarge: 16 GiB, so half of it
+    /// holds 8,388,608 sessions at 1 KiB each.
+    #[test]
+    fn sessions_max_is_checked_against_the_instance_memory() {
+        let at = |max: u32| {
+            super::super::validate(&seed_with(
+                "[policy.management]\n",
+                &format!("[policy.sessions]\nmax = {max}\n\n[policy.management]\n"),
+            ))
+        };
+        assert!(at(8_388_608).is_empty());
+        let d = at(8_388_609);
+        assert_eq!(d.len(), 2, "one per firewall: {d:?}");
+        assert_eq!(d[0].path.to_string(), "policy.sessions.max");
+        assert_eq!(
+            d[0].message,
+            "policy.sessions.max = 8388609 needs 8192 MiB at 1024 bytes a session, more than 1/2 of the node's 16384 MiB (instance `fw-a`, ecs.g7.xlarge, 16 GiB)"
+        );
+        assert!(
+            d[0].fix
+                .contains("lower policy.sessions.max to 8388608 or less"),
+            "{}",
+            d[0].fix
+        );
+    }
+
+    #[test]
+    fn sessions_max_of_zero_is_refused_when_parsed() {
+        let text = crate::examples::SEED.replacen(
+            "[policy.management]\n",
+            "[policy.sessions]\nmax = 0\n\n[policy.management]\n",
+            1,
+        );
+        let e = crate::parse("x.toml", &text).unwrap_err();
+        let d = &e.items[0];
+        assert_eq!(d.path.to_string(), "policy.sessions.max");
+        assert!(d.message.contains("a session count of 0"), "{}", d.message);
     }
 
     #[test]

@@ -124,6 +124,10 @@ impl fmt::Display for NodePlan {
         }
         writeln!(f)?;
 
+        writeln!(f, "sessions")?;
+        write!(f, "{}", self.sessions)?;
+        writeln!(f)?;
+
         writeln!(
             f,
             "nftables ruleset (table {} {})",
