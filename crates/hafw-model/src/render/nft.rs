@@ -64,6 +64,7 @@
 //!   by the next rule, so no overlap reaches the kernel.
 
 mod compile;
+pub mod counted;
 mod input;
 mod nat;
 #[cfg(test)]
@@ -287,7 +288,7 @@ fn forward_chain(out: &mut String) {
     line(
         out,
         2,
-        "counter drop comment \"default deny: no rule connects these zones\"",
+        format!("counter drop comment {}", quote(counted::UNCONNECTED)),
     );
     line(out, 1, "}");
 }
