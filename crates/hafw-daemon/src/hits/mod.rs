@@ -48,7 +48,8 @@ pub struct Hits {
 struct Inner {
     node: String,
     ns: Option<String>,
-    file: PathBuf,
+    /// None: the state dir does not exist; the totals live in memory only.
+    file: Option<PathBuf>,
     store: Mutex<Store>,
     /// The peer's part changed since the last write.
     dirty: AtomicBool,
@@ -77,8 +78,20 @@ impl Hits {
         policy: Vec<Counted>,
         log: &Log,
     ) -> Hits {
-        let file = state::path(state_dir);
-        let mut store = match state::load(&file, node) {
+        // Not created here: systemd's StateDirectory makes the default,
+        // and a run without it (a test) must not write into the host's.
+        let file = state_dir.is_dir().then(|| state::path(state_dir));
+        let loaded = match &file {
+            Some(f) => state::load(f, node),
+            None => {
+                log.warn(format!(
+                    "rule hits: {} does not exist, so the totals are kept in memory only; create it or pass --state-dir",
+                    state_dir.display()
+                ));
+                Ok(None)
+            }
+        };
+        let mut store = match loaded {
             Ok(Some(s)) => Store::restored(s.handle, s.own, s.peer),
             Ok(None) => Store::default(),
             Err(e) => {
@@ -177,7 +190,10 @@ impl Hits {
         let own_changed = self.inner.written.swap(gen_changed, Ordering::Relaxed) != gen_changed;
         let peer_changed = self.inner.dirty.swap(false, Ordering::Relaxed);
         if own_changed || peer_changed {
-            if let Err(e) = state::save(&self.inner.file, &state) {
+            let Some(file) = &self.inner.file else {
+                return;
+            };
+            if let Err(e) = state::save(file, &state) {
                 self.inner.log.warn(format!("rule hits: {e}"));
             }
         }
