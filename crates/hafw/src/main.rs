@@ -312,9 +312,7 @@ fn main() -> ExitCode {
             filter,
             json,
         } => control::cli(control, control::Request::Sessions { json, filter }),
-        Command::Rules { control, json } => {
-            control::cli(control, control::Request::Rules { json })
-        }
+        Command::Rules { control, json } => control::cli(control, control::Request::Rules { json }),
         Command::Suspend { control } => control::cli(control, control::Request::Suspend),
         Command::Resume { control } => control::cli(control, control::Request::Resume),
     }

@@ -155,9 +155,8 @@ impl Hits {
             Err(e) => return Err(format!("cannot list the table: {e}")),
         };
         // Only the policy's keys are kept: bounded by the policy.
-        let keys: std::collections::BTreeSet<String> = self.with(|s| {
-            s.policy().iter().map(|c| c.key.clone()).collect()
-        });
+        let keys: std::collections::BTreeSet<String> =
+            self.with(|s| s.policy().iter().map(|c| c.key.clone()).collect());
         parse::parse(&json, &|k| keys.contains(k)).map(Some)
     }
 

@@ -177,7 +177,9 @@ mod tests {
     fn malformed_listings_are_errors_or_skipped_never_a_panic() {
         assert!(parse("", &all).is_err());
         assert!(parse("[]", &all).is_err());
-        assert!(parse(r#"{"nftables": []}"#, &all).unwrap_err().contains("no table"));
+        assert!(parse(r#"{"nftables": []}"#, &all)
+            .unwrap_err()
+            .contains("no table"));
         // Odd objects are skipped.
         let odd = r#"{"nftables": [1, "x", {"table": {"handle": "no"}}, {"table": {"handle": 3}},
             {"rule": {"comment": 5}}, {"rule": {"comment": "rule a", "expr": [{"counter": {"packets": -1}}]}},

@@ -148,12 +148,31 @@ impl fmt::Display for Report {
             true => r.name.clone(),
             false => format!("({} {})", r.kind, r.name),
         };
-        let w_name = self.rules.iter().map(|r| name(r).len()).max().unwrap_or(4).max(4);
-        let w_zones = self.rules.iter().map(|r| zones(r).len()).max().unwrap_or(5).max(5);
+        let w_name = self
+            .rules
+            .iter()
+            .map(|r| name(r).len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let w_zones = self
+            .rules
+            .iter()
+            .map(|r| zones(r).len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         writeln!(
             f,
             "{:<w_name$}  {:<w_zones$}  {:<6}  {:>10}  {:>10}  {:>10}  {:>10}  {}",
-            "RULE", "ZONES", "ACTION", "PKTS HERE", "PKTS PEER", "PKTS PAIR", "BYTES PAIR", "LAST HIT (PAIR)"
+            "RULE",
+            "ZONES",
+            "ACTION",
+            "PKTS HERE",
+            "PKTS PEER",
+            "PKTS PAIR",
+            "BYTES PAIR",
+            "LAST HIT (PAIR)"
         )?;
         for r in &self.rules {
             writeln!(
@@ -200,7 +219,13 @@ mod tests {
         let mut s = Store::default();
         s.set_policy(hafw_model::render::nft::counted::counted(&dep));
         let mut counts = std::collections::BTreeMap::new();
-        counts.insert("rule web-in".to_string(), Count { packets: 4, bytes: 4096 });
+        counts.insert(
+            "rule web-in".to_string(),
+            Count {
+                packets: 4,
+                bytes: 4096,
+            },
+        );
         s.observe(10_000, Some(&Listing { handle: 1, counts }));
         s.peer_update(
             11_000,
@@ -218,7 +243,10 @@ mod tests {
     fn the_pair_is_the_sum_and_the_latest_hit() {
         let r = Report::of(&store(), "fw-a", 20_000);
         let web = &r.rules[0];
-        assert_eq!((web.kind, web.name.as_str(), web.action), ("rule", "web-in", "accept"));
+        assert_eq!(
+            (web.kind, web.name.as_str(), web.action),
+            ("rule", "web-in", "accept")
+        );
         assert_eq!(web.node.packets, 4);
         assert_eq!(web.peer.unwrap().packets, 6);
         assert_eq!(web.pair.packets, 10);
@@ -234,8 +262,14 @@ mod tests {
         let text = r.to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("RULE"), "{text}");
-        assert!(lines[1].starts_with("web-in") && lines[1].contains("untrust -> trust"), "{text}");
-        assert!(lines[1].contains("8 s ago") && lines[1].contains("4.1 KiB"), "{text}");
+        assert!(
+            lines[1].starts_with("web-in") && lines[1].contains("untrust -> trust"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("8 s ago") && lines[1].contains("4.1 KiB"),
+            "{text}"
+        );
         assert!(text.contains("(default-deny untrust -> trust)"), "{text}");
         assert!(text.contains("never"), "{text}");
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();

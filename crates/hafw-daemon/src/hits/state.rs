@@ -131,8 +131,14 @@ mod tests {
         own.insert(
             "rule a".to_string(),
             Own {
-                base: Count { packets: 1, bytes: 2 },
-                last: Count { packets: 3, bytes: 4 },
+                base: Count {
+                    packets: 1,
+                    bytes: 2,
+                },
+                last: Count {
+                    packets: 3,
+                    bytes: 4,
+                },
                 last_hit_ms: 5,
             },
         );
@@ -157,7 +163,10 @@ mod tests {
         for text in ["", "{", "[1,2]", "\u{0}\u{1}garbage"] {
             std::fs::write(&f, text).unwrap();
             let e = load(&f, "fw-a").unwrap_err();
-            assert!(e.contains("not a rule-hits file") && e.contains("remove it"), "{e}");
+            assert!(
+                e.contains("not a rule-hits file") && e.contains("remove it"),
+                "{e}"
+            );
         }
         let mut other = sample();
         other.format = "something-else".into();

@@ -256,7 +256,13 @@ mod tests {
                 bytes: web * 60,
             },
         );
-        counts.insert("rule gone".to_string(), Count { packets: 99, bytes: 1 });
+        counts.insert(
+            "rule gone".to_string(),
+            Count {
+                packets: 99,
+                bytes: 1,
+            },
+        );
         Listing { handle, counts }
     }
 
@@ -368,7 +374,10 @@ mod tests {
     fn the_peer_never_goes_backwards_and_unknown_names_are_dropped() {
         let mut s = Store::default();
         s.set_policy(policy());
-        assert_eq!(s.peer_update(1, &[hit("rule web-in", 5), hit("rule x", 1)]), 1);
+        assert_eq!(
+            s.peer_update(1, &[hit("rule web-in", 5), hit("rule x", 1)]),
+            1
+        );
         assert_eq!(s.peer_update(2, &[hit("rule web-in", 3)]), 0);
         assert_eq!(s.peer("rule web-in").unwrap().total.packets, 5);
         assert_eq!(s.peer_update(3, &[hit("rule web-in", 8)]), 0);
@@ -392,6 +401,14 @@ mod tests {
         s.observe(1000, Some(&listing(1, 4)));
         let hits = s.own_hits();
         assert_eq!(hits.len(), policy().len());
-        assert_eq!(hits[0], Hit { key: "rule web-in".into(), packets: 4, bytes: 240, last_hit_ms: 1000 });
+        assert_eq!(
+            hits[0],
+            Hit {
+                key: "rule web-in".into(),
+                packets: 4,
+                bytes: 240,
+                last_hit_ms: 1000
+            }
+        );
     }
 }

@@ -529,13 +529,22 @@ impl Metrics {
                 continue;
             }
             let label = [("rule", key.clone())];
-            raise(&self.inner.rule_packets.get_or_create_owned(&label), c.packets);
+            raise(
+                &self.inner.rule_packets.get_or_create_owned(&label),
+                c.packets,
+            );
             raise(&self.inner.rule_bytes.get_or_create_owned(&label), c.bytes);
         }
         if totals.len() > RULE_SERIES_CAP {
             let label = [("rule", RULE_OTHER.to_string())];
-            raise(&self.inner.rule_packets.get_or_create_owned(&label), other.packets);
-            raise(&self.inner.rule_bytes.get_or_create_owned(&label), other.bytes);
+            raise(
+                &self.inner.rule_packets.get_or_create_owned(&label),
+                other.packets,
+            );
+            raise(
+                &self.inner.rule_bytes.get_or_create_owned(&label),
+                other.bytes,
+            );
         }
     }
 

@@ -231,13 +231,15 @@ impl SyncInstance {
                 let config = bytes.first() == Some(&config_sync::codec::CHANNEL);
                 let hits = bytes.first() == Some(&hafw_ha::hits::CHANNEL);
                 let refused = if hits {
-                    self.hits.as_ref().and_then(|h| match h.peer_message(&bytes) {
-                        Ok(0) => None,
-                        Ok(n) => Some(format!(
+                    self.hits
+                        .as_ref()
+                        .and_then(|h| match h.peer_message(&bytes) {
+                            Ok(0) => None,
+                            Ok(n) => Some(format!(
                             "rule hits: {n} entries name no rule of this node's policy (dropped)"
                         )),
-                        Err(e) => Some(e),
-                    })
+                            Err(e) => Some(e),
+                        })
                 } else if config && self.config_paused {
                     // Not refused: not read. The peer's policy is of another
                     // schema; its retries come again once the pause ends.

@@ -140,7 +140,15 @@ mod tests {
         let kinds: Vec<&str> = list.iter().map(|c| c.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["rule", "rule", "default-deny", "default-deny", "default-deny", "dnat", "snat"]
+            [
+                "rule",
+                "rule",
+                "default-deny",
+                "default-deny",
+                "default-deny",
+                "dnat",
+                "snat"
+            ]
         );
         assert_eq!(list[0].key, "rule web-in");
         assert_eq!(list[2].key, "default deny untrust -> trust");
