@@ -16,7 +16,7 @@ pub struct Count {
 }
 
 impl Count {
-    pub fn add(self, o: Count) -> Count {
+    pub fn plus(self, o: Count) -> Count {
         Count {
             packets: self.packets.saturating_add(o.packets),
             bytes: self.bytes.saturating_add(o.bytes),
@@ -77,7 +77,7 @@ pub fn parse(json: &str, wanted: &dyn Fn(&str) -> bool) -> Result<Listing, Strin
     let mut add = |comment: String, c: Count| {
         if wanted(&comment) {
             let e = counts.entry(comment).or_default();
-            *e = e.add(c);
+            *e = e.plus(c);
         }
     };
     for obj in top.nftables {

@@ -164,15 +164,8 @@ impl fmt::Display for Report {
             .max(5);
         writeln!(
             f,
-            "{:<w_name$}  {:<w_zones$}  {:<6}  {:>10}  {:>10}  {:>10}  {:>10}  {}",
-            "RULE",
-            "ZONES",
-            "ACTION",
-            "PKTS HERE",
-            "PKTS PEER",
-            "PKTS PAIR",
-            "BYTES PAIR",
-            "LAST HIT (PAIR)"
+            "{:<w_name$}  {:<w_zones$}  {:<6}  {:>10}  {:>10}  {:>10}  {:>10}  LAST HIT (PAIR)",
+            "RULE", "ZONES", "ACTION", "PKTS HERE", "PKTS PEER", "PKTS PAIR", "BYTES PAIR",
         )?;
         for r in &self.rules {
             writeln!(

@@ -33,7 +33,7 @@ pub struct Own {
 
 impl Own {
     pub fn total(&self) -> Count {
-        self.base.add(self.last)
+        self.base.plus(self.last)
     }
 }
 
@@ -129,7 +129,7 @@ impl Store {
         if self.handle != Some(listing.handle) {
             if !carried {
                 for o in self.own.values_mut() {
-                    o.base = o.base.add(o.last);
+                    o.base = o.base.plus(o.last);
                     o.last = Count::default();
                 }
             }
@@ -143,7 +143,7 @@ impl Store {
             }
             if now.below(o.last) {
                 // Reset in place: what was counted stays counted.
-                o.base = o.base.add(o.last);
+                o.base = o.base.plus(o.last);
                 if now != Count::default() {
                     o.last_hit_ms = now_ms;
                 }

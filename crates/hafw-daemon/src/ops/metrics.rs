@@ -525,7 +525,7 @@ impl Metrics {
         let mut other = crate::hits::parse::Count::default();
         for (i, (key, c)) in totals.iter().enumerate() {
             if i >= RULE_SERIES_CAP {
-                other = other.add(*c);
+                other = other.plus(*c);
                 continue;
             }
             let label = [("rule", key.clone())];
