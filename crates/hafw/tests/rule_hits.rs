@@ -206,6 +206,8 @@ fn rule_hits_are_the_pairs_total_across_failovers_applies_and_restarts() {
         .output()
         .unwrap();
     assert!(text(&table).contains("web-in"), "{}", text(&table));
+    // Seen with --nocapture (the README's example).
+    eprintln!("hafw rules on {a}:\n{}", text(&table));
 
     // Planned failover, then M more: K+M.
     const M: u64 = 2;
