@@ -281,3 +281,70 @@ impl Hits {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed_policy() -> Vec<Counted> {
+        let dep = hafw_model::parse("seed", hafw_model::examples::SEED).unwrap();
+        hafw_model::render::nft::counted::counted(&dep)
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hafw-hits-mod-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A flood of bad and foreign messages from the peer: every one
+    /// dropped and counted, nothing kept beyond the policy's keys.
+    #[test]
+    fn a_flood_from_the_peer_is_dropped_and_counted() {
+        let d = temp_dir("flood");
+        let h = Hits::new("fw-a", None, &d, seed_policy(), &Log::quiet());
+        for i in 0..1000u32 {
+            let mut b = vec![hafw_ha::hits::CHANNEL];
+            b.extend_from_slice(&i.to_be_bytes());
+            assert!(h.peer_message(&b).is_err());
+        }
+        let foreign: Vec<hafw_ha::hits::Hit> = (0..3000)
+            .map(|i| hafw_ha::hits::Hit {
+                key: format!("rule not-ours-{i}"),
+                packets: 1,
+                bytes: 1,
+                last_hit_ms: 1,
+            })
+            .collect();
+        let mut dropped = 0;
+        for m in hafw_ha::hits::encode(&foreign) {
+            dropped += h.peer_message(&m).unwrap();
+        }
+        assert_eq!(dropped, 3000);
+        let v: serde_json::Value = serde_json::from_str(&h.report(true)).unwrap();
+        assert_eq!(v["peer_dropped_malformed"], 1000);
+        assert_eq!(v["peer_dropped_unknown"], 3000);
+        assert!(v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["peer"].is_null()));
+        assert!(h.with(|s| s.peer_all().is_empty()));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_state_file_starts_from_zero_and_a_missing_dir_is_memory_only() {
+        let d = temp_dir("corrupt");
+        std::fs::write(state::path(&d), b"{not json").unwrap();
+        let h = Hits::new("fw-a", None, &d, seed_policy(), &Log::quiet());
+        assert_eq!(h.own_totals().len(), seed_policy().len());
+        assert!(h.own_totals().iter().all(|(_, c)| c.packets == 0));
+        std::fs::remove_dir_all(&d).unwrap();
+        let gone = d.join("no-such-dir");
+        let h = Hits::new("fw-a", None, &gone, seed_policy(), &Log::quiet());
+        h.persist_now();
+        assert!(!gone.exists());
+    }
+}
