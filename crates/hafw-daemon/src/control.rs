@@ -60,6 +60,10 @@ pub enum Request {
         json: bool,
         filter: Option<String>,
     },
+    /// `rules [json]`: the counted objects with their hits.
+    Rules {
+        json: bool,
+    },
 }
 
 impl Request {
@@ -115,6 +119,8 @@ impl Request {
             "config show" => Request::ConfigShow,
             "config confirm" => Request::ConfigConfirm,
             "config history" => Request::ConfigHistory,
+            "rules" => Request::Rules { json: false },
+            "rules json" => Request::Rules { json: true },
             _ => return None,
         })
     }
@@ -151,6 +157,8 @@ impl Request {
             Request::ConfigRollback(n) => format!("config rollback {n}"),
             Request::ConfigDiff { from, to } => format!("config diff {from} {to}"),
             Request::ConfigShow => "config show".into(),
+            Request::Rules { json: false } => "rules".into(),
+            Request::Rules { json: true } => "rules json".into(),
             Request::Sessions { json, filter } => format!(
                 "sessions{}{}",
                 if *json { " json" } else { "" },
@@ -699,6 +707,8 @@ mod tests {
                 json: false,
                 filter: Some("json".into()),
             },
+            Request::Rules { json: false },
+            Request::Rules { json: true },
         ] {
             assert_eq!(
                 Request::parse(&format!("{}\n", r.as_line())),

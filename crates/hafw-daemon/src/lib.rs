@@ -22,6 +22,7 @@ pub mod control;
 pub mod dataplane;
 pub mod error;
 pub mod ha;
+pub mod hits;
 pub mod log;
 pub mod ops;
 pub mod run;

@@ -10,11 +10,13 @@
 //! | [`node`] | the HA state machine: election, liveness, preemption, suspend |
 //! | [`sessions`] | session sync over HA2: sender, receiver, replicated cache |
 //! | [`config_sync`] | config sync: the shared policy's version, offer and apply |
+//! | [`hits`] | rule hit counters over HA2 (the pair's total per rule) |
 //! | [`monitor`] | link and path monitor verdicts, combined for the node |
 //! | [`readiness`] | when a passive is ready to take over (sessions synced, policy current) |
 
 pub mod codec;
 pub mod config_sync;
+pub mod hits;
 pub mod monitor;
 pub mod msg;
 pub mod node;

@@ -51,6 +51,18 @@ pub fn apply(ns: Option<&str>, ruleset: &str) -> Result<()> {
 
 /// `nft list table FAMILY NAME` in namespace `ns`.
 pub fn list_table(ns: Option<&str>, family: Family, table: &str) -> Result<String> {
+    check_table_name(table)?;
+    run(ns, &["list", "table", family.keyword(), table], None)
+}
+
+/// `nft -j list table FAMILY NAME` in namespace `ns`: the same listing as
+/// JSON (libnftables' schema), counters included.
+pub fn list_table_json(ns: Option<&str>, family: Family, table: &str) -> Result<String> {
+    check_table_name(table)?;
+    run(ns, &["-j", "list", "table", family.keyword(), table], None)
+}
+
+fn check_table_name(table: &str) -> Result<()> {
     let valid = !table.is_empty()
         && table
             .chars()
@@ -66,7 +78,7 @@ pub fn list_table(ns: Option<&str>, family: Family, table: &str) -> Result<Strin
             "letters, digits, '_' and '-', starting with a letter or '_'",
         ));
     }
-    run(ns, &["list", "table", family.keyword(), table], None)
+    Ok(())
 }
 
 /// `nft list ruleset` in namespace `ns`.

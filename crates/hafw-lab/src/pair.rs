@@ -516,6 +516,12 @@ impl Pair {
         lab::state_dir(&self.lab).join(format!("{node}.audit.jsonl"))
     }
 
+    /// A node's state directory (`hafw run --state-dir`: the rule-hit
+    /// totals), in the lab's directory, never the host's /var/lib/hafw.
+    pub fn state_dir(&self, node: &str) -> PathBuf {
+        lab::state_dir(&self.lab).join(format!("{node}.state"))
+    }
+
     pub fn control(&self, node: &str) -> PathBuf {
         if self.first_boot {
             return self.instance_file(node, control::DEFAULT_SOCKET);
@@ -771,6 +777,15 @@ impl Pair {
         let knows_audit_log = self.node_exe[i].is_none() || run_help_mentions(exe, "--audit-log");
         if knows_audit_log && !self.extra.iter().any(|a| a == "--audit-log") {
             cmd.arg("--audit-log").arg(self.audit_log(&node));
+        }
+        // The same for the state dir; a release without the flag keeps
+        // no state there.
+        let knows_state_dir = self.node_exe[i].is_none() || run_help_mentions(exe, "--state-dir");
+        if knows_state_dir && !self.extra.iter().any(|a| a == "--state-dir") {
+            let dir = self.state_dir(&node);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| err(format!("create {}: {e}", dir.display())))?;
+            cmd.arg("--state-dir").arg(dir);
         }
         // `{node}` in an extra argument is this node's name: a file per node.
         cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));

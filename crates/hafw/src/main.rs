@@ -94,6 +94,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each rule of the policy (and each zone pair's default deny, the NAT
+    /// rules) with packets, bytes and last hit on this node, the peer, and
+    /// the pair's total (docs/rule-hits.md).
+    #[command(after_help = "Example: hafw rules --control /run/hafw/hafw.sock --json")]
+    Rules {
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Print JSON (the fields are in docs/rule-hits.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Replay a recording of `hafw run --record`: print the actions a fresh HA core returns
     /// for the recorded inputs; exit 1 if they differ from what the recording node did.
     #[command(after_help = "Example: hafw replay /var/log/hafw/fw-a.rec")]
@@ -301,6 +312,7 @@ fn main() -> ExitCode {
             filter,
             json,
         } => control::cli(control, control::Request::Sessions { json, filter }),
+        Command::Rules { control, json } => control::cli(control, control::Request::Rules { json }),
         Command::Suspend { control } => control::cli(control, control::Request::Suspend),
         Command::Resume { control } => control::cli(control, control::Request::Resume),
     }

@@ -65,6 +65,12 @@ pub struct RunArgs {
     /// fields. Default /var/log/hafw/NODE.audit.jsonl.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Where the node keeps state across restarts (the rule-hit totals of
+    /// `hafw rules`, `rule-hits.json`). The unit's StateDirectory makes the
+    /// default; a directory that does not exist is not created, and the
+    /// totals are then kept in memory only.
+    #[arg(long, value_name = "DIR", default_value = hafw_daemon::run::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
     /// Test hook: send the audit log's journal entries to this datagram
     /// socket instead of journald's.
     #[arg(long, hide = true, value_name = "SOCKET")]
@@ -90,6 +96,7 @@ impl From<RunArgs> for hafw_daemon::RunOptions {
             record: a.record,
             audit_log: a.audit_log,
             audit_journal: a.audit_journal,
+            state_dir: a.state_dir,
         }
     }
 }

@@ -614,6 +614,7 @@ fn a_config_commit_that_fails_late_keeps_the_old_ruleset() {
                     applied: Arc::new(Mutex::new(applied)),
                     view: view.clone(),
                     audit: hafw_daemon::ops::audit::Audit::off(NODE),
+                    hits: None,
                 };
                 let start = Startup {
                     version: 1,

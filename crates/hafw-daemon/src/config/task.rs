@@ -163,6 +163,9 @@ pub struct ConfigEnv {
     pub applied: Arc<Mutex<Applied>>,
     pub view: Arc<Mutex<ConfigView>>,
     pub audit: Audit,
+    /// Rule hits: told before and after each apply, which replaces the
+    /// table and with it the counters.
+    pub hits: Option<crate::hits::Hits>,
 }
 
 /// A policy as one node runs it: the version, its hash, the whole file,
@@ -692,6 +695,30 @@ impl ConfigTask {
     /// kernel, the deployment file, and last the version file, the commit
     /// record; each rename synced with its directory.
     async fn commit(
+        &mut self,
+        next: Policy,
+        active: bool,
+        meta: Meta,
+    ) -> Result<(Option<String>, Option<String>), DaemonError> {
+        let Some(hits) = self.env.hits.clone() else {
+            return self.commit_held(next, active, meta).await;
+        };
+        let counted = hafw_model::parse("policy", &next.text)
+            .map(|d| hafw_model::render::nft::counted::counted(&d))
+            .ok();
+        // Held from before the kernel changes until the commit ends, so
+        // no sample sees a table a rollback takes back (which recommits
+        // the old one counters included).
+        hits.before_replace();
+        let r = self.commit_held(next, active, meta).await;
+        match &r {
+            Ok(_) => hits.after_replace(counted, false),
+            Err(_) => hits.after_replace(None, true),
+        }
+        r
+    }
+
+    async fn commit_held(
         &mut self,
         next: Policy,
         active: bool,
@@ -1267,6 +1294,7 @@ mod tests {
             applied: Arc::default(),
             view: view.clone(),
             audit,
+            hits: None,
         };
         let mut task = ConfigTask::new(env, start, plan);
         let moved = seed.replace(

@@ -74,7 +74,18 @@ struct Inner {
     audit_dropped: Counter,
     hook_runs: Family<One, Counter>,
     peer_alive: U64Gauge,
+    rule_packets: Family<One, Counter>,
+    rule_bytes: Family<One, Counter>,
+    /// The keys the rule families were last set for: another set clears
+    /// them (a rule that left the policy leaves the metrics).
+    rule_keys: Mutex<Vec<String>>,
 }
+
+/// Rules with a series of their own at most; the rest are summed into
+/// one `rule="(other)"` series, so a policy of 10,000 rules cannot make
+/// 20,000 series.
+pub const RULE_SERIES_CAP: usize = 500;
+pub const RULE_OTHER: &str = "(other)";
 
 /// Heartbeat round trips: 50 µs to about 1.6 s, doubling.
 fn rtt_histogram() -> Histogram {
@@ -272,6 +283,18 @@ impl Metrics {
             "1 while the peer is heard on at least one heartbeat path, 0 when every path is silent or it was never heard",
             peer_alive.clone(),
         );
+        let rule_packets = Family::<One, Counter>::default();
+        r.register(
+            "rule_packets",
+            "Packets counted by each rule of the policy on this node (label: the rule's comment in the ruleset, `rule NAME`, `default deny A -> B`, `dnat NAME`), carried across ruleset replacements and restarts; rules past the first 500 summed as (other)",
+            rule_packets.clone(),
+        );
+        let rule_bytes = Family::<One, Counter>::default();
+        r.register(
+            "rule_bytes",
+            "Bytes counted by each rule of the policy on this node, as hafw_rule_packets_total",
+            rule_bytes.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: r,
@@ -299,6 +322,9 @@ impl Metrics {
                 audit_dropped,
                 hook_runs,
                 peer_alive,
+                rule_packets,
+                rule_bytes,
+                rule_keys: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -483,6 +509,45 @@ impl Metrics {
         raise(&self.inner.audit_dropped, total);
     }
 
+    /// `hafw_rule_packets_total{rule}` and `hafw_rule_bytes_total{rule}`
+    /// raised to this node's totals (policy order; past
+    /// [`RULE_SERIES_CAP`] summed as [`RULE_OTHER`]). A new set of rules
+    /// clears the families first.
+    pub fn rule_hits(&self, totals: &[(String, crate::hits::parse::Count)]) {
+        let keys: Vec<String> = totals.iter().map(|(k, _)| k.clone()).collect();
+        if let Ok(mut last) = self.inner.rule_keys.lock() {
+            if *last != keys {
+                self.inner.rule_packets.clear();
+                self.inner.rule_bytes.clear();
+                *last = keys;
+            }
+        }
+        let mut other = crate::hits::parse::Count::default();
+        for (i, (key, c)) in totals.iter().enumerate() {
+            if i >= RULE_SERIES_CAP {
+                other = other.plus(*c);
+                continue;
+            }
+            let label = [("rule", key.clone())];
+            raise(
+                &self.inner.rule_packets.get_or_create_owned(&label),
+                c.packets,
+            );
+            raise(&self.inner.rule_bytes.get_or_create_owned(&label), c.bytes);
+        }
+        if totals.len() > RULE_SERIES_CAP {
+            let label = [("rule", RULE_OTHER.to_string())];
+            raise(
+                &self.inner.rule_packets.get_or_create_owned(&label),
+                other.packets,
+            );
+            raise(
+                &self.inner.rule_bytes.get_or_create_owned(&label),
+                other.bytes,
+            );
+        }
+    }
+
     /// `hafw_peer_alive`.
     pub fn peer_alive(&self, alive: bool) {
         self.inner.peer_alive.set(u64::from(alive));
@@ -546,6 +611,37 @@ pub fn cause_kind(cause: &impl Debug) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rule_series_are_capped_with_one_other_and_follow_the_policy() {
+        use crate::hits::parse::Count;
+        let m = Metrics::new();
+        let c = |packets| Count {
+            packets,
+            bytes: packets * 10,
+        };
+        let totals: Vec<(String, Count)> = (0..RULE_SERIES_CAP + 20)
+            .map(|i| (format!("rule r{i}"), c(1)))
+            .collect();
+        m.rule_hits(&totals);
+        let text = m.encode();
+        let series = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("hafw_rule_packets_total{"))
+                .count()
+        };
+        assert_eq!(series(&text), RULE_SERIES_CAP + 1);
+        assert!(
+            text.contains("hafw_rule_packets_total{rule=\"(other)\"} 20"),
+            "{text}"
+        );
+        assert!(text.contains("hafw_rule_bytes_total{rule=\"rule r0\"} 10"));
+        // Another policy: the old rules' series go.
+        m.rule_hits(&[("rule x".into(), c(3))]);
+        let text = m.encode();
+        assert_eq!(series(&text), 1);
+        assert!(text.contains("hafw_rule_packets_total{rule=\"rule x\"} 3"));
+    }
+
     use super::*;
 
     #[derive(Debug)]

@@ -56,7 +56,12 @@ pub struct RunOptions {
     /// Test hook: the journal socket the audit log writes to (default
     /// [`crate::ops::audit::JOURNAL_SOCKET`]).
     pub audit_journal: Option<PathBuf>,
+    /// `--state-dir`: the rule-hit totals' file ([`crate::hits::state`]).
+    pub state_dir: PathBuf,
 }
+
+/// The default `--state-dir`, which the unit's StateDirectory makes.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/hafw";
 
 /// `--node auto`: found from this machine's addresses and the metadata
 /// service (`hafw_model::resolve::which_node`).
@@ -159,6 +164,7 @@ pub fn run(mut args: RunOptions) -> ExitCode {
                 record: args.record.as_deref(),
                 audit_log: &audit_log,
                 audit_journal: &audit_journal,
+                state_dir: &args.state_dir,
             },
             paired::Options {
                 ha_profile: args.ha_profile,

@@ -45,6 +45,8 @@ pub struct Paths<'a> {
     pub audit_log: &'a Path,
     /// Where the audit log's journal entries go (journald's socket).
     pub audit_journal: &'a Path,
+    /// `--state-dir`: the rule-hit totals carried across restarts.
+    pub state_dir: &'a Path,
 }
 
 /// How the node is asked to run, besides its files.
@@ -164,9 +166,20 @@ impl Paired {
             step: "connect to netlink",
             source: e,
         })?;
-        let applied = apply::apply(&nl, &plan, false, &log)
-            .await
-            .map_err(KernelError::Apply)?;
+        let hits = crate::hits::Hits::new(
+            &plan.node,
+            nl.netns(),
+            paths.state_dir,
+            hafw_model::render::nft::counted::counted(&dep),
+            &log,
+        );
+        // The table left by a previous run is replaced (or kept, when it
+        // lists the same): its counters are carried on first.
+        hits.before_replace();
+        let applied = apply::apply(&nl, &plan, false, &log).await;
+        hits.after_replace(None, applied.is_err());
+        let applied = applied.map_err(KernelError::Apply)?;
+        hits.spawn_sampler().map_err(SetupError::Missing)?;
         let sessions = crate::dataplane::sessions::apply(capacity, &log);
         let applied = Arc::new(Mutex::new(applied));
         // A node restarted after a crash may still hold the floating
@@ -192,6 +205,7 @@ impl Paired {
                 config: Some((start.version, start.policy.clone().into_bytes())),
                 config_actions: peer_cfg_tx,
                 max_sessions: sessions.conntrack_max as usize,
+                hits: hits.clone(),
             },
             &log,
         );
@@ -241,6 +255,7 @@ impl Paired {
             applied: applied.clone(),
             view: config_view.clone(),
             audit: audit.clone(),
+            hits: Some(hits.clone()),
         };
         let task = ConfigTask::new(env, start, plan.clone());
         tokio::spawn(task.run(config_rx, peer_cfg_rx));
@@ -256,6 +271,7 @@ impl Paired {
             view: view.clone(),
             config: config_tx,
             audit: audit.clone(),
+            hits: hits.clone(),
         };
         let control = control::serve(listener, move |caller, req| dispatch.handle(caller, req));
 
@@ -292,7 +308,7 @@ impl Paired {
             executor,
             audit,
         };
-        node.feed_metrics(control);
+        node.feed_metrics(control, hits);
         node.watch_alarms();
         Ok(node)
     }
@@ -300,10 +316,11 @@ impl Paired {
     /// Session sync's figures and this node's policy version into the
     /// metrics, twice a second (the peer's version comes from the HA
     /// thread's heartbeats).
-    fn feed_metrics(&self, control: Arc<control::Counters>) {
+    fn feed_metrics(&self, control: Arc<control::Counters>, hits: crate::hits::Hits) {
         let (metrics, view) = (self.metrics.clone(), self.view.clone());
         tokio::spawn(async move {
             loop {
+                metrics.rule_hits(&hits.own_totals());
                 for (reason, total) in control.refused() {
                     metrics.control_refused(reason, total);
                 }
@@ -554,6 +571,7 @@ struct Dispatch {
     view: StatusView,
     config: mpsc::UnboundedSender<ConfigInput>,
     audit: ops::audit::Audit,
+    hits: crate::hits::Hits,
 }
 
 impl Dispatch {
@@ -598,6 +616,11 @@ impl Dispatch {
                     .and_then(|st| (!st.role_active).then_some(st.sessions_known));
                 crate::sync::listing(filter.as_deref(), json, cache, SESSIONS_CAP)
                     .map_err(|e| e.to_string())
+            }
+            Request::Rules { json } => {
+                // Fresh figures: a sample now, not only the sampler's last.
+                self.hits.sample_now();
+                Ok(self.hits.report(json))
             }
             Request::Status => Ok(self.view.status().map_err(|e| e.to_string())?.to_string()),
             Request::StatusJson => Ok(self.view.status().map_err(|e| e.to_string())?.to_json()),
@@ -660,6 +683,7 @@ struct SyncStart<'a> {
     config_actions: mpsc::UnboundedSender<hafw_ha::config_sync::ConfigAction>,
     /// The sync cache's bound (`dataplane::sessions::Applied`).
     max_sessions: usize,
+    hits: crate::hits::Hits,
 }
 
 /// Session and config sync: over the HA2 interface, on the HA port, TCP.
@@ -696,6 +720,7 @@ fn start_sync(
         config_actions: start.config_actions,
         node_addresses: node_addresses(dep, plan),
         max_sessions: start.max_sessions,
+        hits: Some(start.hits),
     };
     let handle = crate::sync::start(
         sync_setup,

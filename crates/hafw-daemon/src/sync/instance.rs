@@ -32,6 +32,11 @@ use crate::log::Log;
 const STATUS_EVERY: Duration = Duration::from_millis(5);
 /// The wait when no core has a deadline.
 const IDLE: Duration = Duration::from_millis(500);
+/// This node's rule-hit totals go to the peer this often, and when the
+/// link connects (so a restarted peer hears them at once).
+pub(super) const HITS_EVERY: Duration = Duration::from_secs(5);
+/// ... and on a change, at most this often.
+const HITS_MIN_GAP: Duration = Duration::from_secs(1);
 
 /// Everything the sync thread reacts to.
 pub(super) enum Input {
@@ -44,6 +49,8 @@ pub(super) enum Input {
     Promote(oneshot::Sender<Installed>),
     /// The earliest deadline of [`SyncInstance::deadline`] passed.
     Timeout,
+    /// This node's rule-hit totals changed.
+    HitsChanged,
 }
 
 pub(super) struct SyncInstance {
@@ -89,6 +96,10 @@ pub(super) struct SyncInstance {
     last_status: Option<Instant>,
     /// A publish was skipped as too soon: the deadline includes it.
     status_stale: bool,
+    hits: Option<crate::hits::Hits>,
+    /// When this node's rule hits are due to the peer next.
+    hits_due: Option<Instant>,
+    hits_sent: Option<Instant>,
     log: Log,
 }
 
@@ -132,6 +143,9 @@ impl SyncInstance {
             status,
             last_status: None,
             status_stale: false,
+            hits: setup.hits,
+            hits_due: None,
+            hits_sent: None,
             log,
         };
         inst.carry_out();
@@ -148,6 +162,11 @@ impl SyncInstance {
             Input::Cmd(cmd) => self.on_cmd(now, cmd),
             Input::Promote(reply) => {
                 let _ = reply.send(self.install_for_promotion());
+            }
+            Input::HitsChanged => {
+                let soonest = self.hits_sent.map(|t| t + HITS_MIN_GAP);
+                let at = soonest.unwrap_or_else(Instant::now);
+                self.hits_due = Some(self.hits_due.map_or(at, |d| d.min(at)));
             }
             Input::Timeout => {
                 if let Some(s) = self.sender.as_mut() {
@@ -176,9 +195,11 @@ impl SyncInstance {
             .last_status
             .filter(|_| self.status_stale)
             .map(|t| t + STATUS_EVERY);
+        let hits = self.hits_due.filter(|_| self.conn.is_some());
         cores
             .into_iter()
             .chain(status)
+            .chain(hits)
             .min()
             .unwrap_or_else(|| Instant::now() + IDLE)
     }
@@ -192,6 +213,7 @@ impl SyncInstance {
             Ha2Event::Connected(conn) => {
                 self.conn = Some(conn);
                 self.connected = true;
+                self.hits_due = Some(Instant::now());
                 if self.active {
                     // A (re)connected peer may have restarted: a new
                     // sender's first act is one bulk of the whole table.
@@ -206,7 +228,18 @@ impl SyncInstance {
             }
             Ha2Event::Payload(bytes) => {
                 let config = bytes.first() == Some(&config_sync::codec::CHANNEL);
-                let refused = if config && self.config_paused {
+                let hits = bytes.first() == Some(&hafw_ha::hits::CHANNEL);
+                let refused = if hits {
+                    self.hits
+                        .as_ref()
+                        .and_then(|h| match h.peer_message(&bytes) {
+                            Ok(0) => None,
+                            Ok(n) => Some(format!(
+                            "rule hits: {n} entries name no rule of this node's policy (dropped)"
+                        )),
+                            Err(e) => Some(e),
+                        })
+                } else if config && self.config_paused {
                     // Not refused: not read. The peer's policy is of another
                     // schema; its retries come again once the pause ends.
                     None
@@ -305,6 +338,24 @@ impl SyncInstance {
         }
     }
 
+    /// This node's rule-hit totals to the peer, when due and connected;
+    /// then due again in [`HITS_EVERY`].
+    fn send_hits_if_due(&mut self) {
+        let now = Instant::now();
+        if self.conn.is_none() || self.hits_due.is_none_or(|d| now < d) {
+            return;
+        }
+        let Some(h) = &self.hits else {
+            self.hits_due = None;
+            return;
+        };
+        for bytes in h.own_messages() {
+            self.send(bytes);
+        }
+        self.hits_sent = Some(now);
+        self.hits_due = Some(now + HITS_EVERY);
+    }
+
     /// Queues a payload for the peer's current connection (dropped and
     /// counted by the link when it is down or its queue is full).
     fn send(&self, bytes: Vec<u8>) {
@@ -363,6 +414,7 @@ impl SyncInstance {
 
     /// Carries out what the cores ask, then publishes the status.
     fn carry_out(&mut self) {
+        self.send_hits_if_due();
         let now = self.now();
         while let Some(a) = self.config.poll_action() {
             if self.config_actions.send(a).is_err() {
@@ -599,6 +651,7 @@ mod tests {
             config_actions,
             node_addresses: vec![],
             max_sessions: DEFAULT_MAX_SESSIONS,
+            hits: None,
         };
         let ct = Conntrack::open(None).unwrap();
         let status = Arc::new(Mutex::new(SyncStatus::default()));
@@ -657,6 +710,7 @@ mod tests {
             config_actions,
             node_addresses: vec![],
             max_sessions: DEFAULT_MAX_SESSIONS,
+            hits: None,
         };
         let ct = Conntrack::open(None).unwrap();
         let status = Arc::new(Mutex::new(SyncStatus::default()));

@@ -17,6 +17,11 @@
 //! applies what the peer offers and tells this thread the result
 //! ([`SyncCmd`]).
 //!
+//! Rule hits ride it too (payloads starting with `'H'`,
+//! [`hafw_ha::hits`]): this node's totals every [`instance::HITS_EVERY`],
+//! at most once a second on change, and when the link connects; the
+//! peer's go to [`crate::hits::Hits::peer_message`].
+//!
 //! The thread is one `SyncInstance` (`instance.rs`) and a loop that waits
 //! for its next `Input` or deadline and calls `SyncInstance::process`.
 
@@ -183,6 +188,8 @@ pub struct SyncSetup {
     /// The receiver's cache bound: `nf_conntrack_max` as applied for
     /// `policy.sessions` (`dataplane::sessions`).
     pub max_sessions: usize,
+    /// Rule hits: this node's totals go to the peer, the peer's come back.
+    pub hits: Option<crate::hits::Hits>,
 }
 
 /// The inputs the loop waits on.
@@ -195,6 +202,8 @@ struct Ports {
     /// authenticated heartbeats, once per change.
     cmds: mpsc::UnboundedReceiver<SyncCmd>,
     promote: mpsc::Receiver<oneshot::Sender<Installed>>,
+    /// This node's rule-hit totals changed (latest value only).
+    hits: watch::Receiver<u64>,
 }
 
 impl Ports {
@@ -206,6 +215,7 @@ impl Ports {
             changed = self.role.changed() => changed.ok().map(|()| Input::Role(*self.role.borrow())),
             Some(cmd) = self.cmds.recv() => Some(Input::Cmd(cmd)),
             Some(reply) = self.promote.recv() => Some(Input::Promote(reply)),
+            Ok(()) = self.hits.changed() => Some(Input::HitsChanged),
             _ = tokio::time::sleep_until(deadline.into()) => Some(Input::Timeout),
         }
     }
@@ -259,6 +269,11 @@ pub fn start(
                 setup.peer_id,
             );
             let dropped = Arc::new(AtomicU64::new(0));
+            // Without rule hits the watch never changes.
+            let hits_changed = match &setup.hits {
+                Some(h) => h.subscribe(),
+                None => watch::channel(0).1,
+            };
             let inst = SyncInstance::new(setup, ct, link.to_peer.clone(), st, dropped.clone(), log);
             let inst = match inst {
                 Ok(i) => i,
@@ -270,6 +285,7 @@ pub fn start(
                 role,
                 cmds,
                 promote,
+                hits: hits_changed,
             };
             started.ok();
             run(inst, ports).await;

@@ -84,6 +84,7 @@
 //!   by the next rule, so no overlap reaches the kernel.
 
 mod compile;
+pub mod counted;
 mod input;
 mod nat;
 #[cfg(test)]
@@ -368,7 +369,7 @@ fn forward_chain(out: &mut String, fastpath: bool) {
     line(
         out,
         2,
-        "counter drop comment \"default deny: no rule connects these zones\"",
+        format!("counter drop comment {}", quote(counted::UNCONNECTED)),
     );
     line(out, 1, "}");
 }
