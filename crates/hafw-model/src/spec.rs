@@ -251,6 +251,9 @@ pub struct Policy {
     /// transition (`crate::hooks`).
     #[serde(default)]
     pub hooks: crate::hooks::Hooks,
+    /// `[policy.logging]`: traffic logs (`crate::logging`).
+    #[serde(default)]
+    pub logging: crate::logging::Logging,
 }
 
 /// Who may reach the node's own services on the management interface.
@@ -316,6 +319,10 @@ pub struct Rule {
     #[serde(default)]
     pub ports: Vec<PortRange>,
     pub action: Action,
+    /// Log each connection this rule decides (its first packet) to the
+    /// traffic log, with the rule's name.
+    #[serde(default)]
+    pub log: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
