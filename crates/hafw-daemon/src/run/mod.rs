@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// Test hook: the journal socket the audit log writes to (default
     /// [`crate::ops::audit::JOURNAL_SOCKET`]).
     pub audit_journal: Option<PathBuf>,
+    /// The traffic log's JSON-lines file (default
+    /// [`crate::ops::traffic::default_path`]).
+    pub traffic_log: Option<PathBuf>,
 }
 
 /// `--node auto`: found from this machine's addresses and the metadata
@@ -149,6 +152,10 @@ pub fn run(mut args: RunOptions) -> ExitCode {
             .audit_journal
             .clone()
             .unwrap_or_else(|| PathBuf::from(crate::ops::audit::JOURNAL_SOCKET));
+        let traffic_log = args
+            .traffic_log
+            .clone()
+            .unwrap_or_else(|| crate::ops::traffic::default_path(&plan.node));
         return paired::run(
             dep,
             plan,
@@ -159,6 +166,7 @@ pub fn run(mut args: RunOptions) -> ExitCode {
                 record: args.record.as_deref(),
                 audit_log: &audit_log,
                 audit_journal: &audit_journal,
+                traffic_log: &traffic_log,
             },
             paired::Options {
                 ha_profile: args.ha_profile,

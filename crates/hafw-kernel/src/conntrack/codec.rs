@@ -561,6 +561,7 @@ pub(crate) fn decode_accounting(payload: &[u8]) -> Result<Accounting, Malformed>
 }
 
 /// Packets and bytes of one direction (for the tests' messages).
+#[cfg(test)]
 pub(crate) fn put_accounting(buf: &mut Vec<u8>, acct: &Accounting) {
     for (kind, c) in [
         (CTA_COUNTERS_ORIG, acct.orig),

@@ -159,7 +159,8 @@ pub fn take_into(datagram: &[u8], queue: &mut VecDeque<Session>, malformed: &mut
 
 /// An event message as the kernel sends it (the reply tuple translated),
 /// for the tests of the readers.
-pub fn encode_event(e: &Entry, acct: Option<&Accounting>) -> Vec<u8> {
+#[cfg(test)]
+fn encode_event(e: &Entry, acct: Option<&Accounting>) -> Vec<u8> {
     let mut buf = Vec::new();
     let ty = match acct {
         Some(_) => codec::IPCTNL_MSG_CT_DELETE,
