@@ -128,7 +128,7 @@ impl Nflog {
     /// copying `copy_range` bytes of each packet. EBUSY: another process
     /// (another hafw, ulogd) holds the group.
     pub fn open(ns: Option<&str>, group: u16, copy_range: u32) -> Result<Nflog> {
-        let object = in_ns(&format!("nflog group {group}"), ns);
+        let object = in_ns(format!("nflog group {group}"), ns);
         let sock = open_socket(ns, &[], &object)?;
         let mut log = Nflog {
             sock,
