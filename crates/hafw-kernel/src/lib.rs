@@ -14,6 +14,7 @@
 //! | [`sysctl`] | `/proc/sys/net` keys of a namespace |
 //! | [`arp`] | gratuitous ARP and an ARP listener (AF_PACKET) |
 //! | [`nft`] | nftables rulesets through `nft -f -` |
+//! | [`nflog`] | NFLOG: the packets `log group N` rules hand over (traffic logs) |
 //! | [`conntrack`] | ctnetlink: dump, events, create/update with NAT, delete of conntrack entries |
 //!
 //! Netlink functions take an [`Rtnl`]: in the daemon, `Rtnl::connect()` in
@@ -47,6 +48,7 @@ pub mod exec;
 pub mod link;
 mod mac;
 pub mod netns;
+pub mod nflog;
 pub mod nft;
 pub mod route;
 pub mod rtnl;

@@ -522,6 +522,25 @@ impl Pair {
         lab::state_dir(&self.lab).join(format!("{node}.state"))
     }
 
+    /// A node's traffic log (`hafw run --traffic-log`), in the lab's
+    /// directory like the audit log.
+    pub fn traffic_log(&self, node: &str) -> PathBuf {
+        if self.first_boot {
+            let inside = hafw_daemon::ops::traffic::default_path(node);
+            return self.instance_file(node, &inside.display().to_string());
+        }
+        lab::state_dir(&self.lab).join(format!("{node}.traffic.jsonl"))
+    }
+
+    /// The records of a node's traffic log so far, one JSON value each
+    /// (a line being written is left for the next read).
+    pub fn traffic_records(&self, node: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.traffic_log(node)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     pub fn control(&self, node: &str) -> PathBuf {
         if self.first_boot {
             return self.instance_file(node, control::DEFAULT_SOCKET);
@@ -786,6 +805,11 @@ impl Pair {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| err(format!("create {}: {e}", dir.display())))?;
             cmd.arg("--state-dir").arg(dir);
+        }
+        let knows_traffic_log =
+            self.node_exe[i].is_none() || run_help_mentions(exe, "--traffic-log");
+        if knows_traffic_log && !self.extra.iter().any(|a| a == "--traffic-log") {
+            cmd.arg("--traffic-log").arg(self.traffic_log(&node));
         }
         // `{node}` in an extra argument is this node's name: a file per node.
         cmd.args(self.extra.iter().map(|a| a.replace("{node}", &node)));

@@ -6,6 +6,7 @@ pub mod addr;
 pub mod diag;
 pub mod examples;
 pub mod hooks;
+pub mod logging;
 pub mod query;
 pub mod render;
 pub mod resolve;

@@ -255,6 +255,9 @@ pub struct Policy {
     /// transition (`crate::hooks`).
     #[serde(default)]
     pub hooks: crate::hooks::Hooks,
+    /// `[policy.logging]`: traffic logs (`crate::logging`).
+    #[serde(default)]
+    pub logging: crate::logging::Logging,
     /// `policy.fastpath = true`: established forwarded TCP and UDP
     /// connections are handed to an nftables software flowtable on the
     /// zones' interfaces, so their packets skip the forward and NAT chains
@@ -336,6 +339,10 @@ pub struct Rule {
     #[serde(default)]
     pub ports: Vec<PortRange>,
     pub action: Action,
+    /// Log each connection this rule decides (its first packet) to the
+    /// traffic log, with the rule's name.
+    #[serde(default)]
+    pub log: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]

@@ -75,6 +75,12 @@ pub struct RunArgs {
     /// socket instead of journald's.
     #[arg(long, hide = true, value_name = "SOCKET")]
     pub audit_journal: Option<PathBuf>,
+    /// The traffic log: packets the ruleset logs ([policy.logging],
+    /// rule `log = true`), session ends with bytes each way, NAT starts and
+    /// ends, one JSON object per line (mode 0640, rotated at 64 MiB to one
+    /// FILE.1). Default /var/log/hafw/NODE.traffic.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub traffic_log: Option<PathBuf>,
 }
 
 impl From<RunArgs> for hafw_daemon::RunOptions {
@@ -97,6 +103,7 @@ impl From<RunArgs> for hafw_daemon::RunOptions {
             audit_log: a.audit_log,
             audit_journal: a.audit_journal,
             state_dir: a.state_dir,
+            traffic_log: a.traffic_log,
         }
     }
 }

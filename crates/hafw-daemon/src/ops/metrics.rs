@@ -73,6 +73,9 @@ struct Inner {
     control_refused: Family<One, Counter>,
     audit_dropped: Counter,
     hook_runs: Family<One, Counter>,
+    traffic_records: Family<One, Counter>,
+    traffic_suppressed: Counter,
+    traffic_lost: Family<One, Counter>,
     peer_alive: U64Gauge,
     rule_packets: Family<One, Counter>,
     rule_bytes: Family<One, Counter>,
@@ -266,6 +269,30 @@ impl Metrics {
             "Audit records dropped because the audit writer was behind (the HA path never waits for it)",
             audit_dropped.clone(),
         );
+        let traffic_records = Family::<One, Counter>::default();
+        // hafw_traffic_log_records_total{kind}
+        r.register(
+            "traffic_log_records",
+            "Traffic log records written, by kind (deny, accept, drop, reject, session-end, nat-start, nat-end, suppressed)",
+            traffic_records.clone(),
+        );
+        let traffic_suppressed = Counter::default();
+        // hafw_traffic_log_suppressed_total
+        r.register(
+            "traffic_log_suppressed",
+            "Traffic log records not written because [policy.logging] rate was reached",
+            traffic_suppressed.clone(),
+        );
+        let traffic_lost = Family::<One, Counter>::default();
+        // hafw_traffic_log_lost_total{reason}
+        r.register(
+            "traffic_log_lost",
+            "Traffic log records lost: kernel overruns (nflog_overrun, nflog_gap, conntrack_overrun), malformed messages, a full queue, the syslog collector",
+            traffic_lost.clone(),
+        );
+        for reason in crate::ops::traffic::LOST_REASONS {
+            let _ = traffic_lost.get_or_create(&[("reason", reason.to_string())]);
+        }
         let hook_runs = Family::<One, Counter>::default();
         // hafw_hook_runs_total{result}
         r.register(
@@ -321,6 +348,9 @@ impl Metrics {
                 control_refused,
                 audit_dropped,
                 hook_runs,
+                traffic_records,
+                traffic_suppressed,
+                traffic_lost,
                 peer_alive,
                 rule_packets,
                 rule_bytes,
@@ -555,6 +585,28 @@ impl Metrics {
 
     /// `hafw_hook_runs_total{result}` + 1; `result` is one of
     /// [`super::hooks::RESULTS`].
+    /// `hafw_traffic_log_records_total{kind}` + 1; `kind` is a record kind.
+    pub fn traffic_record(&self, kind: &'static str) {
+        self.inner
+            .traffic_records
+            .get_or_create(&[("kind", kind.to_string())])
+            .inc();
+    }
+
+    /// `hafw_traffic_log_suppressed_total` + `n`.
+    pub fn traffic_suppressed(&self, n: u64) {
+        self.inner.traffic_suppressed.inc_by(n);
+    }
+
+    /// `hafw_traffic_log_lost_total{reason}` + `n`; `reason` is one of
+    /// `ops::traffic::LOST_REASONS`.
+    pub fn traffic_lost(&self, reason: &'static str, n: u64) {
+        self.inner
+            .traffic_lost
+            .get_or_create(&[("reason", reason.to_string())])
+            .inc_by(n);
+    }
+
     pub fn hook_run(&self, result: &str) {
         self.inner
             .hook_runs

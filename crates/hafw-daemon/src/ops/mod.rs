@@ -14,4 +14,5 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod text;
+pub mod traffic;
 pub mod watch;

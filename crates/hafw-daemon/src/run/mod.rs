@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub audit_journal: Option<PathBuf>,
     /// `--state-dir`: the rule-hit totals' file ([`crate::hits::state`]).
     pub state_dir: PathBuf,
+    /// The traffic log's JSON-lines file (default
+    /// [`crate::ops::traffic::default_path`]).
+    pub traffic_log: Option<PathBuf>,
 }
 
 /// The default `--state-dir`, which the unit's StateDirectory makes.
@@ -154,6 +157,10 @@ pub fn run(mut args: RunOptions) -> ExitCode {
             .audit_journal
             .clone()
             .unwrap_or_else(|| PathBuf::from(crate::ops::audit::JOURNAL_SOCKET));
+        let traffic_log = args
+            .traffic_log
+            .clone()
+            .unwrap_or_else(|| crate::ops::traffic::default_path(&plan.node));
         return paired::run(
             dep,
             plan,
@@ -165,6 +172,7 @@ pub fn run(mut args: RunOptions) -> ExitCode {
                 audit_log: &audit_log,
                 audit_journal: &audit_journal,
                 state_dir: &args.state_dir,
+                traffic_log: &traffic_log,
             },
             paired::Options {
                 ha_profile: args.ha_profile,

@@ -47,6 +47,8 @@ pub struct Paths<'a> {
     pub audit_journal: &'a Path,
     /// `--state-dir`: the rule-hit totals carried across restarts.
     pub state_dir: &'a Path,
+    /// `--traffic-log`: the traffic log's JSON-lines file.
+    pub traffic_log: &'a Path,
 }
 
 /// How the node is asked to run, besides its files.
@@ -115,6 +117,34 @@ async fn serve(
     node.stop().await
 }
 
+/// What the traffic log takes from the node: its own addresses (the
+/// floating ones are not: DNAT'd sessions are addressed to them), the
+/// rules' actions, the session-sync mark.
+fn traffic_settings(dep: &Deployment, plan: &NodePlan, file: &Path) -> ops::traffic::Settings {
+    use hafw_model::spec::Action;
+    ops::traffic::Settings {
+        node: plan.node.clone(),
+        file: file.to_path_buf(),
+        max_bytes: ops::traffic::DEFAULT_MAX_BYTES,
+        logging: plan.logging.clone(),
+        local: plan.interfaces.iter().map(|i| i.address.0).collect(),
+        ignore_mark: crate::sync::INJECT_MARK,
+        rule_actions: dep
+            .policy
+            .rules
+            .iter()
+            .map(|r| {
+                let a = match r.action {
+                    Action::Accept => "accept",
+                    Action::Drop => "drop",
+                    Action::Reject => "reject",
+                };
+                (r.name.clone(), a)
+            })
+            .collect(),
+    }
+}
+
 /// A running paired node: what its threads and tasks share.
 struct Paired {
     plan: NodePlan,
@@ -128,6 +158,7 @@ struct Paired {
     view: StatusView,
     executor: tokio::task::JoinHandle<()>,
     audit: ops::audit::Audit,
+    traffic: ops::traffic::TrafficLog,
 }
 
 impl Paired {
@@ -159,6 +190,12 @@ impl Paired {
                 max_bytes: ops::audit::DEFAULT_MAX_BYTES,
                 journal: Some(paths.audit_journal.to_path_buf()),
             },
+            &log,
+        )
+        .map_err(SetupError::Missing)?;
+        let traffic = ops::traffic::TrafficLog::start(
+            traffic_settings(&dep, &plan, paths.traffic_log),
+            metrics.clone(),
             &log,
         )
         .map_err(SetupError::Missing)?;
@@ -307,6 +344,7 @@ impl Paired {
             view,
             executor,
             audit,
+            traffic,
         };
         node.feed_metrics(control, hits);
         node.watch_alarms();
@@ -438,6 +476,7 @@ impl Paired {
         // the process ends.
         let audit = self.audit.clone();
         let _ = tokio::task::spawn_blocking(move || audit.flush(AUDIT_FLUSH)).await;
+        self.traffic.stop();
         if problems.is_empty() {
             Ok(())
         } else {

@@ -12,6 +12,7 @@
 use std::net::Ipv4Addr;
 
 use super::entry::{proto, status, tcp_flags, tcp_state, Entry, TcpInfo, Tuple};
+use super::sessions::{Accounting, Counters};
 
 // netlink
 pub(crate) const NLMSG_HDRLEN: usize = 16;
@@ -35,14 +36,14 @@ pub(crate) const IPCTNL_MSG_CT_GET: u16 = NFNL_SUBSYS_CTNETLINK << 8 | 1;
 pub(crate) const IPCTNL_MSG_CT_DELETE: u16 = NFNL_SUBSYS_CTNETLINK << 8 | 2;
 
 // enum ctattr_type
-const CTA_TUPLE_ORIG: u16 = 1;
-const CTA_TUPLE_REPLY: u16 = 2;
-const CTA_STATUS: u16 = 3;
+pub(crate) const CTA_TUPLE_ORIG: u16 = 1;
+pub(crate) const CTA_TUPLE_REPLY: u16 = 2;
+pub(crate) const CTA_STATUS: u16 = 3;
 const CTA_PROTOINFO: u16 = 4;
 const CTA_NAT_SRC: u16 = 6;
 const CTA_TIMEOUT: u16 = 7;
 const CTA_MARK: u16 = 8;
-const CTA_ID: u16 = 12;
+pub(crate) const CTA_ID: u16 = 12;
 const CTA_NAT_DST: u16 = 13;
 const CTA_ZONE: u16 = 18;
 // enum ctattr_tuple / ctattr_ip / ctattr_l4proto
@@ -82,7 +83,7 @@ impl std::fmt::Display for Malformed {
 
 impl std::error::Error for Malformed {}
 
-fn bad<T>(what: impl Into<String>) -> Result<T, Malformed> {
+pub(crate) fn bad<T>(what: impl Into<String>) -> Result<T, Malformed> {
     Err(Malformed(what.into()))
 }
 
@@ -99,7 +100,7 @@ pub(crate) enum Write {
     Update,
 }
 
-const fn align4(n: usize) -> usize {
+pub(crate) const fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
@@ -121,7 +122,7 @@ pub(crate) fn end_msg(buf: &mut [u8], start: usize) {
     buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }
 
-fn put(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
+pub(crate) fn put(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
     let len = 4 + value.len();
     buf.extend_from_slice(&(len as u16).to_ne_bytes());
     buf.extend_from_slice(&kind.to_ne_bytes());
@@ -139,7 +140,7 @@ fn nest<F: FnOnce(&mut Vec<u8>)>(buf: &mut Vec<u8>, kind: u16, body: F) {
     buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
 }
 
-fn put_tuple(buf: &mut Vec<u8>, kind: u16, t: &Tuple) {
+pub(crate) fn put_tuple(buf: &mut Vec<u8>, kind: u16, t: &Tuple) {
     nest(buf, kind, |buf| {
         nest(buf, CTA_TUPLE_IP, |buf| {
             put(buf, CTA_IP_V4_SRC, &t.src.octets());
@@ -354,7 +355,7 @@ pub(crate) fn error_code(payload: &[u8]) -> Result<i32, Malformed> {
 
 /// Attributes of a buffer, `(type without flags, value)`; the first bad
 /// length ends the walk with an error.
-fn attrs(buf: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), Malformed>> {
+pub(crate) fn attrs(buf: &[u8]) -> impl Iterator<Item = Result<(u16, &[u8]), Malformed>> {
     let mut rest = buf;
     std::iter::from_fn(move || {
         // Trailing padding shorter than a header is tolerated, as the kernel does.
@@ -521,6 +522,84 @@ pub(crate) fn decode_entry(payload: &[u8]) -> Result<Entry, Malformed> {
     e.orig = orig;
     e.reply = reply;
     Ok(e)
+}
+
+// enum ctattr_type (accounting), ctattr_counters, ctattr_tstamp
+const CTA_COUNTERS_ORIG: u16 = 9;
+const CTA_COUNTERS_REPLY: u16 = 10;
+const CTA_TIMESTAMP: u16 = 20;
+const CTA_COUNTERS_PACKETS: u16 = 1;
+const CTA_COUNTERS_BYTES: u16 = 2;
+const CTA_TIMESTAMP_START: u16 = 1;
+const CTA_TIMESTAMP_STOP: u16 = 2;
+
+fn be64(v: &[u8], what: &str) -> Result<u64, Malformed> {
+    fixed::<8>(v, what).map(u64::from_be_bytes)
+}
+
+fn decode_counters(buf: &[u8], which: &str) -> Result<Counters, Malformed> {
+    let mut c = Counters::default();
+    for a in attrs(buf) {
+        match a? {
+            (CTA_COUNTERS_PACKETS, v) => c.packets = be64(v, which)?,
+            (CTA_COUNTERS_BYTES, v) => c.bytes = be64(v, which)?,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// The accounting of a ctnetlink entry (destroy events carry it when
+/// `nf_conntrack_acct` and `nf_conntrack_timestamp` are on).
+pub(crate) fn decode_accounting(payload: &[u8]) -> Result<Accounting, Malformed> {
+    let mut acct = Accounting::default();
+    for a in attrs(payload.get(NFGENMSG_LEN..).unwrap_or(&[])) {
+        match a? {
+            (CTA_COUNTERS_ORIG, v) => acct.orig = Some(decode_counters(v, "CTA_COUNTERS_ORIG")?),
+            (CTA_COUNTERS_REPLY, v) => acct.reply = Some(decode_counters(v, "CTA_COUNTERS_REPLY")?),
+            (CTA_TIMESTAMP, v) => {
+                for t in attrs(v) {
+                    match t? {
+                        (CTA_TIMESTAMP_START, v) => {
+                            acct.start_ns = Some(be64(v, "CTA_TIMESTAMP_START")?)
+                        }
+                        (CTA_TIMESTAMP_STOP, v) => {
+                            acct.stop_ns = Some(be64(v, "CTA_TIMESTAMP_STOP")?)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(acct)
+}
+
+/// Packets and bytes of one direction (for the tests' messages).
+#[cfg(test)]
+pub(crate) fn put_accounting(buf: &mut Vec<u8>, acct: &Accounting) {
+    for (kind, c) in [
+        (CTA_COUNTERS_ORIG, acct.orig),
+        (CTA_COUNTERS_REPLY, acct.reply),
+    ] {
+        if let Some(c) = c {
+            nest(buf, kind, |b| {
+                put(b, CTA_COUNTERS_PACKETS, &c.packets.to_be_bytes());
+                put(b, CTA_COUNTERS_BYTES, &c.bytes.to_be_bytes());
+            });
+        }
+    }
+    if acct.start_ns.is_some() || acct.stop_ns.is_some() {
+        nest(buf, CTA_TIMESTAMP, |b| {
+            if let Some(t) = acct.start_ns {
+                put(b, CTA_TIMESTAMP_START, &t.to_be_bytes());
+            }
+            if let Some(t) = acct.stop_ns {
+                put(b, CTA_TIMESTAMP_STOP, &t.to_be_bytes());
+            }
+        });
+    }
 }
 
 #[cfg(test)]

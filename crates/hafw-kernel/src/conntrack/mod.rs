@@ -46,12 +46,18 @@
 //!   window from the next packets.
 //! - NEW and UPDATE events differ only by `NLM_F_CREATE|NLM_F_EXCL`.
 //!
+//! - [`SessionEvents`]: new and destroy events only, with the destroyed
+//!   entry's [`Accounting`] (packets, bytes, start and stop), for the
+//!   traffic log.
+//!
 //! Not carried: IPv6, helpers and expectations, sequence adjustment
 //! (`CTA_SEQ_ADJ_*`), labels, counters, GRE keys.
 
-mod codec;
+pub(crate) mod codec;
 mod entry;
-mod socket;
+mod sessions;
+pub(crate) mod socket;
 
 pub use entry::{proto, status, tcp_flags, tcp_state, Binding, Entry, Nat, TcpInfo, Tuple};
+pub use sessions::{Accounting, Counters, Session, SessionEvents};
 pub use socket::{BatchReport, Conntrack, Event, Events, RCVBUF, REQUEST_TIMEOUT};

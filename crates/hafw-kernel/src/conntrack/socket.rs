@@ -96,7 +96,7 @@ const GROUP_NEW: u32 = 1;
 const GROUP_UPDATE: u32 = 2;
 const GROUP_DESTROY: u32 = 3;
 
-fn open_socket(ns: Option<&str>, groups: &[u32], object: &str) -> Result<Socket> {
+pub(crate) fn open_socket(ns: Option<&str>, groups: &[u32], object: &str) -> Result<Socket> {
     let sock = in_netns(ns, || -> io::Result<Socket> {
         let mut sock = Socket::new(NETLINK_NETFILTER)?;
         sock.bind_auto()?;
@@ -112,7 +112,7 @@ fn open_socket(ns: Option<&str>, groups: &[u32], object: &str) -> Result<Socket>
 
 /// `SO_RCVBUFFORCE` passes `rmem_max` (root only); without the privilege,
 /// `SO_RCVBUF` gives what the limit allows.
-fn grow_rcvbuf(sock: &Socket) -> io::Result<()> {
+pub(crate) fn grow_rcvbuf(sock: &Socket) -> io::Result<()> {
     let size = RCVBUF as libc::c_int;
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
         // SAFETY: a c_int option value of the right length on an open socket.
@@ -135,7 +135,7 @@ fn grow_rcvbuf(sock: &Socket) -> io::Result<()> {
 /// Reads one datagram into `buf` (kept at [`RECV_BYTES`]) and returns its
 /// length. A datagram larger than the buffer would lose messages silently,
 /// so it is an error.
-fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes.
     let n = unsafe {
         libc::recv(
@@ -158,7 +158,7 @@ fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
     Ok(n)
 }
 
-fn send(fd: RawFd, buf: &[u8]) -> io::Result<()> {
+pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<()> {
     // SAFETY: `buf` is valid for `buf.len()` bytes.
     let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), 0) };
     if n < 0 {

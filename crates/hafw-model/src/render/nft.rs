@@ -213,7 +213,7 @@ pub fn ruleset(
     output_chain(&mut out);
     forward_chain(&mut out, fastpath.is_some());
     for pair in &pairs {
-        compile::pair_chain(&mut out, pair);
+        compile::pair_chain(&mut out, pair, &dep.policy.logging);
     }
     nat::prerouting(&mut out, dep);
     nat::postrouting(&mut out, dep, interfaces)?;

@@ -42,6 +42,9 @@ pub struct NodePlan {
     pub ruleset: Ruleset,
     /// `policy.hooks`, taken up at start (a change needs a restart).
     pub hooks: crate::hooks::Hooks,
+    /// `policy.logging`, taken up at start (a change of its syslog or
+    /// rate needs a restart; the ruleset's log statements follow applies).
+    pub logging: crate::logging::Logging,
 }
 
 /// Every HA setting of the node, resolved: the daemon builds the core's
@@ -285,6 +288,7 @@ pub fn plan_with(
         routes,
         ruleset,
         hooks: dep.policy.hooks.clone(),
+        logging: dep.policy.logging.clone(),
     })
 }
 

@@ -7,6 +7,7 @@ use ipnet::Ipv4Net;
 
 use super::shard::{elements, shard, Element};
 use super::syntax::{line, quote};
+use crate::logging::{default_deny_prefix, rule_prefix, Logging, MAX_PREFIX};
 use crate::spec::{Action, Deployment, PortRange, Protocol, Rule};
 
 /// One zone pair with its rules, in policy order.
@@ -148,6 +149,19 @@ pub(super) fn zone_pairs<'d>(
                 ));
             }
         }
+        if rule.log && rule_prefix(&rule.name).len() > MAX_PREFIX {
+            return Err(format!(
+                "rule `{}` has `log = true` but its name is longer than the {} bytes a log prefix holds after `rule `; shorten the name",
+                rule.name,
+                MAX_PREFIX - rule_prefix("").len()
+            ));
+        }
+        let deny = default_deny_prefix(&rule.from, &rule.to);
+        if dep.policy.logging.default_deny && deny.len() > MAX_PREFIX {
+            return Err(format!(
+                "the log prefix `{deny}` is longer than {MAX_PREFIX} bytes; shorten the zone names or set [policy.logging] default_deny = false"
+            ));
+        }
         let key = (rule.from.as_str(), rule.to.as_str());
         let at = *index.entry(key).or_insert_with(|| {
             pairs.push(Pair {
@@ -216,10 +230,16 @@ pub(super) fn steps<'a, 'd>(pair: &'a Pair<'d>) -> Vec<Step<'a, 'd>> {
     let mut run_no = 0;
     while start < pair.rules.len() {
         let key = pair.rules[start].run_key();
-        let len = pair.rules[start..]
-            .iter()
-            .take_while(|r| r.run_key() == key)
-            .count();
+        // A logged rule stays a run of its own: a set lookup logs with one
+        // prefix for the whole run, and the log must name the rule.
+        let len = if pair.rules[start].rule.log {
+            1
+        } else {
+            pair.rules[start..]
+                .iter()
+                .take_while(|r| r.run_key() == key && !r.rule.log)
+                .count()
+        };
         let run = &pair.rules[start..start + len];
         run_no += 1;
         if let [single] = run {
@@ -240,7 +260,7 @@ pub(super) fn steps<'a, 'd>(pair: &'a Pair<'d>) -> Vec<Step<'a, 'd>> {
 }
 
 /// The pair's chain, preceded by the sets its grouped runs look up.
-pub(super) fn pair_chain(out: &mut String, pair: &Pair<'_>) {
+pub(super) fn pair_chain(out: &mut String, pair: &Pair<'_>, logging: &Logging) {
     let steps = steps(pair);
     for step in &steps {
         if let Step::Lookup { set, run, elements } = step {
@@ -250,23 +270,31 @@ pub(super) fn pair_chain(out: &mut String, pair: &Pair<'_>) {
     line(out, 1, format!("chain {} {{", pair.chain));
     for step in &steps {
         let text = match step {
-            Step::Single(c) => single_rule(c),
+            Step::Single(c) => single_rule(c, logging.group),
             Step::Lookup { set, run, .. } => lookup_rule(set, run),
         };
         line(out, 2, text);
     }
+    let deny = default_deny_prefix(pair.from, pair.to);
+    let log = match logging.default_deny {
+        true => format!("{} ", log_statement(&deny, logging.group)),
+        false => String::new(),
+    };
     line(
         out,
         2,
-        format!(
-            "counter drop comment {}",
-            quote(&format!("default deny {} -> {}", pair.from, pair.to))
-        ),
+        format!("counter {log}drop comment {}", quote(&deny)),
     );
     line(out, 1, "}");
 }
 
-fn single_rule(c: &Compiled<'_>) -> String {
+/// `log prefix "..." group N`: the packet goes to the daemon over NFLOG
+/// (the group's copy range, set by the daemon, keeps it to the headers).
+pub(super) fn log_statement(prefix: &str, group: u16) -> String {
+    format!("log prefix {} group {group}", quote(prefix))
+}
+
+fn single_rule(c: &Compiled<'_>, group: u16) -> String {
     let mut parts: Vec<String> = Vec::new();
     match c.shape {
         Shape::Icmp => parts.push("meta l4proto icmp".into()),
@@ -296,6 +324,9 @@ fn single_rule(c: &Compiled<'_>) -> String {
         ));
     }
     parts.push("counter".into());
+    if c.rule.log {
+        parts.push(log_statement(&rule_prefix(&c.rule.name), group));
+    }
     parts.push(c.shape.verdict(c.rule.action).into());
     parts.push(format!(
         "comment {}",

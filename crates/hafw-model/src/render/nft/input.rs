@@ -160,8 +160,43 @@ pub(super) fn chain(out: &mut String, input: &Input<'_>) {
         );
     }
     management(out, input);
+    log_denied(out, input);
     line(out, 2, "counter drop comment \"input default deny\"");
     line(out, 1, "}");
+}
+
+/// With `[policy.logging] default_deny`, what the final drop is about to
+/// drop from a zone's data interfaces is logged with the zone's name (the
+/// management interface is in no zone: its scans are not traffic).
+fn log_denied(out: &mut String, input: &Input<'_>) {
+    let logging = &input.dep.policy.logging;
+    if !logging.default_deny {
+        return;
+    }
+    for zone in &input.dep.policy.zones {
+        let names: Vec<String> = input
+            .interfaces
+            .iter()
+            .filter(|i| i.role.is_data() && zone.interfaces.contains(&i.role))
+            .map(|i| quote(&i.ifname))
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let prefix = crate::logging::input_deny_prefix(&zone.name);
+        if prefix.len() > crate::logging::MAX_PREFIX {
+            continue;
+        }
+        line(
+            out,
+            2,
+            format!(
+                "iifname {{ {} }} {}",
+                names.join(", "),
+                super::compile::log_statement(&prefix, logging.group)
+            ),
+        );
+    }
 }
 
 /// SSH and the API on the management interface, from `allow` only. Not

@@ -45,6 +45,7 @@ pub fn synthetic_rules(n: usize, pairs: &[(&str, &str)]) -> Vec<Rule> {
                 protocol,
                 ports,
                 action,
+                log: false,
             }
         })
         .collect()

@@ -51,6 +51,7 @@ fn rule(name: &str, action: Action, protocol: Protocol, dst: &str, ports: &[u16]
             .map(|&p| crate::spec::PortRange { first: p, last: p })
             .collect(),
         action,
+        log: false,
     }
 }
 
@@ -107,14 +108,14 @@ fn seed_dispatches_zone_pairs_through_a_verdict_map() {
         block(&t, "chain untrust_to_trust"),
         [
             "ip daddr 10.0.10.10 tcp dport 80 counter accept comment \"rule web-in\"",
-            "counter drop comment \"default deny untrust -> trust\"",
+            "counter log prefix \"default deny untrust -> trust\" group 17 drop comment \"default deny untrust -> trust\"",
         ]
     );
     assert_eq!(
         block(&t, "chain trust_to_untrust"),
         [
             "ip saddr 10.0.10.0/24 counter accept comment \"rule servers-out\"",
-            "counter drop comment \"default deny trust -> untrust\"",
+            "counter log prefix \"default deny trust -> untrust\" group 17 drop comment \"default deny trust -> untrust\"",
         ]
     );
 }
@@ -185,7 +186,7 @@ fn one_arm_shares_the_data_interface() {
         [
             "ip daddr 10.0.10.10 tcp dport 80 counter accept comment \"rule web-in\"",
             "ip saddr 10.0.10.0/24 counter accept comment \"rule servers-out\"",
-            "counter drop comment \"default deny data -> data\"",
+            "counter log prefix \"default deny data -> data\" group 17 drop comment \"default deny data -> data\"",
         ]
     );
     // Inbound DNAT'd traffic leaves by the same interface with a server as
@@ -235,7 +236,7 @@ fn runs_of_one_verdict_become_sets_and_keep_their_order() {
             "meta l4proto tcp ip saddr . ip daddr . th dport @untrust_to_trust_g1 counter accept comment \"rules a0 .. a4 (5 rules)\"",
             "meta l4proto tcp ip daddr 10.0.10.0/24 counter drop comment \"rule block\"",
             "meta l4proto tcp ip saddr . ip daddr . th dport @untrust_to_trust_g3 counter accept comment \"rules a5 .. a7 (3 rules)\"",
-            "counter drop comment \"default deny untrust -> trust\"",
+            "counter log prefix \"default deny untrust -> trust\" group 17 drop comment \"default deny untrust -> trust\"",
         ]
     );
     let set = block(&t, "set untrust_to_trust_g1");
@@ -274,7 +275,7 @@ fn verdicts_alternating_stay_single_rules_in_order() {
             "ip daddr 10.0.10.2 tcp dport 25 counter reject with tcp reset comment \"rule r2\"",
             "meta l4proto icmp ip daddr 10.0.10.3 counter reject with icmpx type admin-prohibited comment \"rule r3\"",
             "meta l4proto { tcp, udp } ip daddr 10.0.10.4 th dport 53 counter accept comment \"rule r4\"",
-            "counter drop comment \"default deny untrust -> trust\"",
+            "counter log prefix \"default deny untrust -> trust\" group 17 drop comment \"default deny untrust -> trust\"",
         ]
     );
 }
@@ -667,4 +668,74 @@ fn fastpath_on_the_one_arm_node_uses_its_one_data_interface() {
     let ft = block(&t, &format!("flowtable {FLOWTABLE}"));
     assert_eq!(ft.len(), 3, "{ft:?}");
     assert!(ft[1].starts_with("devices = { \"data\""), "{ft:?}");
+}
+
+/// A logged rule keeps its name in the log: it is never folded into a set
+/// run (whose one lookup rule would log every member with one prefix),
+/// while the unlogged rules around it still group.
+#[test]
+fn a_logged_rule_stays_out_of_set_runs_and_logs_with_its_name() {
+    let mut rules: Vec<Rule> = (0..4)
+        .map(|i| {
+            rule(
+                &format!("r{i}"),
+                Action::Accept,
+                Protocol::Tcp,
+                &format!("10.0.10.{}", 10 + i),
+                &[80],
+            )
+        })
+        .collect();
+    rules[1].log = true;
+    let t = text(&with_rules(rules), "fw-a");
+    let chain = block(&t, "chain untrust_to_trust");
+    assert_eq!(
+        chain[0],
+        "ip daddr 10.0.10.10 tcp dport 80 counter accept comment \"rule r0\""
+    );
+    assert_eq!(
+        chain[1],
+        "ip daddr 10.0.10.11 tcp dport 80 counter log prefix \"rule r1\" group 17 accept comment \"rule r1\""
+    );
+    assert!(
+        chain[2].contains("@untrust_to_trust_g3") && chain[2].contains("r2 .. r3"),
+        "{chain:?}"
+    );
+    assert_eq!(
+        chain[3],
+        "counter log prefix \"default deny untrust -> trust\" group 17 drop comment \"default deny untrust -> trust\""
+    );
+}
+
+/// `default_deny = false` leaves every drop silent, the input chain's too.
+#[test]
+fn default_deny_logging_can_be_turned_off() {
+    let mut dep = load("seed", SEED);
+    dep.policy.logging.default_deny = false;
+    let t = text(&dep, "fw-a");
+    assert!(!t.contains(" log "), "{t}");
+    let on = text(&load("seed", SEED), "fw-a");
+    assert!(
+        on.contains("iifname { \"untrust\" } log prefix \"default deny untrust -> node\" group 17")
+    );
+}
+
+/// A prefix the kernel cannot hold is refused with the rule and the fix,
+/// never truncated into another rule's name.
+#[test]
+fn a_logged_rule_with_a_name_too_long_for_a_prefix_is_refused() {
+    let mut r = rule(
+        &"x".repeat(130),
+        Action::Accept,
+        Protocol::Tcp,
+        "10.0.10.10",
+        &[80],
+    );
+    r.log = true;
+    let dep = with_rules(vec![r]);
+    let e = node::plan(&dep, "fw-a").unwrap_err();
+    assert!(
+        e.contains("log = true") && e.contains("shorten the name"),
+        "{e}"
+    );
 }

@@ -71,6 +71,11 @@ pub(super) fn sysctls(
     // after a failover only connections session sync delivered go on, which
     // is what a stateful firewall promises (and what the session tests prove).
     out.push(set("net.netfilter.nf_conntrack_tcp_loose", "0"));
+    // The traffic log's session-end records carry packets and bytes each
+    // way and the session's start and end: the kernel keeps them only with
+    // accounting and timestamps on (`docs/logs.md`).
+    out.push(set("net.netfilter.nf_conntrack_acct", "1"));
+    out.push(set("net.netfilter.nf_conntrack_timestamp", "1"));
     out
 }
 

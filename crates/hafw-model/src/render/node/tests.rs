@@ -252,8 +252,9 @@ fn sysctls_cover_forwarding_arp_and_redirects_everywhere() {
     }
     // The conntrack sysctls come last (they exist once the ruleset loaded
     // nf_conntrack): strict windows (synced entries carry their own
-    // liberal flag), and no mid-stream pickup.
-    let tail: Vec<(&str, &str)> = p.sysctls[p.sysctls.len() - 2..]
+    // liberal flag), no mid-stream pickup, and accounting with timestamps
+    // for the traffic log.
+    let tail: Vec<(&str, &str)> = p.sysctls[p.sysctls.len() - 4..]
         .iter()
         .map(|s| (s.key.as_str(), s.value.as_str()))
         .collect();
@@ -261,7 +262,9 @@ fn sysctls_cover_forwarding_arp_and_redirects_everywhere() {
         tail,
         [
             ("net.netfilter.nf_conntrack_tcp_be_liberal", "0"),
-            ("net.netfilter.nf_conntrack_tcp_loose", "0")
+            ("net.netfilter.nf_conntrack_tcp_loose", "0"),
+            ("net.netfilter.nf_conntrack_acct", "1"),
+            ("net.netfilter.nf_conntrack_timestamp", "1")
         ]
     );
 }
