@@ -113,8 +113,12 @@ fn exec(lab: &Lab, host: &str, args: &[&str]) -> Output {
     // A node run here keeps its audit log out of the host's /var/log/hafw.
     let audit = audit_log("dataplane");
     let audit_path = audit.path().display().to_string();
+    let traffic = format!("{audit_path}.traffic.jsonl");
     if args.first() == Some(&"run") {
         all.extend(["--audit-log", audit_path.as_str()]);
+        if !args.contains(&"--standalone") {
+            all.extend(["--traffic-log", traffic.as_str()]);
+        }
     }
     run(&all)
 }
