@@ -101,6 +101,40 @@ pub fn audit_log(label: &str) -> TempFile {
     file
 }
 
+/// What the session-keeping lab tests add to the seed: `app`, an echo
+/// host reached through a DNAT of the external HAVIP's port 7777 (the
+/// inbound sessions).
+pub const APP_DNAT: &str = r#"
+[[policy.rule]]
+name = "app-in"
+from = "untrust"
+to = "trust"
+destination = ["10.0.10.11"]
+protocol = "tcp"
+ports = [7777]
+action = "accept"
+
+[[policy.nat.dnat]]
+name = "app"
+match_address = "10.0.1.100"
+protocol = "tcp"
+port = 7777
+to_address = "10.0.10.11"
+
+[[lab.host]]
+name = "app"
+kind = "echo"
+vswitch = "servers"
+ip = "10.0.10.11"
+port = 7777
+"#;
+
+/// `seed` (the seed's text, perhaps edited) plus [`APP_DNAT`], in a file
+/// of the test's own (`label` names it).
+pub fn with_app(label: &str, seed: &str) -> TempFile {
+    TempFile::new(label, "deployment.toml", &format!("{seed}\n{APP_DNAT}"))
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(hafw()).args(args).output().expect("run hafw")
 }

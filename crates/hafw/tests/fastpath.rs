@@ -35,35 +35,7 @@ fn deployment(test: &str) -> TempFile {
         "\n[policy]\nfastpath = true\n\n[policy.interface]\n",
         1,
     );
-    let extra = r#"
-[[policy.rule]]
-name = "app-in"
-from = "untrust"
-to = "trust"
-destination = ["10.0.10.11"]
-protocol = "tcp"
-ports = [7777]
-action = "accept"
-
-[[policy.nat.dnat]]
-name = "app"
-match_address = "10.0.1.100"
-protocol = "tcp"
-port = 7777
-to_address = "10.0.10.11"
-
-[[lab.host]]
-name = "app"
-kind = "echo"
-vswitch = "servers"
-ip = "10.0.10.11"
-port = 7777
-"#;
-    TempFile::new(
-        &format!("fastpath-{test}"),
-        "deployment.toml",
-        &format!("{seed}\n{extra}"),
-    )
+    with_app(&format!("fastpath-{test}"), &seed)
 }
 
 const PER_DIRECTION: usize = 10;

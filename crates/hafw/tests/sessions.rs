@@ -21,37 +21,7 @@ use hafw_lab::sessions::Sessions;
 /// binary run in parallel.
 fn deployment(test: &str) -> TempFile {
     let seed = std::fs::read_to_string(example("alicloud-havip.toml")).unwrap();
-    let extra = r#"
-[[policy.rule]]
-name = "app-in"
-from = "untrust"
-to = "trust"
-destination = ["10.0.10.11"]
-protocol = "tcp"
-ports = [7777]
-action = "accept"
-
-[[policy.nat.dnat]]
-name = "app"
-match_address = "10.0.1.100"
-protocol = "tcp"
-port = 7777
-to_address = "10.0.10.11"
-
-[[lab.host]]
-name = "app"
-kind = "echo"
-vswitch = "servers"
-ip = "10.0.10.11"
-port = 7777
-"#;
-    // Policy tables must come before [[node]] and [[lab.host]] arrays only in
-    // the sense of TOML paths; appending dotted array tables is valid TOML.
-    TempFile::new(
-        &format!("sessions-{test}"),
-        "deployment.toml",
-        &format!("{seed}\n{extra}"),
-    )
+    with_app(&format!("sessions-{test}"), &seed)
 }
 
 /// 50 each way in CI; `HAFW_SESSIONS_PER_DIRECTION=500` runs the issue's

@@ -24,35 +24,7 @@ const SETTLE: Duration = Duration::from_secs(20);
 /// port 7777 (the inbound sessions), in a file of the test's own.
 fn deployment(test: &str) -> TempFile {
     let seed = std::fs::read_to_string(example("alicloud-havip.toml")).unwrap();
-    let extra = r#"
-[[policy.rule]]
-name = "app-in"
-from = "untrust"
-to = "trust"
-destination = ["10.0.10.11"]
-protocol = "tcp"
-ports = [7777]
-action = "accept"
-
-[[policy.nat.dnat]]
-name = "app"
-match_address = "10.0.1.100"
-protocol = "tcp"
-port = 7777
-to_address = "10.0.10.11"
-
-[[lab.host]]
-name = "app"
-kind = "echo"
-vswitch = "servers"
-ip = "10.0.10.11"
-port = 7777
-"#;
-    TempFile::new(
-        &format!("upgrade-{test}"),
-        "deployment.toml",
-        &format!("{seed}\n{extra}"),
-    )
+    with_app(&format!("upgrade-{test}"), &seed)
 }
 
 fn start(prefix: &str) -> (Pair, TempFile) {
